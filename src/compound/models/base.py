@@ -1,0 +1,224 @@
+"""The backend protocol.
+
+``Backend.generate`` and ``Backend.agenerate`` are final: they do caching, budget reservation, usage
+accounting and tracing around the abstract ``_generate`` (or ``_agenerate``) that each backend writes,
+so a new backend cannot skip any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from abc import ABC
+from typing import Any, Callable, ClassVar, final
+
+from compound.core import budget as budgets
+from compound.core.errors import BudgetExceededError, CompoundError
+from compound.core.settings import Settings, get_settings
+from compound.core.types import Completion, Generation, Request, as_messages
+from compound.core.usage import Usage, active_trackers
+from compound.store.cache import cache_at, cache_key
+from compound.store.traces import child_span, new_id, record
+
+_REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
+
+
+def build_request(prompt: Any, params: dict[str, Any]) -> Request:
+    if isinstance(prompt, Request):
+        return prompt.with_(**params) if params else prompt
+    unknown = set(params) - _REQUEST_FIELDS
+    if unknown:
+        raise TypeError(f"unknown generation parameter(s) {sorted(unknown)}; known: {sorted(_REQUEST_FIELDS)}")
+    if "stop" in params and isinstance(params["stop"], (list, str)):
+        params["stop"] = (params["stop"],) if isinstance(params["stop"], str) else tuple(params["stop"])
+    return Request(as_messages(prompt), **params)
+
+
+class Backend(ABC):
+    """A model behind one interface. Subclasses implement ``_generate`` and/or ``_agenerate``."""
+
+    kind: ClassVar[str] = "base"
+    #: True when ``_generate`` blocks (CPU work or I/O): async callers then run it in a worker thread.
+    blocking: ClassVar[bool] = True
+    #: how to measure a call's CPU time: process-wide for in-process inference, per thread otherwise.
+    cpu_clock: ClassVar[Callable[[], float]] = staticmethod(time.thread_time)
+    #: True when one instance can serve one call at a time (in-process models): calls queue on a lock,
+    #: and their wall and CPU time are measured after they get it, so waiting is not counted as work.
+    serialize: ClassVar[bool] = False
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._serial = threading.Lock() if self.serialize else contextlib.nullcontext()
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.kind}:{self.model}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r})"
+
+    # --- what a backend implements ------------------------------------------------------------------
+    def _generate(self, request: Request) -> Completion:
+        raise NotImplementedError(f"{type(self).__name__} implements neither _generate nor _agenerate")
+
+    async def _agenerate(self, request: Request) -> Completion:
+        if type(self)._generate is Backend._generate:
+            raise NotImplementedError(f"{type(self).__name__} implements neither _generate nor _agenerate")
+        if self.blocking:
+            return await asyncio.to_thread(self._generate, request)
+        return self._generate(request)
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        """An upper bound on the prompt's tokens, used to reserve budget before the call.
+
+        The default (UTF-8 bytes plus per-message overhead) bounds any byte-level BPE tokenizer.
+        Backends that can tokenize exactly override it."""
+        return sum(len(m.content.encode()) + 8 for m in request.messages) + 8
+
+    def estimate_energy_j(self, completion: Completion, cpu_s: float, settings: Settings) -> float:
+        """Joules for a call that measured none: CPU seconds times watts per busy core."""
+        return cpu_s * settings.watts_per_core
+
+    # --- the final public API -------------------------------------------------------------------------
+    @final
+    def generate(self, prompt: Any, **params: Any) -> Generation:
+        """Generate a reply (sync). ``prompt`` is a string, a list of messages or a ``Request``."""
+        request = build_request(prompt, params)
+        settings = get_settings()
+        key, hit = self._lookup(request, settings)
+        if hit is not None:
+            return hit
+        plan, span = self._reserve(request, settings)
+        try:
+            completion, wall, cpu = self._timed(request)
+        except BaseException as e:
+            self._failed(plan, span, e)
+            raise
+        return self._finish(request, settings, key, plan, span, completion, wall, cpu)
+
+    @final
+    async def agenerate(self, prompt: Any, **params: Any) -> Generation:
+        """Generate a reply (async). Concurrency per backend is bounded by ``max_concurrency``."""
+        request = build_request(prompt, params)
+        settings = get_settings()
+        key, hit = self._lookup(request, settings)
+        if hit is not None:
+            return hit
+        async with self._semaphore(settings):
+            plan, span = self._reserve(request, settings)
+            try:
+                completion, wall, cpu = await self._atimed(request)
+            except BaseException as e:
+                self._failed(plan, span, e)
+                raise
+        return self._finish(request, settings, key, plan, span, completion, wall, cpu)
+
+    # --- the machinery the final methods share ---------------------------------------------------------
+    def _semaphore(self, settings: Settings) -> asyncio.Semaphore:
+        loop_id = id(asyncio.get_running_loop())
+        sem = self._semaphores.get(loop_id)
+        if sem is None:
+            sem = self._semaphores[loop_id] = asyncio.Semaphore(settings.max_concurrency)
+        return sem
+
+    def _timed(self, request: Request) -> tuple[Completion, float, float]:
+        with self._serial:
+            t0, c0 = time.perf_counter(), self.cpu_clock()
+            completion = self._generate(request)
+            return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+
+    async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
+        if type(self)._agenerate is Backend._agenerate and self.blocking:
+            return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
+        t0, c0 = time.perf_counter(), self.cpu_clock()
+        completion = await self._agenerate(request)
+        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+
+    def _lookup(self, request: Request, settings: Settings) -> tuple[str | None, Generation | None]:
+        use_cache = settings.cache if request.cache is None else request.cache
+        if not use_cache:
+            return None, None
+        key = cache_key(self.model_id, request.key_fields())
+        hit = cache_at(settings.cache_path).get(key)
+        if hit is None:
+            return key, None
+        hit.cached = True
+        span = child_span("llm", self.model_id)
+        hit.run_id = span.run_id
+        hit.meta["original_call_id"] = hit.call_id
+        hit.call_id = span.id
+        for tracker in active_trackers():
+            tracker.record(hit.usage, cached=True)
+        self._trace(span, request, hit, settings)
+        return key, hit
+
+    def _reserve(self, request: Request, settings: Settings) -> tuple[list, Any]:
+        span = child_span("llm", self.model_id)
+        if budgets.active_budgets():
+            prompt_tokens = self.count_prompt_tokens(request)
+            worst = settings.price_for(self.model).cost(prompt_tokens, request.max_tokens)
+            plan = budgets.reserve(prompt_tokens + request.max_tokens, worst)
+        else:
+            plan = []
+        return plan, span
+
+    def _failed(self, plan: list, span: Any, error: BaseException) -> None:
+        budgets.settle(plan, None)
+        span.ended = time.time()
+        span.status = "error"
+        span.attrs["error"] = f"{type(error).__name__}: {error}"
+        if not isinstance(error, (CompoundError, asyncio.CancelledError)):
+            span.attrs["error_type"] = "backend"
+        if get_settings().trace:
+            record(span)
+
+    def _finish(self, request, settings, key, plan, span, completion: Completion, wall, cpu) -> Generation:
+        measured = completion.energy_j is not None
+        usage = Usage(
+            calls=1,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            wall_s=wall,
+            cpu_s=cpu,
+            cost_usd=settings.price_for(self.model).cost(completion.prompt_tokens, completion.completion_tokens),
+            energy_j=completion.energy_j if measured else self.estimate_energy_j(completion, cpu, settings),
+            energy_estimated=not measured,
+        )
+        gen = Generation(
+            text=completion.text,
+            model=self.model_id,
+            usage=usage,
+            finish_reason=completion.finish_reason,
+            logprobs=completion.logprobs,
+            call_id=span.id,
+            run_id=span.run_id,
+        )
+        budgets.settle(plan, usage, gen)
+        for tracker in active_trackers():
+            tracker.record(usage, cached=False)
+        if key is not None:
+            cache_at(settings.cache_path).put(key, gen)
+        self._trace(span, request, gen, settings)
+        return gen
+
+    def _trace(self, span, request: Request, gen: Generation, settings: Settings) -> None:
+        if not settings.trace:
+            return
+        span.ended = time.time()
+        params = request.key_fields()
+        messages = params.pop("messages")
+        span.attrs = {
+            "messages": messages,
+            "params": params,
+            "reply": gen.text,
+            "usage": gen.usage.to_dict(),
+            "cached": gen.cached,
+            "finish_reason": gen.finish_reason,
+        }
+        record(span)
+
+
+__all__ = ["Backend", "BudgetExceededError", "build_request", "new_id"]

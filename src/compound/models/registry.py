@@ -1,0 +1,61 @@
+"""Find a backend by name. Backends register under the ``compound.backends`` entry-point group, so a
+separate package can add one; the built-in ones register the same way (see pyproject.toml)."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from compound.core.errors import ConfigurationError
+from compound.core.settings import get_settings
+from compound.models.base import Backend
+from compound.models.embedded import EMBEDDED
+
+_instances: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def backend_kinds() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="compound.backends")}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    ep = backend_kinds().get(kind)
+    if ep is None:
+        raise ConfigurationError(
+            f"no backend named {kind!r}; installed backends: {', '.join(sorted(backend_kinds())) or 'none'} "
+            "(a backend package registers under the 'compound.backends' entry point)"
+        )
+    return ep.load()  # type: ignore[attr-defined]
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o-mini"`` -> (openai, gpt-4o-mini); ``"smollm2-135m"`` or a .gguf path -> llama_cpp."""
+    kind, sep, model = spec.partition(":")
+    if sep and kind in backend_kinds():
+        return kind, model
+    if spec in EMBEDDED or Path(spec).suffix.lower() == ".gguf":
+        return "llama_cpp", spec
+    if spec == "scripted":
+        return "scripted", spec
+    raise ConfigurationError(
+        f"cannot tell which backend serves model {spec!r}: name an embedded model ({', '.join(EMBEDDED)}), "
+        f"a .gguf path, or BACKEND:MODEL with BACKEND one of {', '.join(sorted(backend_kinds()))}"
+    )
+
+
+def get_model(model: str | Backend | None = None) -> Backend:
+    """A backend instance for a model spec (one per spec, so a local model is loaded once)."""
+    if isinstance(model, Backend):
+        return model
+    spec = model or get_settings().model
+    with _lock:
+        inst = _instances.get(spec)
+        if inst is None:
+            kind, name = parse_spec(spec)
+            cls = backend_class(kind)
+            inst = _instances[spec] = cls() if kind == "scripted" else cls(name)
+    return inst

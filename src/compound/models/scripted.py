@@ -1,0 +1,79 @@
+"""A deterministic fake backend for tests and benchmarks: scripted replies or a reply function,
+with realistic token counts (about four characters a token) so budgets and reports behave as on a
+real model."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Callable, Iterable
+
+from compound.core.types import Completion, Request
+from compound.models.base import Backend
+
+
+def count_tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+class ScriptedBackend(Backend):
+    """``ScriptedBackend(["a", "b"])`` replies "a", then "b", then "a" ... ;
+    ``ScriptedBackend(lambda request: "...")`` computes each reply from the request."""
+
+    kind = "scripted"
+    blocking = False
+
+    def __init__(
+        self,
+        replies: Iterable[str] | Callable[[Request], str] | None = None,
+        *,
+        model: str = "scripted",
+        latency_s: float = 0.0,
+        cycle: bool = True,
+    ) -> None:
+        super().__init__(model)
+        self.latency_s = latency_s
+        self.requests: list[Request] = []  # every request that reached the backend (not cache hits)
+        self._lock = threading.Lock()
+        if replies is None:
+            self._fn: Callable[[Request], str] | None = lambda r: r.messages[-1].content
+            self._replies = None
+        elif callable(replies):
+            self._fn, self._replies = replies, None
+        else:
+            items = list(replies)
+            if not items:
+                raise ValueError("ScriptedBackend needs at least one reply")
+            self._fn = None
+            self._replies = itertools.cycle(items) if cycle else iter(items)
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        return sum(count_tokens(m.content) + 4 for m in request.messages)
+
+    def _reply(self, request: Request) -> Completion:
+        with self._lock:
+            self.requests.append(request)
+            if self._fn is not None:
+                text = self._fn(request)
+            else:
+                try:
+                    text = next(self._replies)
+                except StopIteration:
+                    raise RuntimeError("ScriptedBackend ran out of scripted replies") from None
+        tokens = count_tokens(text)
+        finish = "stop"
+        if tokens > request.max_tokens:  # truncate as a real model would
+            text, tokens, finish = text[: request.max_tokens * 4], request.max_tokens, "length"
+        return Completion(text, self.count_prompt_tokens(request), tokens, finish)
+
+    def _generate(self, request: Request) -> Completion:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return self._reply(request)
+
+    async def _agenerate(self, request: Request) -> Completion:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        return self._reply(request)

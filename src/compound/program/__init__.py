@@ -1,0 +1,1 @@
+"""Programs: typed calls, steps and their composition."""

