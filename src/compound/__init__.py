@@ -29,6 +29,7 @@ _EXPORTS = {
     # errors
     "CompoundError": "compound.core.errors",
     "BudgetExceededError": "compound.core.errors",
+    "BackendError": "compound.core.errors",
     "OutputParseError": "compound.core.errors",
     "ModelNotInstalledError": "compound.core.errors",
     "ConfigurationError": "compound.core.errors",

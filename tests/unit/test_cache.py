@@ -44,3 +44,20 @@ def test_other_parameters_are_other_entries():
     model = ScriptedBackend(["a", "b"])
     model.generate("q", max_tokens=10)
     assert model.generate("q", max_tokens=11).text == "b"
+
+
+def test_a_failing_store_write_is_reported_on_flush_not_lost_or_hung():
+    import sqlite3
+
+    import pytest
+
+    from compound.store.sqlite import BatchWriter
+
+    def broken():
+        raise sqlite3.OperationalError("disk I/O error")
+
+    w = BatchWriter(broken)
+    w.put("INSERT INTO x VALUES (?)", (1,))
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        w.flush()
+    w.flush()  # the error is reported once; the writer keeps serving

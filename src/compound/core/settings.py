@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,15 +55,15 @@ class Settings:
     watts_per_core: float = 15.0
     joules_per_remote_token: float = 0.3
 
-    @property
+    @functools.cached_property
     def cache_path(self) -> Path:
         return self.home / "cache.sqlite"
 
-    @property
+    @functools.cached_property
     def trace_path(self) -> Path:
         return self.home / "traces.sqlite"
 
-    @property
+    @functools.cached_property
     def models_dir(self) -> Path:
         return self.home / "models"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -32,6 +34,23 @@ def as_messages(prompt: str | list[Message] | list[dict[str, str]] | tuple) -> t
         else:
             raise TypeError(f"cannot use {m!r} as a message: pass a str, a Message or a dict with 'role' and 'content'")
     return tuple(out)
+
+
+_digests: dict[int, tuple[dict[str, Any], str]] = {}
+
+
+def schema_digest(schema: dict[str, Any] | None) -> str | None:
+    """A short digest of a JSON schema, memoized per schema object (schemas are treated as immutable)."""
+    if schema is None:
+        return None
+    hit = _digests.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:32]
+    if len(_digests) > 1024:
+        _digests.clear()
+    _digests[id(schema)] = (schema, digest)
+    return digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +86,7 @@ class Request:
             "top_p": self.top_p,
             "stop": list(self.stop),
             "seed": self.seed,
-            "json_schema": self.json_schema,
+            "json_schema": schema_digest(self.json_schema),
             "grammar": self.grammar,
             "logprobs": self.logprobs,
             "sample_index": self.sample_index,

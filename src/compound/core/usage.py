@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
 
@@ -48,9 +48,17 @@ class Usage:
         self.energy_estimated = self.energy_estimated or other.energy_estimated
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["total_tokens"] = self.total_tokens
-        return d
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "cost_usd": self.cost_usd,
+            "energy_j": self.energy_j,
+            "energy_estimated": self.energy_estimated,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Usage":

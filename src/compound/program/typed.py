@@ -10,6 +10,7 @@ sync and async drivers share it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Generator, Generic, TypeVar
@@ -29,6 +30,10 @@ class OutputSpec(Generic[T]):
     """How to constrain and parse a reply. ``parse`` raises ``ValueError`` with a readable reason."""
 
     schema: dict[str, Any]
+
+    @functools.cached_property
+    def instruction(self) -> str:
+        return SCHEMA_INSTRUCTION.format(schema=json.dumps(self.schema, separators=(",", ":")))
 
     def parse(self, text: str) -> T:
         raise NotImplementedError
@@ -67,13 +72,18 @@ class JSONSchemaOutput(OutputSpec[Any]):
         return value
 
 
+@functools.lru_cache(maxsize=256)
+def _pydantic_spec(model: type) -> PydanticOutput:
+    return PydanticOutput(model)
+
+
 def output_spec(output: Any) -> OutputSpec:
     if isinstance(output, OutputSpec):
         return output
     if isinstance(output, dict):
         return JSONSchemaOutput(output)
     if isinstance(output, type) and issubclass(output, BaseModel):
-        return PydanticOutput(output)
+        return _pydantic_spec(output)
     raise TypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
 
 
@@ -103,7 +113,7 @@ REPAIR_INSTRUCTION = (
 
 
 def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None, **params: Any) -> Request:
-    schema_note = SCHEMA_INSTRUCTION.format(schema=json.dumps(spec.schema, separators=(",", ":")))
+    schema_note = spec.instruction
     system = f"{instructions}\n\n{schema_note}" if instructions else schema_note
     messages = as_messages(prompt)
     if messages and messages[0].role == "system":

@@ -19,6 +19,9 @@ def cache_key(model_id: str, request_fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_PUT = "INSERT OR REPLACE INTO responses VALUES (?,?,?,?)"
+
+
 class ResponseCache(SQLiteStore):
     KIND = "cache"
     VERSION = 1
@@ -26,14 +29,28 @@ class ResponseCache(SQLiteStore):
     CREATE TABLE responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, created REAL NOT NULL, generation TEXT NOT NULL)
     """
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._pending: dict[str, str] = {}  # written by put, not yet committed by the writer thread
+
+    def _written(self, batch: list) -> None:
+        for _, params in batch:
+            if self._pending.get(params[0]) is params[3]:
+                del self._pending[params[0]]
+
     def get(self, key: str) -> Generation | None:
-        row = self.connect().execute("SELECT generation FROM responses WHERE key=?", (key,)).fetchone()
-        return None if row is None else Generation.from_dict(json.loads(row[0]))
+        blob = self._pending.get(key)
+        if blob is None:
+            row = self.connect().execute("SELECT generation FROM responses WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            blob = row[0]
+        return Generation.from_dict(json.loads(blob))
 
     def get_many(self, keys: list[str]) -> dict[str, Generation]:
         """Look up many keys in a few queries (for table jobs)."""
         out: dict[str, Generation] = {}
-        conn = self.connect()
+        conn = self.read()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
@@ -42,16 +59,15 @@ class ResponseCache(SQLiteStore):
         return out
 
     def put(self, key: str, generation: Generation) -> None:
-        self.connect().execute(
-            "INSERT OR REPLACE INTO responses VALUES (?,?,?,?)",
-            (key, generation.model, time.time(), json.dumps(generation.to_dict())),
-        )
+        blob = json.dumps(generation.to_dict())  # serialized now: later changes to the object are not cached
+        self._pending[key] = blob
+        self.writer.put(_PUT, (key, generation.model, time.time(), blob))
 
     def __len__(self) -> int:
-        return self.connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return self.read().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def clear(self) -> None:
-        self.connect().execute("DELETE FROM responses")
+        self.read().execute("DELETE FROM responses")
 
 
 _caches: dict[Path, ResponseCache] = {}

@@ -1,12 +1,101 @@
-"""One way to open SQLite here: a connection per thread, WAL journal, and a versioned schema."""
+"""One way to use SQLite here: a connection per thread, WAL journal, a versioned schema, and a
+background writer that batches inserts so the hot path of a model call never waits on the disk.
+
+Writes are queued and committed by one writer thread within a few milliseconds, in batches of
+whatever accumulated meanwhile. Every read of a store flushes it first, and the queue is flushed at exit, so
+readers see every write that was made before they asked.
+"""
 
 from __future__ import annotations
 
+import atexit
+import queue
 import sqlite3
 import threading
+import time
+import weakref
 from pathlib import Path
+from typing import Any, Callable
 
 from compound.core.errors import ConfigurationError
+
+_STOP = object()
+_live_writers: "weakref.WeakSet[BatchWriter]" = weakref.WeakSet()
+
+
+class BatchWriter:
+    """Runs queued ``(sql, params-or-callable)`` writes on its own thread, one transaction per batch."""
+
+    LINGER_S = 0.005
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], on_written: Callable[[list], None] | None = None):
+        self._connect = connect
+        self._on_written = on_written
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        _live_writers.add(self)
+
+    def put(self, sql: str, params: Any) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="compound-sqlite-writer", daemon=True)
+                    self._thread.start()
+        self._queue.put((sql, params))
+
+    def flush(self) -> None:
+        self._queue.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            item = self._queue.get()
+            time.sleep(self.LINGER_S)  # let a batch gather: fewer wake-ups and GIL hand-offs on the hot path
+            batch = [item]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                conn = conn or self._connect()
+                by_sql: dict[str, list] = {}
+                for sql, params in batch:
+                    by_sql.setdefault(sql, []).append(params() if callable(params) else params)
+                conn.execute("BEGIN")
+                for sql, rows in by_sql.items():
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+                if self._on_written is not None:
+                    self._on_written(batch)
+            except BaseException as e:  # reported to the next flush, never silently dropped
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.error = e
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+
+def flush_all() -> None:
+    """Commit every queued write of every store (called at exit; call it before moving a store's files)."""
+    for w in list(_live_writers):
+        w.flush()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    try:
+        flush_all()
+    except Exception as e:  # the process is ending: say what was not written, do not hang or hide it
+        import sys
+
+        print(f"compound: some cache or trace writes failed at exit: {e}", file=sys.stderr)
 
 
 class SQLiteStore:
@@ -22,6 +111,10 @@ class SQLiteStore:
         self._local = threading.local()
         self._init_lock = threading.Lock()
         self._ready = False
+        self.writer = BatchWriter(self.connect, self._written)
+
+    def _written(self, batch: list) -> None:
+        """Called on the writer thread after a batch is committed (subclasses may drop pending state)."""
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -36,6 +129,11 @@ class SQLiteStore:
                     self._ready = True
         return conn
 
+    def read(self) -> sqlite3.Connection:
+        """A connection for reading, after every queued write has been committed."""
+        self.writer.flush()
+        return self.connect()
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == self.VERSION:
@@ -47,9 +145,3 @@ class SQLiteStore:
             f"{self.KIND} file {self.path} has schema version {version}, this compound reads version "
             f"{self.VERSION}. Move the file aside (or upgrade compound) and run again."
         )
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None

@@ -70,10 +70,11 @@ class TraceStore(SQLiteStore):
     """
 
     def write(self, span: Span) -> None:
-        self.connect().execute("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?)", span.row())
+        """Queue a finished span; the writer thread serializes and commits it."""
+        self.writer.put("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?)", span.row)
 
     def _rows(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
-        cur = self.connect().execute(sql, args)
+        cur = self.read().execute(sql, args)
         names = [d[0] for d in cur.description]
         out = []
         for r in cur.fetchall():

@@ -1,0 +1,127 @@
+"""compound's per-call overhead against DSPy's, and its throughput against raw llama-cpp-python.
+
+    python benchmarks/overhead.py --json out.json
+
+1. Overhead: a typed call (one input, one output field) on compound's scripted backend against the same
+   ``dspy.Predict`` on DSPy's ``DummyLM``. Both fake models answer instantly, so the time per call is the
+   framework's own overhead (prompt building, parsing, caching, accounting, tracing). Median over many
+   calls with distinct inputs (no cache hits). Key: ``overhead_ratio_vs_dspy`` (compound / DSPy).
+2. Throughput: completion tokens per second through ``LlamaCppBackend.generate`` against
+   ``Llama.create_chat_completion`` on the same prompts and the embedded model, each with its own loaded
+   copy of the model (so neither reuses the other's KV cache), alternating call by call.
+   Key: ``throughput_ratio_vs_raw`` (compound / raw).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+from _common import parser, report
+from pydantic import BaseModel
+
+import compound
+from compound.models.embedded import SMALL
+from compound.models.llama_cpp import LlamaCppBackend
+from compound.program.typed import call_typed
+from compound.store.sqlite import flush_all
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+def median_per_call(fn, n: int) -> tuple[float, float]:
+    """Median wall seconds per call, and process CPU seconds per call (background threads included)."""
+    times = []
+    c0 = time.process_time()
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t0)
+    flush_all()  # compound's queued writes are part of its CPU cost
+    return statistics.median(times), (time.process_time() - c0) / n
+
+
+def compound_overhead(n: int) -> tuple[float, float]:
+    model = compound.ScriptedBackend(['{"answer": "Paris"}'])
+    for i in range(50):  # warm up
+        call_typed(Answer, f"warm {i}", model=model)
+    return median_per_call(lambda i: call_typed(Answer, f"question: what is the capital of country {i}?", model=model), n)
+
+
+def dspy_overhead(n: int) -> tuple[float, float]:
+    import dspy
+    from dspy.utils import DummyLM
+
+    lm = DummyLM([{"answer": "Paris"}] * (n + 100))
+    predict = dspy.Predict("question -> answer")
+    with dspy.context(lm=lm):
+        for i in range(50):
+            predict(question=f"warm {i}")
+        return median_per_call(lambda i: predict(question=f"what is the capital of country {i}?"), n)
+
+
+PROMPTS = [
+    "Write one sentence about the sea.",
+    "Name three fruits.",
+    "What is the capital of Italy?",
+    "Describe a cat in a few words.",
+    "Give a tip for sleeping well.",
+    "What colour is the sky at noon?",
+    "Say something kind.",
+    "Explain rain to a child.",
+]
+
+
+def throughput(rounds: int, max_tokens: int) -> dict[str, float]:
+    from llama_cpp import Llama
+
+    backend = LlamaCppBackend(SMALL, n_ctx=2048, n_threads=2)
+    raw = Llama(model_path=str(backend.llm.model_path), n_ctx=2048, n_threads=2, verbose=False)
+    totals = {"raw": [0, 0.0], "compound": [0, 0.0]}
+
+    def run_raw(p: str) -> None:
+        t0 = time.perf_counter()
+        out = raw.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0)
+        totals["raw"][1] += time.perf_counter() - t0
+        totals["raw"][0] += out["usage"]["completion_tokens"]
+
+    def run_compound(p: str) -> None:
+        t0 = time.perf_counter()
+        g = backend.generate(p, max_tokens=max_tokens, temperature=0.0, cache=False)
+        totals["compound"][1] += time.perf_counter() - t0
+        totals["compound"][0] += g.usage.completion_tokens
+
+    run_raw("warm up"), run_compound("warm up")
+    totals = {"raw": [0, 0.0], "compound": [0, 0.0]}
+    for r in range(rounds):
+        for i, p in enumerate(PROMPTS):
+            first, second = (run_raw, run_compound) if (r + i) % 2 == 0 else (run_compound, run_raw)
+            first(p)
+            second(p)
+    return {k: tokens / secs for k, (tokens, secs) in totals.items()}
+
+
+def main() -> None:
+    args = parser(__doc__.split("\n\n")[0]).parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        compound.configure(home=home)  # a fresh cache and trace store: tracing and caching stay on
+        n = 2000
+        ours, ours_cpu = compound_overhead(n)
+        theirs, theirs_cpu = dspy_overhead(n)
+        tps = throughput(rounds=2, max_tokens=48)
+        flush_all()  # commit queued cache and trace writes before the folder goes
+    rows = [
+        {"measure": "typed call overhead (median s/call)", "compound": ours, "baseline": theirs, "baseline is": "DSPy Predict + DummyLM", "ratio": ours / theirs},
+        {"measure": "CPU per typed call (s, background writes included)", "compound": ours_cpu, "baseline": theirs_cpu, "baseline is": "DSPy Predict + DummyLM", "ratio": ours_cpu / theirs_cpu},
+        {"measure": "completion tokens/s, smollm2-135m", "compound": tps["compound"], "baseline": tps["raw"], "baseline is": "raw llama-cpp-python", "ratio": tps["compound"] / tps["raw"]},
+    ]
+    summary = {"overhead_ratio_vs_dspy": ours / theirs, "throughput_ratio_vs_raw": tps["compound"] / tps["raw"],
+               "compound_overhead_s": ours, "dspy_overhead_s": theirs, "cpu_ratio_vs_dspy": ours_cpu / theirs_cpu, "compound_tokens_per_s": tps["compound"], "raw_tokens_per_s": tps["raw"]}
+    report("compound overhead and throughput", rows, summary, args.json)
+
+
+if __name__ == "__main__":
+    main()
