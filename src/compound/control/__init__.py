@@ -1,0 +1,1 @@
+"""Control points: requirements, permissions and limits."""

@@ -1,0 +1,8 @@
+"""Strategies own the loop around a step: they draw candidates, validate them and choose one, and
+return all of it as data."""
+
+from compound.strategies.base import Candidate, Strategy, StrategyResult
+from compound.strategies.repair import Repair
+from compound.strategies.rejection import RejectionSampling
+
+__all__ = ["Candidate", "Strategy", "StrategyResult", "Repair", "RejectionSampling"]

@@ -1,0 +1,116 @@
+"""What every strategy returns: every candidate, its validations and usage, and which one was chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from compound.control.requirements import Level, Requirement, Validation, validate_all
+from compound.core.types import Generation, Message
+from compound.core.usage import Usage
+from compound.store.traces import span
+
+#: draws candidate ``index``; ``feedback`` are extra messages (a failed attempt and its reasons)
+Sampler = Callable[[int, tuple[Message, ...]], Awaitable["Candidate"]]
+
+
+@dataclass
+class Candidate:
+    index: int
+    value: Any = None
+    text: str = ""  # the raw reply the value was parsed from
+    generations: list[Generation] = field(default_factory=list)
+    validations: list[Validation] = field(default_factory=list)
+    error: str | None = None  # set when the reply could not be parsed at all
+
+    @property
+    def passed(self) -> bool:
+        """Every MUST requirement holds (and the reply parsed)."""
+        return self.error is None and all(v.passed for v in self.validations if v.level is Level.MUST)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for g in self.generations:
+            total.add(g.usage)
+        return total
+
+    def rank(self) -> tuple:
+        """MUST first, then SHOULD, then mean score: higher is better."""
+        must = sum(v.passed for v in self.validations if v.level is Level.MUST)
+        should = sum(v.passed for v in self.validations if v.level is Level.SHOULD)
+        mean = sum(v.score for v in self.validations) / len(self.validations) if self.validations else 0.0
+        return (self.error is None, self.passed, must, should, mean, -self.index)
+
+    def failures(self) -> list[Validation]:
+        return [v for v in self.validations if not v.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        value = self.value.model_dump(mode="json") if hasattr(self.value, "model_dump") else self.value
+        return {"index": self.index, "value": value, "text": self.text, "error": self.error, "passed": self.passed,
+                "validations": [v.to_dict() for v in self.validations], "usage": self.usage.to_dict(),
+                "call_ids": [g.call_id for g in self.generations]}
+
+
+@dataclass
+class StrategyResult:
+    strategy: str
+    candidates: list[Candidate]
+    chosen: int
+    note: str = ""
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[self.chosen]
+
+    @property
+    def value(self) -> Any:
+        return self.best.value
+
+    @property
+    def passed(self) -> bool:
+        return self.best.passed
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for c in self.candidates:
+            total.add(c.usage)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "chosen": self.chosen, "passed": self.passed, "note": self.note,
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+class Strategy:
+    """Base class. ``arun`` draws candidates through ``sample`` and returns a ``StrategyResult``."""
+
+    name = "strategy"
+
+    async def arun(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> StrategyResult:
+        raise NotImplementedError
+
+    async def candidate(self, sample: Sampler, index: int, feedback: tuple[Message, ...],
+                        requirements: list[Requirement], inputs: dict[str, Any]) -> Candidate:
+        """Draw one candidate and validate it, inside a traced ``candidate`` span."""
+        with span("candidate", f"{self.name} #{index}") as s:
+            cand = await sample(index, feedback)
+            if cand.error is None:
+                cand.validations = await validate_all(requirements, cand.value, inputs)
+            s.attrs.update(cand.to_dict())
+            if not cand.passed:
+                s.status = "rejected"
+            return cand
+
+    def finish(self, candidates: list[Candidate]) -> StrategyResult:
+        """Choose the first passing candidate, else the best failing one by MUST-then-SHOULD, and say so."""
+        passing = [c for c in candidates if c.passed]
+        if passing:
+            best = max(passing, key=Candidate.rank)
+            note = f"candidate {best.index} meets every MUST requirement"
+        else:
+            best = max(candidates, key=Candidate.rank)
+            failed = "; ".join(v.reason for v in best.failures()) or best.error or ""
+            note = f"no candidate met every MUST requirement; returning the best failing one ({best.index}): {failed}"
+        return StrategyResult(self.name, candidates, candidates.index(best), note)
