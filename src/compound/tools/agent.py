@@ -1,0 +1,125 @@
+"""A tool-using step: the model picks a tool and arguments (a typed, schema-constrained action), the
+policy decides, allowed calls run, and every observation, denials included, goes back to the model as
+data. Steps and tool calls are capped."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from compound.core.types import Message
+from compound.models.base import Backend
+from compound.models.registry import get_model
+from compound.program.module import Module
+from compound.program.typed import adrive, output_spec, typed_protocol, typed_request
+from compound.store.traces import span
+from compound.tools.base import Tool, ToolArgumentError
+from compound.tools.policy import Decision, Policy
+
+FINISH = "finish"
+
+
+@dataclass
+class AgentStep:
+    tool: str
+    arguments: dict[str, Any]
+    thought: str = ""
+    decision: Decision | None = None
+    observation: Any = None
+
+
+@dataclass
+class AgentResult:
+    answer: str | None
+    steps: list[AgentStep] = field(default_factory=list)
+    stopped: str = "finished"  # finished | step limit
+
+    @property
+    def tool_calls(self) -> list[AgentStep]:
+        return [s for s in self.steps if s.tool != FINISH]
+
+
+class ToolAgent(Module):
+    parameter_names = ("instructions", "model")
+
+    def __init__(self, tools: list[Tool], *, model: str | Backend | None = None, policy: Policy | None = None,
+                 instructions: str = "Use the tools to complete the task, then finish with the answer.",
+                 max_steps: int = 6, max_tool_calls: int = 4, name: str | None = None) -> None:
+        self.tools = {t.name: t for t in tools}
+        if FINISH in self.tools:
+            raise ValueError(f"a tool may not be called {FINISH!r}")
+        self.model = model
+        self.policy = policy or Policy(default="deny")
+        self.instructions = instructions
+        self.max_steps = max_steps
+        self.max_tool_calls = max_tool_calls
+        self.name = name
+        names = tuple(self.tools) + (FINISH,)
+        self.action_type = create_model(
+            "Action",
+            thought=(str, Field(description="why this action")),
+            tool=(Literal[names], ...),  # type: ignore[valid-type]
+            arguments=(dict[str, Any], Field(default_factory=dict)),
+            answer=(str, Field(default="", description="the final answer, when tool is finish")),
+        )
+
+    @property
+    def step_name(self) -> str:
+        return self.name or "ToolAgent"
+
+    def _system(self) -> str:
+        lines = [self.instructions, "", "Tools:"]
+        for t in self.tools.values():
+            lines.append(f"- {t.name}: {t.description} Arguments schema: {json.dumps(t.schema['properties'])}")
+        lines.append(f"- {FINISH}: give the final answer in 'answer'.")
+        return "\n".join(lines)
+
+    async def arun(self, task: str) -> AgentResult:
+        backend = get_model(self.model)
+        spec = output_spec(self.action_type)
+        messages = [Message("user", f"Task: {task}")]
+        result = AgentResult(answer=None)
+        calls = 0
+        for _ in range(self.max_steps):
+            request = typed_request(spec, messages, self._system(), max_tokens=256)
+            action: Any = (await adrive(typed_protocol(spec, request), backend)).value
+            step = AgentStep(action.tool, dict(action.arguments), action.thought)
+            result.steps.append(step)
+            messages.append(Message("assistant", action.model_dump_json()))
+            if action.tool == FINISH:
+                result.answer = action.answer
+                return result
+            if calls >= self.max_tool_calls:
+                step.decision = Decision(False, f"tool-call limit of {self.max_tool_calls} reached; finish now", "limit")
+                step.observation = {"denied": step.decision.reason}
+            else:
+                step.observation = await self._call(step)
+                calls += step.decision is not None and step.decision.allowed
+            messages.append(Message("user", f"Observation: {json.dumps(step.observation, default=str)}"))
+        result.stopped = "step limit"
+        return result
+
+    async def _call(self, step: AgentStep) -> Any:
+        tool = self.tools[step.tool]
+        with span("permission", tool.name, arguments=step.arguments) as s:
+            step.decision = await self.policy.decide(tool.name, step.arguments)
+            s.attrs.update(decision="allow" if step.decision.allowed else "deny", **step.decision.to_dict())
+        if not step.decision.allowed:
+            return {"denied": step.decision.reason}
+        with span("tool", tool.name, arguments=step.arguments) as s:
+            try:
+                out = await tool.acall(step.arguments)
+            except ToolArgumentError as e:
+                s.status = "error"
+                out = {"error": str(e)}
+            except Exception as e:  # the model sees the failure as data and may try again
+                s.status = "error"
+                out = {"error": f"{type(e).__name__}: {e}"}
+            s.attrs["result"] = out
+            return out
+
+    async def aforward(self, task: str) -> str | None:
+        return (await self.arun(task)).answer
