@@ -1,0 +1,57 @@
+"""BM25 over ``bm25s``: fast sparse scoring, saved to disk without pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
+
+
+class BM25Retriever:
+    kind = "bm25"
+
+    def __init__(self, documents: Iterable[Document | str] = (), *, stopwords: str | None = "en") -> None:
+        self.stopwords = stopwords
+        self.documents: list[Document] = []
+        self._index = None
+        self.add(documents)
+
+    def add(self, documents: Iterable[Document | str]) -> None:
+        new = as_documents(documents, start=len(self.documents))
+        if new:
+            self.documents = as_documents(self.documents + new)
+            self._build()
+
+    def _build(self) -> None:
+        import bm25s
+
+        self._index = bm25s.BM25()
+        tokens = bm25s.tokenize([d.text for d in self.documents], stopwords=self.stopwords, show_progress=False)
+        self._index.index(tokens, show_progress=False)
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        import bm25s
+
+        if not self.documents:
+            return []
+        k = min(k, len(self.documents))
+        tokens = bm25s.tokenize([query], stopwords=self.stopwords, show_progress=False)
+        if not tokens.vocab:  # nothing searchable in the query (only stopwords)
+            return []
+        ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)
+        return [Hit(self.documents[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+    def save(self, path: str | Path) -> Path:
+        return write_index_dir(Path(path), self.kind, self.documents, {"stopwords": self.stopwords},
+                               lambda d: self._index.save(str(d / "bm25"), allow_pickle=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BM25Retriever":
+        import bm25s
+
+        manifest, docs = read_index_dir(Path(path), cls.kind)
+        r = cls(stopwords=manifest.get("stopwords"))
+        r.documents = docs
+        r._index = bm25s.BM25.load(str(Path(path) / "bm25"), allow_pickle=False)
+        return r
