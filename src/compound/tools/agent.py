@@ -15,9 +15,8 @@ from compound.models.base import Backend
 from compound.models.registry import get_model
 from compound.program.module import Module
 from compound.program.typed import adrive, output_spec, typed_protocol, typed_request
-from compound.store.traces import span
-from compound.tools.base import Tool, ToolArgumentError
-from compound.tools.policy import Decision, Policy
+from compound.tools.base import Tool
+from compound.tools.policy import Decision, Policy, guarded_call
 
 FINISH = "finish"
 
@@ -103,23 +102,8 @@ class ToolAgent(Module):
         return result
 
     async def _call(self, step: AgentStep) -> Any:
-        tool = self.tools[step.tool]
-        with span("permission", tool.name, arguments=step.arguments) as s:
-            step.decision = await self.policy.decide(tool.name, step.arguments)
-            s.attrs.update(decision="allow" if step.decision.allowed else "deny", **step.decision.to_dict())
-        if not step.decision.allowed:
-            return {"denied": step.decision.reason}
-        with span("tool", tool.name, arguments=step.arguments) as s:
-            try:
-                out = await tool.acall(step.arguments)
-            except ToolArgumentError as e:
-                s.status = "error"
-                out = {"error": str(e)}
-            except Exception as e:  # the model sees the failure as data and may try again
-                s.status = "error"
-                out = {"error": f"{type(e).__name__}: {e}"}
-            s.attrs["result"] = out
-            return out
+        step.decision, observation = await guarded_call(self.tools[step.tool], step.arguments, self.policy)
+        return observation
 
     async def aforward(self, task: str) -> str | None:
         return (await self.arun(task)).answer

@@ -78,3 +78,25 @@ class Policy:
 
 
 ALLOW_ALL = Policy(default="allow")
+
+
+async def guarded_call(tool: Any, arguments: dict[str, Any], policy: Policy) -> tuple[Decision, Any]:
+    """Ask the policy, then run the tool only if allowed. Both the decision and the call are traced.
+    Returns the decision and the observation: the result, ``{"denied": reason}`` or ``{"error": ...}``."""
+    from compound.store.traces import span
+    from compound.tools.base import ToolArgumentError
+
+    with span("permission", tool.name, arguments=arguments) as s:
+        decision = await policy.decide(tool.name, arguments)
+        s.attrs.update(decision="allow" if decision.allowed else "deny", **decision.to_dict())
+    if not decision.allowed:
+        return decision, {"denied": decision.reason}
+    with span("tool", tool.name, arguments=arguments) as s:
+        try:
+            out = await tool.acall(arguments)
+        except ToolArgumentError as e:
+            s.status, out = "error", {"error": str(e)}
+        except Exception as e:  # the caller (often a model) sees the failure as data
+            s.status, out = "error", {"error": f"{type(e).__name__}: {e}"}
+        s.attrs["result"] = out
+        return decision, out
