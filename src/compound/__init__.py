@@ -40,6 +40,7 @@ _EXPORTS = {
     # models
     "Backend": "compound.models.base",
     "get_model": "compound.models.registry",
+    "register_model": "compound.models.registry",
     "ScriptedBackend": "compound.models.scripted",
     "LlamaCppBackend": "compound.models.llama_cpp",
     "OpenAIBackend": "compound.models.openai_compat",

@@ -199,6 +199,60 @@ def traces_export(out: Path = typer.Option(..., "--out", help="JSON Lines file t
 
 
 @app.command()
+def table(
+    op: Optional[str] = typer.Argument(None, help="map | filter | classify | extract | impute | describe"),
+    input: Optional[Path] = typer.Argument(None, help="CSV, Excel or Parquet file"),
+    column: Optional[str] = typer.Option(None, "--column", "-c", help="the column to write (or to impute)"),
+    labels: Optional[str] = typer.Option(None, help="classify: comma-separated labels"),
+    instruction: Optional[str] = typer.Option(None, help="map/classify/describe: what to do"),
+    input_columns: Optional[str] = typer.Option(None, "--input-columns", help="comma-separated columns the model sees (default: all)"),
+    source: Optional[str] = typer.Option(None, help="extract: the text column"),
+    fields: Optional[str] = typer.Option(None, help="extract: NAME[:TYPE],... with TYPE str|int|float|bool"),
+    condition: Optional[str] = typer.Option(None, help="filter: the condition rows must meet"),
+    by: Optional[str] = typer.Option(None, help="describe: one sentence per group of this column"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (format from its extension)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    job: Optional[str] = typer.Option(None, "--job", help="job id (default: a new one)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="finish a stopped job; every other option comes from the job"),
+    max_cost: Optional[float] = typer.Option(None, help="stop (resumably) before spending more US dollars"),
+    max_tokens: Optional[int] = typer.Option(None, help="stop (resumably) before using more tokens"),
+    max_seconds: Optional[float] = typer.Option(None, help="stop (resumably) after this many seconds"),
+    max_calls: Optional[int] = typer.Option(None, help="stop (resumably) after this many model calls"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Run a table operator over a file as a durable, resumable job."""
+    from compound.tables.cli_job import run_file_job
+
+    limits = {"cost_usd": max_cost, "tokens": max_tokens, "wall_s": max_seconds, "calls": max_calls}
+    if resume is None:
+        if op is None or input is None:
+            _fail("give OP and INPUT (or --resume JOB)")
+        out = out or input.with_name(f"{input.stem}.{op}{input.suffix}")
+        spec = {"op": op, "input": str(input), "out": str(out), "column": column, "instruction": instruction, "source": source,
+                "fields": fields, "condition": condition, "by": by, "model": model, "job_id": job,
+                "labels": [x.strip() for x in labels.split(",")] if labels else None,
+                "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None}
+        result, path = run_file_job(spec, limits=limits, progress=progress)
+    else:
+        result, path = run_file_job(None, resume=resume, limits=limits, progress=progress)
+    u = result.usage
+    console.print(f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
+                  f"{result.from_checkpoint} from the checkpoint) -> {path}")
+    console.print("physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()), highlight=False)
+
+
+@app.command()
+def jobs(limit: int = typer.Option(20, help="how many")) -> None:
+    """The latest table jobs and how far each got."""
+    from compound.tables.jobs import job_store
+
+    t = Table("id", "op", "status", "done", "input", "out")
+    for j in job_store().list(limit):
+        t.add_row(j["id"], j["spec"].get("op", ""), j["status"], f"{j['done']}/{j['total']}", j["spec"].get("input", ""), j["spec"].get("out", ""))
+    console.print(t)
+
+
+@app.command()
 def demo(
     rows: int = typer.Option(12, help="how many held-out rows to impute"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="model for the job (default: the embedded small model)"),

@@ -47,6 +47,13 @@ def parse_spec(spec: str) -> tuple[str, str]:
     )
 
 
+def register_model(name: str, backend: Backend) -> Backend:
+    """Give a configured backend a name, so programs, jobs and the CLI can refer to it by that name."""
+    with _lock:
+        _instances[name] = backend
+    return backend
+
+
 def get_model(model: str | Backend | None = None) -> Backend:
     """A backend instance for a model spec (one per spec, so a local model is loaded once)."""
     if isinstance(model, Backend):

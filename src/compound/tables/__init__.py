@@ -1,0 +1,1 @@
+"""Tables: semantic operators over pandas DataFrames, files in and out, and durable batch jobs."""

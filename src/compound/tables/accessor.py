@@ -1,0 +1,42 @@
+"""``df.sem``: the table operators as a pandas accessor.
+
+    import compound.tables.accessor  # registers .sem
+    df.sem.classify("sentiment", ["positive", "negative"], input_columns=["review"])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from compound.tables import operators
+from compound.tables.jobs import run_table
+
+
+@pd.api.extensions.register_dataframe_accessor("sem")
+class SemanticAccessor:
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    def _run(self, op_name: str, *args: Any, job_id: str | None = None, progress: bool = False, **kwargs: Any) -> pd.DataFrame:
+        op = operators.OPERATORS[op_name](self._df, *args, **kwargs)
+        return run_table(op, self._df, job_id=job_id, progress=progress).df
+
+    def map(self, column: str, instruction: str, **kw: Any) -> pd.DataFrame:
+        return self._run("map", column, instruction, **kw)
+
+    def filter(self, condition: str, **kw: Any) -> pd.DataFrame:
+        return self._run("filter", condition, **kw)
+
+    def classify(self, column: str, labels: list[str], **kw: Any) -> pd.DataFrame:
+        return self._run("classify", column, labels, **kw)
+
+    def extract(self, source: str, fields: dict[str, Any], **kw: Any) -> pd.DataFrame:
+        return self._run("extract", source, fields, **kw)
+
+    def impute(self, column: str, **kw: Any) -> pd.DataFrame:
+        return self._run("impute", column, **kw)
+
+    def describe(self, column: str = "description", **kw: Any) -> pd.DataFrame:
+        return self._run("describe", column, **kw)

@@ -1,0 +1,180 @@
+"""Semantic operators on DataFrames: map, filter, classify, extract, impute, describe.
+
+Each operator is compiled into a ``TableOp``: which rows to process, the text each row is shown as, the
+program that computes the new values (a typed ``Predict`` by default, or any program or strategy you
+pass, a cascade included), and how the outputs go back into the table. ``run_table`` executes it, with
+deduplication, caching, progress, budgets and (with a job id) checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from compound.program.module import Module
+from compound.program.predict import Predict, Signature
+from compound.tables.io import TableError, check_column_types, require_columns
+
+
+class RowInput(BaseModel):
+    row: str = Field(description="the table row, one 'column: value' per line")
+
+
+def render_row(row: Any, columns: list[str]) -> str:
+    return "\n".join(f"{c}: {row[c]}" for c in columns if not _missing(row[c]))
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or value != value or (isinstance(value, str) and not value.strip())
+    except Exception:
+        return False
+
+
+@dataclass
+class TableOp:
+    name: str
+    program: Module
+    output_columns: list[str]
+    tasks: list[tuple[Any, str]]  # (row index, rendered input) for the rows to process
+    apply: Callable[[Any, dict[Any, dict[str, Any]]], Any]  # (df, outputs by row index) -> new df
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the program or the operation would give other outputs."""
+        blob = json.dumps([self.name, self.output_columns, self.program.state(), _output_schema(self.program)], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _output_schema(program: Module) -> Any:
+    sig = getattr(program, "signature", None)
+    return sig.outputs.model_json_schema() if sig is not None else type(program).__qualname__
+
+
+def _step(output: type[BaseModel], instruction: str, model: Any, program: Module | None, demos: list[dict] | None = None) -> Module:
+    if program is not None:
+        return program
+    return Predict(Signature(RowInput, output, instruction), model=model, demos=demos, max_tokens=256)
+
+
+def _assign(columns: list[str]) -> Callable[[Any, dict[Any, dict[str, Any]]], Any]:
+    def apply(df: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
+        out = df.copy()
+        for c in columns:
+            values = [outputs.get(i, {}).get(c) for i in out.index]
+            out[c] = values if c not in df.columns else [v if i in outputs else old for i, v, old in zip(out.index, values, df[c])]
+        return out
+
+    return apply
+
+
+def _inputs(df: Any, input_columns: list[str] | None, exclude: list[str] = ()) -> list[str]:
+    cols = input_columns or [c for c in df.columns if c not in exclude]
+    require_columns(df, cols)
+    return cols
+
+
+def map_op(df: Any, column: str, instruction: str, *, type_: Any = str, input_columns: list[str] | None = None,
+           model: Any = None, program: Module | None = None) -> TableOp:
+    """A new column ``column`` from an instruction, typed ``type_``."""
+    cols = _inputs(df, input_columns)
+    out = create_model("MapOutput", **{column: (type_, ...)})
+    step = _step(out, instruction, model, program)
+    return TableOp("map", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
+                   {"op": "map", "column": column, "instruction": instruction, "input_columns": cols})
+
+
+def classify_op(df: Any, column: str, labels: list[str], *, instruction: str | None = None,
+                input_columns: list[str] | None = None, model: Any = None, program: Module | None = None) -> TableOp:
+    """A new column ``column`` holding one of ``labels`` per row."""
+    if len(labels) < 2:
+        raise TableError("classify needs at least two labels")
+    cols = _inputs(df, input_columns, exclude=[column])
+    out = create_model("Label", **{column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
+    text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
+    step = _step(out, text, model, program)
+    return TableOp("classify", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
+                   {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols})
+
+
+def extract_op(df: Any, source: str, fields: dict[str, Any], *, instruction: str | None = None,
+               model: Any = None, program: Module | None = None) -> TableOp:
+    """Several typed columns extracted from the text in ``source``; a field may be missing (None)."""
+    require_columns(df, [source])
+    out = create_model("Extracted", **{name: (t | None, None) for name, t in fields.items()})
+    text = instruction or f"Extract {', '.join(fields)} from the {source}. Use null when a value is not given."
+    step = _step(out, text, model, program)
+    return TableOp("extract", step, list(fields), [(i, render_row(r, [source])) for i, r in df.iterrows()], _assign(list(fields)),
+                   {"op": "extract", "source": source, "fields": {k: getattr(v, "__name__", str(v)) for k, v in fields.items()}, "instruction": text})
+
+
+def filter_op(df: Any, condition: str, *, input_columns: list[str] | None = None, model: Any = None,
+              program: Module | None = None) -> TableOp:
+    """Keep the rows for which ``condition`` holds."""
+    cols = _inputs(df, input_columns)
+    out = create_model("Keep", keep=(bool, ...))
+    step = _step(out, f"Does the row meet this condition? {condition}", model, program)
+
+    def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
+        return frame[[bool(outputs.get(i, {}).get("keep")) for i in frame.index]]
+
+    return TableOp("filter", step, ["keep"], [(i, render_row(r, cols)) for i, r in df.iterrows()], apply,
+                   {"op": "filter", "condition": condition, "input_columns": cols})
+
+
+def impute_op(df: Any, column: str, *, input_columns: list[str] | None = None, examples: int = 6, model: Any = None,
+              program: Module | None = None, max_categories: int = 20) -> TableOp:
+    """Fill the missing cells of ``column`` from the other columns of the row, with complete rows as examples."""
+    require_columns(df, [column])
+    kind = check_column_types(df, column)
+    cols = _inputs(df, input_columns, exclude=[column])
+    known = df[df[column].map(lambda v: not _missing(v))]
+    if known.empty:
+        raise TableError(f"column {column!r} has no filled cells to learn from")
+    categories = sorted(map(str, known[column].unique()))
+    if kind == "number":
+        type_: Any = float
+    elif len(categories) <= max_categories:
+        type_ = Literal[tuple(categories)]  # type: ignore[valid-type]
+    else:
+        type_ = str
+    out = create_model("Imputed", **{column: (type_, ...)})
+    complete = known.dropna(subset=cols)
+    sample = complete.sample(n=min(examples, len(complete)), random_state=0) if len(complete) else known.head(examples)
+    demos = [{"row": render_row(r, cols), column: (float(r[column]) if kind == "number" else str(r[column]))} for _, r in sample.iterrows()]
+    step = _step(out, f"Fill in the missing {column} of the row, judging from its other columns.", model, program, demos)
+    todo = df[df[column].map(_missing)]
+    return TableOp("impute", step, [column], [(i, render_row(r, cols)) for i, r in todo.iterrows()], _assign([column]),
+                   {"op": "impute", "column": column, "input_columns": cols, "examples": examples})
+
+
+def describe_op(df: Any, column: str = "description", *, by: str | None = None, instruction: str | None = None,
+                input_columns: list[str] | None = None, model: Any = None, program: Module | None = None) -> TableOp:
+    """One sentence per row, or per group of rows sharing a value of ``by``."""
+    cols = _inputs(df, input_columns, exclude=[column])
+    out = create_model("Description", **{column: (str, ...)})
+    text = instruction or ("Describe this group of rows in one sentence." if by else "Describe the row in one sentence.")
+    step = _step(out, text, model, program)
+    if by is None:
+        return TableOp("describe", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
+                       {"op": "describe", "column": column, "input_columns": cols})
+    require_columns(df, [by])
+    groups = {key: grp for key, grp in df.groupby(by, sort=True, dropna=False)}
+    tasks = [(key, f"{by} = {key}\n" + "\n---\n".join(render_row(r, cols) for _, r in grp.head(20).iterrows())) for key, grp in groups.items()]
+
+    def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({by: list(outputs), column: [o.get(column) for o in outputs.values()]})
+
+    return TableOp("describe", step, [column], tasks, apply, {"op": "describe", "column": column, "by": by, "input_columns": cols})
+
+
+OPERATORS: dict[str, Callable[..., TableOp]] = {
+    "map": map_op, "filter": filter_op, "classify": classify_op, "extract": extract_op, "impute": impute_op, "describe": describe_op,
+}

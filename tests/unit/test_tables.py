@@ -1,0 +1,137 @@
+import json
+import re
+
+import pandas as pd
+import pytest
+
+import compound
+from compound import ScriptedBackend
+from compound.tables import operators as ops
+from compound.tables.cli_job import run_file_job
+from compound.tables.io import TableError, check_column_types, read_table, write_table
+from compound.tables.jobs import JobStopped, job_store, run_table
+
+
+def field(request, name):
+    m = re.search(rf"\b{name}: (.*)$", request.messages[-1].content, re.M)
+    return m.group(1) if m else None
+
+
+def sentiment(request):
+    return json.dumps({"sentiment": "positive" if "good" in field(request, "review") else "negative"})
+
+
+REVIEWS = pd.DataFrame({"id": [1, 2, 3, 4], "review": ["good food", "bad service", "good food", "cold and bad"]})
+
+
+def test_classify_keeps_columns_and_computes_identical_rows_once():
+    model = ScriptedBackend(sentiment)
+    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    out = run_table(op, REVIEWS).df
+    assert list(out.columns) == ["id", "review", "sentiment"]
+    assert out["sentiment"].tolist() == ["positive", "negative", "positive", "negative"]
+    assert len(model.requests) == 3  # "good food" twice: one call
+
+
+def test_cached_rerun_costs_nothing():
+    model = ScriptedBackend(sentiment)
+    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    first = run_table(op, REVIEWS)
+    second = run_table(op, REVIEWS)
+    assert second.df.equals(first.df)
+    assert len(model.requests) == 3 and second.computed == 0 and second.from_cache == 4
+    assert second.usage.physical.calls == 0 and second.usage.cached.calls == 3  # one per distinct input
+
+
+def test_impute_fills_only_missing_cells_with_examples():
+    df = pd.DataFrame({"mass": [3000, 5000, 3100, 5200, 4900], "sex": ["female", "male", None, "male", None]})
+
+    def guess(request):
+        assert any("sex" in m.content for m in request.messages[:-1])  # complete rows shown as examples
+        return json.dumps({"sex": "male" if float(field(request, "mass")) > 4000 else "female"})
+
+    model = ScriptedBackend(guess)
+    out = run_table(ops.impute_op(df, "sex", model=model), df).df
+    assert out["sex"].tolist() == ["female", "male", "female", "male", "male"]
+    assert len(model.requests) == 2
+    schema = model.requests[0].json_schema
+    assert set(schema["properties"]["sex"]["enum"]) == {"female", "male"}
+
+
+def test_extract_filter_map_describe():
+    df = pd.DataFrame({"text": ["Ann is 31", "Bob is 40"], "team": ["a", "b"]})
+    model = ScriptedBackend(lambda r: json.dumps({"name": field(r, "text").split()[0], "age": int(field(r, "text").split()[-1])}))
+    out = run_table(ops.extract_op(df, "text", {"name": str, "age": int}, model=model), df).df
+    assert out[["name", "age"]].values.tolist() == [["Ann", 31], ["Bob", 40]]
+    keep = ScriptedBackend(lambda r: json.dumps({"keep": "Bob" in field(r, "text")}))
+    assert run_table(ops.filter_op(df, "is Bob", model=keep), df).df["text"].tolist() == ["Bob is 40"]
+    shout = ScriptedBackend(lambda r: json.dumps({"loud": field(r, "text").upper()}))
+    assert run_table(ops.map_op(df, "loud", "shout it", input_columns=["text"], model=shout), df).df["loud"].tolist() == ["ANN IS 31", "BOB IS 40"]
+    groups = ScriptedBackend(lambda r: json.dumps({"summary": r.messages[-1].content.splitlines()[1]}))
+    described = run_table(ops.describe_op(df, "summary", by="team", model=groups), df).df
+    assert described.to_dict("list") == {"team": ["a", "b"], "summary": ["team = a", "team = b"]}
+
+
+def test_budget_stop_then_resume_finishes_with_no_row_done_twice(tmp_path):
+    df = pd.DataFrame({"review": [f"good {i}" if i % 2 else f"bad {i}" for i in range(12)]})
+    model = ScriptedBackend(sentiment)
+    op = ops.classify_op(df, "sentiment", ["positive", "negative"], model=model)
+    with compound.budget(calls=5), pytest.raises(JobStopped) as info:
+        run_table(op, df, job_id="j1", concurrency=1)
+    assert "--resume j1" in str(info.value) and info.value.done == 5
+    assert len(job_store().done("j1")) == 5
+    out = run_table(op, df, job_id="j1").df
+    assert len(model.requests) == 12  # the 5 finished rows were not asked again
+    assert out["sentiment"].tolist() == ["negative" if i % 2 == 0 else "positive" for i in range(12)]
+    assert job_store().get("j1")["status"] == "done"
+
+
+def test_resume_with_another_program_is_refused():
+    model = ScriptedBackend(sentiment)
+    run_table(ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], model=model), REVIEWS, job_id="j2")
+    other = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative", "mixed"], model=model)
+    with pytest.raises(compound.CompoundError, match="another program"):
+        run_table(other, REVIEWS, job_id="j2")
+
+
+def test_files_round_trip_in_every_format(tmp_path):
+    df = pd.DataFrame({"b": [1, 2], "a": ["x", "y"]})
+    for ext in ("csv", "xlsx", "parquet"):
+        path = write_table(df, tmp_path / f"t.{ext}")
+        back = read_table(path)
+        assert list(back.columns) == ["b", "a"] and back.values.tolist() == df.values.tolist()
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_bad_files_name_the_file_row_or_column(tmp_path):
+    with pytest.raises(TableError, match="no such file"):
+        read_table(tmp_path / "none.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(TableError, match="empty.csv: the file is empty"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("a,b\n")
+    with pytest.raises(TableError, match="no rows"):
+        read_table(tmp_path / "header.csv")
+    (tmp_path / "bad.xlsx").write_text("this is not a spreadsheet")
+    with pytest.raises(TableError, match="bad.xlsx: cannot read it as excel"):
+        read_table(tmp_path / "bad.xlsx")
+    with pytest.raises(TableError, match="unknown table format"):
+        read_table(tmp_path / "data.json")
+    mixed = pd.DataFrame({"mass": [3000, 4000, "heavy", 3500]})
+    with pytest.raises(TableError, match=r"column 'mass' mixes numbers and text \(row 4 holds 'heavy'\)"):
+        check_column_types(mixed, "mass")
+    with pytest.raises(TableError, match="no column 'sexx'; the columns are: mass"):
+        ops.impute_op(mixed.iloc[:2], "sexx")
+
+
+def test_file_job_with_a_named_model(tmp_path):
+    compound.register_model("sentiment-fake", ScriptedBackend(sentiment))
+    REVIEWS.to_csv(tmp_path / "in.csv", index=False)
+    spec = {"op": "classify", "input": str(tmp_path / "in.csv"), "out": str(tmp_path / "out.xlsx"), "column": "sentiment",
+            "labels": ["positive", "negative"], "model": "sentiment-fake", "job_id": "file-job", "input_columns": ["review"]}
+    result, path = run_file_job(spec, progress=False)
+    assert read_table(path)["sentiment"].tolist() == ["positive", "negative", "positive", "negative"]
+    with pytest.raises(compound.ConfigurationError, match="exists already"):
+        run_file_job(spec, progress=False)
+    again, _ = run_file_job(None, resume="file-job", progress=False)
+    assert again.from_checkpoint == 4 and again.computed == 0
