@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlglot
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 import compound
 from compound.control.requirements import Check
@@ -192,7 +192,19 @@ class BrokenQuery(BaseModel):
 
 class Fix(BaseModel):
     bug: str = Field(description="what is wrong, in one sentence")
-    fixed_sql: str = Field(description="the corrected SQLite query")
+    fixed_sql: str = Field(description="only the corrected SQLite statement, starting with SELECT or WITH; no prose")
+
+    @field_validator("fixed_sql")
+    @classmethod
+    def sql_only(cls, v: str) -> str:
+        """Small models sometimes wrap the SQL in prose or a code fence: keep the statement itself."""
+        fenced = re.search(r"```(?:sql)?\s*(.+?)```", v, re.S | re.I)
+        if fenced:
+            v = fenced.group(1)
+        start = re.search(r"\b(SELECT|WITH)\b", v, re.I)
+        if start and start.start() > 0:
+            v = v[start.start():]
+        return v.strip().strip("`").strip()
 
 
 INSTRUCTIONS = ("You fix broken SQLite queries. Find the bug using the schema and the error, and return the "

@@ -104,3 +104,19 @@ def test_concurrency_is_bounded_by_settings():
 
     asyncio.run(main())
     assert peak == 3
+
+
+def test_backends_pickle_without_process_state():
+    import pickle
+
+    from compound.models.llama_cpp import LlamaCppBackend
+    from compound.models.openai_compat import OpenAIBackend
+
+    scripted = ScriptedBackend(["a", "b"])
+    scripted.generate("q")
+    copy = pickle.loads(pickle.dumps(scripted))
+    assert copy.generate("other", cache=False).text == "b"  # the script goes on where it was
+    llama = pickle.loads(pickle.dumps(LlamaCppBackend("smollm2-135m", n_ctx=512)))
+    assert llama._llm is None and llama.n_ctx == 512  # weights are loaded anew in the other process
+    remote = pickle.loads(pickle.dumps(OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")))
+    assert remote._clients == {} and remote._base_url == "http://127.0.0.1:9/v1"

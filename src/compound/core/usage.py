@@ -62,8 +62,10 @@ class Usage:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Usage":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _USAGE_FIELDS})
+
+
+_USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
 
 
 class UsageTracker:

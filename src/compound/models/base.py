@@ -48,10 +48,25 @@ class Backend(ABC):
     #: and their wall and CPU time are measured after they get it, so waiting is not counted as work.
     serialize: ClassVar[bool] = False
 
+    #: attributes that belong to one process (locks, clients, a loaded model): not pickled, made anew
+    _transient: ClassVar[tuple[str, ...]] = ("_semaphores", "_serial")
+
     def __init__(self, model: str) -> None:
         self.model = model
+        self._init_transient()
+
+    def _init_transient(self) -> None:
+        """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
         self._semaphores: dict[int, asyncio.Semaphore] = {}
         self._serial = threading.Lock() if self.serialize else contextlib.nullcontext()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Backends travel to other processes (Ray workers) without locks, clients or loaded weights."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_transient()
 
     @property
     def model_id(self) -> str:

@@ -53,7 +53,12 @@ class LlamaCppBackend(Backend):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.logits_all = logits_all
-        self._llm: Any = None
+
+    _transient = Backend._transient + ("_llm", "_lock", "_chat_formatter")
+
+    def _init_transient(self) -> None:
+        super()._init_transient()
+        self._llm: Any = None  # each process loads its own copy on first use
         self._lock = threading.Lock()
 
     @property

@@ -27,6 +27,11 @@ class OpenAIBackend(Backend):
         super().__init__(model)
         self._base_url = base_url
         self._api_key = api_key
+
+    _transient = Backend._transient + ("_clients", "_limiters", "_lock")
+
+    def _init_transient(self) -> None:
+        super()._init_transient()
         self._clients: dict[Any, Any] = {}
         self._limiters: dict[tuple, RateLimiter] = {}
         self._lock = threading.Lock()

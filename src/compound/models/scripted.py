@@ -36,7 +36,6 @@ class ScriptedBackend(Backend):
         super().__init__(model)
         self.latency_s = latency_s
         self.requests: list[Request] = []  # every request that reached the backend (not cache hits)
-        self._lock = threading.Lock()
         if replies is None:
             self._fn: Callable[[Request], str] | None = lambda r: r.messages[-1].content
             self._replies = None
@@ -48,6 +47,12 @@ class ScriptedBackend(Backend):
                 raise ValueError("ScriptedBackend needs at least one reply")
             self._fn = None
             self._replies = itertools.cycle(items) if cycle else iter(items)
+
+    _transient = Backend._transient + ("_lock",)
+
+    def _init_transient(self) -> None:
+        super()._init_transient()
+        self._lock = threading.Lock()
 
     def count_prompt_tokens(self, request: Request) -> int:
         return sum(count_tokens(m.content) + 4 for m in request.messages)

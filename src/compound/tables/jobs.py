@@ -113,7 +113,7 @@ class TableRun:
 
 
 def _row_key(index: Any) -> str:
-    return json.dumps(index, default=str)
+    return str(index)
 
 
 def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
@@ -155,14 +155,15 @@ async def arun_table(op: TableOp, df: Any, *, job_id: str | None = None, spec: d
         hits = store.cached(list(todo)) if use_cache else {}
         bar = _Progress(total, from_checkpoint, tracker) if progress else None
         finished: list[tuple[str, str, str]] = []
+        saved = Usage()
         for key, (out_json, usage_json) in hits.items():
-            usage = Usage.from_dict(json.loads(usage_json))
-            for t in active_trackers():
-                t.record(usage, cached=True)
+            saved.add(Usage.from_dict(json.loads(usage_json)))
             value = json.loads(out_json)
             for rk in todo.pop(key):
                 outputs[rk] = value
                 finished.append((rk, out_json, usage_json))
+        for t in active_trackers():
+            t.record(saved, cached=True)
         if job_id is not None and finished:
             store.commit(job_id, finished)
         if bar:
