@@ -19,6 +19,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def run_phase(script: str, phase: str, *args: str) -> dict[str, Any]:
+    """Run one side of a comparison in a fresh process and return the JSON it prints last.
+
+    In-process inference engines keep native thread pools per calling thread (llama.cpp's OpenMP team);
+    two sides in one process would each leave a pool that slows the other, so each side gets its own
+    process, as it would in real use."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, script, "--phase", phase, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 

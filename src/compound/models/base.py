@@ -8,9 +8,9 @@ so a new backend cannot skip any of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
+import contextvars
 import time
+from concurrent.futures import ThreadPoolExecutor
 from abc import ABC
 from typing import Any, Callable, ClassVar, final
 
@@ -44,12 +44,13 @@ class Backend(ABC):
     blocking: ClassVar[bool] = True
     #: how to measure a call's CPU time: process-wide for in-process inference, per thread otherwise.
     cpu_clock: ClassVar[Callable[[], float]] = staticmethod(time.thread_time)
-    #: True when one instance can serve one call at a time (in-process models): calls queue on a lock,
-    #: and their wall and CPU time are measured after they get it, so waiting is not counted as work.
+    #: True when one instance can serve one call at a time (in-process models). Such calls all run on
+    #: one dedicated thread: they queue there (waiting is not counted as work), and native thread pools
+    #: (llama.cpp's OpenMP team) stay bound to one caller instead of spinning up a team per thread.
     serialize: ClassVar[bool] = False
 
     #: attributes that belong to one process (locks, clients, a loaded model): not pickled, made anew
-    _transient: ClassVar[tuple[str, ...]] = ("_semaphores", "_serial")
+    _transient: ClassVar[tuple[str, ...]] = ("_semaphores", "_worker")
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -58,7 +59,7 @@ class Backend(ABC):
     def _init_transient(self) -> None:
         """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
         self._semaphores: dict[int, asyncio.Semaphore] = {}
-        self._serial = threading.Lock() if self.serialize else contextlib.nullcontext()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"compound-{self.kind}") if self.serialize else None
 
     def __getstate__(self) -> dict[str, Any]:
         """Backends travel to other processes (Ray workers) without locks, clients or loaded weights."""
@@ -108,7 +109,10 @@ class Backend(ABC):
             return hit
         plan, span = self._reserve(request, settings)
         try:
-            completion, wall, cpu = self._timed(request)
+            if self._worker is None:
+                completion, wall, cpu = self._timed(request)
+            else:
+                completion, wall, cpu = self._worker.submit(contextvars.copy_context().run, self._timed, request).result()
         except BaseException as e:
             self._failed(plan, span, e)
             raise
@@ -140,12 +144,14 @@ class Backend(ABC):
         return sem
 
     def _timed(self, request: Request) -> tuple[Completion, float, float]:
-        with self._serial:
-            t0, c0 = time.perf_counter(), self.cpu_clock()
-            completion = self._generate(request)
-            return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+        t0, c0 = time.perf_counter(), self.cpu_clock()
+        completion = self._generate(request)
+        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
 
     async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
+        if self._worker is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._worker, contextvars.copy_context().run, self._timed, request)
         if type(self)._agenerate is Backend._agenerate and self.blocking:
             return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
         t0, c0 = time.perf_counter(), self.cpu_clock()

@@ -156,9 +156,12 @@ async def arun_table(op: TableOp, df: Any, *, job_id: str | None = None, spec: d
         bar = _Progress(total, from_checkpoint, tracker) if progress else None
         finished: list[tuple[str, str, str]] = []
         saved = Usage()
+        decoded: dict[str, dict[str, Any]] = {}  # many rows share an output (a label): decode each text once
         for key, (out_json, usage_json) in hits.items():
             saved.add(Usage.from_dict(json.loads(usage_json)))
-            value = json.loads(out_json)
+            value = decoded.get(out_json)
+            if value is None:
+                value = decoded[out_json] = json.loads(out_json)
             for rk in todo.pop(key):
                 outputs[rk] = value
                 finished.append((rk, out_json, usage_json))
