@@ -7,18 +7,20 @@
    framework's own overhead (prompt building, parsing, caching, accounting, tracing). Median over many
    calls with distinct inputs (no cache hits). Key: ``overhead_ratio_vs_dspy`` (compound / DSPy).
 2. Throughput: completion tokens per second through ``LlamaCppBackend.generate`` against
-   ``Llama.create_chat_completion`` on the same prompts and the embedded model, each with its own loaded
-   copy of the model (so neither reuses the other's KV cache), alternating call by call.
+   ``Llama.create_chat_completion`` on the same prompts and the embedded model, each side in its own
+   fresh process (``_common.run_phase``).
    Key: ``throughput_ratio_vs_raw`` (compound / raw).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import tempfile
 import time
 
-from _common import parser, report
+from _common import parser, report, run_phase
 from pydantic import BaseModel
 
 import compound
@@ -75,44 +77,44 @@ PROMPTS = [
 ]
 
 
-def throughput(rounds: int, max_tokens: int) -> dict[str, float]:
-    from llama_cpp import Llama
-
+def phase_tokens_per_s(side: str, rounds: int = 2, max_tokens: int = 48) -> dict[str, float]:
+    """Completion tokens per second over the prompts, through compound or raw llama-cpp-python."""
     backend = LlamaCppBackend(SMALL, n_ctx=2048, n_threads=2)
-    raw = Llama(model_path=str(backend.llm.model_path), n_ctx=2048, n_threads=2, verbose=False)
-    totals = {"raw": [0, 0.0], "compound": [0, 0.0]}
+    if side == "raw":
+        from llama_cpp import Llama
 
-    def run_raw(p: str) -> None:
-        t0 = time.perf_counter()
-        out = raw.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0)
-        totals["raw"][1] += time.perf_counter() - t0
-        totals["raw"][0] += out["usage"]["completion_tokens"]
+        raw = Llama(model_path=str(backend._load().model_path), n_ctx=2048, n_threads=2, verbose=False)
 
-    def run_compound(p: str) -> None:
-        t0 = time.perf_counter()
-        g = backend.generate(p, max_tokens=max_tokens, temperature=0.0, cache=False)
-        totals["compound"][1] += time.perf_counter() - t0
-        totals["compound"][0] += g.usage.completion_tokens
+        def call(p: str) -> int:
+            out = raw.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0)
+            return out["usage"]["completion_tokens"]
+    else:
 
-    run_raw("warm up"), run_compound("warm up")
-    totals = {"raw": [0, 0.0], "compound": [0, 0.0]}
-    for r in range(rounds):
-        for i, p in enumerate(PROMPTS):
-            first, second = (run_raw, run_compound) if (r + i) % 2 == 0 else (run_compound, run_raw)
-            first(p)
-            second(p)
-    return {k: tokens / secs for k, (tokens, secs) in totals.items()}
+        def call(p: str) -> int:
+            return backend.generate(p, max_tokens=max_tokens, temperature=0.0, cache=False).usage.completion_tokens
+
+    call("warm up")
+    tokens, t0 = 0, time.perf_counter()
+    for _ in range(rounds):
+        for p in PROMPTS:
+            tokens += call(p)
+    return {"tokens_per_s": tokens / (time.perf_counter() - t0), "tokens": tokens}
 
 
 def main() -> None:
-    args = parser(__doc__.split("\n\n")[0]).parse_args()
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--phase", choices=["raw", "compound"], help=argparse.SUPPRESS)
+    args = p.parse_args()
     with tempfile.TemporaryDirectory() as home:
         compound.configure(home=home)  # a fresh cache and trace store: tracing and caching stay on
+        if args.phase:
+            print(json.dumps(phase_tokens_per_s(args.phase)))
+            return
         n = 2000
         ours, ours_cpu = compound_overhead(n)
         theirs, theirs_cpu = dspy_overhead(n)
-        tps = throughput(rounds=2, max_tokens=48)
         flush_all()  # commit queued cache and trace writes before the folder goes
+    tps = {side: run_phase(__file__, side)["tokens_per_s"] for side in ("raw", "compound")}
     rows = [
         {"measure": "typed call overhead (median s/call)", "compound": ours, "baseline": theirs, "baseline is": "DSPy Predict + DummyLM", "ratio": ours / theirs},
         {"measure": "CPU per typed call (s, background writes included)", "compound": ours_cpu, "baseline": theirs_cpu, "baseline is": "DSPy Predict + DummyLM", "ratio": ours_cpu / theirs_cpu},

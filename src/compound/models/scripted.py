@@ -20,7 +20,10 @@ def count_tokens(text: str) -> int:
 
 class ScriptedBackend(Backend):
     """``ScriptedBackend(["a", "b"])`` replies "a", then "b", then "a" ... ;
-    ``ScriptedBackend(lambda request: "...")`` computes each reply from the request."""
+    ``ScriptedBackend(lambda request: "...")`` computes each reply from the request.
+
+    ``model`` names it in the cache and in price tables: two scripted backends that should not share
+    cached replies need different names."""
 
     kind = "scripted"
     blocking = False

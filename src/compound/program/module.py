@@ -91,6 +91,18 @@ class Module:
     def set_parameter(self, name: str, value: Any) -> None:
         setattr(self, name, value)
 
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes what the program answers (for caching whole-program results):
+        its parameters, and each step's strategy and settings."""
+        steps = {}
+        for path, module in self.named_modules():
+            strategy = getattr(module, "strategy", None)
+            steps[path] = {"class": type(module).__qualname__,
+                           "strategy": None if strategy is None else [type(strategy).__qualname__, _plain(vars(strategy))]}
+        from compound.program.typed import PROMPT_VERSION
+
+        return {"parameters": self.named_parameters(), "steps": steps, "prompt_version": PROMPT_VERSION}
+
     def state(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "program": type(self).__qualname__, "parameters": self.named_parameters()}
 
@@ -142,6 +154,10 @@ def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
         state = step(state)
         version = state["version"]
     return state
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in d.items()}
 
 
 def _json_default(o: Any) -> Any:

@@ -33,7 +33,7 @@ class OutputSpec(Generic[T]):
 
     @functools.cached_property
     def instruction(self) -> str:
-        return SCHEMA_INSTRUCTION.format(schema=json.dumps(self.schema, separators=(",", ":")))
+        return describe_schema(self.schema)
 
     def parse(self, text: str) -> T:
         raise NotImplementedError
@@ -106,7 +106,45 @@ class Typed(Generic[T]):
         return total
 
 
+#: bump when the way typed calls are prompted changes, so whole-program result caches are not reused
+PROMPT_VERSION = 2
 SCHEMA_INSTRUCTION = "Reply with one JSON object that follows this JSON schema:\n{schema}"
+
+
+def _describe_type(spec: dict[str, Any]) -> str | None:
+    if "enum" in spec:
+        return "one of " + ", ".join(json.dumps(v) for v in spec["enum"])
+    if "const" in spec:
+        return f"exactly {json.dumps(spec['const'])}"
+    if "anyOf" in spec:
+        parts = [_describe_type(s) for s in spec["anyOf"]]
+        return None if None in parts else " or ".join(p for p in parts if p)
+    t = spec.get("type")
+    if t == "array":
+        inner = _describe_type(spec.get("items", {}))
+        return None if inner is None else f"a list of {inner}"
+    simple = {"string": "text", "integer": "an integer", "number": "a number", "boolean": "true or false", "null": "null"}
+    if t in simple:
+        return simple[t]
+    if t == "object" and not spec.get("properties"):
+        return "an object"
+    return None
+
+
+def describe_schema(schema: dict[str, Any]) -> str:
+    """Say which fields to reply with, in words (small models tend to echo a raw JSON schema back).
+    Falls back to the schema itself for nested structures that words would not capture."""
+    props = schema.get("properties")
+    lines = []
+    for name, spec in (props or {}).items():
+        kind = _describe_type(spec)
+        if kind is None:
+            return SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, separators=(",", ":")))
+        note = f": {spec['description']}" if spec.get("description") else ""
+        lines.append(f'- "{name}": {kind}{note}')
+    if not lines:
+        return SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, separators=(",", ":")))
+    return "Reply with one JSON object with these fields:\n" + "\n".join(lines)
 REPAIR_INSTRUCTION = (
     "That reply is not valid: {errors}\nReply again with only the corrected JSON object, following the schema."
 )

@@ -29,6 +29,8 @@ def load_embedder(path: str | Path | None = None) -> Any:
     if path not in _models:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
@@ -51,7 +53,8 @@ class DenseRetriever:
 
     def _embed(self, texts: list[str]) -> Any:
         model = load_embedder(self.model_path)
-        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True).astype("float32")
+        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False).astype("float32")
 
     def add(self, documents: Iterable[Document | str]) -> None:
         import numpy as np

@@ -58,6 +58,7 @@ class StrategyResult:
     candidates: list[Candidate]
     chosen: int
     note: str = ""
+    confidence: float | None = None  # agreement, best score or verifier score, where the strategy has one
 
     @property
     def best(self) -> Candidate:
@@ -79,7 +80,7 @@ class StrategyResult:
         return total
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "chosen": self.chosen, "passed": self.passed, "note": self.note,
+        return {"strategy": self.strategy, "chosen": self.chosen, "passed": self.passed, "note": self.note, "confidence": self.confidence,
                 "candidates": [c.to_dict() for c in self.candidates]}
 
 

@@ -47,7 +47,7 @@ class TableOp:
     @property
     def fingerprint(self) -> str:
         """Changes whenever the program or the operation would give other outputs."""
-        blob = json.dumps([self.name, self.output_columns, self.program.state(), _output_schema(self.program)], sort_keys=True, default=str)
+        blob = json.dumps([self.name, self.output_columns, self.program.identity(), _output_schema(self.program)], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -1,0 +1,1 @@
+"""Measuring quality against cost: comparisons, returns curves, Pareto fronts and plots."""

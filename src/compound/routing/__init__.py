@@ -1,0 +1,1 @@
+"""Cascades and routers: cheap stages first, the expensive model only when needed."""

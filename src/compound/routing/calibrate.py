@@ -1,0 +1,99 @@
+"""Learning confidence thresholds with a finite-sample guarantee.
+
+A stage accepts its answer when its confidence is at least a threshold. We want the accepted answers
+to agree with a reference (the largest model's answers, or gold labels) at a target rate, with failure
+probability at most ``delta`` over the draw of the calibration sample.
+
+Method (learn-then-test with fixed-sequence testing, as in Angelopoulos et al. 2021 and the
+BARGAIN/LOTUS line of work): order candidate thresholds from strict to lenient; at each, test
+"agreement among accepted calibration points < target" with an exact one-sided binomial
+(Clopper-Pearson) bound at level ``delta``; keep going while the test rejects, and return the most
+lenient threshold that passed. Fixed-sequence testing needs no union bound, so each test uses the full
+``delta``. With probability at least ``1 - delta``, the agreement of the accepted answers on fresh data
+from the same distribution is at least the target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+
+def _log_binom_tail(k: int, n: int, p: float) -> float:
+    """log P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 0.0
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return 0.0
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms))
+
+
+def lower_bound(successes: int, trials: int, delta: float) -> float:
+    """Clopper-Pearson lower confidence bound: the smallest p with P(X >= successes | p) >= delta."""
+    if trials == 0 or successes == 0:
+        return 0.0
+    lo, hi, log_delta = 0.0, successes / trials, math.log(delta)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _log_binom_tail(successes, trials, mid) < log_delta:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float  # accept when confidence >= value; math.inf means never accept
+    target: float
+    delta: float
+    accepted: int  # calibration points at or above the threshold
+    agreement: float  # observed agreement among them
+    bound: float  # its lower confidence bound
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value if math.isfinite(self.value) else None, "target": self.target, "delta": self.delta,
+                "accepted": self.accepted, "agreement": self.agreement, "bound": self.bound}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> "Threshold":
+        return cls(**{**d, "value": math.inf if d["value"] is None else d["value"]})
+
+
+def min_points(target: float, delta: float) -> int:
+    """Fewer accepted points than this can never show ``target`` at level ``delta``, even all agreeing."""
+    return 1 if target <= delta else math.ceil(math.log(delta) / math.log(target))
+
+
+def learn_threshold(confidences: Sequence[float], agrees: Sequence[bool], target: float, delta: float = 0.05,
+                    min_accepted: int | None = None) -> Threshold:
+    """The most lenient threshold whose accepted calibration points agree at ``target`` with prob. ``1 - delta``.
+
+    Thresholds that accept fewer than ``min_accepted`` points (by default the fewest that could pass at
+    all) are not tested, so the sequence starts where a test can succeed."""
+    if len(confidences) != len(agrees):
+        raise ValueError("confidences and agrees must have the same length")
+    if not 0 < target < 1 or not 0 < delta < 1:
+        raise ValueError("target must be in (0, 1) and delta in (0, 1)")
+    min_accepted = min_points(target, delta) if min_accepted is None else min_accepted
+    pairs = sorted(zip(confidences, agrees), key=lambda p: -p[0])
+    best = Threshold(math.inf, target, delta, 0, 0.0, 0.0)
+    ok = 0
+    i = 0
+    while i < len(pairs):
+        conf = pairs[i][0]
+        while i < len(pairs) and pairs[i][0] == conf:  # ties enter together
+            ok += pairs[i][1]
+            i += 1
+        bound = lower_bound(ok, i, delta)
+        if i >= min_accepted and bound >= target:
+            best = Threshold(conf, target, delta, i, ok / i, bound)
+        elif i >= min_accepted:
+            break  # fixed sequence: the first failure ends the search
+    return best

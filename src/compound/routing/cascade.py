@@ -1,0 +1,149 @@
+"""Cascades and routers for classification-style steps.
+
+A ``Cascade`` tries its stages from cheap to expensive. Each stage but the last answers with a
+confidence; the answer is accepted when the confidence reaches the stage's learned threshold, otherwise
+the next stage is asked. The last stage always answers. Thresholds are learned on a calibration sample
+(``calibrate``), labelled by the last (largest) stage or by gold labels, to reach a target agreement
+with a stated failure probability (see ``routing.calibrate``); they are saved with the program.
+
+Stages: ``ProxyStage`` (embedding + logistic regression, not an LLM) and ``LLMStage`` (a typed
+classification step; its confidence is the agreement of ``votes`` samples).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from compound.program.module import Module
+from compound.program.predict import Predict
+from compound.routing.calibrate import Threshold, learn_threshold
+from compound.routing.proxy import EmbeddingClassifier
+from compound.store.traces import current_span
+from compound.strategies.sampling import SelfConsistency
+
+
+class Stage:
+    name = "stage"
+
+    async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """(label, confidence in [0, 1]) per text."""
+        raise NotImplementedError
+
+
+class ProxyStage(Stage):
+    def __init__(self, name: str = "proxy", classifier: EmbeddingClassifier | None = None) -> None:
+        self.name = name
+        self.classifier = classifier or EmbeddingClassifier()
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "ProxyStage":
+        self.classifier.fit(texts, labels)
+        return self
+
+    async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        return self.classifier.predict(texts)
+
+
+class LLMStage(Stage):
+    """A typed step whose output has one label field; confidence from ``votes`` samples (1: no signal)."""
+
+    def __init__(self, step: Predict, field: str, name: str | None = None, votes: int = 1) -> None:
+        self.name = name or str(step.model)
+        self.field = field
+        self.votes = votes
+        self.step = step
+        if votes > 1:
+            step.strategy = SelfConsistency(votes)
+
+    async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        from compound.core.concurrency import gather
+
+        async def one(text: str) -> tuple[str, float]:
+            result = await self.step.arun(row=text)
+            value = result.value
+            label = str(getattr(value, self.field)) if value is not None else ""
+            return label, (result.confidence if result.confidence is not None else 1.0)
+
+        return await gather(one(t) for t in texts)
+
+
+class Cascade(Module):
+    parameter_names = ("thresholds", "proxies")
+
+    def __init__(self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade") -> None:
+        if len(stages) < 2:
+            raise ValueError("a cascade needs at least two stages")
+        self.stages = stages
+        self.field = field
+        self.thresholds = thresholds or [Threshold(math.inf, 1.0, 1.0, 0, 0.0, 0.0) for _ in stages[:-1]]
+        self.name = name
+        self.answered_by: dict[str, int] = {s.name: 0 for s in stages}
+
+    @property
+    def step_name(self) -> str:
+        return self.name
+
+    # parameters saved as JSON: the thresholds and every proxy's weights
+    def get_parameter(self, name: str) -> Any:
+        if name == "thresholds":
+            return [t.to_dict() for t in self.thresholds]
+        return {s.name: s.classifier.state() for s in self.stages if isinstance(s, ProxyStage)}
+
+    def set_parameter(self, name: str, value: Any) -> None:
+        if name == "thresholds":
+            self.thresholds = [Threshold.from_dict(d) for d in value]
+        else:
+            for s in self.stages:
+                if isinstance(s, ProxyStage) and s.name in value:
+                    s.classifier.load_state(value[s.name])
+
+    def identity(self) -> dict[str, Any]:
+        stages = [{"name": s.name, "class": type(s).__qualname__, "votes": getattr(s, "votes", None),
+                   "step": s.step.identity() if isinstance(s, LLMStage) else None} for s in self.stages]
+        return {**super().identity(), "stages": stages}
+
+    async def aforward(self, row: str) -> dict[str, Any]:
+        for i, stage in enumerate(self.stages):
+            (label, confidence), = await stage.answer([row])
+            last = i == len(self.stages) - 1
+            if last or confidence >= self.thresholds[i].value:
+                self.answered_by[stage.name] += 1
+                span = current_span()
+                if span is not None:
+                    span.attrs.update(stage=stage.name, confidence=confidence)
+                return {self.field: label, "stage": stage.name, "confidence": confidence}
+        raise AssertionError("unreachable")
+
+    async def calibrate(self, texts: Sequence[str], reference: Sequence[str] | None = None, *, target: float = 0.95,
+                        delta: float = 0.05) -> list[Threshold]:
+        """Learn every stage's threshold on ``texts``. ``reference`` holds gold labels; without it the last
+        stage labels the sample (no gold needed)."""
+        if reference is None:
+            reference = [label for label, _ in await self.stages[-1].answer(texts)]
+        self.thresholds = []
+        for stage in self.stages[:-1]:
+            answers = await stage.answer(texts)
+            self.thresholds.append(learn_threshold([c for _, c in answers], [a == r for (a, _), r in zip(answers, reference)], target, delta))
+        return self.thresholds
+
+
+class Router(Module):
+    """Send each input to one model, chosen by a function of the input (a length rule, a classifier...)."""
+
+    def __init__(self, routes: dict[str, Module], choose: Any, name: str = "Router") -> None:
+        self.routes = routes
+        self.choose = choose
+        self.name = name
+
+    @property
+    def step_name(self) -> str:
+        return self.name
+
+    async def aforward(self, **inputs: Any) -> Any:
+        route = self.choose(inputs)
+        if route not in self.routes:
+            raise KeyError(f"router chose {route!r}; routes are {sorted(self.routes)}")
+        span = current_span()
+        if span is not None:
+            span.attrs["route"] = route
+        return await self.routes[route].acall(**inputs)
