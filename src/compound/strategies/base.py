@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from compound.control.requirements import Level, Requirement, Validation, validate_all
 from compound.core.types import Generation, Message
-from compound.core.usage import Usage
+from compound.core.usage import Usage, sum_usage
 from compound.store.traces import span
 
 #: draws candidate ``index``; ``feedback`` are extra messages (a failed attempt and its reasons)
@@ -30,10 +30,7 @@ class Candidate:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for g in self.generations:
-            total.add(g.usage)
-        return total
+        return sum_usage(g.usage for g in self.generations)
 
     def rank(self) -> tuple:
         """MUST first, then SHOULD, then mean score: higher is better."""
@@ -74,10 +71,7 @@ class StrategyResult:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for c in self.candidates:
-            total.add(c.usage)
-        return total
+        return sum_usage(c.usage for c in self.candidates)
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "chosen": self.chosen, "passed": self.passed, "note": self.note, "confidence": self.confidence,
