@@ -309,7 +309,7 @@ def scale(
     model: str = typer.Option("smollm2-135m", "--model", "-m"),
     ns: str = typer.Option("1,2,4,8,16", help="sample counts to try"),
     limit: int = typer.Option(50, help="rows of the file to measure on"),
-    min_gain: float = typer.Option(0.001, help="accuracy gained per extra CPU-second below which more samples do not pay"),
+    min_gain: float = typer.Option(0.001, help="accuracy an extra CPU-second must buy; below it more samples do not pay"),
     seed: int = typer.Option(0),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     plot: Optional[Path] = typer.Option(None),
@@ -326,7 +326,7 @@ def scale(
     result = run_sync(returns_curve(sample, input_col, label_col, label_list, model,
                                     [int(n) for n in ns.split(",")], min_gain, progress=True))
     console.print(text_table(result["rows"], f"self-consistency with {model} on {limit} rows"))
-    console.print(f"recommended N: {result['recommended_n']} (the last doubling that gained at least {min_gain} accuracy per CPU-second); "
+    console.print(f"recommended N: {result['recommended_n']} (each extra CPU-second must buy at least {min_gain} accuracy); "
                   f"best accuracy at N={result['best_accuracy_n']}")
     for r in result["rows"]:
         r["pareto"] = False

@@ -28,10 +28,12 @@ def plot_quality_vs_cost(rows: list[dict[str, Any]], quality: str, cost: str, la
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     xs, ys = [r[cost] for r in rows], [r[quality] for r in rows]
     front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[cost])
-    ax.scatter(xs, ys, color="#4a6fa5", zorder=3)
+    ax.scatter(xs, ys, color="#4a6fa5", zorder=3, label="configuration")
     if front:
-        ax.plot([r[cost] for r in front], [r[quality] for r in front], color="#d1495b", lw=1.5, zorder=2, label="Pareto front")
-        ax.legend(loc="lower right")
+        ax.plot([r[cost] for r in front], [r[quality] for r in front], color="#d1495b", lw=1.5, marker="o", zorder=4,
+                label="Pareto front")
+    ax.legend(loc="best")
+    ax.margins(x=0.12, y=0.12)
     for r in rows:
         ax.annotate(str(r[label]), (r[cost], r[quality]), textcoords="offset points", xytext=(5, 5), fontsize=9)
     if log_x:

@@ -2,8 +2,9 @@
 
 Self-consistency runs at N = 1, 2, 4, 8, 16 on a sample of the user's rows. For each N it reports
 accuracy and cost, the gain over the previous N (one doubling), and the gain per extra CPU-second. The
-recommended N is the last one whose doubling still paid at least ``min_gain_per_cpu_s``; past it, more
-samples cost more than they return. Samples are cached by index, so the whole curve costs about as
+recommended N maximises ``accuracy - min_gain_per_cpu_s * cpu_s``: every extra CPU-second must buy at
+least ``min_gain_per_cpu_s`` accuracy, judged over the whole curve (a doubling that gains nothing does
+not hide a later one that gains enough). Samples are cached by index, so the whole curve costs about as
 much as its largest N, while each N's cost is reported as if it ran alone. As Chen et al. (2024)
 found, accuracy can rise and then fall as calls grow, so the curve is measured, not assumed.
 """
@@ -34,10 +35,8 @@ async def returns_curve(df: Any, input_col: str, label_col: str, labels: list[st
             extra = u.cpu_s - prev["cpu_s"]
             row["gain_per_cpu_s"] = row["gain_vs_previous"] / extra if extra > 0 else None
         rows.append(row)
-    recommended = rows[0]["n"]
-    for row in rows[1:]:
-        if row["gain_per_cpu_s"] is None or row["gain_per_cpu_s"] < min_gain_per_cpu_s:
-            break
-        recommended = row["n"]
+    for row in rows:
+        row["utility"] = row["accuracy"] - min_gain_per_cpu_s * row["cpu_s"]
+    recommended = max(rows, key=lambda r: (r["utility"], -r["n"]))["n"]
     best = max(rows, key=lambda r: (r["accuracy"], -r["cpu_s"]))
     return {"rows": rows, "recommended_n": recommended, "best_accuracy_n": best["n"], "min_gain_per_cpu_s": min_gain_per_cpu_s}
