@@ -135,3 +135,23 @@ def test_file_job_with_a_named_model(tmp_path):
         run_file_job(spec, progress=False)
     again, _ = run_file_job(None, resume="file-job", progress=False)
     assert again.from_checkpoint == 4 and again.computed == 0
+
+
+def test_cli_table_budget_stop_names_the_resume_command_and_jobs_lists_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from compound.cli import app
+
+    compound.register_model("sentiment-cli", ScriptedBackend(sentiment, model="sentiment-cli"))
+    pd.DataFrame({"review": [f"good {i}" for i in range(6)]}).to_csv(tmp_path / "in.csv", index=False)
+    args = ["table", "classify", str(tmp_path / "in.csv"), "--column", "sentiment", "--labels", "positive,negative",
+            "--model", "sentiment-cli", "--job", "cli-job", "--max-calls", "2", "--no-progress", "--out", str(tmp_path / "o.csv")]
+    stopped = CliRunner().invoke(app, args)
+    assert isinstance(stopped.exception, JobStopped) and "compound table --resume cli-job" in str(stopped.exception)
+    assert not (tmp_path / "o.csv").exists()
+    listed = CliRunner().invoke(app, ["jobs"])
+    assert "cli-job" in listed.output and "stopped" in listed.output and "2/6" in listed.output
+    done = CliRunner().invoke(app, ["table", "--resume", "cli-job", "--no-progress"])
+    assert done.exit_code == 0, done.output
+    assert "2 from the checkpoint" in done.output
+    assert read_table(tmp_path / "o.csv")["sentiment"].tolist() == ["positive"] * 6
