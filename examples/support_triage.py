@@ -82,10 +82,10 @@ class SupportTriage(Module):
     def __init__(self, model=None, retriever=None):
         self.retrieve = Retrieve(retriever or BM25Retriever(POLICIES), k=2)
         self.classify = Predict(Signature(Ticket, Category, "Classify the support ticket."), model=model, max_tokens=20)
-        self.extract = Predict(Signature(Ticket, Fields, "Extract the order number and the amount asked back."), model=model, max_tokens=60)
+        self.extract = Predict(Signature(Ticket, Fields, "Extract the order number and the amount asked back."), model=model, max_tokens=100)
         self.draft = Predict(
             Signature(Ticket, Draft, "Write a short, polite reply to the customer that follows the policies."),
-            model=model, max_tokens=160, strategy=Repair(3),
+            model=model, max_tokens=300, strategy=Repair(3),
             requirements=[
                 Check(mentions_order, "the reply mentions the order number"),
                 Check(lambda d: len(d.reply) <= 600, "the reply is at most 600 characters"),
@@ -103,8 +103,10 @@ class SupportTriage(Module):
             decision, observation = await guarded_call(issue_refund, {"order_id": fields.order_id, "amount_usd": fields.amount_usd}, self.policy)
             refund = {"allowed": decision.allowed, "observation": observation}
             snippets += f"\nRefund tool: {json.dumps(observation)}"
-        draft = await self.draft.acall(ticket=ticket, policies=snippets)
-        return {"category": category, "order_id": fields.order_id, "amount_usd": fields.amount_usd, "refund": refund, "reply": draft.reply}
+        result = await self.draft.arun(ticket=ticket, policies=snippets)  # every draft and its checks, as data
+        reply = result.value.reply if result.value is not None else None
+        return {"category": category, "order_id": fields.order_id, "amount_usd": fields.amount_usd, "refund": refund,
+                "reply": reply, "reply_checks": result.note}
 
 
 def main() -> None:
@@ -114,7 +116,10 @@ def main() -> None:
     program = SupportTriage(model=args.model)
     with compound.run("support_triage") as run:
         for ticket in TICKETS:
-            out = compound.run_sync(program.acall(ticket=ticket))
+            try:
+                out = compound.run_sync(program.acall(ticket=ticket))
+            except compound.OutputParseError as e:  # a step's reply never parsed: report it, keep going
+                out = {"error": str(e).splitlines()[0], "raw_reply": e.raw_text[:200]}
             print(json.dumps({"ticket": ticket, **out}, indent=2))
     u = run.usage.physical
     print(f"{u.calls} calls, {u.total_tokens} tokens, {u.cpu_s:.1f} s CPU, {u.energy_j:.0f} J (estimated)")

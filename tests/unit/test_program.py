@@ -180,3 +180,9 @@ def test_async_program_with_concurrent_steps():
 def test_bad_inputs_name_the_step():
     with pytest.raises(ConfigurationError, match="bad inputs"):
         Predict(Signature(Ticket, Label), model=label_model())(txt="x")
+
+
+def test_a_strategy_with_no_parseable_candidate_raises_instead_of_returning_none():
+    step = Predict(Signature(Ticket, Label), model=ScriptedBackend(["nope"]), strategy=Repair(2), requirements=[Conforms(Label)])
+    with pytest.raises(OutputParseError, match="no candidate met every MUST"):
+        step(text="x")

@@ -149,7 +149,7 @@ class Predict(Module):
             checked = self._checked_inputs(inputs)
             spec, request = self._request(checked, 0, ())
             return (await adrive(typed_protocol(spec, request), get_model(self.model))).value
-        return (await self.arun(**inputs)).value
+        return _value_or_raise(self.step_name, await self.arun(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
         if self.strategy is None:  # the common case stays off the event loop
@@ -157,6 +157,13 @@ class Predict(Module):
             spec, request = self._request(checked, 0, ())
             return drive(typed_protocol(spec, request), get_model(self.model)).value
         return run_sync(self.aforward(**inputs))
+
+
+def _value_or_raise(step: str, result: StrategyResult) -> Any:
+    """The chosen value; when not even one candidate parsed there is none to return, so raise."""
+    if result.best.error is not None:
+        raise OutputParseError(f"{step}: {result.note}", result.best.text, result.best.error)
+    return result.value
 
 
 class _Single(Strategy):
@@ -204,10 +211,7 @@ class ChainOfThought(Predict):
         return Candidate(index, value, typed.generations[-1].text, [thought, *typed.generations])
 
     async def aforward(self, **inputs: Any) -> Any:
-        result = await self.arun(**inputs)
-        if result.best.error is not None:
-            raise OutputParseError(f"{self.step_name}: {result.note}", result.best.text, result.best.error)
-        return result.value
+        return _value_or_raise(self.step_name, await self.arun(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
         return run_sync(self.aforward(**inputs))
