@@ -66,9 +66,9 @@ def test_nested_budgets_all_apply():
 
 
 def test_wall_time_cap_stops_before_the_next_call():
-    model = ScriptedBackend(["ok"], latency_s=0.05)
-    with compound.budget(wall_s=0.01):
-        model.generate("first")  # starts inside the limit
+    model = ScriptedBackend(["ok"], latency_s=1.1)
+    with compound.budget(wall_s=1.0):
+        model.generate("first")  # starts inside the limit, ends past it
         with pytest.raises(BudgetExceededError, match="wall_s"):
             model.generate("second")
 

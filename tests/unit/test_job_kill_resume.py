@@ -56,8 +56,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     while kills < 10:
         started = done_rows(home) is not None
         p = job(home, [inp, out, "killed"] + (["--resume"] if started else []), wait=False)
-        time.sleep(rng.uniform(0.5, 1.5))
-        if p.poll() is not None:  # finished before the kill: that run is over; start over to kill more
+        deadline = time.monotonic() + 60
+        while done_rows(home) is None and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # a loaded machine may take a while to start the job: kill only once it runs
+        time.sleep(rng.uniform(0.05, 0.6))
+        if p.poll() is not None:  # finished before the kill
             assert p.returncode == 0, p.stderr.read().decode()
             break
         p.send_signal(signal.SIGKILL)
