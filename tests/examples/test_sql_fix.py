@@ -5,7 +5,6 @@ import random
 import sys
 from pathlib import Path
 
-import compound
 from compound import ScriptedBackend
 from compound.tools.sql import SQLDatabase
 

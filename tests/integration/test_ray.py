@@ -6,7 +6,6 @@ import sys
 import pandas as pd
 import pytest
 
-import compound
 from compound import ScriptedBackend
 from compound.tables import operators as ops
 from compound.tables.jobs import run_table

@@ -13,7 +13,6 @@ from compound.evaluate.report import pareto_front
 from compound.evaluate.scale import returns_curve
 from compound.program.predict import Predict, Signature
 from compound.routing.cascade import Cascade, LLMStage, Router
-from compound.routing.calibrate import Threshold
 from compound.strategies import BestOfN, SelfConsistency, VerifyAndSelect
 from compound.control.requirements import Check
 from compound.tables.operators import RowInput

@@ -15,12 +15,12 @@ from abc import ABC
 from typing import Any, Callable, ClassVar, final
 
 from compound.core import budget as budgets
-from compound.core.errors import BudgetExceededError, CompoundError
+from compound.core.errors import CompoundError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
 from compound.core.usage import Usage, active_trackers
 from compound.store.cache import cache_at, cache_key
-from compound.store.traces import child_span, new_id, record
+from compound.store.traces import child_span, record
 
 _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
 
@@ -242,4 +242,4 @@ class Backend(ABC):
         record(span)
 
 
-__all__ = ["Backend", "BudgetExceededError", "build_request", "new_id"]
+__all__ = ["Backend", "build_request"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from compound.control.requirements import Requirement, as_requirement
+from compound.control.requirements import as_requirement
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError, OutputParseError
 from compound.core.types import Message
