@@ -8,7 +8,7 @@
    calls with distinct inputs (no cache hits). Key: ``overhead_ratio_vs_dspy`` (compound / DSPy).
 2. Throughput: completion tokens per second through ``LlamaCppBackend.generate`` against
    ``Llama.create_chat_completion`` on the same prompts and the embedded model, each side in its own
-   fresh process (``_common.run_phase``).
+   fresh process (``_common.run_phase``), the sides alternating three times; the median of each side.
    Key: ``throughput_ratio_vs_raw`` (compound / raw).
 """
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 import compound
 from compound.models.embedded import SMALL
-from compound.models.llama_cpp import LlamaCppBackend
+from compound.models.llama_cpp import LlamaCppBackend, resolve_model_path
 from compound.program.typed import call_typed
 from compound.store.sqlite import flush_all
 
@@ -83,7 +83,7 @@ def phase_tokens_per_s(side: str, rounds: int = 2, max_tokens: int = 48) -> dict
     if side == "raw":
         from llama_cpp import Llama
 
-        raw = Llama(model_path=str(backend._load().model_path), n_ctx=2048, n_threads=2, verbose=False)
+        raw = Llama(model_path=str(resolve_model_path(SMALL)), n_ctx=2048, n_threads=2, verbose=False)
 
         def call(p: str) -> int:
             out = raw.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0)
@@ -114,7 +114,12 @@ def main() -> None:
         ours, ours_cpu = compound_overhead(n)
         theirs, theirs_cpu = dspy_overhead(n)
         flush_all()  # commit queued cache and trace writes before the folder goes
-    tps = {side: run_phase(__file__, side)["tokens_per_s"] for side in ("raw", "compound")}
+    # the machine's speed drifts by ~10% over minutes: alternate the sides and take each side's median
+    runs: dict[str, list[float]] = {"raw": [], "compound": []}
+    for _ in range(3):
+        for side in runs:
+            runs[side].append(run_phase(__file__, side)["tokens_per_s"])
+    tps = {side: statistics.median(v) for side, v in runs.items()}
     rows = [
         {"measure": "typed call overhead (median s/call)", "compound": ours, "baseline": theirs, "baseline is": "DSPy Predict + DummyLM", "ratio": ours / theirs},
         {"measure": "CPU per typed call (s, background writes included)", "compound": ours_cpu, "baseline": theirs_cpu, "baseline is": "DSPy Predict + DummyLM", "ratio": ours_cpu / theirs_cpu},

@@ -54,9 +54,12 @@ def build(rows: int):
 def phase_raw(rows: int) -> dict:
     from llama_cpp import Llama
 
+    from compound.models.embedded import SMALL
+    from compound.models.llama_cpp import resolve_model_path
+
     df, backend, op = build(rows)
     kwargs = [backend.completion_kwargs(op.program._request({"row": text}, 0, ())[1]) for _, text in op.tasks]
-    raw = Llama(model_path=str(backend._load().model_path), n_ctx=2048, n_threads=2, verbose=False)
+    raw = Llama(model_path=str(resolve_model_path(SMALL)), n_ctx=2048, n_threads=2, verbose=False)
     raw.create_chat_completion(**kwargs[0])  # warm up
     t0 = time.perf_counter()
     labels = [json.loads(raw.create_chat_completion(**kw)["choices"][0]["message"]["content"])["sentiment"] for kw in kwargs]

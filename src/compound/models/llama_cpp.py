@@ -7,6 +7,7 @@ prompt prefix (the same instructions and demos) skip re-reading it.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -94,13 +95,16 @@ class LlamaCppBackend(Backend):
                 "the llama_cpp backend needs llama-cpp-python: pip install 'compound[llama]'"
             ) from e
         settings = get_settings()
-        return Llama(
+        llm = Llama(
             model_path=str(resolve_model_path(self.model)),
             n_ctx=self.n_ctx or settings.n_ctx,
             n_threads=self.n_threads or settings.n_threads or os.cpu_count() or 1,
             logits_all=self.logits_all,
             verbose=False,
         )
+        # free the model while the interpreter is whole; at teardown llama-cpp-python's finalizer can fail noisily
+        atexit.register(llm.close)
+        return llm
 
     @functools.cached_property
     def _chat_formatter(self) -> Any:
