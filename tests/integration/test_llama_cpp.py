@@ -86,3 +86,20 @@ def test_cli_missing_model_file_is_a_clear_error(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1
     assert "nor an existing .gguf file" in out.stderr
+
+
+def test_logprobs_give_a_confidence_signal():
+    from typing import Literal
+
+    from pydantic import create_model
+
+    from compound.models.llama_cpp import LlamaCppBackend
+    from compound.program.predict import Predict, Signature
+    from compound.tables.operators import RowInput
+
+    model = LlamaCppBackend("smollm2-135m", n_ctx=2048, logits_all=True)
+    Out = create_model("Out", label=(Literal["positive", "negative"], ...))
+    step = Predict(Signature(RowInput, Out, "Is the review positive or negative?"), model=model, logprobs=True, max_tokens=20)
+    result = step.run(row="review: I loved it, wonderful!")
+    assert result.best.generations[-1].logprobs
+    assert 0.0 < result.confidence <= 1.0

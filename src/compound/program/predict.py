@@ -66,8 +66,10 @@ class Predict(Module):
         strategy: Strategy | None = None,
         max_tokens: int = 512,
         sample_temperature: float = 0.7,
+        logprobs: bool = False,
         name: str | None = None,
     ) -> None:
+        self.logprobs = logprobs  # ask for token logprobs (a confidence signal) where the backend gives them
         self.signature = Signature.parse(signature) if isinstance(signature, str) else signature
         self.instructions = instructions if instructions is not None else self.signature.instructions
         self.demos = list(demos or [])
@@ -123,7 +125,7 @@ class Predict(Module):
         spec = output_spec(output_type or self.output_type)
         temperature = self.sample_temperature if index > 0 else 0.0
         return spec, typed_request(spec, self.messages(inputs) + list(feedback), self.instructions or None,
-                                   max_tokens=self.max_tokens, temperature=temperature, sample_index=index)
+                                   max_tokens=self.max_tokens, temperature=temperature, sample_index=index, logprobs=self.logprobs)
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
         """Candidate ``index`` (0 is greedy, later ones sampled), as data: a parse failure is an error, not a raise."""
@@ -170,7 +172,9 @@ class _Single(Strategy):
     name = "single"
 
     async def arun(self, sample, requirements, inputs) -> StrategyResult:
-        return self.finish([await self.candidate(sample, 0, (), requirements, inputs)])
+        result = self.finish([await self.candidate(sample, 0, (), requirements, inputs)])
+        result.confidence = result.best.logprob_confidence
+        return result
 
 
 _SINGLE = _Single()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -31,6 +32,12 @@ class Candidate:
     @property
     def usage(self) -> Usage:
         return sum_usage(g.usage for g in self.generations)
+
+    @property
+    def logprob_confidence(self) -> float | None:
+        """exp(mean token logprob) of the reply, where the backend returned logprobs."""
+        lps = self.generations[-1].logprobs if self.generations else None
+        return math.exp(sum(lps) / len(lps)) if lps else None
 
     def rank(self) -> tuple:
         """MUST first, then SHOULD, then mean score: higher is better."""
