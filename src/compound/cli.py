@@ -239,6 +239,9 @@ def table(
     console.print(f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
                   f"{result.from_checkpoint} from the checkpoint) -> {path}")
     console.print("physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()), highlight=False)
+    if result.failed:
+        err.print(f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
+                  f"{next(iter(result.failed.values()))}", highlight=False)
 
 
 @app.command()

@@ -155,3 +155,17 @@ def test_cli_table_budget_stop_names_the_resume_command_and_jobs_lists_it(tmp_pa
     assert done.exit_code == 0, done.output
     assert "2 from the checkpoint" in done.output
     assert read_table(tmp_path / "o.csv")["sentiment"].tolist() == ["positive"] * 6
+
+
+def test_a_row_whose_reply_never_parses_is_left_empty_and_the_job_goes_on():
+    def flaky(request):
+        return "not json" if "bad service" in request.messages[1].content else sentiment(request)
+
+    model = ScriptedBackend(flaky, model="flaky")
+    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    result = run_table(op, REVIEWS, job_id="flaky-job")
+    assert result.df["sentiment"].tolist()[0] == "positive" and pd.isna(result.df["sentiment"].tolist()[1])
+    assert list(result.failed) == [1] and "not json" in result.failed[1]
+    assert job_store().get("flaky-job")["status"] == "done"
+    again = run_table(op, REVIEWS)  # without the job: the failure was not cached, so it is tried again
+    assert again.computed == 1 and list(again.failed) == [1]

@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compound.core.errors import BudgetExceededError, CompoundError
+from compound.core.errors import BudgetExceededError, CompoundError, OutputParseError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, UsageTracker, active_trackers, track_usage
 from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
 from compound.tables.operators import TableOp
+
+
+#: a row whose reply never parsed carries this key in its output, with the reason
+ERROR_KEY = "__error__"
 
 
 class JobStopped(CompoundError):
@@ -110,6 +114,7 @@ class TableRun:
     from_cache: int
     from_checkpoint: int
     usage: UsageTracker
+    failed: dict[Any, str] | None = None  # row index -> why its reply never parsed (those cells stay empty)
 
 
 def _row_key(index: Any) -> str:
@@ -178,22 +183,27 @@ async def arun_table(op: TableOp, df: Any, *, job_id: str | None = None, spec: d
             bar.close()
         s.attrs.update(computed=computed, from_cache=len(finished), from_checkpoint=from_checkpoint)
     ordered = {index: outputs[_row_key(index)] for index, _ in op.tasks}
-    return TableRun(op.apply(df, ordered), job_id, total, computed, len(finished), from_checkpoint, tracker)
+    failed = {index: out[ERROR_KEY] for index, out in ordered.items() if ERROR_KEY in out}
+    return TableRun(op.apply(df, ordered), job_id, total, computed, len(finished), from_checkpoint, tracker, failed)
 
 
 async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, use_cache) -> int:
     sem = asyncio.Semaphore(concurrency or get_settings().max_concurrency)
 
     async def one(key: str) -> None:
+        failed = None
         async with sem:
             with track_usage() as row_usage:
-                value = await op.program.acall(row=texts[key])
-        out_json = json.dumps(_value_dict(value, op.output_columns), default=str)
+                try:
+                    value = await op.program.acall(row=texts[key])
+                except OutputParseError as e:  # this row's reply never parsed: the cells stay empty, the job goes on
+                    value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
+        out_json = json.dumps({**_value_dict(value, op.output_columns), **(failed or {})}, default=str)
         usage_json = json.dumps(row_usage.physical.to_dict())
         rows = todo[key]
         if job_id is not None:
             store.commit(job_id, [(rk, out_json, usage_json) for rk in rows])
-        if use_cache:
+        if use_cache and failed is None:  # a failure is not cached: a later run (another model, say) tries again
             store.remember([(key, out_json, usage_json)])
         decoded = json.loads(out_json)
         for rk in rows:
