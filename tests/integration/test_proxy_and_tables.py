@@ -38,3 +38,16 @@ def test_cli_table_impute_on_the_embedded_model(tmp_path):
     assert filled["sex"].notna().all() and set(filled["sex"]) <= {"male", "female"}
     assert filled["sex"].tolist()[:3] == ["female", "male", "male"]  # known cells untouched
     assert "2 computed" in out.stdout
+
+
+def test_cross_fit_gives_every_row_an_out_of_fold_answer():
+    pytest.importorskip("sklearn", reason="needs the evaluate extra")
+    pytest.importorskip("sentence_transformers", reason="needs the evaluate extra")
+    from compound.routing.cascade import ProxyStage
+
+    texts = [f"I loved it, great number {i}" for i in range(6)] + [f"I hated it, awful number {i}" for i in range(6)]
+    labels = ["pos"] * 6 + ["neg"] * 6
+    stage = ProxyStage()
+    oof = stage.cross_fit(texts, labels)
+    assert len(oof) == len(texts) and sum(a == g for (a, _), g in zip(oof, labels)) >= 10
+    assert stage.classifier.trained  # and the final proxy was fitted on every row

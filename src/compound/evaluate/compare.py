@@ -98,13 +98,10 @@ async def calibrate(program: Module, calib: Any, input_col: str, label_col: str,
         answers = await program.stages[-1].answer(texts)
         target = min(0.999, sum(a == g for (a, _), g in zip(answers, gold)) / len(gold))
         info["large_accuracy_on_calibration"] = target
-    fit_n = 0
-    for stage in program.stages[:-1]:
-        if isinstance(stage, ProxyStage):
-            fit_n = len(texts) // 2  # the proxy learns on one half; its threshold is set on the other
-            stage.fit(texts[:fit_n], gold[:fit_n])
-    thresholds = await program.calibrate(texts[fit_n:], gold[fit_n:], target=target, delta=delta)
-    info.update(target=target, delta=delta, thresholds=[t.to_dict() for t in thresholds], rows=len(texts), proxy_rows=fit_n)
+    # a proxy is cross-fitted: every calibration row trains it and, out of fold, sets its threshold
+    oof = {i: stage.cross_fit(texts, gold) for i, stage in enumerate(program.stages[:-1]) if isinstance(stage, ProxyStage)}
+    thresholds = await program.calibrate(texts, gold, target=target, delta=delta, answers=oof)
+    info.update(target=target, delta=delta, thresholds=[t.to_dict() for t in thresholds], rows=len(texts), cross_fitted=bool(oof))
     return info
 
 

@@ -40,6 +40,21 @@ class ProxyStage(Stage):
         self.classifier.fit(texts, labels)
         return self
 
+    def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int = 2) -> list[tuple[str, float]]:
+        """Out-of-fold answers for every text (each from a proxy that did not see it), then fit on all.
+
+        Lets every calibration row serve both to train the proxy and to set its threshold. The threshold
+        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good."""
+        answers: list[tuple[str, float] | None] = [None] * len(texts)
+        for k in range(folds):
+            train = [i for i in range(len(texts)) if i % folds != k]
+            test = [i for i in range(len(texts)) if i % folds == k]
+            fold = EmbeddingClassifier(model_path=self.classifier.model_path).fit([texts[i] for i in train], [labels[i] for i in train])
+            for i, answer in zip(test, fold.predict([texts[i] for i in test])):
+                answers[i] = answer
+        self.fit(texts, labels)
+        return [a for a in answers if a is not None]
+
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         return self.classifier.predict(texts)
 
@@ -115,15 +130,19 @@ class Cascade(Module):
         raise AssertionError("unreachable")
 
     async def calibrate(self, texts: Sequence[str], reference: Sequence[str] | None = None, *, target: float = 0.95,
-                        delta: float = 0.05) -> list[Threshold]:
+                        delta: float = 0.05, answers: dict[int, list[tuple[str, float]]] | None = None) -> list[Threshold]:
         """Learn every stage's threshold on ``texts``. ``reference`` holds gold labels; without it the last
-        stage labels the sample (no gold needed)."""
+        stage labels the sample (no gold needed). ``answers`` may give a stage's answers already computed
+        (out-of-fold answers of a cross-fitted proxy)."""
         if reference is None:
             reference = [label for label, _ in await self.stages[-1].answer(texts)]
         self.thresholds = []
-        for stage in self.stages[:-1]:
-            answers = await stage.answer(texts)
-            self.thresholds.append(learn_threshold([c for _, c in answers], [a == r for (a, _), r in zip(answers, reference)], target, delta))
+        for i, stage in enumerate(self.stages[:-1]):
+            stage_answers = (answers or {}).get(i)
+            if stage_answers is None:
+                stage_answers = await stage.answer(texts)
+            answers_i = stage_answers
+            self.thresholds.append(learn_threshold([c for _, c in answers_i], [a == r for (a, _), r in zip(answers_i, reference)], target, delta))
         return self.thresholds
 
 
