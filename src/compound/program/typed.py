@@ -131,12 +131,12 @@ def _describe_type(spec: dict[str, Any]) -> str | None:
 def describe_schema(schema: dict[str, Any]) -> str:
     """Say which fields to reply with, in words (small models tend to echo a raw JSON schema back).
     Falls back to the schema itself for nested structures that words would not capture."""
-    props = schema.get("properties")
     lines = []
-    for name, spec in (props or {}).items():
+    for name, spec in (schema.get("properties") or {}).items():
         kind = _describe_type(spec)
         if kind is None:
-            return SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, separators=(",", ":")))
+            lines = []
+            break
         note = f": {spec['description']}" if spec.get("description") else ""
         lines.append(f'- "{name}": {kind}{note}')
     if not lines:

@@ -138,11 +138,9 @@ class Cascade(Module):
             reference = [label for label, _ in await self.stages[-1].answer(texts)]
         self.thresholds = []
         for i, stage in enumerate(self.stages[:-1]):
-            stage_answers = (answers or {}).get(i)
-            if stage_answers is None:
-                stage_answers = await stage.answer(texts)
-            answers_i = stage_answers
-            self.thresholds.append(learn_threshold([c for _, c in answers_i], [a == r for (a, _), r in zip(answers_i, reference)], target, delta))
+            given = (answers or {}).get(i)
+            got = given if given is not None else await stage.answer(texts)
+            self.thresholds.append(learn_threshold([c for _, c in got], [a == r for (a, _), r in zip(got, reference)], target, delta))
         return self.thresholds
 
 

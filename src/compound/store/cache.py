@@ -47,17 +47,6 @@ class ResponseCache(SQLiteStore):
             blob = row[0]
         return Generation.from_dict(json.loads(blob))
 
-    def get_many(self, keys: list[str]) -> dict[str, Generation]:
-        """Look up many keys in a few queries (for table jobs)."""
-        out: dict[str, Generation] = {}
-        conn = self.read()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in conn.execute(f"SELECT key, generation FROM responses WHERE key IN ({marks})", chunk):
-                out[key] = Generation.from_dict(json.loads(blob))
-        return out
-
     def put(self, key: str, generation: Generation) -> None:
         blob = json.dumps(generation.to_dict())  # serialized now: later changes to the object are not cached
         self._pending[key] = blob

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from compound.core.errors import ConfigurationError
 
-_STOP = object()
 _live_writers: "weakref.WeakSet[BatchWriter]" = weakref.WeakSet()
 
 
