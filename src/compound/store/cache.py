@@ -59,11 +59,5 @@ class ResponseCache(SQLiteStore):
         self.read().execute("DELETE FROM responses")
 
 
-_caches: dict[Path, ResponseCache] = {}
-
-
 def cache_at(path: Path) -> ResponseCache:
-    c = _caches.get(path)
-    if c is None:
-        c = _caches[path] = ResponseCache(path)
-    return c
+    return ResponseCache.at(path)

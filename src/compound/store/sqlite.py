@@ -103,6 +103,20 @@ class SQLiteStore:
     SCHEMA: str = ""
     VERSION: int = 1
     KIND: str = "store"
+    _open: dict[tuple[type, Path], "SQLiteStore"] = {}
+    _open_lock = threading.Lock()
+
+    @classmethod
+    def at(cls, path: Path) -> Any:
+        """The one store of this kind for ``path`` in this process (one writer thread per file)."""
+        key = (cls, Path(path))
+        store = cls._open.get(key)
+        if store is None:
+            with cls._open_lock:
+                store = cls._open.get(key)
+                if store is None:
+                    store = cls._open[key] = cls(path)
+        return store
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -99,15 +99,8 @@ class TraceStore(SQLiteStore):
         yield from self._rows("SELECT * FROM spans ORDER BY started")
 
 
-_stores: dict[Path, TraceStore] = {}
-
-
 def trace_store(path: Path | None = None) -> TraceStore:
-    path = path or get_settings().trace_path
-    s = _stores.get(path)
-    if s is None:
-        s = _stores[path] = TraceStore(path)
-    return s
+    return TraceStore.at(path or get_settings().trace_path)
 
 
 _CURRENT: ContextVar[Span | None] = ContextVar("compound_current_span", default=None)

@@ -15,7 +15,6 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from compound.core.errors import BudgetExceededError, CompoundError, OutputParseError
@@ -95,14 +94,8 @@ class JobStore(SQLiteStore):
         return [{"id": r[0], "status": r[1], "total": r[2], "done": r[3], "updated": r[4], "spec": json.loads(r[5])} for r in rows]
 
 
-_stores: dict[Path, JobStore] = {}
-
-
 def job_store() -> JobStore:
-    path = get_settings().home / "tables.sqlite"
-    if path not in _stores:
-        _stores[path] = JobStore(path)
-    return _stores[path]
+    return JobStore.at(get_settings().home / "tables.sqlite")
 
 
 @dataclass
