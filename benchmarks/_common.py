@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import os
+import platform
 from pathlib import Path
 from typing import Any
 

@@ -50,7 +50,9 @@ def compound_overhead(n: int) -> tuple[float, float]:
     model = compound.ScriptedBackend(['{"answer": "Paris"}'])
     for i in range(50):  # warm up
         call_typed(Answer, f"warm {i}", model=model)
-    return median_per_call(lambda i: call_typed(Answer, f"question: what is the capital of country {i}?", model=model), n)
+    return median_per_call(
+        lambda i: call_typed(Answer, f"question: what is the capital of country {i}?", model=model), n
+    )
 
 
 def dspy_overhead(n: int) -> tuple[float, float]:
@@ -86,7 +88,9 @@ def phase_tokens_per_s(side: str, rounds: int = 2, max_tokens: int = 48) -> dict
         raw = Llama(model_path=str(resolve_model_path(SMALL)), n_ctx=2048, n_threads=2, verbose=False)
 
         def call(p: str) -> int:
-            out = raw.create_chat_completion(messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0)
+            out = raw.create_chat_completion(
+                messages=[{"role": "user", "content": p}], max_tokens=max_tokens, temperature=0.0
+            )
             return out["usage"]["completion_tokens"]
     else:
 
@@ -121,12 +125,37 @@ def main() -> None:
             runs[side].append(run_phase(__file__, side)["tokens_per_s"])
     tps = {side: statistics.median(v) for side, v in runs.items()}
     rows = [
-        {"measure": "typed call overhead (median s/call)", "compound": ours, "baseline": theirs, "baseline is": "DSPy Predict + DummyLM", "ratio": ours / theirs},
-        {"measure": "CPU per typed call (s, background writes included)", "compound": ours_cpu, "baseline": theirs_cpu, "baseline is": "DSPy Predict + DummyLM", "ratio": ours_cpu / theirs_cpu},
-        {"measure": "completion tokens/s, smollm2-135m", "compound": tps["compound"], "baseline": tps["raw"], "baseline is": "raw llama-cpp-python", "ratio": tps["compound"] / tps["raw"]},
+        {
+            "measure": "typed call overhead (median s/call)",
+            "compound": ours,
+            "baseline": theirs,
+            "baseline is": "DSPy Predict + DummyLM",
+            "ratio": ours / theirs,
+        },
+        {
+            "measure": "CPU per typed call (s, background writes included)",
+            "compound": ours_cpu,
+            "baseline": theirs_cpu,
+            "baseline is": "DSPy Predict + DummyLM",
+            "ratio": ours_cpu / theirs_cpu,
+        },
+        {
+            "measure": "completion tokens/s, smollm2-135m",
+            "compound": tps["compound"],
+            "baseline": tps["raw"],
+            "baseline is": "raw llama-cpp-python",
+            "ratio": tps["compound"] / tps["raw"],
+        },
     ]
-    summary = {"overhead_ratio_vs_dspy": ours / theirs, "throughput_ratio_vs_raw": tps["compound"] / tps["raw"],
-               "compound_overhead_s": ours, "dspy_overhead_s": theirs, "cpu_ratio_vs_dspy": ours_cpu / theirs_cpu, "compound_tokens_per_s": tps["compound"], "raw_tokens_per_s": tps["raw"]}
+    summary = {
+        "overhead_ratio_vs_dspy": ours / theirs,
+        "throughput_ratio_vs_raw": tps["compound"] / tps["raw"],
+        "compound_overhead_s": ours,
+        "dspy_overhead_s": theirs,
+        "cpu_ratio_vs_dspy": ours_cpu / theirs_cpu,
+        "compound_tokens_per_s": tps["compound"],
+        "raw_tokens_per_s": tps["raw"],
+    }
     report("compound overhead and throughput", rows, summary, args.json)
 
 

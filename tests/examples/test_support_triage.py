@@ -21,10 +21,17 @@ def fake(request):
     if title == "Category":
         return json.dumps({"category": "refund" if "refund" in ticket or "back" in ticket else "other"})
     if title == "Fields":
-        return json.dumps({"order_id": order.group(0) if order else "", "amount_usd": float(amount.group(1)) if amount else None})
+        return json.dumps(
+            {"order_id": order.group(0) if order else "", "amount_usd": float(amount.group(1)) if amount else None}
+        )
     if title == "Draft":
         if "does not meet" in ticket:  # the repair turn: now mention the order
-            return json.dumps({"reply": "Sorry about order " + re.search(r"\d{5}", " ".join(m.content for m in request.messages)).group(0)})
+            return json.dumps(
+                {
+                    "reply": "Sorry about order "
+                    + re.search(r"\d{5}", " ".join(m.content for m in request.messages)).group(0)
+                }
+            )
         return json.dumps({"reply": "Thanks for writing, we guarantee a fix."})
     raise AssertionError(f"unexpected request {title!r}")
 
@@ -38,6 +45,8 @@ def test_triage_guards_the_refund_tool_and_repairs_the_draft():
     assert not large["refund"]["allowed"] and large["refund"]["observation"] == {"denied": "refused by callback"}
     assert "10231" in small["reply"] and "77812" in large["reply"]
     spans = trace_store().run_spans(run.id)
-    assert [s["attrs"]["arguments"]["order_id"] for s in spans if s["kind"] == "tool"] == ["10231"]  # the denied refund never ran
+    assert [s["attrs"]["arguments"]["order_id"] for s in spans if s["kind"] == "tool"] == [
+        "10231"
+    ]  # the denied refund never ran
     assert {s["name"] for s in spans if s["kind"] == "step"} >= {"Retrieve", "SupportTriage"}
     assert len([s for s in spans if s["kind"] == "candidate"]) == 4  # two drafts, each repaired once

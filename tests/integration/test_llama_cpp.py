@@ -26,7 +26,10 @@ def test_generate_counts_real_tokens_and_estimates_energy(small_model):
     assert g.usage.cpu_s > 0 and g.usage.energy_j > 0 and g.usage.energy_estimated
     assert t.physical.total_tokens == g.usage.total_tokens
     # the reservation bound holds for the real tokenizer
-    assert small_model.count_prompt_tokens(compound.Request((compound.Message("user", "Name one colour."),))) >= g.usage.prompt_tokens
+    assert (
+        small_model.count_prompt_tokens(compound.Request((compound.Message("user", "Name one colour."),)))
+        >= g.usage.prompt_tokens
+    )
 
 
 def test_schema_constrained_output_parses(small_model):
@@ -62,15 +65,24 @@ def test_logprobs_without_logits_all_is_a_clear_error(small_model):
 
 def test_cli_ask_with_schema_prints_valid_json_and_is_traced(tmp_path):
     schema = tmp_path / "s.json"
-    schema.write_text(json.dumps({
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
-        "required": ["city", "country"],
-    }))
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+                "required": ["city", "country"],
+            }
+        )
+    )
     env = {**os.environ, "COMPOUND_HOME": str(tmp_path / "home")}
     cli = [sys.executable, "-m", "compound.cli"]
-    out = subprocess.run([*cli, "ask", "Give a city and its country", "--model", "smollm2-135m", "--schema", str(schema)],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [*cli, "ask", "Give a city and its country", "--model", "smollm2-135m", "--schema", str(schema)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     value = json.loads(out.stdout)
     import jsonschema
@@ -82,8 +94,13 @@ def test_cli_ask_with_schema_prints_valid_json_and_is_traced(tmp_path):
 
 def test_cli_missing_model_file_is_a_clear_error(tmp_path):
     env = {**os.environ, "COMPOUND_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-m", "compound.cli", "ask", "hi", "--model", str(tmp_path / "none.gguf")],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "compound.cli", "ask", "hi", "--model", str(tmp_path / "none.gguf")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "nor an existing .gguf file" in out.stderr
 
@@ -99,7 +116,9 @@ def test_logprobs_give_a_confidence_signal():
 
     model = LlamaCppBackend("smollm2-135m", n_ctx=2048, logits_all=True)
     Out = create_model("Out", label=(Literal["positive", "negative"], ...))
-    step = Predict(Signature(RowInput, Out, "Is the review positive or negative?"), model=model, logprobs=True, max_tokens=20)
+    step = Predict(
+        Signature(RowInput, Out, "Is the review positive or negative?"), model=model, logprobs=True, max_tokens=20
+    )
     result = step.run(row="review: I loved it, wonderful!")
     assert result.best.generations[-1].logprobs
     assert 0.0 < result.confidence <= 1.0

@@ -14,10 +14,26 @@ def test_embedding_proxy_learns_and_reports_confidence():
     pytest.importorskip("sentence_transformers", reason="needs the evaluate extra")
     from compound.routing.cascade import ProxyStage
 
-    pos = ["I loved this film", "what a wonderful day", "great service, thank you", "this is excellent", "so happy with it", "fantastic meal"]
-    neg = ["I hated this film", "what an awful day", "terrible service, never again", "this is dreadful", "so angry about it", "disgusting meal"]
+    pos = [
+        "I loved this film",
+        "what a wonderful day",
+        "great service, thank you",
+        "this is excellent",
+        "so happy with it",
+        "fantastic meal",
+    ]
+    neg = [
+        "I hated this film",
+        "what an awful day",
+        "terrible service, never again",
+        "this is dreadful",
+        "so angry about it",
+        "disgusting meal",
+    ]
     stage = ProxyStage().fit(pos + neg, ["pos"] * 6 + ["neg"] * 6)
-    (label_a, conf_a), (label_b, conf_b) = asyncio.run(stage.answer(["an excellent, lovely experience", "a horrible, awful mess"]))
+    (label_a, conf_a), (label_b, conf_b) = asyncio.run(
+        stage.answer(["an excellent, lovely experience", "a horrible, awful mess"])
+    )
     assert (label_a, label_b) == ("pos", "neg")
     assert 0.5 < conf_a <= 1 and 0.5 < conf_b <= 1
     state = stage.classifier.state()
@@ -25,13 +41,34 @@ def test_embedding_proxy_learns_and_reports_confidence():
 
 
 def test_cli_table_impute_on_the_embedded_model(tmp_path):
-    df = pd.DataFrame({"species": ["Adelie", "Gentoo", "Adelie", "Gentoo", "Adelie"],
-                       "body_mass_g": [3400, 5700, 4300, 4800, 3300],
-                       "sex": ["female", "male", "male", None, None]})
+    df = pd.DataFrame(
+        {
+            "species": ["Adelie", "Gentoo", "Adelie", "Gentoo", "Adelie"],
+            "body_mass_g": [3400, 5700, 4300, 4800, 3300],
+            "sex": ["female", "male", "male", None, None],
+        }
+    )
     df.to_csv(tmp_path / "p.csv", index=False)
     env = {**os.environ, "COMPOUND_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-m", "compound.cli", "table", "impute", str(tmp_path / "p.csv"), "--column", "sex",
-                          "--out", str(tmp_path / "filled.csv"), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compound.cli",
+            "table",
+            "impute",
+            str(tmp_path / "p.csv"),
+            "--column",
+            "sex",
+            "--out",
+            str(tmp_path / "filled.csv"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     filled = pd.read_csv(tmp_path / "filled.csv")
     assert list(filled.columns) == list(df.columns)
@@ -49,5 +86,5 @@ def test_cross_fit_gives_every_row_an_out_of_fold_answer():
     labels = ["pos"] * 6 + ["neg"] * 6
     stage = ProxyStage()
     oof = stage.cross_fit(texts, labels)
-    assert len(oof) == len(texts) and sum(a == g for (a, _), g in zip(oof, labels)) >= 10
+    assert len(oof) == len(texts) and sum(a == g for (a, _), g in zip(oof, labels, strict=False)) >= 10
     assert stage.classifier.trained  # and the final proxy was fitted on every row

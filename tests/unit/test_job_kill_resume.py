@@ -17,7 +17,9 @@ ROWS = 300
 
 def job(home, args, wait=True):
     env = {**os.environ, "COMPOUND_HOME": str(home)}
-    p = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, SCRIPT, *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     if wait:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()

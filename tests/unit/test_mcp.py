@@ -19,11 +19,17 @@ def test_mcp_tools_run_under_the_policy(tmp_path):
 
     log = tmp_path / "calls.log"
     log.touch()
-    model = ScriptedBackend([json.dumps(a) for a in [
-        {"thought": "", "tool": "add", "arguments": {"a": 2, "b": 3}},
-        {"thought": "", "tool": "delete_everything", "arguments": {"confirm": True}},
-        {"thought": "", "tool": "finish", "answer": "5"},
-    ]], cycle=False)
+    model = ScriptedBackend(
+        [
+            json.dumps(a)
+            for a in [
+                {"thought": "", "tool": "add", "arguments": {"a": 2, "b": 3}},
+                {"thought": "", "tool": "delete_everything", "arguments": {"confirm": True}},
+                {"thought": "", "tool": "finish", "answer": "5"},
+            ]
+        ],
+        cycle=False,
+    )
 
     async def main():
         env = {**os.environ, "MCP_TEST_LOG": str(log)}

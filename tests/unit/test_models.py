@@ -13,12 +13,15 @@ def test_builtin_backends_register_through_entry_points():
     assert {"llama_cpp", "openai", "scripted"} <= set(backend_kinds())
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("smollm2-135m", ("llama_cpp", "smollm2-135m")),
-    ("/models/x.gguf", ("llama_cpp", "/models/x.gguf")),
-    ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
-    ("llama_cpp:qwen2.5-coder-1.5b", ("llama_cpp", "qwen2.5-coder-1.5b")),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("smollm2-135m", ("llama_cpp", "smollm2-135m")),
+        ("/models/x.gguf", ("llama_cpp", "/models/x.gguf")),
+        ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
+        ("llama_cpp:qwen2.5-coder-1.5b", ("llama_cpp", "qwen2.5-coder-1.5b")),
+    ],
+)
 def test_model_specs(spec, expected):
     assert parse_spec(spec) == expected
 

@@ -91,8 +91,12 @@ def test_requirements_without_a_strategy_are_refused():
 
 def test_repair_feeds_back_reasons_and_returns_every_candidate():
     model = ScriptedBackend(['{"label": "other"}', '{"label": "bug"}'], cycle=False)
-    step = Predict(Signature(Ticket, Label), model=model, strategy=Repair(3),
-                   requirements=[Check(lambda v: v.label == "bug", "the label is bug")])
+    step = Predict(
+        Signature(Ticket, Label),
+        model=model,
+        strategy=Repair(3),
+        requirements=[Check(lambda v: v.label == "bug", "the label is bug")],
+    )
     with compound.run("repair") as run:
         result = step.run(text="crash")
     assert [c.passed for c in result.candidates] == [False, True]
@@ -107,8 +111,12 @@ def test_repair_feeds_back_reasons_and_returns_every_candidate():
 def test_when_nothing_passes_the_best_failing_candidate_is_returned_and_said():
     replies = iter(['{"label": "other"}', '{"label": "billing"}', '{"label": "other"}'])
     model = ScriptedBackend(lambda r: next(replies))
-    step = Predict(Signature(Ticket, Label), model=model, strategy=RejectionSampling(3),
-                   requirements=[Regex("^b", field="label", level=MUST), Check(lambda v: v.label == "bug", "is bug", level=MUST)])
+    step = Predict(
+        Signature(Ticket, Label),
+        model=model,
+        strategy=RejectionSampling(3),
+        requirements=[Regex("^b", field="label", level=MUST), Check(lambda v: v.label == "bug", "is bug", level=MUST)],
+    )
     result = step.run(text="x")
     assert len(result.candidates) == 3 and not result.passed
     assert result.value.label == "billing"  # passes one MUST of two
@@ -118,8 +126,12 @@ def test_when_nothing_passes_the_best_failing_candidate_is_returned_and_said():
 def test_should_breaks_ties_between_passing_candidates_in_parallel_sampling():
     replies = {0: "other", 1: "bug", 2: "billing"}
     model = ScriptedBackend(lambda r: json.dumps({"label": replies[r.sample_index]}))
-    step = Predict(Signature(Ticket, Label), model=model, strategy=RejectionSampling(3, parallel=True),
-                   requirements=[Conforms(Label), Check(lambda v: v.label == "billing", "prefer billing", level=SHOULD)])
+    step = Predict(
+        Signature(Ticket, Label),
+        model=model,
+        strategy=RejectionSampling(3, parallel=True),
+        requirements=[Conforms(Label), Check(lambda v: v.label == "billing", "prefer billing", level=SHOULD)],
+    )
     result = step.run(text="x")
     assert len(result.candidates) == 3 and result.value.label == "billing"
     assert {r.sample_index for r in model.requests} == {0, 1, 2}
@@ -137,7 +149,9 @@ def test_unparseable_candidates_are_kept_as_data():
 def test_llm_judge_returns_its_reason():
     judge = ScriptedBackend(['{"reason": "it is polite", "passed": true}'])
     model = ScriptedBackend(['{"summary": "Thanks for writing!"}'])
-    step = Predict("text -> summary", model=model, strategy=Repair(1), requirements=[LLMJudge("is polite", model=judge)])
+    step = Predict(
+        "text -> summary", model=model, strategy=Repair(1), requirements=[LLMJudge("is polite", model=judge)]
+    )
     result = step.run(text="hi")
     v = result.best.validations[0]
     assert v.passed and v.reason == "it is polite" and v.level is SHOULD
@@ -183,6 +197,8 @@ def test_bad_inputs_name_the_step():
 
 
 def test_a_strategy_with_no_parseable_candidate_raises_instead_of_returning_none():
-    step = Predict(Signature(Ticket, Label), model=ScriptedBackend(["nope"]), strategy=Repair(2), requirements=[Conforms(Label)])
+    step = Predict(
+        Signature(Ticket, Label), model=ScriptedBackend(["nope"]), strategy=Repair(2), requirements=[Conforms(Label)]
+    )
     with pytest.raises(OutputParseError, match="no candidate met every MUST"):
         step(text="x")

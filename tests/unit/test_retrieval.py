@@ -24,7 +24,9 @@ def test_bm25_index_persists_without_pickle(tmp_path):
     files = {p.name for p in (tmp_path / "idx").rglob("*") if p.is_file()}
     assert "manifest.json" in files and not any(f.endswith((".pkl", ".pickle")) for f in files)
     loaded = BM25Retriever.load(tmp_path / "idx")
-    assert [h.document.id for h in loaded.search("reset password", k=3)] == [h.document.id for h in r.search("reset password", k=3)]
+    assert [h.document.id for h in loaded.search("reset password", k=3)] == [
+        h.document.id for h in r.search("reset password", k=3)
+    ]
 
 
 def test_adding_documents_extends_the_index():

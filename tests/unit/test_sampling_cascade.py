@@ -5,18 +5,18 @@ import random
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 import compound
 from compound import ScriptedBackend
+from compound.control.requirements import Check
 from compound.evaluate.compare import compare
 from compound.evaluate.report import pareto_front
 from compound.evaluate.scale import returns_curve
 from compound.program.predict import Predict, Signature
 from compound.routing.cascade import Cascade, LLMStage, Router
 from compound.strategies import BestOfN, SelfConsistency, VerifyAndSelect
-from compound.control.requirements import Check
 from compound.tables.operators import RowInput
-from pydantic import BaseModel
 
 
 class Answer(BaseModel):
@@ -28,7 +28,11 @@ def votes(*answers):
 
 
 def test_self_consistency_votes_over_normalised_answers_and_reports_agreement():
-    step = Predict(Signature(RowInput, Answer), model=votes("Paris", " paris", "Lyon", "PARIS ", "Nice"), strategy=SelfConsistency(5))
+    step = Predict(
+        Signature(RowInput, Answer),
+        model=votes("Paris", " paris", "Lyon", "PARIS ", "Nice"),
+        strategy=SelfConsistency(5),
+    )
     result = step.run(row="capital of France?")
     assert len(result.candidates) == 5 and result.value.answer.strip().lower() == "paris"
     assert result.confidence == pytest.approx(3 / 5)
@@ -46,22 +50,30 @@ def test_samples_are_drawn_in_parallel_and_cached_by_index():
 
 def test_best_of_n_and_verify_and_select_keep_every_candidate():
     model = votes("short", "a much longer answer", "mid size")
-    best = Predict(Signature(RowInput, Answer), model=model, strategy=BestOfN(3, lambda v, i: len(v.answer))).run(row="q")
+    best = Predict(Signature(RowInput, Answer), model=model, strategy=BestOfN(3, lambda v, i: len(v.answer))).run(
+        row="q"
+    )
     assert best.value.answer == "a much longer answer" and len(best.candidates) == 3
-    verify = Predict(Signature(RowInput, Answer), model=model, strategy=VerifyAndSelect(3),
-                     requirements=[Check(lambda v: v.answer.startswith("mid"), "starts with mid")]).run(row="q")
+    verify = Predict(
+        Signature(RowInput, Answer),
+        model=model,
+        strategy=VerifyAndSelect(3),
+        requirements=[Check(lambda v: v.answer.startswith("mid"), "starts with mid")],
+    ).run(row="q")
     assert verify.value.answer == "mid size" and verify.passed
 
 
 def stage_model(correct_rate, seed):
     """A scripted classifier that is right on a fixed share of inputs (decided per input). Each has its
     own model name, so their replies never share cache entries."""
+
     def reply(request):
         text = request.messages[-1].content
         truth = "pos" if "good" in text else "neg"
         rng = random.Random(f"{seed}-{text}-{request.sample_index}")
         wrong = {"pos": "neg", "neg": "pos"}[truth]
         return json.dumps({"label": truth if rng.random() < correct_rate(text) else wrong})
+
     return ScriptedBackend(reply, model=f"stage-{seed}")
 
 
@@ -89,7 +101,7 @@ def test_cascade_calibrates_thresholds_and_routes_hard_inputs_to_the_large_stage
 
     outs = asyncio.run(run_all())
     truth = ["pos" if "good" in t else "neg" for t in fresh]
-    agreement = sum(o["label"] == t for o, t in zip(outs, truth)) / len(fresh)
+    agreement = sum(o["label"] == t for o, t in zip(outs, truth, strict=False)) / len(fresh)
     assert agreement >= 0.9
     assert 0 < cascade.answered_by["small"] < len(fresh)  # some inputs stayed cheap, some went up
     cascade.save(tmp_path / "cascade.json")
@@ -112,10 +124,25 @@ def test_pareto_front():
 def test_compare_and_scale_on_scripted_models():
     compound.register_model("fake-small", stage_model(lambda t: 0.6, 3))
     compound.register_model("fake-large", stage_model(lambda t: 0.95, 4))
-    df = pd.DataFrame({"text": [f"{'good' if i % 2 else 'bad'} item {i}" for i in range(80)],
-                       "gold": ["pos" if i % 2 else "neg" for i in range(80)]})
-    result = asyncio.run(compare(df, "text", "gold", ["small", "large", "vote3", "cascade"], limit=40, calibration=40,
-                                 small="fake-small", large="fake-large", delta=0.2))
+    df = pd.DataFrame(
+        {
+            "text": [f"{'good' if i % 2 else 'bad'} item {i}" for i in range(80)],
+            "gold": ["pos" if i % 2 else "neg" for i in range(80)],
+        }
+    )
+    result = asyncio.run(
+        compare(
+            df,
+            "text",
+            "gold",
+            ["small", "large", "vote3", "cascade"],
+            limit=40,
+            calibration=40,
+            small="fake-small",
+            large="fake-large",
+            delta=0.2,
+        )
+    )
     rows = {r["config"]: r for r in result["rows"]}
     assert rows["large"]["accuracy"] > rows["small"]["accuracy"]
     assert rows["vote3"]["calls"] == 3 * rows["small"]["calls"]

@@ -68,7 +68,9 @@ WRITES = [
 def db(tmp_path):
     path = tmp_path / "app.db"
     conn = sqlite3.connect(path)
-    conn.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1,'ann'),(2,'bob');")
+    conn.executescript(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1,'ann'),(2,'bob');"
+    )
     conn.commit()
     conn.close()
     return path
@@ -77,7 +79,9 @@ def db(tmp_path):
 def snapshot(path):
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT sql FROM sqlite_master").fetchall(), conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+        return conn.execute("SELECT sql FROM sqlite_master").fetchall(), conn.execute(
+            "SELECT * FROM users ORDER BY id"
+        ).fetchall()
     finally:
         conn.close()
 

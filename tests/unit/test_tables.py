@@ -60,13 +60,17 @@ def test_impute_fills_only_missing_cells_with_examples():
 
 def test_extract_filter_map_describe():
     df = pd.DataFrame({"text": ["Ann is 31", "Bob is 40"], "team": ["a", "b"]})
-    model = ScriptedBackend(lambda r: json.dumps({"name": field(r, "text").split()[0], "age": int(field(r, "text").split()[-1])}))
+    model = ScriptedBackend(
+        lambda r: json.dumps({"name": field(r, "text").split()[0], "age": int(field(r, "text").split()[-1])})
+    )
     out = run_table(ops.extract_op(df, "text", {"name": str, "age": int}, model=model), df).df
     assert out[["name", "age"]].values.tolist() == [["Ann", 31], ["Bob", 40]]
     keep = ScriptedBackend(lambda r: json.dumps({"keep": "Bob" in field(r, "text")}))
     assert run_table(ops.filter_op(df, "is Bob", model=keep), df).df["text"].tolist() == ["Bob is 40"]
     shout = ScriptedBackend(lambda r: json.dumps({"loud": field(r, "text").upper()}))
-    assert run_table(ops.map_op(df, "loud", "shout it", input_columns=["text"], model=shout), df).df["loud"].tolist() == ["ANN IS 31", "BOB IS 40"]
+    assert run_table(ops.map_op(df, "loud", "shout it", input_columns=["text"], model=shout), df).df[
+        "loud"
+    ].tolist() == ["ANN IS 31", "BOB IS 40"]
     groups = ScriptedBackend(lambda r: json.dumps({"summary": r.messages[-1].content.splitlines()[1]}))
     described = run_table(ops.describe_op(df, "summary", by="team", model=groups), df).df
     assert described.to_dict("list") == {"team": ["a", "b"], "summary": ["team = a", "team = b"]}
@@ -127,8 +131,16 @@ def test_bad_files_name_the_file_row_or_column(tmp_path):
 def test_file_job_with_a_named_model(tmp_path):
     compound.register_model("sentiment-fake", ScriptedBackend(sentiment))
     REVIEWS.to_csv(tmp_path / "in.csv", index=False)
-    spec = {"op": "classify", "input": str(tmp_path / "in.csv"), "out": str(tmp_path / "out.xlsx"), "column": "sentiment",
-            "labels": ["positive", "negative"], "model": "sentiment-fake", "job_id": "file-job", "input_columns": ["review"]}
+    spec = {
+        "op": "classify",
+        "input": str(tmp_path / "in.csv"),
+        "out": str(tmp_path / "out.xlsx"),
+        "column": "sentiment",
+        "labels": ["positive", "negative"],
+        "model": "sentiment-fake",
+        "job_id": "file-job",
+        "input_columns": ["review"],
+    }
     result, path = run_file_job(spec, progress=False)
     assert read_table(path)["sentiment"].tolist() == ["positive", "negative", "positive", "negative"]
     with pytest.raises(compound.ConfigurationError, match="exists already"):
@@ -144,8 +156,24 @@ def test_cli_table_budget_stop_names_the_resume_command_and_jobs_lists_it(tmp_pa
 
     compound.register_model("sentiment-cli", ScriptedBackend(sentiment, model="sentiment-cli"))
     pd.DataFrame({"review": [f"good {i}" for i in range(6)]}).to_csv(tmp_path / "in.csv", index=False)
-    args = ["table", "classify", str(tmp_path / "in.csv"), "--column", "sentiment", "--labels", "positive,negative",
-            "--model", "sentiment-cli", "--job", "cli-job", "--max-calls", "2", "--no-progress", "--out", str(tmp_path / "o.csv")]
+    args = [
+        "table",
+        "classify",
+        str(tmp_path / "in.csv"),
+        "--column",
+        "sentiment",
+        "--labels",
+        "positive,negative",
+        "--model",
+        "sentiment-cli",
+        "--job",
+        "cli-job",
+        "--max-calls",
+        "2",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "o.csv"),
+    ]
     stopped = CliRunner().invoke(app, args)
     assert isinstance(stopped.exception, JobStopped) and "compound table --resume cli-job" in str(stopped.exception)
     assert not (tmp_path / "o.csv").exists()

@@ -81,8 +81,10 @@ def test_denied_calls_never_run_over_many_attempts():
     policy = Policy().allow("refund", lambda a: a["amount"] < 10 or "too much")
     for i in range(60):
         amount = float(10 + i)
-        model = actions({"thought": "", "tool": "refund", "arguments": {"order_id": i, "amount": amount}},
-                        {"thought": "", "tool": "finish", "answer": "ok"})
+        model = actions(
+            {"thought": "", "tool": "refund", "arguments": {"order_id": i, "amount": amount}},
+            {"thought": "", "tool": "finish", "answer": "ok"},
+        )
         asyncio.run(ToolAgent([refund], model=model, policy=policy).arun("x"))
     assert log == []
 
@@ -103,8 +105,10 @@ def test_bad_arguments_are_reported_to_the_model_not_run():
     refund, _ = make_tools(log)
     with pytest.raises(ToolArgumentError, match="order_id"):
         refund.check({"order_id": "seven", "amount": 1})
-    model = actions({"thought": "", "tool": "refund", "arguments": {"order_id": "seven", "amount": 1}},
-                    {"thought": "", "tool": "finish", "answer": "gave up"})
+    model = actions(
+        {"thought": "", "tool": "refund", "arguments": {"order_id": "seven", "amount": 1}},
+        {"thought": "", "tool": "finish", "answer": "gave up"},
+    )
     result = asyncio.run(ToolAgent([refund], model=model, policy=Policy(default="allow")).arun("x"))
     assert log == [] and "bad arguments" in result.steps[0].observation["error"]
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Callable
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     MUST = "must"
     SHOULD = "should"
 
@@ -29,7 +30,13 @@ class Validation:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requirement": self.requirement, "level": self.level.value, "passed": self.passed, "score": self.score, "reason": self.reason}
+        return {
+            "requirement": self.requirement,
+            "level": self.level.value,
+            "passed": self.passed,
+            "score": self.score,
+            "reason": self.reason,
+        }
 
 
 class Requirement:
@@ -46,14 +53,22 @@ class Requirement:
         return self.validate(value, inputs)
 
     def result(self, passed: bool, reason: str = "", score: float | None = None) -> Validation:
-        return Validation(self.description, self.level, bool(passed), float(passed) if score is None else score, reason or ("ok" if passed else self.description))
+        return Validation(
+            self.description,
+            self.level,
+            bool(passed),
+            float(passed) if score is None else score,
+            reason or ("ok" if passed else self.description),
+        )
 
 
 class Check(Requirement):
     """A Python check. ``fn(value)`` or ``fn(value, inputs)`` returns a bool, a ``(bool, reason)`` pair,
     or a score in [0, 1] (passing at ``threshold``). An exception in the check is a failure with its message."""
 
-    def __init__(self, fn: Callable[..., Any], description: str | None = None, level: Level = MUST, threshold: float = 1.0) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], description: str | None = None, level: Level = MUST, threshold: float = 1.0
+    ) -> None:
         super().__init__(description or (fn.__doc__ or fn.__name__).strip(), level)
         self.fn = fn
         self.threshold = threshold
@@ -76,7 +91,9 @@ class Check(Requirement):
 class Regex(Requirement):
     """A regular expression that a string output (or one field of it) must match."""
 
-    def __init__(self, pattern: str, field: str | None = None, level: Level = MUST, description: str | None = None) -> None:
+    def __init__(
+        self, pattern: str, field: str | None = None, level: Level = MUST, description: str | None = None
+    ) -> None:
         where = f"field {field!r}" if field else "the output"
         super().__init__(description or f"{where} matches /{pattern}/", level)
         self.pattern = re.compile(pattern)
@@ -93,7 +110,9 @@ class Regex(Requirement):
 class Conforms(Requirement):
     """The output (or one field) validates against a pydantic model or type, e.g. ``conint(ge=0)``."""
 
-    def __init__(self, type_: Any, field: str | None = None, level: Level = MUST, description: str | None = None) -> None:
+    def __init__(
+        self, type_: Any, field: str | None = None, level: Level = MUST, description: str | None = None
+    ) -> None:
         super().__init__(description or f"{field or 'output'} conforms to {getattr(type_, '__name__', type_)}", level)
         self.adapter = TypeAdapter(type_)
         self.field = field
@@ -131,7 +150,9 @@ class LLMJudge(Requirement):
 
         shown = value.model_dump_json() if isinstance(value, BaseModel) else str(value)
         prompt = f"Criterion: {self.description}\n\nInputs: {inputs}\n\nOutput to judge: {shown}\n\nDoes the output meet the criterion?"
-        verdict = await acall_typed(Verdict, prompt, model=self.model, instructions="You are a strict reviewer.", max_tokens=200)
+        verdict = await acall_typed(
+            Verdict, prompt, model=self.model, instructions="You are a strict reviewer.", max_tokens=200
+        )
         return self.result(verdict.value.passed, verdict.value.reason)
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from compound.core.errors import ConfigurationError
 
@@ -80,15 +81,11 @@ _override: ContextVar[Settings | None] = ContextVar("compound_settings", default
 def _checked(base: Settings, changes: dict[str, Any]) -> Settings:
     unknown = set(changes) - _FIELDS
     if unknown:
-        raise ConfigurationError(
-            f"unknown setting(s) {sorted(unknown)}; the settings are: {sorted(_FIELDS)}"
-        )
+        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; the settings are: {sorted(_FIELDS)}")
     if "home" in changes:
         changes["home"] = Path(changes["home"])
     if "prices" in changes:
-        changes["prices"] = {
-            k: v if isinstance(v, Price) else Price(**v) for k, v in dict(changes["prices"]).items()
-        }
+        changes["prices"] = {k: v if isinstance(v, Price) else Price(**v) for k, v in dict(changes["prices"]).items()}
     if changes.get("max_concurrency", 1) < 1:
         raise ConfigurationError("max_concurrency must be at least 1")
     return replace(base, **changes)

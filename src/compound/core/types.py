@@ -75,7 +75,7 @@ class Request:
         if self.json_schema is not None and self.grammar is not None:
             raise ValueError("give json_schema or grammar, not both")
 
-    def with_(self, **changes: Any) -> "Request":
+    def with_(self, **changes: Any) -> Request:
         return replace(self, **changes)
 
     def key_fields(self) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class Generation:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Generation":
+    def from_dict(cls, d: dict[str, Any]) -> Generation:
         return cls(
             text=d["text"],
             model=d["model"],

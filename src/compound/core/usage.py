@@ -8,10 +8,11 @@ nothing this time), as LOTUS does.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -31,13 +32,13 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         out = Usage()
         out.add(self)
         out.add(other)
         return out
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         self.calls += other.calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
@@ -61,11 +62,11 @@ class Usage:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Usage":
+    def from_dict(cls, d: dict[str, Any]) -> Usage:
         return cls(**{k: v for k, v in d.items() if k in _USAGE_FIELDS})
 
 
-def sum_usage(usages: "Iterable[Usage]") -> Usage:
+def sum_usage(usages: Iterable[Usage]) -> Usage:
     """The sum of many usages (of generations, candidates, rows)."""
     total = Usage()
     for u in usages:

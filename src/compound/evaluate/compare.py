@@ -66,10 +66,19 @@ def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
     if vote:
         return classifier(labels, small, SelfConsistency(int(vote.group(1))), name=name)
     if name == "cascade":
-        return Cascade([LLMStage(classifier(labels, small), FIELD, "small", votes=3), LLMStage(classifier(labels, large), FIELD, "large")], FIELD, name="cascade")
+        return Cascade(
+            [
+                LLMStage(classifier(labels, small), FIELD, "small", votes=3),
+                LLMStage(classifier(labels, large), FIELD, "large"),
+            ],
+            FIELD,
+            name="cascade",
+        )
     if name == "auto":
         return Cascade([ProxyStage("proxy"), LLMStage(classifier(labels, large), FIELD, "large")], FIELD, name="auto")
-    raise ConfigurationError(f"unknown configuration {name!r}; built in: small, large, voteN (e.g. vote5), cascade, auto")
+    raise ConfigurationError(
+        f"unknown configuration {name!r}; built in: small, large, voteN (e.g. vote5), cascade, auto"
+    )
 
 
 @dataclass
@@ -82,12 +91,25 @@ def split(df: Any, limit: int, calibration: int, seed: int) -> Split:
     order = list(range(len(df)))
     random.Random(seed).shuffle(order)
     if limit + calibration > len(df):
-        raise ConfigurationError(f"the file has {len(df)} rows; --limit {limit} plus --calibration {calibration} need more")
-    return Split(df.iloc[order[:limit]].reset_index(drop=True), df.iloc[order[limit: limit + calibration]].reset_index(drop=True))
+        raise ConfigurationError(
+            f"the file has {len(df)} rows; --limit {limit} plus --calibration {calibration} need more"
+        )
+    return Split(
+        df.iloc[order[:limit]].reset_index(drop=True),
+        df.iloc[order[limit : limit + calibration]].reset_index(drop=True),
+    )
 
 
-async def calibrate(program: Module, calib: Any, input_col: str, label_col: str, labels: list[str], large: Any,
-                    target: float | None, delta: float) -> dict[str, Any]:
+async def calibrate(
+    program: Module,
+    calib: Any,
+    input_col: str,
+    label_col: str,
+    labels: list[str],
+    large: Any,
+    target: float | None,
+    delta: float,
+) -> dict[str, Any]:
     """Fit proxies and learn thresholds on the calibration rows only. With ``target=None`` the target is
     the large model's accuracy on the same rows (so the cascade aims to match it)."""
     assert isinstance(program, Cascade)
@@ -96,18 +118,39 @@ async def calibrate(program: Module, calib: Any, input_col: str, label_col: str,
     info: dict[str, Any] = {}
     if target is None:
         answers = await program.stages[-1].answer(texts)
-        target = min(0.999, sum(a == g for (a, _), g in zip(answers, gold)) / len(gold))
+        target = min(0.999, sum(a == g for (a, _), g in zip(answers, gold, strict=False)) / len(gold))
         info["large_accuracy_on_calibration"] = target
     # a proxy is cross-fitted: every calibration row trains it and, out of fold, sets its threshold
-    oof = {i: stage.cross_fit(texts, gold) for i, stage in enumerate(program.stages[:-1]) if isinstance(stage, ProxyStage)}
+    oof = {
+        i: stage.cross_fit(texts, gold) for i, stage in enumerate(program.stages[:-1]) if isinstance(stage, ProxyStage)
+    }
     thresholds = await program.calibrate(texts, gold, target=target, delta=delta, answers=oof)
-    info.update(target=target, delta=delta, thresholds=[t.to_dict() for t in thresholds], rows=len(texts), cross_fitted=bool(oof))
+    info.update(
+        target=target,
+        delta=delta,
+        thresholds=[t.to_dict() for t in thresholds],
+        rows=len(texts),
+        cross_fitted=bool(oof),
+    )
     return info
 
 
-async def compare(df: Any, input_col: str, label_col: str, configs: list[str], *, labels: list[str] | None = None,
-                  limit: int = 100, calibration: int = 100, small: Any = SMALL, large: Any = LARGE,
-                  target: float | None = None, delta: float = 0.1, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+async def compare(
+    df: Any,
+    input_col: str,
+    label_col: str,
+    configs: list[str],
+    *,
+    labels: list[str] | None = None,
+    limit: int = 100,
+    calibration: int = 100,
+    small: Any = SMALL,
+    large: Any = LARGE,
+    target: float | None = None,
+    delta: float = 0.1,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     labels = labels or sorted(df[label_col].unique().tolist())
     unknown = set(df[label_col]) - set(labels)
     if unknown:
@@ -120,18 +163,34 @@ async def compare(df: Any, input_col: str, label_col: str, configs: list[str], *
         calib_usage = Usage()
         if isinstance(program, Cascade):
             with track_usage(f"calibrate {name}") as tracker:
-                details[name] = await calibrate(program, parts.calibrate, input_col, label_col, labels, large, target, delta)
+                details[name] = await calibrate(
+                    program, parts.calibrate, input_col, label_col, labels, large, target, delta
+                )
             calib_usage = tracker.total
         op = classify_op(parts.evaluate, FIELD, labels, input_columns=[input_col], program=program)
         result = await arun_table(op, parts.evaluate, progress=progress)
         predicted = result.df[FIELD].astype(str).tolist()
-        accuracy = sum(p == g for p, g in zip(predicted, parts.evaluate[label_col])) / limit
+        accuracy = sum(p == g for p, g in zip(predicted, parts.evaluate[label_col], strict=False)) / limit
         u = result.usage.total
-        row = {"config": name, "accuracy": accuracy, "calls": u.calls, "tokens": u.total_tokens, "cpu_s": u.cpu_s,
-               "joules": u.energy_j, "usd": u.cost_usd, "calibration_cpu_s": calib_usage.cpu_s}
+        row = {
+            "config": name,
+            "accuracy": accuracy,
+            "calls": u.calls,
+            "tokens": u.total_tokens,
+            "cpu_s": u.cpu_s,
+            "joules": u.energy_j,
+            "usd": u.cost_usd,
+            "calibration_cpu_s": calib_usage.cpu_s,
+        }
         row["answered_by"] = json.dumps(program.answered_by) if isinstance(program, Cascade) else ""
         rows.append(row)
-    for row, front in zip(rows, pareto_front([(r["accuracy"], r["cpu_s"]) for r in rows])):
+    for row, front in zip(rows, pareto_front([(r["accuracy"], r["cpu_s"]) for r in rows]), strict=False):
         row["pareto"] = front
-    return {"rows": rows, "details": details, "labels": labels, "evaluated": limit,
-            "calibration_rows": calibration if needs_calibration else 0, "seed": seed}
+    return {
+        "rows": rows,
+        "details": details,
+        "labels": labels,
+        "evaluated": limit,
+        "calibration_rows": calibration if needs_calibration else 0,
+        "seed": seed,
+    }

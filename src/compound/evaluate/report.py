@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -17,8 +18,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     return out
 
 
-def plot_quality_vs_cost(rows: list[dict[str, Any]], quality: str, cost: str, label: str, path: Path, title: str,
-                         log_x: bool = False) -> Path:
+def plot_quality_vs_cost(
+    rows: list[dict[str, Any]], quality: str, cost: str, label: str, path: Path, title: str, log_x: bool = False
+) -> Path:
     """Scatter with each configuration labelled and the Pareto front joined; writes ``path`` (PNG)."""
     import matplotlib
 
@@ -30,8 +32,15 @@ def plot_quality_vs_cost(rows: list[dict[str, Any]], quality: str, cost: str, la
     front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r[cost])
     ax.scatter(xs, ys, color="#4a6fa5", zorder=3, label="configuration")
     if front:
-        ax.plot([r[cost] for r in front], [r[quality] for r in front], color="#d1495b", lw=1.5, marker="o", zorder=4,
-                label="Pareto front")
+        ax.plot(
+            [r[cost] for r in front],
+            [r[quality] for r in front],
+            color="#d1495b",
+            lw=1.5,
+            marker="o",
+            zorder=4,
+            label="Pareto front",
+        )
     ax.legend(loc="best")
     ax.margins(x=0.12, y=0.12)
     for r in rows:
@@ -54,15 +63,20 @@ def html_report(title: str, rows: list[dict[str, Any]], png: Path, path: Path, n
     cols = list(rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(f'{r[c]:.4g}' if isinstance(r[c], float) else str(r[c]))}</td>" for c in cols) + "</tr>"
-        for r in rows)
+        "<tr>"
+        + "".join(f"<td>{html.escape(f'{r[c]:.4g}' if isinstance(r[c], float) else str(r[c]))}</td>" for c in cols)
+        + "</tr>"
+        for r in rows
+    )
     img = base64.b64encode(png.read_bytes()).decode()
     note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-    page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}</style>"
-            f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>"
-            f"<p><img alt='quality against cost' src='data:image/png;base64,{img}'></p>{note_html}")
+    page = (
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}</style>"
+        f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>"
+        f"<p><img alt='quality against cost' src='data:image/png;base64,{img}'></p>{note_html}"
+    )
     path.write_text(page)
     return path
 
@@ -76,4 +90,3 @@ def text_table(rows: list[dict[str, Any]], title: str) -> Any:
     for r in rows:
         t.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()))
     return t
-

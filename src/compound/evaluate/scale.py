@@ -11,7 +11,8 @@ found, accuracy can rise and then fall as calls grow, so the curve is measured, 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from compound.evaluate.compare import FIELD, classifier
 from compound.strategies.sampling import SelfConsistency
@@ -19,16 +20,36 @@ from compound.tables.jobs import arun_table
 from compound.tables.operators import classify_op
 
 
-async def returns_curve(df: Any, input_col: str, label_col: str, labels: list[str], model: Any,
-                        ns: Sequence[int] = (1, 2, 4, 8, 16), min_gain_per_cpu_s: float = 0.001, progress: bool = False) -> dict[str, Any]:
+async def returns_curve(
+    df: Any,
+    input_col: str,
+    label_col: str,
+    labels: list[str],
+    model: Any,
+    ns: Sequence[int] = (1, 2, 4, 8, 16),
+    min_gain_per_cpu_s: float = 0.001,
+    progress: bool = False,
+) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for n in ns:
         program = classifier(labels, model, SelfConsistency(n) if n > 1 else None, name=f"vote{n}")
-        result = await arun_table(classify_op(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress)
-        acc = sum(p == g for p, g in zip(result.df[FIELD].astype(str), df[label_col].astype(str))) / len(df)
+        result = await arun_table(
+            classify_op(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress
+        )
+        acc = sum(p == g for p, g in zip(result.df[FIELD].astype(str), df[label_col].astype(str), strict=False)) / len(
+            df
+        )
         u = result.usage.total
-        row = {"n": n, "accuracy": acc, "calls": u.calls, "cpu_s": u.cpu_s, "joules": u.energy_j, "usd": u.cost_usd,
-               "gain_vs_previous": None, "gain_per_cpu_s": None}
+        row = {
+            "n": n,
+            "accuracy": acc,
+            "calls": u.calls,
+            "cpu_s": u.cpu_s,
+            "joules": u.energy_j,
+            "usd": u.cost_usd,
+            "gain_vs_previous": None,
+            "gain_per_cpu_s": None,
+        }
         if rows:
             prev = rows[-1]
             row["gain_vs_previous"] = acc - prev["accuracy"]
@@ -39,4 +60,9 @@ async def returns_curve(df: Any, input_col: str, label_col: str, labels: list[st
         row["utility"] = row["accuracy"] - min_gain_per_cpu_s * row["cpu_s"]
     recommended = max(rows, key=lambda r: (r["utility"], -r["n"]))["n"]
     best = max(rows, key=lambda r: (r["accuracy"], -r["cpu_s"]))
-    return {"rows": rows, "recommended_n": recommended, "best_accuracy_n": best["n"], "min_gain_per_cpu_s": min_gain_per_cpu_s}
+    return {
+        "rows": rows,
+        "recommended_n": recommended,
+        "best_accuracy_n": best["n"],
+        "min_gain_per_cpu_s": min_gain_per_cpu_s,
+    }

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from concurrent.futures import ThreadPoolExecutor
 from abc import ABC
-from typing import Any, Callable, ClassVar, final
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, final
 
 from compound.core import budget as budgets
 from compound.core.errors import CompoundError
@@ -36,7 +37,7 @@ def build_request(prompt: Any, params: dict[str, Any]) -> Request:
     return Request(as_messages(prompt), **params)
 
 
-class Backend(ABC):
+class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate, either one)
     """A model behind one interface. Subclasses implement ``_generate`` and/or ``_agenerate``."""
 
     kind: ClassVar[str] = "base"
@@ -112,7 +113,9 @@ class Backend(ABC):
             if self._worker is None:
                 completion, wall, cpu = self._timed(request)
             else:
-                completion, wall, cpu = self._worker.submit(contextvars.copy_context().run, self._timed, request).result()
+                completion, wall, cpu = self._worker.submit(
+                    contextvars.copy_context().run, self._timed, request
+                ).result()
         except BaseException as e:
             self._failed(plan, span, e)
             raise

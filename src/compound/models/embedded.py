@@ -34,7 +34,7 @@ class EmbeddedModel:
 
     def _part_paths(self) -> list[Path] | None:
         paths = []
-        for module, rel in zip(self.modules, self.files):
+        for module, rel in zip(self.modules, self.files, strict=False):
             spec = importlib.util.find_spec(module)
             if spec is None or not spec.submodule_search_locations:
                 return None

@@ -33,8 +33,7 @@ def resolve_model_path(model: str) -> Path:
     if path.suffix.lower() == ".gguf" and path.exists():
         return path
     raise ConfigurationError(
-        f"llama_cpp model {model!r} is neither an embedded model ({', '.join(EMBEDDED)}) "
-        f"nor an existing .gguf file"
+        f"llama_cpp model {model!r} is neither an embedded model ({', '.join(EMBEDDED)}) nor an existing .gguf file"
     )
 
 
@@ -125,7 +124,12 @@ class LlamaCppBackend(Backend):
         if self._chat_formatter is not None:
             prompt = self._chat_formatter(messages=messages).prompt
             return len(llm.tokenize(prompt.encode(), add_bos=False, special=True)) + 1
-        return sum(len(llm.tokenize(m["content"].encode(), add_bos=False)) + _TEMPLATE_TOKENS_PER_MESSAGE for m in messages) + 64
+        return (
+            sum(
+                len(llm.tokenize(m["content"].encode(), add_bos=False)) + _TEMPLATE_TOKENS_PER_MESSAGE for m in messages
+            )
+            + 64
+        )
 
     def completion_kwargs(self, request: Request) -> dict[str, Any]:
         """The arguments of ``Llama.create_chat_completion`` for a request (shared with benchmarks)."""
@@ -139,7 +143,9 @@ class LlamaCppBackend(Backend):
         if request.seed is not None:
             kwargs["seed"] = request.seed
         elif request.temperature > 0:  # distinct, reproducible samples
-            kwargs["seed"] = int.from_bytes(hashlib.sha256(f"sample-{request.sample_index}".encode()).digest()[:4], "little")
+            kwargs["seed"] = int.from_bytes(
+                hashlib.sha256(f"sample-{request.sample_index}".encode()).digest()[:4], "little"
+            )
         if request.json_schema is not None:
             kwargs["grammar"] = _grammar(schema_grammar(json.dumps(request.json_schema, sort_keys=True)))
         if request.grammar is not None:

@@ -4,7 +4,7 @@ separate package can add one; the built-in ones register the same way (see pypro
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -17,7 +17,7 @@ _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_kinds() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="compound.backends")}
 

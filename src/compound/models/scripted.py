@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from compound.core.types import Completion, Request
 from compound.models.base import Backend

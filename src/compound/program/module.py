@@ -14,8 +14,9 @@ import asyncio
 import contextvars
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError
@@ -62,7 +63,7 @@ class Module:
             return out
 
     # --- parameters -----------------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
         for name, value in vars(self).items():
             path = f"{prefix}.{name}" if prefix else name
@@ -97,19 +98,28 @@ class Module:
         steps = {}
         for path, module in self.named_modules():
             strategy = getattr(module, "strategy", None)
-            steps[path] = {"class": type(module).__qualname__,
-                           "strategy": None if strategy is None else [type(strategy).__qualname__, _plain(vars(strategy))]}
+            steps[path] = {
+                "class": type(module).__qualname__,
+                "strategy": None if strategy is None else [type(strategy).__qualname__, _plain(vars(strategy))],
+            }
         from compound.program.typed import PROMPT_VERSION
 
         return {"parameters": self.named_parameters(), "steps": steps, "prompt_version": PROMPT_VERSION}
 
     def state(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "program": type(self).__qualname__, "parameters": self.named_parameters()}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "program": type(self).__qualname__,
+            "parameters": self.named_parameters(),
+        }
 
-    def load_state(self, state: dict[str, Any], source: str = "state") -> "Module":
+    def load_state(self, state: dict[str, Any], source: str = "state") -> Module:
         state = migrate(state, source)
         if state.get("program") != type(self).__qualname__:
-            raise ConfigurationError(f"{source} holds a {state.get('program')!r} program, not a {type(self).__qualname__!r}")
+            raise ConfigurationError(
+                f"{source} holds a {state.get('program')!r} program, not a {type(self).__qualname__!r}"
+            )
         modules = dict(self.named_modules())
         known = self.named_parameters()
         unknown = set(state["parameters"]) - set(known)
@@ -129,7 +139,7 @@ class Module:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *args: Any, **kwargs: Any) -> "Module":
+    def load(cls, path: str | Path, *args: Any, **kwargs: Any) -> Module:
         """Build the program (``cls(*args, **kwargs)``) and load its parameters from ``path``."""
         path = Path(path)
         try:
@@ -141,7 +151,7 @@ class Module:
 
 def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ConfigurationError(f"{source} is not a saved compound program (no \"format\": \"{FORMAT}\")")
+        raise ConfigurationError(f'{source} is not a saved compound program (no "format": "{FORMAT}")')
     version = state.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise ConfigurationError(

@@ -27,10 +27,12 @@ class Signature:
         self.instructions = instructions
 
     @classmethod
-    def parse(cls, spec: str, instructions: str = "") -> "Signature":
+    def parse(cls, spec: str, instructions: str = "") -> Signature:
         """``"question, context -> answer"``: every field a string."""
         if "->" not in spec:
-            raise ConfigurationError(f"signature {spec!r} needs '->' between inputs and outputs, e.g. 'question -> answer'")
+            raise ConfigurationError(
+                f"signature {spec!r} needs '->' between inputs and outputs, e.g. 'question -> answer'"
+            )
         left, right = (part.strip() for part in spec.split("->", 1))
 
         def model(name: str, fields: str) -> type[BaseModel]:
@@ -121,11 +123,24 @@ class Predict(Module):
             raise ConfigurationError(f"{self.step_name}: bad inputs: {e}") from None
         return {k: getattr(validated, k) for k in self.signature.inputs.model_fields}
 
-    def _request(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...], output_type: type[BaseModel] | None = None):
+    def _request(
+        self,
+        inputs: dict[str, Any],
+        index: int,
+        feedback: tuple[Message, ...],
+        output_type: type[BaseModel] | None = None,
+    ):
         spec = output_spec(output_type or self.output_type)
         temperature = self.sample_temperature if index > 0 else 0.0
-        return spec, typed_request(spec, self.messages(inputs) + list(feedback), self.instructions or None,
-                                   max_tokens=self.max_tokens, temperature=temperature, sample_index=index, logprobs=self.logprobs)
+        return spec, typed_request(
+            spec,
+            self.messages(inputs) + list(feedback),
+            self.instructions or None,
+            max_tokens=self.max_tokens,
+            temperature=temperature,
+            sample_index=index,
+            logprobs=self.logprobs,
+        )
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
         """Candidate ``index`` (0 is greedy, later ones sampled), as data: a parse failure is an error, not a raise."""
@@ -186,7 +201,9 @@ ANSWER_PROMPT = "Now give the final answer."
 @functools.lru_cache(maxsize=128)
 def with_reasoning(output_type: type[BaseModel]) -> type[BaseModel]:
     """The output type plus a ``reasoning`` field (filled from the free-text phase, not generated)."""
-    return create_model(f"{output_type.__name__}WithReasoning", __base__=output_type, reasoning=(str, Field(default="")))
+    return create_model(
+        f"{output_type.__name__}WithReasoning", __base__=output_type, reasoning=(str, Field(default=""))
+    )
 
 
 class ChainOfThought(Predict):
@@ -202,11 +219,21 @@ class ChainOfThought(Predict):
         base = self.messages(inputs) + list(feedback)
         system = [Message("system", self.instructions)] if self.instructions else []
         temperature = self.sample_temperature if index > 0 else 0.0
-        thought = await backend.agenerate(system + base + [Message("user", REASONING_PROMPT)],
-                                          max_tokens=self.reasoning_tokens, temperature=temperature, sample_index=index)
+        thought = await backend.agenerate(
+            system + base + [Message("user", REASONING_PROMPT)],
+            max_tokens=self.reasoning_tokens,
+            temperature=temperature,
+            sample_index=index,
+        )
         spec = output_spec(self.output_type)
-        request = typed_request(spec, base + [Message("assistant", thought.text), Message("user", ANSWER_PROMPT)],
-                                self.instructions or None, max_tokens=self.max_tokens, temperature=temperature, sample_index=index)
+        request = typed_request(
+            spec,
+            base + [Message("assistant", thought.text), Message("user", ANSWER_PROMPT)],
+            self.instructions or None,
+            max_tokens=self.max_tokens,
+            temperature=temperature,
+            sample_index=index,
+        )
         try:
             typed = await adrive(typed_protocol(spec, request), backend)
         except OutputParseError as e:

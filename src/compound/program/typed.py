@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -48,7 +49,9 @@ class PydanticOutput(OutputSpec[T]):
         try:
             return self.model.model_validate_json(text)  # type: ignore[attr-defined]
         except ValidationError as e:
-            raise ValueError("; ".join(f"{'.'.join(map(str, err['loc'])) or 'reply'}: {err['msg']}" for err in e.errors())) from None
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, err['loc'])) or 'reply'}: {err['msg']}" for err in e.errors())
+            ) from None
 
 
 class JSONSchemaOutput(OutputSpec[Any]):
@@ -120,7 +123,13 @@ def _describe_type(spec: dict[str, Any]) -> str | None:
     if t == "array":
         inner = _describe_type(spec.get("items", {}))
         return None if inner is None else f"a list of {inner}"
-    simple = {"string": "text", "integer": "an integer", "number": "a number", "boolean": "true or false", "null": "null"}
+    simple = {
+        "string": "text",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+        "null": "null",
+    }
     if t in simple:
         return simple[t]
     if t == "object" and not spec.get("properties"):
@@ -142,6 +151,8 @@ def describe_schema(schema: dict[str, Any]) -> str:
     if not lines:
         return SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, separators=(",", ":")))
     return "Reply with one JSON object with these fields:\n" + "\n".join(lines)
+
+
 REPAIR_INSTRUCTION = (
     "That reply is not valid: {errors}\nReply again with only the corrected JSON object, following the schema."
 )
@@ -166,13 +177,16 @@ def typed_protocol(spec: OutputSpec[T], request: Request) -> Generator[Request, 
     except ValueError as e:
         errors = str(e)
     repair = request.with_(
-        messages=request.messages + (Message("assistant", first.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
+        messages=request.messages
+        + (Message("assistant", first.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
     )
     second = yield repair
     try:
         return Typed(spec.parse(second.text), [first, second])
     except ValueError as e:
-        raise OutputParseError("the reply did not validate after one repair attempt", second.text, str(e), [first.text, second.text]) from None
+        raise OutputParseError(
+            "the reply did not validate after one repair attempt", second.text, str(e), [first.text, second.text]
+        ) from None
 
 
 def drive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
@@ -195,12 +209,16 @@ async def adrive(protocol: Generator[Request, Generation, T], model: Backend) ->
         return done.value
 
 
-def call_typed(output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any) -> Typed:
+def call_typed(
+    output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any
+) -> Typed:
     """Ask ``model`` for a value of type ``output`` (a pydantic model or a JSON schema)."""
     spec = output_spec(output)
     return drive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))
 
 
-async def acall_typed(output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any) -> Typed:
+async def acall_typed(
+    output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any
+) -> Typed:
     spec = output_spec(output)
     return await adrive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))

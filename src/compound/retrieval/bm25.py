@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
 
@@ -40,14 +40,19 @@ class BM25Retriever:
         if not tokens.vocab:  # nothing searchable in the query (only stopwords)
             return []
         ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)
-        return [Hit(self.documents[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [Hit(self.documents[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=False) if s > 0]
 
     def save(self, path: str | Path) -> Path:
-        return write_index_dir(Path(path), self.kind, self.documents, {"stopwords": self.stopwords},
-                               lambda d: self._index.save(str(d / "bm25"), allow_pickle=False))
+        return write_index_dir(
+            Path(path),
+            self.kind,
+            self.documents,
+            {"stopwords": self.stopwords},
+            lambda d: self._index.save(str(d / "bm25"), allow_pickle=False),
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "BM25Retriever":
+    def load(cls, path: str | Path) -> BM25Retriever:
         import bm25s
 
         manifest, docs = read_index_dir(Path(path), cls.kind)

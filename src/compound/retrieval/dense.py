@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from compound.core.errors import ConfigurationError, ModelNotInstalledError
 from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
@@ -34,7 +35,9 @@ def load_embedder(path: str | Path | None = None) -> Any:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
-            raise ConfigurationError("dense retrieval needs sentence-transformers: pip install 'compound[dense]'") from e
+            raise ConfigurationError(
+                "dense retrieval needs sentence-transformers: pip install 'compound[dense]'"
+            ) from e
         _models[path] = SentenceTransformer(path, device="cpu")
     return _models[path]
 
@@ -42,7 +45,9 @@ def load_embedder(path: str | Path | None = None) -> Any:
 class DenseRetriever:
     kind = "dense"
 
-    def __init__(self, documents: Iterable[Document | str] = (), *, model_path: str | Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, documents: Iterable[Document | str] = (), *, model_path: str | Path | None = None, batch_size: int = 64
+    ) -> None:
         import numpy as np
 
         self.model_path = str(model_path or embedding_model_path())
@@ -53,8 +58,9 @@ class DenseRetriever:
 
     def _embed(self, texts: list[str]) -> Any:
         model = load_embedder(self.model_path)
-        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False).astype("float32")
+        return model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype("float32")
 
     def add(self, documents: Iterable[Document | str]) -> None:
         import numpy as np
@@ -78,12 +84,16 @@ class DenseRetriever:
     def save(self, path: str | Path) -> Path:
         import numpy as np
 
-        return write_index_dir(Path(path), self.kind, self.documents,
-                               {"model": Path(self.model_path).parent.name, "dims": int(self.embeddings.shape[1])},
-                               lambda d: np.save(d / "embeddings.npy", self.embeddings, allow_pickle=False))
+        return write_index_dir(
+            Path(path),
+            self.kind,
+            self.documents,
+            {"model": Path(self.model_path).parent.name, "dims": int(self.embeddings.shape[1])},
+            lambda d: np.save(d / "embeddings.npy", self.embeddings, allow_pickle=False),
+        )
 
     @classmethod
-    def load(cls, path: str | Path, *, model_path: str | Path | None = None) -> "DenseRetriever":
+    def load(cls, path: str | Path, *, model_path: str | Path | None = None) -> DenseRetriever:
         import numpy as np
 
         manifest, docs = read_index_dir(Path(path), cls.kind)
@@ -91,5 +101,7 @@ class DenseRetriever:
         r.documents = docs
         r.embeddings = np.load(Path(path) / "embeddings.npy", allow_pickle=False)
         if len(docs) != r.embeddings.shape[0]:
-            raise ConfigurationError(f"{path}: {len(docs)} documents but {r.embeddings.shape[0]} embeddings; rebuild the index")
+            raise ConfigurationError(
+                f"{path}: {len(docs)} documents but {r.embeddings.shape[0]} embeddings; rebuild the index"
+            )
         return r

@@ -16,8 +16,8 @@ from the same distribution is at least the target.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 def _log_binom_tail(k: int, n: int, p: float) -> float:
@@ -28,8 +28,10 @@ def _log_binom_tail(k: int, n: int, p: float) -> float:
         return -math.inf
     if p >= 1.0:
         return 0.0
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
-             for i in range(k, n + 1)]
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+        for i in range(k, n + 1)
+    ]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
 
@@ -58,11 +60,17 @@ class Threshold:
     bound: float  # its lower confidence bound
 
     def to_dict(self) -> dict[str, float]:
-        return {"value": self.value if math.isfinite(self.value) else None, "target": self.target, "delta": self.delta,
-                "accepted": self.accepted, "agreement": self.agreement, "bound": self.bound}
+        return {
+            "value": self.value if math.isfinite(self.value) else None,
+            "target": self.target,
+            "delta": self.delta,
+            "accepted": self.accepted,
+            "agreement": self.agreement,
+            "bound": self.bound,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, float]) -> "Threshold":
+    def from_dict(cls, d: dict[str, float]) -> Threshold:
         return cls(**{**d, "value": math.inf if d["value"] is None else d["value"]})
 
 
@@ -71,8 +79,13 @@ def min_points(target: float, delta: float) -> int:
     return 1 if target <= delta else math.ceil(math.log(delta) / math.log(target))
 
 
-def learn_threshold(confidences: Sequence[float], agrees: Sequence[bool], target: float, delta: float = 0.05,
-                    min_accepted: int | None = None) -> Threshold:
+def learn_threshold(
+    confidences: Sequence[float],
+    agrees: Sequence[bool],
+    target: float,
+    delta: float = 0.05,
+    min_accepted: int | None = None,
+) -> Threshold:
     """The most lenient threshold whose accepted calibration points agree at ``target`` with prob. ``1 - delta``.
 
     Thresholds that accept fewer than ``min_accepted`` points (by default the fewest that could pass at
@@ -82,7 +95,7 @@ def learn_threshold(confidences: Sequence[float], agrees: Sequence[bool], target
     if not 0 < target < 1 or not 0 < delta < 1:
         raise ValueError("target must be in (0, 1) and delta in (0, 1)")
     min_accepted = min_points(target, delta) if min_accepted is None else min_accepted
-    pairs = sorted(zip(confidences, agrees), key=lambda p: -p[0])
+    pairs = sorted(zip(confidences, agrees, strict=False), key=lambda p: -p[0])
     best = Threshold(math.inf, target, delta, 0, 0.0, 0.0)
     ok = 0
     i = 0

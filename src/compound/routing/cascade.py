@@ -13,7 +13,8 @@ classification step; its confidence is the agreement of ``votes`` samples).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from compound.program.module import Module
 from compound.program.predict import Predict
@@ -36,7 +37,7 @@ class ProxyStage(Stage):
         self.name = name
         self.classifier = classifier or EmbeddingClassifier()
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "ProxyStage":
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> ProxyStage:
         self.classifier.fit(texts, labels)
         return self
 
@@ -49,8 +50,10 @@ class ProxyStage(Stage):
         for k in range(folds):
             train = [i for i in range(len(texts)) if i % folds != k]
             test = [i for i in range(len(texts)) if i % folds == k]
-            fold = EmbeddingClassifier(model_path=self.classifier.model_path).fit([texts[i] for i in train], [labels[i] for i in train])
-            for i, answer in zip(test, fold.predict([texts[i] for i in test])):
+            fold = EmbeddingClassifier(model_path=self.classifier.model_path).fit(
+                [texts[i] for i in train], [labels[i] for i in train]
+            )
+            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=False):
                 answers[i] = answer
         self.fit(texts, labels)
         return [a for a in answers if a is not None]
@@ -85,7 +88,9 @@ class LLMStage(Stage):
 class Cascade(Module):
     parameter_names = ("thresholds", "proxies")
 
-    def __init__(self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade") -> None:
+    def __init__(
+        self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade"
+    ) -> None:
         if len(stages) < 2:
             raise ValueError("a cascade needs at least two stages")
         self.stages = stages
@@ -113,13 +118,20 @@ class Cascade(Module):
                     s.classifier.load_state(value[s.name])
 
     def identity(self) -> dict[str, Any]:
-        stages = [{"name": s.name, "class": type(s).__qualname__, "votes": getattr(s, "votes", None),
-                   "step": s.step.identity() if isinstance(s, LLMStage) else None} for s in self.stages]
+        stages = [
+            {
+                "name": s.name,
+                "class": type(s).__qualname__,
+                "votes": getattr(s, "votes", None),
+                "step": s.step.identity() if isinstance(s, LLMStage) else None,
+            }
+            for s in self.stages
+        ]
         return {**super().identity(), "stages": stages}
 
     async def aforward(self, row: str) -> dict[str, Any]:
         for i, stage in enumerate(self.stages):
-            (label, confidence), = await stage.answer([row])
+            ((label, confidence),) = await stage.answer([row])
             last = i == len(self.stages) - 1
             if last or confidence >= self.thresholds[i].value:
                 self.answered_by[stage.name] += 1
@@ -129,8 +141,15 @@ class Cascade(Module):
                 return {self.field: label, "stage": stage.name, "confidence": confidence}
         raise AssertionError("unreachable")
 
-    async def calibrate(self, texts: Sequence[str], reference: Sequence[str] | None = None, *, target: float = 0.95,
-                        delta: float = 0.05, answers: dict[int, list[tuple[str, float]]] | None = None) -> list[Threshold]:
+    async def calibrate(
+        self,
+        texts: Sequence[str],
+        reference: Sequence[str] | None = None,
+        *,
+        target: float = 0.95,
+        delta: float = 0.05,
+        answers: dict[int, list[tuple[str, float]]] | None = None,
+    ) -> list[Threshold]:
         """Learn every stage's threshold on ``texts``. ``reference`` holds gold labels; without it the last
         stage labels the sample (no gold needed). ``answers`` may give a stage's answers already computed
         (out-of-fold answers of a cross-fitted proxy)."""
@@ -140,7 +159,11 @@ class Cascade(Module):
         for i, stage in enumerate(self.stages[:-1]):
             given = (answers or {}).get(i)
             got = given if given is not None else await stage.answer(texts)
-            self.thresholds.append(learn_threshold([c for _, c in got], [a == r for (a, _), r in zip(got, reference)], target, delta))
+            self.thresholds.append(
+                learn_threshold(
+                    [c for _, c in got], [a == r for (a, _), r in zip(got, reference, strict=False)], target, delta
+                )
+            )
         return self.thresholds
 
 

@@ -6,7 +6,8 @@ plain lists, saved with the program as JSON; its CPU time is counted like any mo
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, active_trackers
@@ -14,15 +15,22 @@ from compound.core.usage import Usage, active_trackers
 
 def record_local_work(wall_s: float, cpu_s: float) -> Usage:
     """Count work done in process outside any backend (an embedding, a classifier) in every tracker."""
-    usage = Usage(calls=1, wall_s=wall_s, cpu_s=cpu_s, energy_j=cpu_s * get_settings().watts_per_core, energy_estimated=True)
+    usage = Usage(
+        calls=1, wall_s=wall_s, cpu_s=cpu_s, energy_j=cpu_s * get_settings().watts_per_core, energy_estimated=True
+    )
     for t in active_trackers():
         t.record(usage, cached=False)
     return usage
 
 
 class EmbeddingClassifier:
-    def __init__(self, labels: Sequence[str] | None = None, coef: list[list[float]] | None = None,
-                 intercept: list[float] | None = None, model_path: str | None = None) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str] | None = None,
+        coef: list[list[float]] | None = None,
+        intercept: list[float] | None = None,
+        model_path: str | None = None,
+    ) -> None:
         self.labels = list(labels or [])
         self.coef = coef
         self.intercept = intercept
@@ -36,12 +44,13 @@ class EmbeddingClassifier:
         from compound.retrieval.dense import load_embedder
 
         t0, c0 = time.perf_counter(), time.process_time()
-        vectors = load_embedder(self.model_path).encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                                         show_progress_bar=False)
+        vectors = load_embedder(self.model_path).encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         record_local_work(time.perf_counter() - t0, time.process_time() - c0)
         return vectors
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str], C: float = 4.0) -> "EmbeddingClassifier":
+    def fit(self, texts: Sequence[str], labels: Sequence[str], C: float = 4.0) -> EmbeddingClassifier:
         from sklearn.linear_model import LogisticRegression
 
         if len(set(labels)) < 2:

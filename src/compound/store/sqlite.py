@@ -14,12 +14,13 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from compound.core.errors import ConfigurationError
 
-_live_writers: "weakref.WeakSet[BatchWriter]" = weakref.WeakSet()
+_live_writers: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 
 
 class BatchWriter:
@@ -103,7 +104,7 @@ class SQLiteStore:
     SCHEMA: str = ""
     VERSION: int = 1
     KIND: str = "store"
-    _open: dict[tuple[type, Path], "SQLiteStore"] = {}
+    _open: dict[tuple[type, Path], SQLiteStore] = {}
     _open_lock = threading.Lock()
 
     @classmethod

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from compound.core.settings import get_settings
 from compound.core.usage import UsageTracker, track_usage
@@ -42,7 +43,14 @@ class Span:
         if self.usage is not None:
             attrs["usage"] = self.usage.to_dict()
         return (
-            self.id, self.run_id, self.parent_id, self.kind, self.name, self.started, self.ended, self.status,
+            self.id,
+            self.run_id,
+            self.parent_id,
+            self.kind,
+            self.name,
+            self.started,
+            self.ended,
+            self.status,
             json.dumps(attrs, default=_json_default),
         )
 
@@ -78,7 +86,7 @@ class TraceStore(SQLiteStore):
         names = [d[0] for d in cur.description]
         out = []
         for r in cur.fetchall():
-            d = dict(zip(names, r))
+            d = dict(zip(names, r, strict=False))
             d["attrs"] = json.loads(d["attrs"])
             out.append(d)
         return out

@@ -2,8 +2,17 @@
 return all of it as data."""
 
 from compound.strategies.base import Candidate, Strategy, StrategyResult
-from compound.strategies.repair import Repair
 from compound.strategies.rejection import RejectionSampling
+from compound.strategies.repair import Repair
 from compound.strategies.sampling import BestOfN, SelfConsistency, VerifyAndSelect
 
-__all__ = ["Candidate", "Strategy", "StrategyResult", "Repair", "RejectionSampling", "BestOfN", "SelfConsistency", "VerifyAndSelect"]
+__all__ = [
+    "Candidate",
+    "Strategy",
+    "StrategyResult",
+    "Repair",
+    "RejectionSampling",
+    "BestOfN",
+    "SelfConsistency",
+    "VerifyAndSelect",
+]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from compound.control.requirements import Level, Requirement, Validation, validate_all
 from compound.core.types import Generation, Message
@@ -51,9 +52,16 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         value = self.value.model_dump(mode="json") if hasattr(self.value, "model_dump") else self.value
-        return {"index": self.index, "value": value, "text": self.text, "error": self.error, "passed": self.passed,
-                "validations": [v.to_dict() for v in self.validations], "usage": self.usage.to_dict(),
-                "call_ids": [g.call_id for g in self.generations]}
+        return {
+            "index": self.index,
+            "value": value,
+            "text": self.text,
+            "error": self.error,
+            "passed": self.passed,
+            "validations": [v.to_dict() for v in self.validations],
+            "usage": self.usage.to_dict(),
+            "call_ids": [g.call_id for g in self.generations],
+        }
 
 
 @dataclass
@@ -81,8 +89,14 @@ class StrategyResult:
         return sum_usage(c.usage for c in self.candidates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "chosen": self.chosen, "passed": self.passed, "note": self.note, "confidence": self.confidence,
-                "candidates": [c.to_dict() for c in self.candidates]}
+        return {
+            "strategy": self.strategy,
+            "chosen": self.chosen,
+            "passed": self.passed,
+            "note": self.note,
+            "confidence": self.confidence,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
 
 
 class Strategy:
@@ -93,8 +107,14 @@ class Strategy:
     async def arun(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> StrategyResult:
         raise NotImplementedError
 
-    async def candidate(self, sample: Sampler, index: int, feedback: tuple[Message, ...],
-                        requirements: list[Requirement], inputs: dict[str, Any]) -> Candidate:
+    async def candidate(
+        self,
+        sample: Sampler,
+        index: int,
+        feedback: tuple[Message, ...],
+        requirements: list[Requirement],
+        inputs: dict[str, Any],
+    ) -> Candidate:
         """Draw one candidate and validate it, inside a traced ``candidate`` span."""
         with span("candidate", f"{self.name} #{index}") as s:
             cand = await sample(index, feedback)

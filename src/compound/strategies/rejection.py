@@ -21,7 +21,9 @@ class RejectionSampling(Strategy):
 
     async def arun(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> StrategyResult:
         if self.parallel:
-            candidates = list(await asyncio.gather(*(self.candidate(sample, i, (), requirements, inputs) for i in range(self.n))))
+            candidates = list(
+                await asyncio.gather(*(self.candidate(sample, i, (), requirements, inputs) for i in range(self.n)))
+            )
             return self.finish(candidates)
         candidates: list[Candidate] = []
         for i in range(self.n):

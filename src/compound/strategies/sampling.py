@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from compound.control.requirements import Requirement, Validation, Level
+from compound.control.requirements import Level, Requirement, Validation
 from compound.strategies.base import Candidate, Sampler, Strategy, StrategyResult
 
 
@@ -62,8 +63,13 @@ class SelfConsistency(_Parallel):
             return result
         answer, count = votes.most_common(1)[0]
         chosen = next(c for c in candidates if c.error is None and self.key(c.value) == answer)
-        result = StrategyResult(self.name, candidates, candidates.index(chosen),
-                                f"{count} of {len(candidates)} samples agree", confidence=count / len(candidates))
+        result = StrategyResult(
+            self.name,
+            candidates,
+            candidates.index(chosen),
+            f"{count} of {len(candidates)} samples agree",
+            confidence=count / len(candidates),
+        )
         return result
 
 
@@ -86,8 +92,13 @@ class BestOfN(_Parallel):
         if not scored:
             return self.finish(candidates)
         best = max(scored, key=lambda c: (c.passed, c.validations[-1].score, -c.index))
-        return StrategyResult(self.name, candidates, candidates.index(best), f"best score {best.validations[-1].score:.3f}",
-                              confidence=best.validations[-1].score)
+        return StrategyResult(
+            self.name,
+            candidates,
+            candidates.index(best),
+            f"best score {best.validations[-1].score:.3f}",
+            confidence=best.validations[-1].score,
+        )
 
 
 class VerifyAndSelect(_Parallel):

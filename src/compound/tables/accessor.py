@@ -1,7 +1,7 @@
 """``df.sem``: the table operators as a pandas accessor.
 
-    import compound.tables.accessor  # registers .sem
-    df.sem.classify("sentiment", ["positive", "negative"], input_columns=["review"])
+import compound.tables.accessor  # registers .sem
+df.sem.classify("sentiment", ["positive", "negative"], input_columns=["review"])
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ class SemanticAccessor:
     def __init__(self, df: pd.DataFrame) -> None:
         self._df = df
 
-    def _run(self, op_name: str, *args: Any, job_id: str | None = None, progress: bool = False, **kwargs: Any) -> pd.DataFrame:
+    def _run(
+        self, op_name: str, *args: Any, job_id: str | None = None, progress: bool = False, **kwargs: Any
+    ) -> pd.DataFrame:
         op = operators.OPERATORS[op_name](self._df, *args, **kwargs)
         return run_table(op, self._df, job_id=job_id, progress=progress).df
 

@@ -33,27 +33,48 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
         raise ConfigurationError(f"unknown table operation {op!r}; use one of {', '.join(OPERATORS)}")
     model = spec.get("model")
     cols = spec.get("input_columns")
-    need = {"map": ["column", "instruction"], "classify": ["column", "labels"], "extract": ["source", "fields"],
-            "filter": ["condition"], "impute": ["column"], "describe": []}[op]
+    need = {
+        "map": ["column", "instruction"],
+        "classify": ["column", "labels"],
+        "extract": ["source", "fields"],
+        "filter": ["condition"],
+        "impute": ["column"],
+        "describe": [],
+    }[op]
     missing = [k for k in need if not spec.get(k)]
     if missing:
         raise ConfigurationError(f"compound table {op} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in missing))
     if op == "map":
         return OPERATORS[op](df, spec["column"], spec["instruction"], input_columns=cols, model=model)
     if op == "classify":
-        return OPERATORS[op](df, spec["column"], spec["labels"], instruction=spec.get("instruction"), input_columns=cols, model=model)
+        return OPERATORS[op](
+            df, spec["column"], spec["labels"], instruction=spec.get("instruction"), input_columns=cols, model=model
+        )
     if op == "extract":
-        return OPERATORS[op](df, spec["source"], parse_fields(spec["fields"]), instruction=spec.get("instruction"), model=model)
+        return OPERATORS[op](
+            df, spec["source"], parse_fields(spec["fields"]), instruction=spec.get("instruction"), model=model
+        )
     if op == "filter":
         return OPERATORS[op](df, spec["condition"], input_columns=cols, model=model)
     if op == "impute":
         return OPERATORS[op](df, spec["column"], input_columns=cols, model=model)
-    return OPERATORS[op](df, spec.get("column") or "description", by=spec.get("by"), instruction=spec.get("instruction"),
-                         input_columns=cols, model=model)
+    return OPERATORS[op](
+        df,
+        spec.get("column") or "description",
+        by=spec.get("by"),
+        instruction=spec.get("instruction"),
+        input_columns=cols,
+        model=model,
+    )
 
 
-def run_file_job(spec: dict[str, Any] | None, *, resume: str | None = None, limits: dict[str, Any] | None = None,
-                 progress: bool = True) -> tuple[TableRun, Path]:
+def run_file_job(
+    spec: dict[str, Any] | None,
+    *,
+    resume: str | None = None,
+    limits: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> tuple[TableRun, Path]:
     store = job_store()
     if resume is not None:
         job = store.get(resume)
@@ -64,7 +85,9 @@ def run_file_job(spec: dict[str, Any] | None, *, resume: str | None = None, limi
         assert spec is not None
         job_id = spec.get("job_id") or new_job_id()
         if store.get(job_id) is not None:
-            raise ConfigurationError(f"job {job_id!r} exists already; resume it with --resume {job_id} or pick another id")
+            raise ConfigurationError(
+                f"job {job_id!r} exists already; resume it with --resume {job_id} or pick another id"
+            )
         spec = {**spec, "input": str(Path(spec["input"]).resolve()), "out": str(Path(spec["out"]).resolve())}
     df = read_table(spec["input"])
     op = build_op(spec, df)

@@ -41,7 +41,9 @@ def read_table(path: str | Path, sheet: str | int = 0) -> Any:
     except pd.errors.EmptyDataError:
         raise TableError(f"{path}: the file is empty") from None
     except ImportError as e:
-        raise TableError(f"{path}: reading {fmt} needs an extra package: pip install 'compound[tables]' ({e})") from None
+        raise TableError(
+            f"{path}: reading {fmt} needs an extra package: pip install 'compound[tables]' ({e})"
+        ) from None
     except Exception as e:
         raise TableError(f"{path}: cannot read it as {fmt}: {type(e).__name__}: {e}") from None
     if df.shape[0] == 0:
@@ -71,7 +73,9 @@ def write_table(df: Any, path: str | Path) -> Path:
 def require_columns(df: Any, columns: list[str], source: str = "the table") -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise TableError(f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(map(str, df.columns))}")
+        raise TableError(
+            f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(map(str, df.columns))}"
+        )
 
 
 def check_column_types(df: Any, column: str, source: str = "the table") -> str:

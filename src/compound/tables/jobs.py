@@ -24,7 +24,6 @@ from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
 from compound.tables.operators import TableOp
 
-
 #: a row whose reply never parsed carries this key in its output, with the reason
 ERROR_KEY = "__error__"
 
@@ -34,7 +33,9 @@ class JobStopped(CompoundError):
 
     def __init__(self, job_id: str | None, done: int, total: int, cause: BaseException):
         self.job_id, self.done, self.total, self.cause = job_id, done, total, cause
-        how = f"resume with: compound table --resume {job_id}" if job_id else "run it with a job id to make it resumable"
+        how = (
+            f"resume with: compound table --resume {job_id}" if job_id else "run it with a job id to make it resumable"
+        )
         super().__init__(f"job {job_id or '(unnamed)'} stopped after {done}/{total} rows: {cause}\n{how}")
 
 
@@ -51,10 +52,15 @@ class JobStore(SQLiteStore):
 
     def create(self, job_id: str, spec: dict[str, Any], fingerprint: str, total: int) -> None:
         now = time.time()
-        self.connect().execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?)", (job_id, json.dumps(spec), fingerprint, "running", total, now, now))
+        self.connect().execute(
+            "INSERT INTO jobs VALUES (?,?,?,?,?,?,?)",
+            (job_id, json.dumps(spec), fingerprint, "running", total, now, now),
+        )
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        row = self.connect().execute("SELECT spec, fingerprint, status, total FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = (
+            self.connect().execute("SELECT spec, fingerprint, status, total FROM jobs WHERE id=?", (job_id,)).fetchone()
+        )
         if row is None:
             return None
         return {"id": job_id, "spec": json.loads(row[0]), "fingerprint": row[1], "status": row[2], "total": row[3]}
@@ -90,8 +96,13 @@ class JobStore(SQLiteStore):
     def list(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.connect().execute(
             "SELECT j.id, j.status, j.total, (SELECT COUNT(*) FROM results r WHERE r.job_id=j.id), j.updated, j.spec "
-            "FROM jobs j ORDER BY j.updated DESC LIMIT ?", (limit,))
-        return [{"id": r[0], "status": r[1], "total": r[2], "done": r[3], "updated": r[4], "spec": json.loads(r[5])} for r in rows]
+            "FROM jobs j ORDER BY j.updated DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"id": r[0], "status": r[1], "total": r[2], "done": r[3], "updated": r[4], "spec": json.loads(r[5])}
+            for r in rows
+        ]
 
 
 def job_store() -> JobStore:
@@ -120,8 +131,15 @@ def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
     return {c: getattr(value, c, None) for c in columns}
 
 
-async def arun_table(op: TableOp, df: Any, *, job_id: str | None = None, spec: dict[str, Any] | None = None,
-                     progress: bool = False, concurrency: int | None = None) -> TableRun:
+async def arun_table(
+    op: TableOp,
+    df: Any,
+    *,
+    job_id: str | None = None,
+    spec: dict[str, Any] | None = None,
+    progress: bool = False,
+    concurrency: int | None = None,
+) -> TableRun:
     store = job_store()
     fingerprint = op.fingerprint
     total = len(op.tasks)
@@ -132,8 +150,10 @@ async def arun_table(op: TableOp, df: Any, *, job_id: str | None = None, spec: d
         if job is None:
             store.create(job_id, spec or op.spec, fingerprint, total)
         elif job["fingerprint"] != fingerprint or job["total"] != total:
-            raise CompoundError(f"job {job_id} was started with another program or input ({job['total']} rows); "
-                                "start a new job instead of resuming this one")
+            raise CompoundError(
+                f"job {job_id} was started with another program or input ({job['total']} rows); "
+                "start a new job instead of resuming this one"
+            )
         else:
             store.set_status(job_id, "running")
             outputs = store.done(job_id)
@@ -228,9 +248,15 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.tracker = tracker
-        self.progress = Progress(TextColumn("[bold]rows"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(),
-                                 TextColumn("${task.fields[cost]:.4f}  {task.fields[energy]:.0f} J"), transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]rows"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            TextColumn("${task.fields[cost]:.4f}  {task.fields[energy]:.0f} J"),
+            transient=False,
+        )
         self.start = time.monotonic()
         self.done0 = done
         self.task = self.progress.add_task("rows", total=total, completed=done, rate="-", cost=0.0, energy=0.0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -47,7 +48,11 @@ class TableOp:
     @property
     def fingerprint(self) -> str:
         """Changes whenever the program or the operation would give other outputs."""
-        blob = json.dumps([self.name, self.output_columns, self.program.identity(), _output_schema(self.program)], sort_keys=True, default=str)
+        blob = json.dumps(
+            [self.name, self.output_columns, self.program.identity(), _output_schema(self.program)],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -56,7 +61,9 @@ def _output_schema(program: Module) -> Any:
     return sig.outputs.model_json_schema() if sig is not None else type(program).__qualname__
 
 
-def _step(output: type[BaseModel], instruction: str, model: Any, program: Module | None, demos: list[dict] | None = None) -> Module:
+def _step(
+    output: type[BaseModel], instruction: str, model: Any, program: Module | None, demos: list[dict] | None = None
+) -> Module:
     if program is not None:
         return program
     return Predict(Signature(RowInput, output, instruction), model=model, demos=demos, max_tokens=256)
@@ -67,7 +74,11 @@ def _assign(columns: list[str]) -> Callable[[Any, dict[Any, dict[str, Any]]], An
         out = df.copy()
         for c in columns:
             values = [outputs.get(i, {}).get(c) for i in out.index]
-            out[c] = values if c not in df.columns else [v if i in outputs else old for i, v, old in zip(out.index, values, df[c])]
+            out[c] = (
+                values
+                if c not in df.columns
+                else [v if i in outputs else old for i, v, old in zip(out.index, values, df[c], strict=False)]
+            )
         return out
 
     return apply
@@ -79,18 +90,40 @@ def _inputs(df: Any, input_columns: list[str] | None, exclude: list[str] = ()) -
     return cols
 
 
-def map_op(df: Any, column: str, instruction: str, *, type_: Any = str, input_columns: list[str] | None = None,
-           model: Any = None, program: Module | None = None) -> TableOp:
+def map_op(
+    df: Any,
+    column: str,
+    instruction: str,
+    *,
+    type_: Any = str,
+    input_columns: list[str] | None = None,
+    model: Any = None,
+    program: Module | None = None,
+) -> TableOp:
     """A new column ``column`` from an instruction, typed ``type_``."""
     cols = _inputs(df, input_columns)
     out = create_model("MapOutput", **{column: (type_, ...)})
     step = _step(out, instruction, model, program)
-    return TableOp("map", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
-                   {"op": "map", "column": column, "instruction": instruction, "input_columns": cols})
+    return TableOp(
+        "map",
+        step,
+        [column],
+        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        _assign([column]),
+        {"op": "map", "column": column, "instruction": instruction, "input_columns": cols},
+    )
 
 
-def classify_op(df: Any, column: str, labels: list[str], *, instruction: str | None = None,
-                input_columns: list[str] | None = None, model: Any = None, program: Module | None = None) -> TableOp:
+def classify_op(
+    df: Any,
+    column: str,
+    labels: list[str],
+    *,
+    instruction: str | None = None,
+    input_columns: list[str] | None = None,
+    model: Any = None,
+    program: Module | None = None,
+) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
@@ -98,23 +131,48 @@ def classify_op(df: Any, column: str, labels: list[str], *, instruction: str | N
     out = create_model("Label", **{column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
     step = _step(out, text, model, program)
-    return TableOp("classify", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
-                   {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols})
+    return TableOp(
+        "classify",
+        step,
+        [column],
+        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        _assign([column]),
+        {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols},
+    )
 
 
-def extract_op(df: Any, source: str, fields: dict[str, Any], *, instruction: str | None = None,
-               model: Any = None, program: Module | None = None) -> TableOp:
+def extract_op(
+    df: Any,
+    source: str,
+    fields: dict[str, Any],
+    *,
+    instruction: str | None = None,
+    model: Any = None,
+    program: Module | None = None,
+) -> TableOp:
     """Several typed columns extracted from the text in ``source``; a field may be missing (None)."""
     require_columns(df, [source])
     out = create_model("Extracted", **{name: (t | None, None) for name, t in fields.items()})
     text = instruction or f"Extract {', '.join(fields)} from the {source}. Use null when a value is not given."
     step = _step(out, text, model, program)
-    return TableOp("extract", step, list(fields), [(i, render_row(r, [source])) for i, r in df.iterrows()], _assign(list(fields)),
-                   {"op": "extract", "source": source, "fields": {k: getattr(v, "__name__", str(v)) for k, v in fields.items()}, "instruction": text})
+    return TableOp(
+        "extract",
+        step,
+        list(fields),
+        [(i, render_row(r, [source])) for i, r in df.iterrows()],
+        _assign(list(fields)),
+        {
+            "op": "extract",
+            "source": source,
+            "fields": {k: getattr(v, "__name__", str(v)) for k, v in fields.items()},
+            "instruction": text,
+        },
+    )
 
 
-def filter_op(df: Any, condition: str, *, input_columns: list[str] | None = None, model: Any = None,
-              program: Module | None = None) -> TableOp:
+def filter_op(
+    df: Any, condition: str, *, input_columns: list[str] | None = None, model: Any = None, program: Module | None = None
+) -> TableOp:
     """Keep the rows for which ``condition`` holds."""
     cols = _inputs(df, input_columns)
     out = create_model("Keep", keep=(bool, ...))
@@ -123,12 +181,26 @@ def filter_op(df: Any, condition: str, *, input_columns: list[str] | None = None
     def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
         return frame[[bool(outputs.get(i, {}).get("keep")) for i in frame.index]]
 
-    return TableOp("filter", step, ["keep"], [(i, render_row(r, cols)) for i, r in df.iterrows()], apply,
-                   {"op": "filter", "condition": condition, "input_columns": cols})
+    return TableOp(
+        "filter",
+        step,
+        ["keep"],
+        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        apply,
+        {"op": "filter", "condition": condition, "input_columns": cols},
+    )
 
 
-def impute_op(df: Any, column: str, *, input_columns: list[str] | None = None, examples: int = 6, model: Any = None,
-              program: Module | None = None, max_categories: int = 20) -> TableOp:
+def impute_op(
+    df: Any,
+    column: str,
+    *,
+    input_columns: list[str] | None = None,
+    examples: int = 6,
+    model: Any = None,
+    program: Module | None = None,
+    max_categories: int = 20,
+) -> TableOp:
     """Fill the missing cells of ``column`` from the other columns of the row, with complete rows as examples."""
     require_columns(df, [column])
     kind = check_column_types(df, column)
@@ -146,35 +218,72 @@ def impute_op(df: Any, column: str, *, input_columns: list[str] | None = None, e
     out = create_model("Imputed", **{column: (type_, ...)})
     complete = known.dropna(subset=cols)
     sample = complete.sample(n=min(examples, len(complete)), random_state=0) if len(complete) else known.head(examples)
-    demos = [{"row": render_row(r, cols), column: (float(r[column]) if kind == "number" else str(r[column]))} for _, r in sample.iterrows()]
-    step = _step(out, f"Fill in the missing {column} of the row, judging from its other columns.", model, program, demos)
+    demos = [
+        {"row": render_row(r, cols), column: (float(r[column]) if kind == "number" else str(r[column]))}
+        for _, r in sample.iterrows()
+    ]
+    step = _step(
+        out, f"Fill in the missing {column} of the row, judging from its other columns.", model, program, demos
+    )
     todo = df[df[column].map(_missing)]
-    return TableOp("impute", step, [column], [(i, render_row(r, cols)) for i, r in todo.iterrows()], _assign([column]),
-                   {"op": "impute", "column": column, "input_columns": cols, "examples": examples})
+    return TableOp(
+        "impute",
+        step,
+        [column],
+        [(i, render_row(r, cols)) for i, r in todo.iterrows()],
+        _assign([column]),
+        {"op": "impute", "column": column, "input_columns": cols, "examples": examples},
+    )
 
 
-def describe_op(df: Any, column: str = "description", *, by: str | None = None, instruction: str | None = None,
-                input_columns: list[str] | None = None, model: Any = None, program: Module | None = None) -> TableOp:
+def describe_op(
+    df: Any,
+    column: str = "description",
+    *,
+    by: str | None = None,
+    instruction: str | None = None,
+    input_columns: list[str] | None = None,
+    model: Any = None,
+    program: Module | None = None,
+) -> TableOp:
     """One sentence per row, or per group of rows sharing a value of ``by``."""
     cols = _inputs(df, input_columns, exclude=[column])
     out = create_model("Description", **{column: (str, ...)})
-    text = instruction or ("Describe this group of rows in one sentence." if by else "Describe the row in one sentence.")
+    text = instruction or (
+        "Describe this group of rows in one sentence." if by else "Describe the row in one sentence."
+    )
     step = _step(out, text, model, program)
     if by is None:
-        return TableOp("describe", step, [column], [(i, render_row(r, cols)) for i, r in df.iterrows()], _assign([column]),
-                       {"op": "describe", "column": column, "input_columns": cols})
+        return TableOp(
+            "describe",
+            step,
+            [column],
+            [(i, render_row(r, cols)) for i, r in df.iterrows()],
+            _assign([column]),
+            {"op": "describe", "column": column, "input_columns": cols},
+        )
     require_columns(df, [by])
     groups = {key: grp for key, grp in df.groupby(by, sort=True, dropna=False)}
-    tasks = [(key, f"{by} = {key}\n" + "\n---\n".join(render_row(r, cols) for _, r in grp.head(20).iterrows())) for key, grp in groups.items()]
+    tasks = [
+        (key, f"{by} = {key}\n" + "\n---\n".join(render_row(r, cols) for _, r in grp.head(20).iterrows()))
+        for key, grp in groups.items()
+    ]
 
     def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
         import pandas as pd
 
         return pd.DataFrame({by: list(outputs), column: [o.get(column) for o in outputs.values()]})
 
-    return TableOp("describe", step, [column], tasks, apply, {"op": "describe", "column": column, "by": by, "input_columns": cols})
+    return TableOp(
+        "describe", step, [column], tasks, apply, {"op": "describe", "column": column, "by": by, "input_columns": cols}
+    )
 
 
 OPERATORS: dict[str, Callable[..., TableOp]] = {
-    "map": map_op, "filter": filter_op, "classify": classify_op, "extract": extract_op, "impute": impute_op, "describe": describe_op,
+    "map": map_op,
+    "filter": filter_op,
+    "classify": classify_op,
+    "extract": extract_op,
+    "impute": impute_op,
+    "describe": describe_op,
 }

@@ -40,8 +40,16 @@ class _RowWorker:
         return pd.DataFrame({"key": batch["key"].tolist(), "output": outputs})
 
 
-def run_table_on_ray(op: TableOp, df: Any, *, workers: int = 2, batch_size: int = 16, address: str | None = None,
-                     settings: dict[str, Any] | None = None, num_cpus_per_worker: float | None = None) -> Any:
+def run_table_on_ray(
+    op: TableOp,
+    df: Any,
+    *,
+    workers: int = 2,
+    batch_size: int = 16,
+    address: str | None = None,
+    settings: dict[str, Any] | None = None,
+    num_cpus_per_worker: float | None = None,
+) -> Any:
     """Compute ``op`` over ``df`` on Ray and return the new DataFrame (the same as the local path's).
 
     ``settings`` are applied in every worker (e.g. ``{"openai_base_url": ...}`` for a shared server)."""
@@ -69,7 +77,7 @@ def run_table_on_ray(op: TableOp, df: Any, *, workers: int = 2, batch_size: int 
         concurrency=workers,
         num_cpus=num_cpus_per_worker,
     ).to_pandas()
-    by_key = {k: json.loads(o) for k, o in zip(results["key"], results["output"])}
+    by_key = {k: json.loads(o) for k, o in zip(results["key"], results["output"], strict=False)}
     missing = set(keys) - set(by_key)
     if missing:
         raise RuntimeError(f"Ray returned no output for {len(missing)} row input(s)")

@@ -44,9 +44,17 @@ class AgentResult:
 class ToolAgent(Module):
     parameter_names = ("instructions", "model")
 
-    def __init__(self, tools: list[Tool], *, model: str | Backend | None = None, policy: Policy | None = None,
-                 instructions: str = "Use the tools to complete the task, then finish with the answer.",
-                 max_steps: int = 6, max_tool_calls: int = 4, name: str | None = None) -> None:
+    def __init__(
+        self,
+        tools: list[Tool],
+        *,
+        model: str | Backend | None = None,
+        policy: Policy | None = None,
+        instructions: str = "Use the tools to complete the task, then finish with the answer.",
+        max_steps: int = 6,
+        max_tool_calls: int = 4,
+        name: str | None = None,
+    ) -> None:
         self.tools = {t.name: t for t in tools}
         if FINISH in self.tools:
             raise ValueError(f"a tool may not be called {FINISH!r}")
@@ -92,7 +100,9 @@ class ToolAgent(Module):
                 result.answer = action.answer
                 return result
             if calls >= self.max_tool_calls:
-                step.decision = Decision(False, f"tool-call limit of {self.max_tool_calls} reached; finish now", "limit")
+                step.decision = Decision(
+                    False, f"tool-call limit of {self.max_tool_calls} reached; finish now", "limit"
+                )
                 step.observation = {"denied": step.decision.reason}
             else:
                 step.observation = await self._call(step)

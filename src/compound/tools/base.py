@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -15,8 +16,13 @@ class ToolArgumentError(ValueError):
 
 
 class Tool:
-    def __init__(self, fn: Callable[..., Any], name: str | None = None, description: str | None = None,
-                 args_model: type[BaseModel] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        description: str | None = None,
+        args_model: type[BaseModel] | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.description = (description or inspect.getdoc(fn) or self.name).strip()
@@ -31,8 +37,10 @@ class Tool:
         try:
             return self.args_model.model_validate(arguments).model_dump()
         except ValidationError as e:
-            raise ToolArgumentError(f"bad arguments for tool {self.name!r}: " + "; ".join(
-                f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
+            raise ToolArgumentError(
+                f"bad arguments for tool {self.name!r}: "
+                + "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            ) from None
 
     async def acall(self, arguments: dict[str, Any]) -> Any:
         args = self.check(arguments)

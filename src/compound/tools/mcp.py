@@ -8,14 +8,22 @@ permission policies and traces as Python tools.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from pydantic import create_model
 
 from compound.tools.base import Tool
 
-_JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
 
 
 def _args_model(name: str, schema: dict[str, Any]) -> Any:
@@ -46,12 +54,21 @@ async def tools_from_session(session: Any) -> list[Tool]:
             structured = _field(result, "structured_content", "structuredContent")
             return structured if structured is not None else text
 
-        tools.append(Tool(call, t.name, t.description or t.name, _args_model(t.name, _field(t, "input_schema", "inputSchema") or {})))
+        tools.append(
+            Tool(
+                call,
+                t.name,
+                t.description or t.name,
+                _args_model(t.name, _field(t, "input_schema", "inputSchema") or {}),
+            )
+        )
     return tools
 
 
 @asynccontextmanager
-async def mcp_stdio_tools(command: str, args: list[str] | None = None, env: dict[str, str] | None = None) -> AsyncIterator[list[Tool]]:
+async def mcp_stdio_tools(
+    command: str, args: list[str] | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[list[Tool]]:
     """Start an MCP server over stdio and yield its tools; the server stops when the block ends."""
     try:
         from mcp import ClientSession, StdioServerParameters

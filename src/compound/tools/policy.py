@@ -7,8 +7,9 @@ deny with its reason. Decisions are data, and every one is traced.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Literal
 
 Action = Literal["allow", "deny", "ask"]
 #: a constraint returns True (fine), False, or a string saying why not
@@ -41,15 +42,15 @@ class Policy:
         self.default = default
         self.rules: list[Rule] = []
 
-    def allow(self, tool: str, *constraints: Constraint) -> "Policy":
+    def allow(self, tool: str, *constraints: Constraint) -> Policy:
         self.rules.append(Rule(tool, "allow", constraints))
         return self
 
-    def deny(self, tool: str, reason: str = "denied by policy") -> "Policy":
+    def deny(self, tool: str, reason: str = "denied by policy") -> Policy:
         self.rules.append(Rule(tool, "deny", reason=reason))
         return self
 
-    def ask(self, tool: str, callback: AskCallback, *constraints: Constraint) -> "Policy":
+    def ask(self, tool: str, callback: AskCallback, *constraints: Constraint) -> Policy:
         self.rules.append(Rule(tool, "ask", constraints, callback))
         return self
 

@@ -22,9 +22,33 @@ from compound.tools.base import Tool
 _READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 _WRITE_NODES = tuple(
     getattr(exp, name)
-    for name in ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "AlterTable", "TruncateTable",
-                 "Command", "Pragma", "Attach", "Detach", "Copy", "LoadData", "Transaction", "Commit", "Rollback",
-                 "Grant", "Revoke", "Set", "Use", "Analyze", "Into", "Lock")
+    for name in (
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "AlterTable",
+        "TruncateTable",
+        "Command",
+        "Pragma",
+        "Attach",
+        "Detach",
+        "Copy",
+        "LoadData",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Grant",
+        "Revoke",
+        "Set",
+        "Use",
+        "Analyze",
+        "Into",
+        "Lock",
+    )
     if hasattr(exp, name)
 )
 
@@ -63,7 +87,9 @@ class QueryResult:
 
 
 class SQLDatabase:
-    def __init__(self, url_or_engine: Any, *, read_only: bool = True, row_limit: int = 100, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url_or_engine: Any, *, read_only: bool = True, row_limit: int = 100, timeout_s: float = 5.0
+    ) -> None:
         from sqlalchemy import create_engine, event
 
         self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
@@ -115,4 +141,8 @@ class SQLDatabase:
             return self.query(sql).to_dict()
 
         mode = "read-only: one SELECT query" if self.read_only else "read and write"
-        return Tool(sql_query, name, f"Run SQL on the database ({mode}, at most {self.row_limit} rows). Schema:\n{self.schema()}")
+        return Tool(
+            sql_query,
+            name,
+            f"Run SQL on the database ({mode}, at most {self.row_limit} rows). Schema:\n{self.schema()}",
+        )
