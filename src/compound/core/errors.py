@@ -13,6 +13,11 @@ class ConfigurationError(CompoundError, ValueError):
     """A setting, model name or argument is wrong; the message says how to fix it."""
 
 
+class InputError(CompoundError, ValueError):
+    """A value given by the user (an argument, an option, a file's content) is invalid; the message names it
+    and says what would be accepted."""
+
+
 class ModelNotInstalledError(CompoundError):
     """An embedded model's package is missing; the message carries the exact pip command."""
 
