@@ -31,7 +31,8 @@ class CompoundError(Exception):
 
 
 class InputError(CompoundError, ValueError):
-    """Bad user input: the message names the problem and the fix."""
+    """A value given by the user (an argument, an option, a file's content) is invalid; the message names it
+    and says what would be accepted."""
 
 
 class InputTypeError(InputError, TypeError):

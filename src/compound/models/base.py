@@ -111,7 +111,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         key, hit = self._lookup(request, settings)
         if hit is not None:
             return hit
-        plan, span = self._reserve(request, settings)
+        check_allowed(self)
+        span = child_span("llm", self.model_id)
+        plan = budgets.reserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
         try:
             if self._worker is None:
                 completion, wall, cpu = self._timed(request)
@@ -133,7 +135,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if hit is not None:
             return hit
         async with self._semaphore(settings):
-            plan, span = self._reserve(request, settings)
+            check_allowed(self)
+            span = child_span("llm", self.model_id)
+            plan = await budgets.areserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
             try:
                 completion, wall, cpu = await self._atimed(request)
             except BaseException as e:
@@ -182,16 +186,12 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         self._trace(span, request, hit, settings)
         return key, hit
 
-    def _reserve(self, request: Request, settings: Settings) -> tuple[list, Any]:
-        check_allowed(self)
-        span = child_span("llm", self.model_id)
-        if budgets.active_budgets():
-            prompt_tokens = self.count_prompt_tokens(request)
-            worst = settings.price_for(self.model).cost(prompt_tokens, request.max_tokens)
-            plan = budgets.reserve(prompt_tokens + request.max_tokens, worst)
-        else:
-            plan = []
-        return plan, span
+    def _worst_case(self, request: Request, settings: Settings) -> tuple[int, float]:
+        """What a call reserves before it starts: tokens (prompt plus all of max_tokens) and their cost."""
+        prompt_tokens = self.count_prompt_tokens(request)
+        return prompt_tokens + request.max_tokens, settings.price_for(self.model).cost(
+            prompt_tokens, request.max_tokens
+        )
 
     def _failed(self, plan: list, span: Any, error: BaseException) -> None:
         budgets.settle(plan, None)

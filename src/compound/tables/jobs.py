@@ -228,8 +228,11 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
     try:
         await asyncio.gather(*tasks)
     except BaseException as e:
-        for t in tasks:
-            t.cancel()
+        if not isinstance(e, BudgetExceededError):
+            for t in tasks:
+                t.cancel()
+        # after a budget stop the other rows are not cancelled: those in flight were paid for and are committed,
+        # the rest stop on the budget themselves
         await asyncio.gather(*tasks, return_exceptions=True)
         if job_id is not None:
             store.set_status(job_id, "stopped")
