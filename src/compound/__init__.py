@@ -49,6 +49,10 @@ _EXPORTS = {
     "acall_typed": "compound.program.typed",
     "gather": "compound.core.concurrency",
     "run_sync": "compound.core.concurrency",
+    # optimizers
+    "KNNFewShot": "compound.optimize.knn",
+    "BootstrapFewShot": "compound.optimize.bootstrap",
+    "InstructionSearch": "compound.optimize.bootstrap",
     # traces
     "run": "compound.store.traces",
     "span": "compound.store.traces",
