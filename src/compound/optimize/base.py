@@ -24,7 +24,7 @@ from compound.core.errors import BudgetExceededError, ConfigurationError, Output
 from compound.models.base import Backend
 from compound.program.module import Module
 from compound.program.predict import Predict
-from compound.store.traces import run
+from compound.store.traces import start_run
 
 Example = dict[str, Any]
 Metric = Callable[[Example, Any], float]
@@ -122,7 +122,7 @@ class Optimizer:
             raise ConfigurationError(f"{type(self).__name__}.compile needs a non-empty trainset")
         student = clone(program)
         metric = metric or exact_match(output_fields(the_step(student)))
-        with run(f"optimize {type(self).__name__}", train=len(trainset), val=len(valset or ())) as r:
+        with start_run(f"optimize {type(self).__name__}", train=len(trainset), val=len(valset or ())) as r:
             self.report: dict[str, Any] = {"run_id": r.id}
             try:
                 await self._compile(student, list(trainset), list(valset or []), metric)
