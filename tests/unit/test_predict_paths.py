@@ -59,7 +59,7 @@ def test_with_and_without_a_strategy_the_trace_tree_and_error_type_are_the_same(
         strat_tree, strat_error = traced(strat, question="Capital of France?")
     assert plain_tree == strat_tree
     assert plain_error == strat_error
-    run, (step,) = plain_tree[:2], plain_tree[2]
+    (step,) = plain_tree[2]
     assert step[:2] == ("step", "s") and [c[:2] for c in step[2]] == [("candidate", "candidate #0")]
     calls = [c[0] for c in step[2][0][2]]
     assert calls == ["llm"] * (1 if replies == [VALID] else 2)  # the parse repair is a call of its own
