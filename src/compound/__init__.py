@@ -52,6 +52,10 @@ _EXPORTS = {
     # traces
     "run": "compound.store.traces",
     "span": "compound.store.traces",
+    # serving (extra [serve])
+    "create_app": "compound.serve.app",
+    "BackgroundServer": "compound.serve.cli",
+    "WriteEmail": "compound.serve.write_email",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -96,7 +96,14 @@ def budget(
     calls: int | None = None,
 ) -> Iterator[Budget]:
     """Enforce limits on every call made inside the block. Nested budgets all apply."""
-    b = Budget(tokens=tokens, cost_usd=cost_usd, wall_s=wall_s, energy_j=energy_j, calls=calls)
+    with using(Budget(tokens=tokens, cost_usd=cost_usd, wall_s=wall_s, energy_j=energy_j, calls=calls)) as b:
+        yield b
+
+
+@contextmanager
+def using(b: Budget) -> Iterator[Budget]:
+    """Enforce an existing ``Budget`` inside the block. One budget may be shared by many blocks at once
+    (a server's per-key daily budget): reservations stay atomic across all of them."""
     token = _BUDGETS.set(_BUDGETS.get() + (b,))
     try:
         yield b
