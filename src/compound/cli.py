@@ -114,10 +114,10 @@ def ask(
     """Ask a model once and print the answer (JSON valid for --schema when given)."""
     from compound.models.registry import get_model
     from compound.program.typed import call_typed
-    from compound.store.traces import run
+    from compound.store.traces import start_run
 
     backend = get_model(model)
-    with run("ask", prompt=prompt) as r:
+    with start_run("ask", prompt=prompt) as r:
         if schema is not None:
             try:
                 schema_obj = json.loads(schema.read_text())

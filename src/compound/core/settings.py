@@ -105,6 +105,18 @@ def configure(**changes: Any) -> Settings:
 
 
 @contextmanager
+def configured(**changes: Any) -> Iterator[Settings]:
+    """``configure(**changes)`` for the length of a block (a test, say), then restore the process-wide
+    defaults as they were. Unlike ``context``, the change is seen by every thread."""
+    global _global
+    saved = _global
+    try:
+        yield configure(**changes)
+    finally:
+        _global = saved
+
+
+@contextmanager
 def context(**changes: Any) -> Iterator[Settings]:
     """Override settings inside a ``with`` block, for this thread or task only."""
     settings = _checked(get_settings(), changes)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compound.core.concurrency import run_sync
-from compound.core.errors import ConfigurationError
+from compound.core.errors import ConfigurationError, InputTypeError
 from compound.store.traces import span
 
 FORMAT = "compound.program"
@@ -185,4 +185,4 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 def _json_default(o: Any) -> Any:
     if hasattr(o, "model_dump"):
         return o.model_dump(mode="json")
-    raise TypeError(f"parameter value {o!r} is not JSON-serializable")
+    raise InputTypeError(f"parameter value {o!r} is not JSON-serializable")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from compound.core.errors import InputError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, active_trackers
 
@@ -54,7 +55,7 @@ class EmbeddingClassifier:
         from sklearn.linear_model import LogisticRegression
 
         if len(set(labels)) < 2:
-            raise ValueError("the proxy needs at least two distinct labels to learn from")
+            raise InputError("the proxy needs at least two distinct labels to learn from")
         clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(self.embed(texts), list(labels))
         self.labels = [str(c) for c in clf.classes_]
         coef, intercept = clf.coef_, clf.intercept_
@@ -71,7 +72,7 @@ class EmbeddingClassifier:
         import numpy as np
 
         if not self.trained:
-            raise RuntimeError("the proxy is not trained: calibrate the cascade first")
+            raise InputError("the proxy is not trained: calibrate the cascade first")
         logits = self.embed(texts) @ np.asarray(self.coef).T + np.asarray(self.intercept)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)

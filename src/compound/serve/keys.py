@@ -159,7 +159,12 @@ class KeyStore(SQLiteStore):
         entry = self._budgets.get((key.name, day))
         if entry is None:
             lim = key.limits
-            b = Budget(tokens=_int(lim.get("tokens")), cost_usd=lim.get("cost_usd"), energy_j=lim.get("energy_j"))
+            b = Budget(
+                tokens=_int(lim.get("tokens")),
+                cost_usd=lim.get("cost_usd"),
+                energy_j=lim.get("energy_j"),
+                threads=False,
+            )
             row = (
                 self.read()
                 .execute(

@@ -22,14 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from compound.core.errors import CompoundError, ConfigurationError
+from compound.core.errors import ConfigurationError, InputError
 from compound.program.module import Module
 from compound.program.predict import Signature
 
 BUILTIN = {"write_email": "compound.serve.write_email:WriteEmail"}
 
 
-class RequestError(CompoundError):
+class RequestError(InputError):
     """A request the server refuses: ``status`` (4xx), a message that names the fix, and a machine code."""
 
     def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:

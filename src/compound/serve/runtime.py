@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from compound.core.budget import using
-from compound.core.errors import BackendError, BudgetExceededError, ConfigurationError, OutputParseError
+from compound.core.errors import BackendError, BudgetExceededError, InputError, OutputParseError
 from compound.serve.keys import ApiKey, KeyStore, budget_refusal
 from compound.serve.programs import RequestError, Served
-from compound.store.traces import run, span
+from compound.store.traces import span, start_run
 from compound.strategies.base import StrategyResult
 
 
@@ -121,7 +121,7 @@ class Runtime:
         try:
             async with self.gate:
                 budget = self.keys.admit(key)
-                with run(f"serve {name}", api_key=key.name) as r, using(budget):
+                with start_run(f"serve {name}", api_key=key.name) as r, using(budget):
                     value = await work()
                     stage = stage_of(value)
                     if stage is not None:
@@ -137,7 +137,7 @@ class Runtime:
             raise budget_refusal(f"API key {key.name!r} would exceed its {e.resource} budget for today") from None
         except OutputParseError as e:
             raise RequestError(502, f"the model's reply did not validate: {e.errors}", "invalid_model_output") from None
-        except ConfigurationError as e:
+        except InputError as e:
             raise RequestError(400, str(e), "invalid_request") from None
         except BackendError as e:
             raise RequestError(502, f"the model backend failed: {e}", "backend_error") from None

@@ -176,6 +176,20 @@ def span(kind: str, name: str, **attrs: Any) -> Iterator[Span]:
         record(s)
 
 
-def run(name: str = "run", **attrs: Any) -> Any:
-    """``with compound.run("name") as r:`` groups every call and step inside under one run id."""
+def start_run(name: str = "run", **attrs: Any) -> Any:
+    """Open a run: a trace span that groups every call and step inside it under one run id.
+
+    Args:
+        name: the run's name in ``compound traces list``.
+        **attrs: extra attributes recorded on the run's span.
+
+    Returns:
+        A context manager yielding the run's ``Span``; ``span.usage`` adds up everything inside.
+
+    ``with compound.start_run("name") as r: ...``
+    """
     return span("run", name, **attrs)
+
+
+#: the old name, kept for one release
+run = start_run

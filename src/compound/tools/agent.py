@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, create_model
 
+from compound.core.errors import InputError
 from compound.core.types import Message
 from compound.models.base import Backend
 from compound.models.registry import get_model
@@ -57,7 +58,7 @@ class ToolAgent(Module):
     ) -> None:
         self.tools = {t.name: t for t in tools}
         if FINISH in self.tools:
-            raise ValueError(f"a tool may not be called {FINISH!r}")
+            raise InputError(f"a tool may not be called {FINISH!r}")
         self.model = model
         self.policy = policy or Policy(default="deny")
         self.instructions = instructions

@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from compound.core.errors import InputError, InputTypeError
 
-class ToolArgumentError(ValueError):
+
+class ToolArgumentError(InputError):
     """The arguments do not fit the tool's signature."""
 
 
@@ -62,7 +64,9 @@ def _args_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TypeError(f"tool {name!r}: *args and **kwargs cannot be described to a model; name every parameter")
+            raise InputTypeError(
+                f"tool {name!r}: *args and **kwargs cannot be described to a model; name every parameter"
+            )
         annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any
         fields[p.name] = (annotation, ... if p.default is inspect.Parameter.empty else p.default)
     return create_model(f"{name}_args", **fields)
