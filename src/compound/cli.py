@@ -27,6 +27,15 @@ app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
 
 
+def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
+    from compound.serve.cli import register
+
+    register(app)
+
+
+_register_serve()
+
+
 def _make_console(stderr: bool = False) -> Console:
     """Full width on a terminal; wide when piped or captured, so ids and numbers are never cut."""
     stream = sys.stderr if stderr else sys.stdout

@@ -150,6 +150,17 @@ def budget(
         _BUDGETS.reset(token)
 
 
+@contextmanager
+def using(b: Budget) -> Iterator[Budget]:
+    """Enforce an existing ``Budget`` in this context only (whatever its ``threads``). One budget may be
+    used by many blocks at once (a server's per-key daily budget): reservations stay atomic across them."""
+    token = _BUDGETS.set(active_budgets() + (b,))
+    try:
+        yield b
+    finally:
+        _BUDGETS.reset(token)
+
+
 def active_budgets() -> tuple[Budget, ...]:
     """The budgets a call made here is charged to: this context's, or, in a context that holds none,
     every ``threads=True`` budget open in the process."""
