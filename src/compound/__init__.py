@@ -126,6 +126,13 @@ _EXPORTS = {
     # testing: compound.testing.override(models=...) and the switch that forbids real model calls
     "testing": "compound.testing:",
     # --- optimizers (teach): one line each, e.g. "KNNFewShot": "compound.optimize.knn", ---------------
+    "KNNFewShot": "compound.optimize.knn",
+    "BootstrapFewShot": "compound.optimize.bootstrap",
+    "InstructionSearch": "compound.optimize.bootstrap",
+    # serving (extra [serve])
+    "create_app": "compound.serve.app",
+    "BackgroundServer": "compound.serve.cli",
+    "WriteEmail": "compound.serve.write_email",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,18 @@ def record_local_work(wall_s: float, cpu_s: float) -> Usage:
     return usage
 
 
+def embed_texts(texts: Sequence[str], model_path: str | None = None) -> Any:
+    """Unit-length MiniLM embeddings (float32 rows), their CPU time counted in every active tracker."""
+    from compound.retrieval.dense import load_embedder
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    vectors = load_embedder(model_path).encode(
+        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+    return vectors.astype("float32")
+
+
 class EmbeddingClassifier:
     def __init__(
         self,
@@ -42,14 +54,7 @@ class EmbeddingClassifier:
         return self.coef is not None
 
     def embed(self, texts: Sequence[str]) -> Any:
-        from compound.retrieval.dense import load_embedder
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        vectors = load_embedder(self.model_path).encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        record_local_work(time.perf_counter() - t0, time.process_time() - c0)
-        return vectors
+        return embed_texts(texts, self.model_path)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], C: float = 4.0) -> EmbeddingClassifier:
         from sklearn.linear_model import LogisticRegression
