@@ -129,6 +129,10 @@ _EXPORTS = {
     "KNNFewShot": "compound.optimize.knn",
     "BootstrapFewShot": "compound.optimize.bootstrap",
     "InstructionSearch": "compound.optimize.bootstrap",
+    # serving (extra [serve])
+    "create_app": "compound.serve.app",
+    "BackgroundServer": "compound.serve.cli",
+    "WriteEmail": "compound.serve.write_email",
 }
 
 __all__ = sorted(_EXPORTS)

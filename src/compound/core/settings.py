@@ -55,6 +55,8 @@ class Settings:
     # energy estimates where nothing is measured: watts per busy core, joules per remote token
     watts_per_core: float = 15.0
     joules_per_remote_token: float = 0.3
+    # OpenTelemetry: spans are also exported to this OTLP/HTTP endpoint (SQLite stays the default sink)
+    otlp_endpoint: str | None = field(default_factory=lambda: os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
 
     @functools.cached_property
     def cache_path(self) -> Path:

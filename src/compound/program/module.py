@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,7 @@ class Module:
             "format": FORMAT,
             "version": VERSION,
             "program": type(self).__qualname__,
+            "class": class_path(type(self)),
             "parameters": self.named_parameters(),
         }
 
@@ -147,6 +149,16 @@ class Module:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigurationError(f"cannot read program file {path}: {e}") from e
         return cls(*args, **kwargs).load_state(state, str(path))
+
+
+def class_path(cls: type) -> str:
+    """Where a program's class lives, as ``module:qualname`` (a script's file path when run as a script),
+    so ``compound serve program.json`` can rebuild the program from its saved file alone."""
+    module = cls.__module__
+    if module == "__main__":
+        main = sys.modules["__main__"]
+        module = str(Path(getattr(main, "__file__", "__main__")).resolve())
+    return f"{module}:{cls.__qualname__}"
 
 
 def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
