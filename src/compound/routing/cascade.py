@@ -12,6 +12,7 @@ classification step; its confidence is the agreement of ``votes`` samples).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -58,7 +59,8 @@ class ProxyStage(Stage):
         return [a for a in answers if a is not None]
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        return self.classifier.predict(texts)
+        # embedding blocks for a while: a worker thread keeps the event loop free (context carried over)
+        return await asyncio.to_thread(self.classifier.predict, texts)
 
 
 class LLMStage(Stage):
