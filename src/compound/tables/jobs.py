@@ -137,6 +137,7 @@ class TableRun:
     outputs: dict[Any, dict[str, Any]] | None = None  # row index -> the values the job wrote
     stale: int = 0  # results of an earlier run of the job that match no row of this input
     notes: list[str] = field(default_factory=list)  # what a caller should tell the user (an input that changed)
+    setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
 
 
 def _input_key(fingerprint: str, text: str) -> str:
