@@ -49,6 +49,8 @@ _EXPORTS = {
     "acall_typed": "compound.program.typed",
     "gather": "compound.core.concurrency",
     "run_sync": "compound.core.concurrency",
+    # distillation
+    "Distill": "compound.optimize.distill.pipeline",
     # traces
     "run": "compound.store.traces",
     "span": "compound.store.traces",

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from compound.core.errors import CompoundError
+from compound.optimize.distill.cli import distill_command as _distill_command
 
 app = typer.Typer(
     help="compound: typed programs over small and large models, with budgets, caching and traces.",
@@ -24,6 +25,7 @@ models_app = typer.Typer(help="The embedded models that ship inside PyPI package
 traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
+app.command("distill")(_distill_command)
 
 
 def _make_console(stderr: bool = False) -> Console:

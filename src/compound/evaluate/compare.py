@@ -1,8 +1,8 @@
 """Compare named configurations of a classification program on the user's own labelled data.
 
 Built-in configurations: ``small`` and ``large`` (one model), ``voteN`` (self-consistency over N samples
-of the small model), ``cascade`` (small model with 3 votes, then the large model) and ``auto`` (an
-embedding proxy, then the large model). Cascades are calibrated on other rows of the file than the
+of the small model), ``cascade`` (small model with 3 votes, then the large model), ``auto`` (an
+embedding proxy, then the large model) and ``student:DIR`` (a student made by ``compound distill``). Cascades are calibrated on other rows of the file than the
 ones evaluated (never on the rows they are scored on), and their one-time calibration cost is reported
 apart from their per-row cost. Costs are what each configuration would cost on its own: cache hits
 count at the cost of the call they stand for.
@@ -57,7 +57,11 @@ def classifier(labels: list[str], model: Any, strategy: Any = None, name: str | 
     return Predict(Signature(RowInput, out, text), model=model, strategy=strategy, max_tokens=24, name=name)
 
 
-def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
+def build(name: str, labels: list[str], small: Any, large: Any, texts: list[str] | None = None) -> Module:
+    if name.startswith("student:"):  # a distilled student (compound distill); refuses rows it was trained on
+        from compound.optimize.distill.cli import student_classifier
+
+        return student_classifier(name.partition(":")[2], texts)
     if name == "small":
         return classifier(labels, small, name="small")
     if name == "large":
@@ -77,7 +81,7 @@ def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
     if name == "auto":
         return Cascade([ProxyStage("proxy"), LLMStage(classifier(labels, large), FIELD, "large")], FIELD, name="auto")
     raise ConfigurationError(
-        f"unknown configuration {name!r}; built in: small, large, voteN (e.g. vote5), cascade, auto"
+        f"unknown configuration {name!r}; built in: small, large, voteN (e.g. vote5), cascade, auto, student:DIR"
     )
 
 
@@ -159,7 +163,7 @@ async def compare(
     parts = split(df, limit, calibration if needs_calibration else 0, seed)
     rows, details = [], {}
     for name in configs:
-        program = build(name, labels, small, large)
+        program = build(name, labels, small, large, [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()])
         calib_usage = Usage()
         if isinstance(program, Cascade):
             with track_usage(f"calibrate {name}") as tracker:
