@@ -28,6 +28,15 @@ app.add_typer(traces_app, name="traces")
 app.command("distill")(_distill_command)
 
 
+def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
+    from compound.serve.cli import register
+
+    register(app)
+
+
+_register_serve()
+
+
 def _make_console(stderr: bool = False) -> Console:
     """Full width on a terminal; wide when piped or captured, so ids and numbers are never cut."""
     stream = sys.stderr if stderr else sys.stdout
@@ -107,10 +116,10 @@ def ask(
     """Ask a model once and print the answer (JSON valid for --schema when given)."""
     from compound.models.registry import get_model
     from compound.program.typed import call_typed
-    from compound.store.traces import run
+    from compound.store.traces import start_run
 
     backend = get_model(model)
-    with run("ask", prompt=prompt) as r:
+    with start_run("ask", prompt=prompt) as r:
         if schema is not None:
             try:
                 schema_obj = json.loads(schema.read_text())

@@ -13,6 +13,8 @@ from compound import BackendError, ConfigurationError
 from compound.models.openai_compat import OpenAIBackend
 from compound.program.typed import call_typed
 
+pytestmark = pytest.mark.real_backend  # a real backend class against a local fake server
+
 
 class FakeServer:
     def __init__(self, fail_first: int = 0, status: int = 500):

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from compound.core.errors import OutputParseError
+from compound.core.errors import InputTypeError, OutputParseError
 from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
@@ -87,7 +87,7 @@ def output_spec(output: Any) -> OutputSpec:
         return JSONSchemaOutput(output)
     if isinstance(output, type) and issubclass(output, BaseModel):
         return _pydantic_spec(output)
-    raise TypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
+    raise InputTypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
 
 
 @dataclass
