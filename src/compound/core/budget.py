@@ -29,7 +29,6 @@ observed joules per token. A call already running is not interrupted.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from typing import Any
 
 from compound.core.errors import BudgetExceededError, InputError
 from compound.core.usage import Usage
+from compound.core.validate import check_number
 
 #: one lock for all reservations (they take microseconds), notified whenever a reservation settles
 _COND = threading.Condition()
@@ -52,17 +52,9 @@ def _limit(name: str, value: Any) -> float | int | None:
     """A limit must be None (no limit) or a finite number >= 0; counts must be whole numbers."""
     if value is None:
         return None
-    integer = name in _INTEGER_LIMITS
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        kind = "a whole number" if integer else "a number"
-        raise InputError(f"budget limit {name}={value!r} must be {kind} >= 0, or None for no limit")
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise InputError(
-            f"budget limit {name}={value!r} must be finite and >= 0 (NaN, infinity and negatives are refused; "
-            "pass None for no limit)"
-        )
-    return value
+    if name in _INTEGER_LIMITS and isinstance(value, float):
+        raise InputError(f"budget limit {name}={value!r} must be a whole number >= 0, or None for no limit")
+    return check_number(f"budget limit {name}", value, at_least=0, integer=name in _INTEGER_LIMITS)
 
 
 @dataclass(slots=True)
