@@ -77,15 +77,23 @@ class ToolError(CompoundError):
 
 
 class OutputParseError(CompoundError):
-    """A typed call's reply did not validate, even after the repair attempt.
+    """A typed call's reply did not validate, even after its repair attempts.
 
     ``raw_text`` holds what the model said last and ``errors`` the validation errors, so nothing is lost.
     """
 
-    def __init__(self, message: str, raw_text: str, errors: str, attempts: list[str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        raw_text: str,
+        errors: str,
+        attempts: list[str] | None = None,
+        generations: list[Any] | None = None,
+    ):
         self.raw_text = raw_text
         self.errors = errors
         self.attempts = attempts or [raw_text]
+        self.generations = generations or []  # every call it took, so their cost stays visible
         super().__init__(f"{message}\nvalidation errors: {errors}\nraw reply: {raw_text[:500]!r}")
 
 

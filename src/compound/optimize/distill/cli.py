@@ -132,3 +132,10 @@ def student_classifier(folder: str | Path, texts: list[str] | None = None):
     program, _ = load_student(classifier(labels, None), folder)
     program.name = "student"
     return program
+
+
+def student_one_time_cpu_s(folder: str | Path) -> float:
+    """What making the student cost once: teacher labelling, filtering and training (CPU seconds)."""
+    from compound.optimize.distill.pipeline import read_record
+
+    return sum(read_record(folder)["cost"].values())
