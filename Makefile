@@ -1,7 +1,8 @@
 # Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then run the tests).
-# `make demo` installs only what the demo needs, all prebuilt wheels (nothing compiles): at most 3 minutes
-# on a fresh 2-core machine (no byte-compiling at install: Python compiles what it imports). `make test` adds the rest, including llama-cpp-python (the optional second
-# engine and the dialect tests' server), compiled without AMX kernels (llama.cpp #20824).
+# `make demo` installs only what the demo needs, all prebuilt wheels (nothing compiles, nothing is
+# byte-compiled at install: Python compiles what it imports): at most 3 minutes on a fresh 2-core machine.
+# `make test` adds the rest, including llama-cpp-python (the optional second engine, and the server of the
+# dialect tests), compiled without AMX kernels (llama.cpp #20824).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
