@@ -38,6 +38,15 @@ def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
 _register_serve()
 
 
+def _register_doctor() -> None:  # compound doctor (the engine engineer's module)
+    from compound.doctor.cli import doctor
+
+    app.command("doctor")(doctor)
+
+
+_register_doctor()
+
+
 def _make_console(stderr: bool = False) -> Console:
     """Full width on a terminal; wide when piped or captured, so ids and numbers are never cut."""
     stream = sys.stderr if stderr else sys.stdout
