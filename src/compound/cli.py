@@ -15,6 +15,7 @@ from rich.tree import Tree
 
 from compound.cli_support import COUNT, FRACTION, LIMIT, SIZE, fail, number, parse_counts
 from compound.cli_support import main as _main
+from compound.optimize.distill.cli import distill_command as _distill_command
 
 app = typer.Typer(
     help="compound: typed programs over small and large models, with budgets, caching and traces.",
@@ -25,6 +26,7 @@ models_app = typer.Typer(help="The embedded models that ship inside PyPI package
 traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
+app.command("distill")(_distill_command)
 
 
 def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
@@ -34,6 +36,15 @@ def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
 
 
 _register_serve()
+
+
+def _register_doctor() -> None:  # compound doctor (the engine engineer's module)
+    from compound.doctor.cli import doctor
+
+    app.command("doctor")(doctor)
+
+
+_register_doctor()
 
 
 def _make_console(stderr: bool = False) -> Console:
@@ -258,6 +269,9 @@ def table(
     max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds", callback=LIMIT),
     max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls", callback=SIZE),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    auto: bool = typer.Option(
+        False, "--auto", help="classify/impute: teach a cheap student first, the model only for unsure rows"
+    ),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.tables.cli_job import run_file_job
@@ -278,6 +292,7 @@ def table(
             "condition": condition,
             "by": by,
             "model": model,
+            "auto": auto,
             "job_id": job,
             "labels": [x.strip() for x in labels.split(",")] if labels else None,
             "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
@@ -294,6 +309,10 @@ def table(
         "physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()),
         highlight=False,
     )
+    if result.setup:
+        from compound.optimize.auto import summary_line
+
+        console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
     if result.failed:
         err.print(
             f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
@@ -326,9 +345,11 @@ def compare(
     input_col: str = typer.Option(..., "--input", help="the column the model reads"),
     label_col: str = typer.Option(..., "--label", help="the column with the right answer"),
     labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
-    configs: str = typer.Option("small,large,auto", help="comma-separated: small, large, voteN, cascade, auto"),
+    configs: str = typer.Option(
+        "small,large,auto", help="comma-separated: small, medium, large, small-knn, small-boot, voteN, cascade, auto"
+    ),
     limit: int = typer.Option(100, help="rows evaluated", callback=COUNT),
-    calibration: int = typer.Option(100, help="other rows, used only to calibrate cascades", callback=SIZE),
+    calibration: int = typer.Option(100, help="other rows, used to learn and calibrate", callback=SIZE),
     small: str = typer.Option("smollm2-135m", help="the small model"),
     large: str = typer.Option("qwen2.5-coder-1.5b", help="the large model"),
     target: float | None = typer.Option(

@@ -52,9 +52,7 @@ class ProxyStage(Stage):
         for k in range(folds):
             train = [i for i in range(len(texts)) if i % folds != k]
             test = [i for i in range(len(texts)) if i % folds == k]
-            fold = EmbeddingClassifier(model_path=self.classifier.model_path).fit(
-                [texts[i] for i in train], [labels[i] for i in train]
-            )
+            fold = self.classifier.blank().fit([texts[i] for i in train], [labels[i] for i in train])
             for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=False):
                 answers[i] = answer
         self.fit(texts, labels)
