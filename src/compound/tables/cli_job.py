@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from compound.core.budget import budget
 from compound.core.errors import ConfigurationError
@@ -89,7 +89,7 @@ def run_file_job(
         job = store.get(resume)
         if job is None:
             raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
-        spec, job_id = job["spec"], resume
+        spec, job_id = cast(dict[str, Any], job["spec"]), resume
     else:
         if spec is None:
             raise ConfigurationError("give a job spec, or resume= the id of a job to finish")

@@ -85,7 +85,7 @@ def check_column_types(df: Any, column: str, source: str = "the table") -> str:
     values = df[column].dropna()
     if values.empty or pd.api.types.is_numeric_dtype(values):
         return "number" if pd.api.types.is_numeric_dtype(values) and not values.empty else "text"
-    as_num = pd.to_numeric(values, errors="coerce")
+    as_num: Any = pd.to_numeric(values, errors="coerce")  # a Series here (pandas types every input kind)
     numeric = as_num.notna()
     if numeric.all():
         return "number"

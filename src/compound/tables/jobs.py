@@ -161,6 +161,7 @@ async def aprocess_table(
             from_checkpoint = len(outputs)
     with span("step", f"table.{op.name}", rows=total, job_id=job_id) as s:
         tracker = s.usage
+        assert tracker is not None  # span() always gives its block a tracker
         todo: dict[str, list[str]] = {}  # input key -> row keys waiting for it
         texts: dict[str, str] = {}
         for index, text in op.tasks:
