@@ -15,7 +15,7 @@ TEST_EXTRAS := $(DEMO_EXTRAS),llama-cpp-python,retrieval,dense,mcp,ray,evaluate,
 # a portable AVX2 build: no -march=native, so no AMX or AVX-512 kernels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 
-.PHONY: setup setup-test demo test unit clean
+.PHONY: setup setup-test demo test unit lint clean
 
 setup: $(DEMO_STAMP)
 
@@ -40,6 +40,12 @@ demo: setup
 
 test: setup-test
 	$(BIN)/python -m pytest
+
+# ruff (rules and format) over the tree, pyright (basic) on src/: .ci/run runs it before the tests
+lint: setup-test
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/pyright src
 
 unit: setup-test
 	$(BIN)/python -m pytest -m "not integration"

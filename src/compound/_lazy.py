@@ -1,5 +1,7 @@
-"""Lazy exports: a package lists its public names and where each lives, and imports one only when it
-is first used, so ``import compound`` stays fast however large the public API grows.
+"""Lazy exports: a package's public names, each imported only when first used.
+
+A package lists its public names and where each lives, so ``import compound`` stays fast however
+large the public API grows.
 
 An entry maps a public name to ``"module"`` (the name is an attribute of that module),
 ``"module:attr"`` (the name is that attribute, renamed) or ``"module:"`` (the name is the module itself).

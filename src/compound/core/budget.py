@@ -104,8 +104,9 @@ class Budget:
         )
         for name, used, reserved, need in checks:
             held = used + reserved if in_flight else used
-            if lim[name] is not None and held + need > lim[name]:
-                return BudgetExceededError(name, lim[name], held, need, list(self.results))
+            limit = lim[name]
+            if limit is not None and held + need > limit:
+                return BudgetExceededError(name, limit, held, need, list(self.results))
         return None
 
     def _joules_per_token(self) -> float:

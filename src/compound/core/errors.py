@@ -31,8 +31,10 @@ class CompoundError(Exception):
 
 
 class InputError(CompoundError, ValueError):
-    """A value given by the user (an argument, an option, a file's content) is invalid; the message names it
-    and says what would be accepted."""
+    """A value given by the user (an argument, an option, a file's content) is invalid.
+
+    The message names it and says what would be accepted.
+    """
 
 
 class InputTypeError(InputError, TypeError):
@@ -44,8 +46,10 @@ class ConfigurationError(InputError):
 
 
 class StoreError(ConfigurationError):
-    """A store file (the cache, traces, tables) or compound's home folder cannot be used: damaged, not
-    compound's, read-only, or not a directory. The message names the file and the fix."""
+    """A store file (the cache, traces, tables) or compound's home folder cannot be used.
+
+    It is damaged, not compound's, read-only, or not a directory. The message names the file and the fix.
+    """
 
     def __init__(self, message: str, path: Any = None, damaged: bool = False):
         self.path = path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from compound.core.errors import InputError, InputTypeError
 from compound.core.usage import Usage
@@ -31,7 +31,7 @@ def as_messages(prompt: str | list[Message] | list[dict[str, str]] | tuple) -> t
         if isinstance(m, Message):
             out.append(m)
         elif isinstance(m, dict) and "role" in m and "content" in m:
-            out.append(Message(m["role"], m["content"]))
+            out.append(Message(cast(Role, m["role"]), m["content"]))
         else:
             raise InputTypeError(
                 f"cannot use {m!r} as a message: pass a str, a Message or a dict with 'role' and 'content'"

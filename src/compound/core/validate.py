@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 from compound.core.errors import ConfigurationError
 
@@ -37,9 +37,10 @@ def check_number(
     if ok and integer:
         ok = isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer())
     ok = ok and math.isfinite(value)
-    ok = ok and (at_least is None or value >= at_least)
-    ok = ok and (above is None or value > above)
-    ok = ok and (at_most is None or value <= at_most)
+    number = cast(float, value) if ok else 0.0  # a real number once ok holds
+    ok = ok and (at_least is None or number >= at_least)
+    ok = ok and (above is None or number > above)
+    ok = ok and (at_most is None or number <= at_most)
     if not ok:
         raise ConfigurationError(f"{name} must be {rule} (got {value!r})")
     return value

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import time
 from abc import ABC
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
@@ -47,8 +46,6 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     kind: ClassVar[str] = "base"
     #: True when ``_generate`` blocks (CPU work or I/O): async callers then run it in a worker thread.
     blocking: ClassVar[bool] = True
-    #: how to measure a call's CPU time: process-wide for in-process inference, per thread otherwise.
-    cpu_clock: ClassVar[Callable[[], float]] = staticmethod(time.thread_time)
     #: True when one instance can serve one call at a time (in-process models). Such calls all run on
     #: one dedicated thread: they queue there (waiting is not counted as work), and native thread pools
     #: (llama.cpp's OpenMP team) stay bound to one caller instead of spinning up a team per thread.
@@ -63,6 +60,10 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         self.model = model
         self._init_transient()
 
+    def cpu_clock(self) -> float:
+        """How to measure a call's CPU time: per thread here; process-wide for in-process inference."""
+        return time.thread_time()
+
     def _init_transient(self) -> None:
         """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
         self._loop_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = WeakKeyDictionary()
@@ -73,7 +74,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         return {k: v for k, v in self.__dict__.items() if k not in self._transient}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        vars(self).update(state)
         self._init_transient()
 
     @property
@@ -175,8 +176,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
 
     async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
         if self._worker is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._worker, contextvars.copy_context().run, self._timed, request)
+            ctx = contextvars.copy_context()
+            return await asyncio.wrap_future(self._worker.submit(ctx.run, self._timed, request))
         if type(self)._agenerate is Backend._agenerate and self.blocking:
             return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
         t0, c0 = time.perf_counter(), self.cpu_clock()
@@ -229,7 +230,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             wall_s=wall,
             cpu_s=cpu,
             cost_usd=settings.price_for(self.model).cost(completion.prompt_tokens, completion.completion_tokens),
-            energy_j=completion.energy_j if measured else self.estimate_energy_j(completion, cpu, settings),
+            energy_j=completion.energy_j
+            if completion.energy_j is not None
+            else self.estimate_energy_j(completion, cpu, settings),
             energy_estimated=not measured,
         )
         gen = Generation(

@@ -46,7 +46,12 @@ def resolve_model_path(model: str) -> Path:
 
 class LlamaCppBackend(Backend):
     kind = "llama_cpp"
-    cpu_clock = staticmethod(time.process_time)  # llama.cpp computes on its own native threads
+
+    def cpu_clock(self) -> float:
+        return (
+            time.process_time()
+        )  # llama.cpp computes on its own native threads  # llama.cpp computes on its own native threads
+
     serialize = True  # a llama.cpp context serves one call at a time
 
     def __init__(

@@ -8,7 +8,8 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
 from compound.core.errors import InputError
 from compound.core.types import Completion, Request
@@ -69,7 +70,7 @@ class ScriptedBackend(Backend):
                 text = self._fn(request)
             else:
                 try:
-                    text = next(self._replies)
+                    text = next(cast(Iterator[str], self._replies))
                 except StopIteration:
                     raise InputError(
                         "ScriptedBackend ran out of scripted replies: pass more replies, or cycle=True"

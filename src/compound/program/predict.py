@@ -22,7 +22,7 @@ from compound.core.types import Generation, Message, Request
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import adrive, drive, typed_call
+from compound.program.typed import adrive, drive, model_with, typed_call
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -47,12 +47,13 @@ class Signature:
             names = [f.strip() for f in fields.split(",") if f.strip()]
             if not names:
                 raise ConfigurationError(f"signature {spec!r} has no {name.lower()} fields")
-            return create_model(name, **{n: (str, ...) for n in names})
+            return model_with(name, {n: (str, ...) for n in names})
 
         return cls(model("Inputs", left), model("Outputs", right), instructions)
 
 
 def render_inputs(inputs: dict[str, Any]) -> str:
+    """Inputs as the user message shows them: ``name: value`` lines (a block for multi-line values)."""
     lines = []
     for k, v in inputs.items():
         text = v.model_dump_json() if isinstance(v, BaseModel) else str(v)
@@ -119,15 +120,18 @@ class Predict(Module):
 
     @property
     def step_name(self) -> str:
+        """The step's name in traces."""
         return self.name or f"{type(self).__name__}({self.signature.outputs.__name__})"
 
     # --- parameters: a backend object is kept when its id is loaded back -----------------------------
     def get_parameter(self, name: str) -> Any:
+        """A parameter's value; a backend object is saved as its model id."""
         if name == "model" and isinstance(self.model, Backend):
             return self.model.model_id
         return getattr(self, name)
 
     def set_parameter(self, name: str, value: Any) -> None:
+        """Set a parameter; loading a backend's own model id back keeps the backend object."""
         if name == "model" and isinstance(self.model, Backend) and value == self.model.model_id:
             return
         setattr(self, name, value)
@@ -135,9 +139,11 @@ class Predict(Module):
     # --- prompting ---------------------------------------------------------------------------------------
     @property
     def output_type(self) -> type[BaseModel]:
+        """The type of the step's value."""
         return self.signature.outputs
 
     def messages(self, inputs: dict[str, Any]) -> list[Message]:
+        """The conversation for ``inputs``: each demo as a user/assistant pair, then the inputs."""
         msgs = []
         for demo in self.demos:
             demo_in = {k: demo[k] for k in self.signature.inputs.model_fields if k in demo}
@@ -159,8 +165,10 @@ class Predict(Module):
     def _answer(
         self, index: int, messages: list[Message], done: list[Generation]
     ) -> Generator[Request, Generation, Candidate]:
-        """The typed answer of candidate ``index``, after the calls in ``done``; a reply that never
-        parses becomes a candidate with an error (and every call it took), not a raise."""
+        """The typed answer of candidate ``index``, after the calls in ``done``.
+
+        A reply that never parses becomes a candidate with an error (and every call it took), not a raise.
+        """
         try:
             typed = yield from typed_call(
                 self.output_type,
@@ -181,6 +189,7 @@ class Predict(Module):
         )
 
     def finish_value(self, value: Any, done: list[Generation]) -> Any:
+        """The candidate's value from the parsed answer (subclasses add what earlier calls gave)."""
         return value
 
     def protocol(
@@ -201,8 +210,15 @@ class Predict(Module):
         return await strategy.arun(lambda i, fb: self.sample(checked, i, fb), self.requirements, checked)
 
     def result(self, **inputs: Any) -> StrategyResult:
-        """Run the step and return the whole ``StrategyResult``: every candidate, its validations, calls
-        and usage, which one was chosen and why. Without a strategy, no event loop is started."""
+        """Run the step and return the whole ``StrategyResult``.
+
+        Args:
+            **inputs: the signature's input fields.
+
+        Returns:
+            Every candidate with its validations, calls and usage, which one was chosen and why.
+            Without a strategy, no event loop is started.
+        """
         if self.strategy is not None:
             return run_sync(self.aresult(**inputs))
         checked = self._checked_inputs(inputs)
@@ -213,9 +229,11 @@ class Predict(Module):
     run, arun = result, aresult
 
     async def aforward(self, **inputs: Any) -> Any:
+        """``forward`` on the event loop."""
         return _value_or_raise(self.step_name, await self.aresult(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
+        """The chosen candidate's value; ``OutputParseError`` when no candidate parsed."""
         return _value_or_raise(self.step_name, self.result(**inputs))
 
 
@@ -244,8 +262,10 @@ def with_reasoning(output_type: type[BaseModel]) -> type[BaseModel]:
 
 
 class ChainOfThought(Predict):
-    """Reason in free text first, then answer under the output schema, so the format constraint does not
-    squeeze the reasoning. The value is the output type with a ``reasoning`` field.
+    """Reason in free text first, then answer under the output schema.
+
+    The format constraint then does not squeeze the reasoning. The value is the output type with a
+    ``reasoning`` field.
 
     Args:
         signature: as for ``Predict``.
@@ -260,6 +280,7 @@ class ChainOfThought(Predict):
     def protocol(
         self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]
     ) -> Generator[Request, Generation, Candidate]:
+        """Candidate ``index``: a free-text reasoning call, then the typed answer."""
         base = self.messages(inputs) + list(feedback)
         system = [Message("system", self.instructions)] if self.instructions else []
         thought = yield build_request(
@@ -270,4 +291,5 @@ class ChainOfThought(Predict):
         return (yield from self._answer(index, answer, [thought]))
 
     def finish_value(self, value: Any, done: list[Generation]) -> Any:
+        """The answer with the reasoning call's text as its ``reasoning``."""
         return with_reasoning(self.output_type)(**value.model_dump(), reasoning=done[0].text.strip())

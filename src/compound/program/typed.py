@@ -17,7 +17,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from compound.core.errors import ConfigurationError, InputError, InputTypeError, OutputParseError
 from compound.core.types import Generation, Message, Request, as_messages
@@ -80,6 +80,11 @@ class JSONSchemaOutput(OutputSpec[Any]):
         if errors:
             raise ValueError("; ".join(f"{'/'.join(map(str, e.path)) or 'reply'}: {e.message}" for e in errors))
         return value
+
+
+def model_with(name: str, fields: dict[str, Any]) -> type[BaseModel]:
+    """A pydantic model named ``name`` with ``fields`` (name -> ``(type, default)``; ``...`` for required)."""
+    return create_model(name, **fields)
 
 
 @functools.lru_cache(maxsize=256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
 
@@ -14,7 +15,7 @@ class BM25Retriever:
     def __init__(self, documents: Iterable[Document | str] = (), *, stopwords: str | None = "en") -> None:
         self.stopwords = stopwords
         self.documents: list[Document] = []
-        self._index = None
+        self._index: Any = None
         self.add(documents)
 
     def add(self, documents: Iterable[Document | str]) -> None:
@@ -23,11 +24,15 @@ class BM25Retriever:
             self.documents = as_documents(self.documents + new)
             self._build()
 
+    @property
+    def _stopwords(self) -> str | list[str]:
+        return self.stopwords if self.stopwords is not None else []  # none removed
+
     def _build(self) -> None:
         import bm25s
 
         self._index = bm25s.BM25()
-        tokens = bm25s.tokenize([d.text for d in self.documents], stopwords=self.stopwords, show_progress=False)
+        tokens = bm25s.tokenize([d.text for d in self.documents], stopwords=self._stopwords, show_progress=False)
         self._index.index(tokens, show_progress=False)
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
@@ -36,7 +41,7 @@ class BM25Retriever:
         if not self.documents:
             return []
         k = min(k, len(self.documents))
-        tokens = bm25s.tokenize([query], stopwords=self.stopwords, show_progress=False)
+        tokens: Any = bm25s.tokenize([query], stopwords=self._stopwords, show_progress=False)
         if not tokens.vocab:  # nothing searchable in the query (only stopwords)
             return []
         ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)

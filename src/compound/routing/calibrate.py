@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from compound.core.errors import InputError
 
@@ -61,7 +62,7 @@ class Threshold:
     agreement: float  # observed agreement among them
     bound: float  # its lower confidence bound
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "value": self.value if math.isfinite(self.value) else None,
             "target": self.target,
@@ -72,7 +73,7 @@ class Threshold:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, float]) -> Threshold:
+    def from_dict(cls, d: dict[str, Any]) -> Threshold:
         return cls(**{**d, "value": math.inf if d["value"] is None else d["value"]})
 
 

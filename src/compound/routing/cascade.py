@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from compound.core.errors import InputError
 from compound.program.module import Module
@@ -34,8 +34,18 @@ class Stage:
         raise NotImplementedError
 
 
+class Classifier(Protocol):
+    """What a ``ProxyStage`` runs: a local classifier that is fitted on labels and says how sure it is."""
+
+    def blank(self) -> Classifier: ...
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any: ...
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]: ...
+    def state(self) -> dict[str, Any]: ...
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+
 class ProxyStage(Stage):
-    def __init__(self, name: str = "proxy", classifier: EmbeddingClassifier | None = None) -> None:
+    def __init__(self, name: str = "proxy", classifier: Classifier | None = None) -> None:
         self.name = name
         self.classifier = classifier or EmbeddingClassifier()
 

@@ -142,10 +142,9 @@ def create_app(
         from compound.core.errors import ConfigurationError
 
         raise ConfigurationError(f"names served both as a program and as a model: {sorted(clash)}")
-    if keys is None:
-        keys = KeyStore.at(get_settings().home / "serve.sqlite")
+    key_store: KeyStore = keys if keys is not None else KeyStore.at(get_settings().home / "serve.sqlite")
     metrics = Metrics()
-    runtime = Runtime(keys, Gate(limits.max_inflight, limits.max_waiting, limits.wait_s), metrics)
+    runtime = Runtime(key_store, Gate(limits.max_inflight, limits.max_waiting, limits.wait_s), metrics)
     app = FastAPI(
         title="compound serve",
         version="1",
@@ -158,9 +157,9 @@ def create_app(
     async def api_key(
         request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> ApiKey:
-        return keys.authorize(request.headers.get("authorization") if creds is not None else None)
+        return key_store.authorize(request.headers.get("authorization") if creds is not None else None)
 
-    key_dep = Annotated[ApiKey, Depends(api_key)]
+    key_dep: Any = Annotated[ApiKey, Depends(api_key)]  # FastAPI reads the annotation at run time
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, e: RequestError) -> JSONResponse:
@@ -194,12 +193,12 @@ def create_app(
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/v1/models")
-    async def list_models(key: key_dep) -> dict[str, Any]:
+    async def list_models(key: Annotated[ApiKey, Depends(api_key)]) -> dict[str, Any]:
         names = sorted(programs_by_name) + sorted(model_specs)
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "compound"} for n in names]}
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(req: chat.ChatRequest, key: key_dep) -> Any:
+    async def chat_completions(req: chat.ChatRequest, key: Annotated[ApiKey, Depends(api_key)]) -> Any:
         req.refuse_unsupported()
         served = programs_by_name.get(req.model)
         if served is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from compound.core.budget import budget
 from compound.core.errors import ConfigurationError
@@ -137,7 +137,7 @@ def run_file_job(
             if job is None:
                 raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
             _check_resume_options(job_id, job["spec"], spec)
-            spec = job["spec"]
+            spec = cast(dict[str, Any], job["spec"])
         elif job is not None:
             raise ConfigurationError(
                 f"job {job_id!r} exists already; resume it with --resume {job_id} or pick another id"

@@ -173,7 +173,12 @@ def write_table(
             from compound.tables.workbook import write_sheet
 
             keep = source is not None and source.format == "excel" and source.path.exists()
-            write_sheet(df, tmp, like=source.path if keep else None, sheet=source.sheet if source else None)
+            write_sheet(
+                df,
+                tmp,
+                like=source.path if source is not None and keep else None,
+                sheet=source.sheet if source else None,
+            )
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
@@ -235,7 +240,7 @@ def check_column_types(df: Any, column: str, source: str = "the table") -> str:
     values = df[column][~missing_cells(df[column], "number")]
     if values.empty or pd.api.types.is_numeric_dtype(values):
         return "number" if pd.api.types.is_numeric_dtype(values) and not values.empty else "text"
-    as_num = pd.to_numeric(values.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
+    as_num: Any = pd.to_numeric(values.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
     numeric = as_num.notna()
     if numeric.all():
         return "number"

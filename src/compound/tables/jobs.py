@@ -194,6 +194,7 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
             store.set_status(job_id, "running", total)
     with span("step", f"table.{op.name}", rows=len(op.tasks), job_id=job_id) as s:
         tracker = s.usage
+        assert tracker is not None  # span() always gives its block a tracker
         todo: dict[str, int] = {}  # input key -> how many rows wait for it
         for key in keys:
             if key not in outputs:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
+from compound.program.typed import model_with
 from compound.tables.io import TableError, check_column_types, is_missing, missing_cells, require_columns
 
 
@@ -101,7 +102,7 @@ def _assign(columns: list[str]) -> Callable[[Any, dict[Any, dict[str, Any]]], An
     return apply
 
 
-def _inputs(df: Any, input_columns: list[str] | None, exclude: list[str] = ()) -> list[str]:
+def _inputs(df: Any, input_columns: list[str] | None, exclude: Sequence[str] = ()) -> list[str]:
     cols = input_columns or [c for c in df.columns if c not in exclude]
     require_columns(df, cols)
     return cols
@@ -119,7 +120,7 @@ def map_op(
 ) -> TableOp:
     """A new column ``column`` from an instruction, typed ``type_``."""
     cols = _inputs(df, input_columns)
-    out = create_model("MapOutput", **{column: (type_, ...)})
+    out = model_with("MapOutput", {column: (type_, ...)})
     step = _step(out, instruction, model, program)
     return TableOp(
         "map",
@@ -148,7 +149,7 @@ def classify_op(
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
     cols = _inputs(df, input_columns, exclude=[column])
-    out = create_model("Label", **{column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
+    out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
     tasks = [(i, render_row(r, cols)) for i, r in df.iterrows()]
     setup: dict[str, Any] = {}
@@ -172,7 +173,7 @@ def extract_op(
 ) -> TableOp:
     """Several typed columns extracted from the text in ``source``; a field may be missing (None)."""
     require_columns(df, [source])
-    out = create_model("Extracted", **{name: (t | None, None) for name, t in fields.items()})
+    out = model_with("Extracted", {name: (t | None, None) for name, t in fields.items()})
     text = instruction or f"Extract {', '.join(fields)} from the {source}. Use null when a value is not given."
     step = _step(out, text, model, program)
     return TableOp(
@@ -195,7 +196,7 @@ def filter_op(
 ) -> TableOp:
     """Keep the rows for which ``condition`` holds."""
     cols = _inputs(df, input_columns)
-    out = create_model("Keep", keep=(bool, ...))
+    out = model_with("Keep", {"keep": (bool, ...)})
     step = _step(out, f"Does the row meet this condition? {condition}", model, program)
 
     def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
@@ -242,7 +243,7 @@ def impute_op(
         type_ = Literal[tuple(categories)]  # type: ignore[valid-type]
     else:
         type_ = str
-    out = create_model("Imputed", **{column: (type_, ...)})
+    out = model_with("Imputed", {column: (type_, ...)})
     complete = known.dropna(subset=cols)
     sample = complete.sample(n=min(examples, len(complete)), random_state=0) if len(complete) else known.head(examples)
     demos = [
@@ -299,7 +300,7 @@ def describe_op(
 ) -> TableOp:
     """One sentence per row, or per group of rows sharing a value of ``by``."""
     cols = _inputs(df, input_columns, exclude=[column])
-    out = create_model("Description", **{column: (str, ...)})
+    out = model_with("Description", {column: (str, ...)})
     text = instruction or (
         "Describe this group of rows in one sentence." if by else "Describe the row in one sentence."
     )

@@ -109,7 +109,7 @@ def write_sheet(df: Any, path: Path, *, like: Path | None = None, sheet: str | N
         ws.delete_rows(1, ws.max_row)
     else:
         wb = Workbook()
-        ws = wb.active
+        ws: Any = wb.active  # a new workbook always has one sheet
         ws.title = sheet or "Sheet1"
     rows = [list(map(str, df.columns)), *df.itertuples(index=False, name=None)]
     for r, row in enumerate(rows, start=1):

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from compound.core.errors import InputError
 from compound.tools.base import Tool
@@ -58,11 +59,11 @@ class SQLRefused(InputError):
     """The statement was refused before reaching the database."""
 
 
-def check_read_only(sql: str, dialect: str | None = None) -> exp.Expression:
+def check_read_only(sql: str, dialect: str | None = None) -> exp.Expr:
     """Return the parsed query, or raise ``SQLRefused`` saying why it is not a single read query."""
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as e:
+    except SqlglotError as e:
         raise SQLRefused(f"could not parse the statement, so it was not run: {e}") from None
     if len(statements) != 1:
         raise SQLRefused(f"exactly one statement is allowed, got {len(statements)}")

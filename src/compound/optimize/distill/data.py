@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic import create_model
 from compound.core.concurrency import gather
 from compound.core.errors import ConfigurationError
 from compound.program.predict import Predict
-from compound.program.typed import acall_typed, output_spec, typed_request
+from compound.program.typed import acall_typed, model_with, output_spec, typed_request
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _words(row: dict[str, Any]) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", " ".join(str(v) for v in row.values()).lower()))
 
 
-def dedupe(rows: list[dict[str, Any]], against: list[dict[str, Any]] = (), threshold: float = 0.8) -> list[int]:
+def dedupe(rows: list[dict[str, Any]], against: Sequence[dict[str, Any]] = (), threshold: float = 0.8) -> list[int]:
     """Indices of ``rows`` that are not near-copies (Jaccard >= threshold) of ``against`` or of an
     earlier kept row."""
     seen = [_words(r) for r in against]
@@ -104,7 +105,7 @@ async def synthesize(
 ) -> list[dict[str, Any]]:
     """Ask the teacher model for ``count`` new inputs like ``examples`` (deduplicated, near-copies dropped)."""
     fields = list(program.signature.inputs.model_fields)
-    row_type = create_model("SyntheticInput", **{f: (str, ...) for f in fields})
+    row_type = model_with("SyntheticInput", {f: (str, ...) for f in fields})
     many = create_model("SyntheticInputs", items=(list[row_type], ...))  # type: ignore[valid-type]
     shown = "\n".join(str({f: e[f] for f in fields}) for e in examples[:8])
     made: list[dict[str, Any]] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class Filter:
             reqs.append(LLMJudge(self.criterion, model=self.judge, level=MUST))
         return reqs
 
-    async def decide(self, rows: list[Labelled], program_requirements: list[Requirement] = ()) -> list[Labelled]:
+    async def decide(self, rows: list[Labelled], program_requirements: Sequence[Requirement] = ()) -> list[Labelled]:
         """Set each row's ``decision`` (kept, reason, agreement, validations) and return the rows."""
         reqs = self.checks(list(program_requirements))
 

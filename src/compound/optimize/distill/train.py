@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from compound.core.errors import ConfigurationError
 from compound.optimize.distill.export import TARGET_MODULES
@@ -114,7 +114,9 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
 def lora_model(model: Any, cfg: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES, bias="none")
+    config = LoraConfig(
+        r=cfg.rank, lora_alpha=cast(Any, cfg.alpha), lora_dropout=0.0, target_modules=TARGET_MODULES, bias="none"
+    )
     return get_peft_model(model, config)
 
 
