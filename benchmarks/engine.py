@@ -3,8 +3,9 @@
     flock /work/heavy.lock python benchmarks/engine.py --json out.json [--models smollm2-135m,...]
 
 For each embedded model, each engine runs in its own fresh process (``_common.run_phase``), the sides
-alternating over ``--rounds`` rounds, on the same distinct prompts of about 200 tokens, greedy, two
-threads. Each prompt is measured in two engine calls, through the raw engine (no compound layer):
+alternating over ``--rounds`` rounds, on the same distinct prompts of about 200 tokens, greedy,
+``--threads`` llama.cpp threads (2 by default; 1 is robust on a machine shared with other work, where
+two spinning OpenMP threads can stall each other). Each prompt is measured in two engine calls, through the raw engine (no compound layer):
 
 1. ``max_tokens=1``: prompt processing. Prompt tokens/s = prompt tokens / wall seconds.
 2. the same prompt, ``max_tokens=32``: the prompt is now cached (both engines reuse a repeated prefix),
@@ -43,12 +44,12 @@ def prompt(i: int) -> str:
     return "Read these support tickets and write a one-paragraph summary for the manager.\n" + "\n".join(lines)
 
 
-def phase(engine: str, model: str, prompts: list[int]) -> dict:
+def phase(engine: str, model: str, prompts: list[int], threads: int) -> dict:
     from compound.models.engines import EngineConfig, open_engine
     from compound.models.llama_cpp import resolve_model_path
 
     t0 = time.perf_counter()
-    eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=2))
+    eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=threads))
     load_s = time.perf_counter() - t0
     base = {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "stop": None, "seed": None}
     eng.chat({**base, "messages": [{"role": "user", "content": "warm up"}]})
@@ -111,13 +112,14 @@ def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--models", default="smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads on both sides")
     p.add_argument("--install-costs", default="", help="also time installing these engines (comma-separated; network)")
     p.add_argument("--phase", help=argparse_hidden())
     p.add_argument("--model", help=argparse_hidden())
     p.add_argument("--prompts", help=argparse_hidden())
     args = p.parse_args()
     if args.phase:
-        print(json.dumps(phase(args.phase, args.model, [int(i) for i in args.prompts.split(",")])))
+        print(json.dumps(phase(args.phase, args.model, [int(i) for i in args.prompts.split(",")], args.threads)))
         return
     rows, summary = [], {}
     for model in args.models.split(","):
@@ -125,7 +127,9 @@ def main() -> None:
         for r in range(args.rounds):
             prompts = ",".join(str(r * N_PROMPTS + i) for i in range(N_PROMPTS))
             for engine in ENGINES if r % 2 == 0 else ENGINES[::-1]:  # alternate which side goes first
-                phases[engine].append(run_phase(__file__, engine, "--model", model, "--prompts", prompts))
+                phases[engine].append(
+                    run_phase(__file__, engine, "--model", model, "--prompts", prompts, "--threads", str(args.threads))
+                )
         pair = [summarise(e, model, phases[e]) for e in ENGINES]
         rows += pair
         ours, theirs = pair
@@ -140,7 +144,8 @@ def main() -> None:
         )
     for engine in filter(None, args.install_costs.split(",")):
         summary[f"install {engine} (s, one-time)"] = install_cost(engine)
-    report("embedded engines: xllamacpp vs llama-cpp-python (2 threads, greedy)", rows, summary, args.json)
+    title = f"embedded engines: xllamacpp vs llama-cpp-python ({args.threads} threads, greedy)"
+    report(title, rows, summary, args.json)
 
 
 def argparse_hidden() -> str:
