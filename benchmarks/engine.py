@@ -30,7 +30,6 @@ import time
 from _common import parser, report, run_phase
 
 ENGINES = ["xllamacpp", "llama-cpp-python"]
-N_PROMPTS = 4
 MAX_TOKENS = 32
 
 
@@ -110,8 +109,9 @@ def summarise(engine: str, model: str, phases: list[dict]) -> dict:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b")
+    p.add_argument("--models", default="smollm2-135m,qwen2.5-coder-1.5b")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--prompts-per-phase", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="llama.cpp threads on both sides")
     p.add_argument("--install-costs", default="", help="also time installing these engines (comma-separated; network)")
     p.add_argument("--phase", help=argparse_hidden())
@@ -125,7 +125,8 @@ def main() -> None:
     for model in args.models.split(","):
         phases: dict[str, list[dict]] = {e: [] for e in ENGINES}
         for r in range(args.rounds):
-            prompts = ",".join(str(r * N_PROMPTS + i) for i in range(N_PROMPTS))
+            n = args.prompts_per_phase
+            prompts = ",".join(str(r * n + i) for i in range(n))
             for engine in ENGINES if r % 2 == 0 else ENGINES[::-1]:  # alternate which side goes first
                 phases[engine].append(
                     run_phase(__file__, engine, "--model", model, "--prompts", prompts, "--threads", str(args.threads))
