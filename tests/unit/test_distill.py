@@ -6,7 +6,6 @@ import json
 import random
 
 import numpy as np
-import pytest
 
 from compound import ScriptedBackend
 from compound.control.requirements import Check
@@ -22,7 +21,6 @@ from compound.optimize.distill.data import (
 )
 from compound.optimize.distill.export import gguf_name, permute_rows, write_gguf_adapter
 from compound.optimize.distill.filter import Filter, write_decisions
-from compound.optimize.distill.report import break_even_rows
 from compound.program.predict import Predict
 from compound.strategies.rejection import RejectionSampling
 
@@ -149,11 +147,12 @@ def test_written_adapter_has_the_keys_and_shapes_llama_cpp_checks(tmp_path):
     np.testing.assert_array_equal(tensors["blk.0.attn_q.weight.lora_a"].data, a)
 
 
-@pytest.mark.parametrize(
-    "one_time, teacher, student, expected", [(100.0, 1.0, 0.5, 200), (10.0, 1.0, 1.0, None), (1.0, 0.3, 0.1, 5)]
-)
-def test_break_even(one_time, teacher, student, expected):
-    assert break_even_rows(one_time, teacher, student) == expected
+def test_loss_and_cost_plot(tmp_path):
+    from compound.optimize.distill.report import plot
+
+    costs = {"teacher_cpu_per_row": 1.0, "student_cpu_per_row": 0.2, "one_time_cpu_s": 400.0, "break_even_rows": 500}
+    path = plot([3.0, 2.0, 1.0, 0.5], tmp_path / "loss.png", costs)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
