@@ -44,6 +44,7 @@ class AgentResult:
 
 class ToolAgent(Module):
     parameter_names = ("instructions", "model")
+    parameter_types = {"instructions": str, "model": str | None}
 
     def __init__(
         self,
