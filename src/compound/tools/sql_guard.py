@@ -74,7 +74,8 @@ _PURE_CLASSES = tuple(
     UnixToTime TimeToUnix Date DateFromParts Day Month Year Week DayOfWeek DayOfMonth DayOfYear Quarter Greatest Least
     RegexpLike RegexpExtract RegexpReplace Split Array JSONExtract JSONExtractScalar JSONBExtract ParseJSON MD5 SHA
     SHA2 Hex Lead Lag FirstValue LastValue NthValue RowNumber Ntile PercentRank CumeDist Rand Chr Ascii ToChar
-    ToNumber Nvl2 Mod Stuff Levenshtein Unicode Uuid Trunc Time Timestamp Datetime StrToUnix Dayname Monthname
+    ToNumber Nvl2 Mod Stuff Levenshtein Unicode Uuid Trunc Time Timestamp Datetime StrToUnix Dayname Monthname GenerateSeries
+    ExplodingGenerateSeries Exists Any All Some Interval Struct Bracket Filter Window Distinct Nvl
     """.split()
     if hasattr(exp, name)
 )
@@ -92,7 +93,8 @@ PURE_NAMES = frozenset(
     SQRT EXP LN LOG SIGN MOD GREATEST LEAST COALESCE NULLIF STRFTIME GENERATE_SERIES UNNEST ISNULL ZEROIFNULL
     EXTRACT CAST LIKELIHOOD LIKELY UNLIKELY SOUNDEX DEGREES RADIANS SIN COS TAN ASIN ACOS ATAN ATAN2 CBRT
     WIDTH_BUCKET TRANSLATE BTRIM STARTS_WITH MAKE_DATE MAKE_TIMESTAMP DATE_BIN JUSTIFY_DAYS ELT FIELD FIND_IN_SET
-    LOCATE MID SPACE STRCMP CONV BIN OCT CRC32 COT""".split()
+    LOCATE MID SPACE STRCMP CONV BIN OCT CRC32 COT EXPLODING_GENERATE_SERIES OVERLAY CURRENT_USER SESSION_USER USER
+    VERSION CURRENT_SCHEMA CURRENT_DATABASE DATABASE""".split()
 )
 
 #: operators that sqlglot models as functions (AND, OR, ...): not calls
