@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@echo "installing compound and its extras; llama-cpp-python builds from source the first time (5-9 min on 2 cores)"
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install -q -e ".[llama,tables,retrieval,dense,mcp,ray,evaluate,demo,dev]"
-	$(BIN)/compound models install smollm2-135m
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install -q -e ".[llama,tables,retrieval,dense,mcp,ray,evaluate,demo,dev,serve,otel,serve-test]"
+	$(BIN)/compound models install smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -1,16 +1,17 @@
 """compound: a framework and runtime for compound AI systems.
 
     import compound
-    with compound.run("demo"), compound.budget(tokens=10_000):
+    with compound.start_run("demo"), compound.budget(tokens=10_000):
         reply = compound.get_model("smollm2-135m").generate("Name a city in France.")
 
+Everything a user touches is importable as ``compound.X``; the names below are the public contract
+(``tests/unit/test_public_api.py`` pins them). Deep paths keep working but are not the contract.
 Names are imported lazily, so ``import compound`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from compound._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,16 +27,24 @@ _EXPORTS = {
     "Budget": "compound.core.budget",
     "track_usage": "compound.core.usage",
     "Usage": "compound.core.usage",
-    # errors
+    # errors: one tree under CompoundError (see compound.core.errors)
     "CompoundError": "compound.core.errors",
+    "InputError": "compound.core.errors",
+    "InputTypeError": "compound.core.errors",
+    "ConfigurationError": "compound.core.errors",
     "BudgetExceededError": "compound.core.errors",
     "BackendError": "compound.core.errors",
+    "ToolError": "compound.core.errors",
     "OutputParseError": "compound.core.errors",
     "ModelNotInstalledError": "compound.core.errors",
-    "ConfigurationError": "compound.core.errors",
+    "ToolArgumentError": "compound.tools.base",
+    "SQLRefused": "compound.tools.sql",
+    "TableError": "compound.tables.io",
+    "JobStopped": "compound.tables.jobs",
     # types
     "Message": "compound.core.types",
     "Request": "compound.core.types",
+    "Completion": "compound.core.types",
     "Generation": "compound.core.types",
     # models
     "Backend": "compound.models.base",
@@ -47,24 +56,85 @@ _EXPORTS = {
     # typed calls and concurrency
     "call_typed": "compound.program.typed",
     "acall_typed": "compound.program.typed",
+    "Typed": "compound.program.typed",
+    "OutputSpec": "compound.program.typed",
     "gather": "compound.core.concurrency",
     "run_sync": "compound.core.concurrency",
-    # traces
-    "run": "compound.store.traces",
+    # traces: start_run opens a run (a trace span grouping every call inside); run is its old name
+    "start_run": "compound.store.traces",
+    "run": "compound.store.traces:start_run",
     "span": "compound.store.traces",
+    "current_span": "compound.store.traces",
+    "trace_store": "compound.store.traces",
+    # programs
+    "Module": "compound.program.module",
+    "Predict": "compound.program.predict",
+    "ChainOfThought": "compound.program.predict",
+    "Signature": "compound.program.predict",
+    # requirements
+    "Requirement": "compound.control.requirements",
+    "Validation": "compound.control.requirements",
+    "Level": "compound.control.requirements",
+    "MUST": "compound.control.requirements",
+    "SHOULD": "compound.control.requirements",
+    "Check": "compound.control.requirements",
+    "Regex": "compound.control.requirements",
+    "Conforms": "compound.control.requirements",
+    "LLMJudge": "compound.control.requirements",
+    # strategies
+    "Strategy": "compound.strategies.base",
+    "Candidate": "compound.strategies.base",
+    "StrategyResult": "compound.strategies.base",
+    "Repair": "compound.strategies.repair",
+    "RejectionSampling": "compound.strategies.rejection",
+    "SelfConsistency": "compound.strategies.sampling",
+    "BestOfN": "compound.strategies.sampling",
+    "VerifyAndSelect": "compound.strategies.sampling",
+    # tools
+    "tool": "compound.tools.base",
+    "Tool": "compound.tools.base",
+    "Policy": "compound.tools.policy",
+    "ToolAgent": "compound.tools.agent",
+    "AgentResult": "compound.tools.agent",
+    "SQLDatabase": "compound.tools.sql",
+    "mcp_stdio_tools": "compound.tools.mcp",
+    # retrieval
+    "Document": "compound.retrieval.base",
+    "Hit": "compound.retrieval.base",
+    "Retrieve": "compound.retrieval.base",
+    "BM25Retriever": "compound.retrieval.bm25",
+    "DenseRetriever": "compound.retrieval.dense",
+    # routing
+    "Cascade": "compound.routing.cascade",
+    "Router": "compound.routing.cascade",
+    "ProxyStage": "compound.routing.cascade",
+    "LLMStage": "compound.routing.cascade",
+    # tables: the operators are compound.tables.classify, .extract, .impute, .map, .filter, .describe;
+    # process_table runs one over a DataFrame as a (resumable) job (run_table is its old name)
+    "tables": "compound.tables:",
+    "process_table": "compound.tables.jobs",
+    "aprocess_table": "compound.tables.jobs",
+    "run_table": "compound.tables.jobs:process_table",
+    "TableOp": "compound.tables.operators",
+    "TableRun": "compound.tables.jobs",
+    "read_table": "compound.tables.io",
+    "write_table": "compound.tables.io",
+    # evaluation
+    "compare": "compound.evaluate.compare",
+    "returns_curve": "compound.evaluate.scale",
+    "pareto_front": "compound.evaluate.report",
+    # testing: compound.testing.override(models=...) and the switch that forbids real model calls
+    "testing": "compound.testing:",
+    # --- optimizers (teach): one line each, e.g. "KNNFewShot": "compound.optimize.knn", ---------------
+    "KNNFewShot": "compound.optimize.knn",
+    "BootstrapFewShot": "compound.optimize.bootstrap",
+    "InstructionSearch": "compound.optimize.bootstrap",
+    # serving (extra [serve])
+    "create_app": "compound.serve.app",
+    "BackgroundServer": "compound.serve.cli",
+    "WriteEmail": "compound.serve.write_email",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'compound' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

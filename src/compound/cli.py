@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from compound.core.errors import CompoundError
+from compound.cli_support import COUNT, FRACTION, LIMIT, SIZE, fail, number, parse_counts
+from compound.cli_support import main as _main
 
 app = typer.Typer(
     help="compound: typed programs over small and large models, with budgets, caching and traces.",
@@ -24,6 +25,15 @@ models_app = typer.Typer(help="The embedded models that ship inside PyPI package
 traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
+
+
+def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
+    from compound.serve.cli import register
+
+    register(app)
+
+
+_register_serve()
 
 
 def _make_console(stderr: bool = False) -> Console:
@@ -46,16 +56,12 @@ console: Any = _LazyConsole()
 err: Any = _LazyConsole(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+_fail = fail
 
 
 def main() -> None:
-    try:
-        app()
-    except CompoundError as e:
-        _fail(str(e))
+    """The console script: every error ends as one line on stderr and a non-zero status (no traceback)."""
+    _main(app)
 
 
 @models_app.callback()
@@ -98,22 +104,24 @@ def ask(
     prompt: str = typer.Argument(..., help="what to ask"),
     model: str | None = typer.Option(None, "--model", "-m", help="embedded name, .gguf path or BACKEND:MODEL"),
     schema: Path | None = typer.Option(None, "--schema", help="JSON schema file: the reply is JSON valid for it"),
-    max_tokens: int = typer.Option(256, help="most tokens to generate"),
-    temperature: float = typer.Option(0.0, help="sampling temperature"),
+    max_tokens: int = typer.Option(256, help="most tokens to generate", callback=COUNT),
+    temperature: float = typer.Option(0.0, help="sampling temperature", callback=LIMIT),
     show_usage: bool = typer.Option(False, "--usage", help="print the call's usage on stderr"),
 ) -> None:
     """Ask a model once and print the answer (JSON valid for --schema when given)."""
     from compound.models.registry import get_model
     from compound.program.typed import call_typed
-    from compound.store.traces import run
+    from compound.store.traces import start_run
 
     backend = get_model(model)
-    with run("ask", prompt=prompt) as r:
+    with start_run("ask", prompt=prompt) as r:
         if schema is not None:
             try:
                 schema_obj = json.loads(schema.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                _fail(f"cannot read JSON schema {schema}: {e}")
+                _fail(f"cannot read JSON schema {schema}: {e}; give a file holding one JSON object")
+            if not isinstance(schema_obj, dict):
+                _fail(f"{schema}: a JSON Schema is a JSON object, not {type(schema_obj).__name__}; fix the file")
             typed = call_typed(schema_obj, prompt, model=backend, max_tokens=max_tokens, temperature=temperature)
             console.print_json(json.dumps(typed.value))
         else:
@@ -133,7 +141,7 @@ def _usage_line(u: dict[str, Any]) -> str:
 
 @traces_app.command("list")
 def traces_list(
-    limit: int = typer.Option(20, help="how many"),
+    limit: int = typer.Option(20, help="how many", callback=COUNT),
     kind: str | None = typer.Option(None, help="only spans of this kind (run, step, llm, tool, ...)"),
 ) -> None:
     """The latest runs and model calls (newest first)."""
@@ -243,10 +251,12 @@ def table(
     resume: str | None = typer.Option(
         None, "--resume", help="finish a stopped job; every other option comes from the job"
     ),
-    max_cost: float | None = typer.Option(None, help="stop (resumably) before spending more US dollars"),
-    max_tokens: int | None = typer.Option(None, help="stop (resumably) before using more tokens"),
-    max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds"),
-    max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls"),
+    max_cost: float | None = typer.Option(
+        None, help="stop (resumably) before spending more US dollars", callback=LIMIT
+    ),
+    max_tokens: int | None = typer.Option(None, help="stop (resumably) before using more tokens", callback=SIZE),
+    max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds", callback=LIMIT),
+    max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls", callback=SIZE),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
@@ -293,7 +303,7 @@ def table(
 
 
 @app.command()
-def jobs(limit: int = typer.Option(20, help="how many")) -> None:
+def jobs(limit: int = typer.Option(20, help="how many", callback=COUNT)) -> None:
     """The latest table jobs and how far each got."""
     from compound.tables.jobs import job_store
 
@@ -317,14 +327,18 @@ def compare(
     label_col: str = typer.Option(..., "--label", help="the column with the right answer"),
     labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
     configs: str = typer.Option("small,large,auto", help="comma-separated: small, large, voteN, cascade, auto"),
-    limit: int = typer.Option(100, help="rows evaluated"),
-    calibration: int = typer.Option(100, help="other rows, used only to calibrate cascades"),
+    limit: int = typer.Option(100, help="rows evaluated", callback=COUNT),
+    calibration: int = typer.Option(100, help="other rows, used only to calibrate cascades", callback=SIZE),
     small: str = typer.Option("smollm2-135m", help="the small model"),
     large: str = typer.Option("qwen2.5-coder-1.5b", help="the large model"),
     target: float | None = typer.Option(
-        None, help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)"
+        None,
+        help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)",
+        callback=FRACTION,
     ),
-    delta: float = typer.Option(0.1, help="failure probability of the cascade guarantee"),
+    delta: float = typer.Option(
+        0.1, help="failure probability of the cascade guarantee", callback=number(above=0, at_most=1)
+    ),
     seed: int = typer.Option(0),
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
     plot: Path | None = typer.Option(None, help="PNG path (default: beside --json); an HTML page is written beside it"),
@@ -385,9 +399,9 @@ def scale(
     labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
     model: str = typer.Option("smollm2-135m", "--model", "-m"),
     ns: str = typer.Option("1,2,4,8,16", help="sample counts to try"),
-    limit: int = typer.Option(50, help="rows of the file to measure on"),
+    limit: int = typer.Option(50, help="rows of the file to measure on", callback=COUNT),
     min_gain: float = typer.Option(
-        0.001, help="accuracy an extra CPU-second must buy; below it more samples do not pay"
+        0.001, help="accuracy an extra CPU-second must buy; below it more samples do not pay", callback=number()
     ),
     seed: int = typer.Option(0),
     json_out: Path | None = typer.Option(None, "--json"),
@@ -404,7 +418,7 @@ def scale(
     label_list = [x.strip() for x in labels.split(",")] if labels else sorted(df[label_col].unique().tolist())
     result = run_sync(
         returns_curve(
-            sample, input_col, label_col, label_list, model, [int(n) for n in ns.split(",")], min_gain, progress=True
+            sample, input_col, label_col, label_list, model, parse_counts(ns, "--ns"), min_gain, progress=True
         )
     )
     console.print(text_table(result["rows"], f"self-consistency with {model} on {limit} rows"))
@@ -419,7 +433,7 @@ def scale(
 
 @app.command()
 def demo(
-    rows: int = typer.Option(12, help="how many held-out rows to impute"),
+    rows: int = typer.Option(12, help="how many held-out rows to impute", callback=COUNT),
     model: str | None = typer.Option(
         None, "--model", "-m", help="model for the job (default: the embedded small model)"
     ),

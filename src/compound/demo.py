@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from compound.store.traces import run
-from compound.tables.jobs import run_table
+from compound.store.traces import start_run
+from compound.tables.jobs import process_table
 from compound.tables.operators import impute_op
 
 FEATURES = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -44,8 +44,8 @@ def run_demo(rows: int = 12, model: str | None = None, console: Console | None =
     table.loc[held_out, "sex"] = None
     backend = get_model(model)
     console.print(f"[bold]compound demo[/]: impute the hidden sex of {rows} penguins with {backend.model_id}")
-    with run("demo", rows=rows, model=backend.model_id) as r:
-        filled = run_table(impute_op(table, "sex", input_columns=FEATURES, model=backend), table, progress=True).df
+    with start_run("demo", rows=rows, model=backend.model_id) as r:
+        filled = process_table(impute_op(table, "sex", input_columns=FEATURES, model=backend), table, progress=True).df
 
     out = Table("species", "island", "body_mass_g", "truth", "imputed", "ok")
     correct = 0

@@ -15,6 +15,8 @@ from compound.store.traces import trace_store
 
 from .openai_fake import FakeServer
 
+pytestmark = pytest.mark.real_backend  # a real backend class against local fake servers
+
 
 class City(BaseModel):
     city: str

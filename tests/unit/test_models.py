@@ -59,6 +59,7 @@ def test_generate_is_final_and_a_new_backend_gets_accounting_and_caching():
     class Echo(Backend):
         kind = "echo"
         blocking = False
+        simulated = True  # a fake: allowed where real model requests are forbidden
 
         def _generate(self, request):
             from compound.core.types import Completion
@@ -77,6 +78,7 @@ def test_generate_is_final_and_a_new_backend_gets_accounting_and_caching():
 def test_backend_without_an_implementation_says_so():
     class Empty(Backend):
         kind = "empty"
+        simulated = True
 
     with pytest.raises(NotImplementedError, match="implements neither"):
         Empty("x").generate("q", cache=False)
@@ -123,3 +125,25 @@ def test_backends_pickle_without_process_state():
     assert llama._llm is None and llama.n_ctx == 512  # weights are loaded anew in the other process
     remote = pickle.loads(pickle.dumps(OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")))
     assert remote._clients == {} and remote._base_url == "http://127.0.0.1:9/v1"
+
+
+def test_real_backends_are_refused_while_model_requests_are_forbidden_and_fakes_are_not():
+    from compound.models.openai_compat import OpenAIBackend
+
+    remote = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key="x")
+    with compound.testing.override(allow_model_requests=False):
+        with pytest.raises(compound.testing.ModelRequestsForbiddenError, match="openai:m"):
+            remote.generate("q", cache=False)
+        assert ScriptedBackend(["ok"]).generate("q").text == "ok"
+
+
+def test_override_replaces_models_by_name_or_all_of_them_and_is_undone_after():
+    fake, other = ScriptedBackend(["a"]), ScriptedBackend(["b"], model="other")
+    with compound.testing.override(models={"smollm2-135m": fake}):
+        assert compound.get_model("smollm2-135m") is fake
+        assert compound.get_model(None) is fake  # the default model
+        assert compound.get_model(other) is other  # not named: left alone
+    with compound.testing.override(models=fake):
+        assert compound.get_model("openai:gpt-4o-mini") is fake
+        assert compound.get_model(other) is fake
+    assert compound.get_model(other) is other

@@ -15,6 +15,8 @@ from compound.program.typed import call_typed
 
 from .openai_fake import PYDANTIC_500, FakeServer
 
+pytestmark = pytest.mark.real_backend  # a real backend class against a local fake server
+
 
 @pytest.fixture
 def server():

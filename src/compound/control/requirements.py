@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from compound.core.errors import InputTypeError
+
 
 class Level(StrEnum):
     MUST = "must"
@@ -161,7 +163,7 @@ def as_requirement(r: Any) -> Requirement:
         return r
     if callable(r):
         return Check(r)
-    raise TypeError(f"{r!r} is not a requirement: pass a Requirement or a function")
+    raise InputTypeError(f"{r!r} is not a requirement: pass a Requirement or a function")
 
 
 async def validate_all(requirements: list[Requirement], value: Any, inputs: dict[str, Any]) -> list[Validation]:

@@ -1,9 +1,25 @@
 """Hard budgets on tokens, money, wall time, energy and calls.
 
 A call *reserves* its worst case before it starts: its prompt tokens plus its whole ``max_tokens``, and
-the money those would cost. The reservation is atomic across every budget active in the context, so many
-calls in flight can never push a token, money or call cap past its limit. When the call ends, the
-reservation is replaced by what the call really used.
+the money those would cost. The reservation is atomic across every budget that applies to the call, so
+many calls in flight can never push a token, money or call cap past its limit. When the call ends, the
+reservation is replaced by what the call really used, and its result is kept on the budget.
+
+A call that does not fit *now* only because other calls hold reservations **waits** for them to settle
+(their unused reservation comes back); it fails with ``BudgetExceededError`` only when the cap cannot be
+met even with nothing in flight. So a cap below the concurrency still makes progress, and work already
+paid for is never cancelled by a budget. (A sync call made on a thread that runs an event loop cannot
+wait, since the calls it would wait for may need that loop: it fails at once instead.)
+
+Which calls a budget counts:
+- every call made in the block's context: the block itself, asyncio tasks started in it, and threads
+  that carry the context (``asyncio.to_thread``, ``contextvars.copy_context().run``, compound's workers);
+- with ``threads=True`` (the default), also every call from a context that holds no budget at all
+  (a plain ``threading.Thread``, ``ThreadPoolExecutor.submit``, ``loop.run_in_executor``) while the block
+  is open, and budgets opened in such a context nest inside it. A call like that cannot be traced back
+  to the block that started its thread, so it is charged to every such budget open in the process: a
+  budget may count calls it did not start, never miss one. Servers that run budgeted and unbudgeted
+  work side by side pass ``threads=False``, and the budget then holds for its context only.
 
 Wall time and energy cannot be known before a call ends. They are checked before each call starts:
 time against the clock, energy against what was used plus the reservation's estimate at the budget's
@@ -12,6 +28,7 @@ observed joules per token. A call already running is not interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +37,24 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from compound.core.errors import BudgetExceededError
+from compound.core.errors import BudgetExceededError, InputError
 from compound.core.usage import Usage
+from compound.core.validate import check_number
 
-_LOCK = threading.Lock()  # one lock for all reservations: they take microseconds
+#: one lock for all reservations (they take microseconds), notified whenever a reservation settles
+_COND = threading.Condition()
+#: longest single wait before re-checking (the wall clock, a waiter woken on another loop)
+_RECHECK_S = 0.25
+_INTEGER_LIMITS = ("tokens", "calls")
+
+
+def _limit(name: str, value: Any) -> float | int | None:
+    """A limit must be None (no limit) or a finite number >= 0; counts must be whole numbers."""
+    if value is None:
+        return None
+    if name in _INTEGER_LIMITS and isinstance(value, float):
+        raise InputError(f"budget limit {name}={value!r} must be a whole number >= 0, or None for no limit")
+    return check_number(f"budget limit {name}", value, at_least=0, integer=name in _INTEGER_LIMITS)
 
 
 @dataclass(slots=True)
@@ -44,8 +75,11 @@ class Budget:
         wall_s: float | None = None,
         energy_j: float | None = None,
         calls: int | None = None,
+        threads: bool = True,
     ) -> None:
-        self.limits = {"tokens": tokens, "cost_usd": cost_usd, "wall_s": wall_s, "energy_j": energy_j, "calls": calls}
+        given = {"tokens": tokens, "cost_usd": cost_usd, "wall_s": wall_s, "energy_j": energy_j, "calls": calls}
+        self.limits = {name: _limit(name, value) for name, value in given.items()}
+        self.threads = bool(threads)
         self.used = Usage()
         self.reserved_tokens = 0
         self.reserved_cost = 0.0
@@ -54,22 +88,25 @@ class Budget:
         self.started = time.monotonic()
         self.results: list[Any] = []
 
-    # --- called by the backend base class only -------------------------------------------------
-    def _check(self, tokens: int, cost: float, energy: float) -> None:
+    # --- called under _COND by reserve only ---------------------------------------------------------
+    def _over(self, r: _Reservation, in_flight: bool) -> BudgetExceededError | None:
+        """The error this reservation would hit, counting reservations in flight or only settled use."""
         lim = self.limits
-        checks = (
-            ("calls", self.used.calls + self.reserved_calls, 1),
-            ("tokens", self.used.total_tokens + self.reserved_tokens, tokens),
-            ("cost_usd", self.used.cost_usd + self.reserved_cost, cost),
-            ("energy_j", self.used.energy_j + self.reserved_energy, energy),
-        )
-        for name, used, need in checks:
-            if lim[name] is not None and used + need > lim[name]:
-                raise BudgetExceededError(name, lim[name], used, need, list(self.results))
         if lim["wall_s"] is not None:
             elapsed = time.monotonic() - self.started
             if elapsed >= lim["wall_s"]:
-                raise BudgetExceededError("wall_s", lim["wall_s"], elapsed, 0.0, list(self.results))
+                return BudgetExceededError("wall_s", lim["wall_s"], elapsed, 0.0, list(self.results))
+        checks = (
+            ("calls", self.used.calls, self.reserved_calls, 1),
+            ("tokens", self.used.total_tokens, self.reserved_tokens, r.tokens),
+            ("cost_usd", self.used.cost_usd, self.reserved_cost, r.cost_usd),
+            ("energy_j", self.used.energy_j, self.reserved_energy, r.energy_j),
+        )
+        for name, used, reserved, need in checks:
+            held = used + reserved if in_flight else used
+            if lim[name] is not None and held + need > lim[name]:
+                return BudgetExceededError(name, lim[name], held, need, list(self.results))
+        return None
 
     def _joules_per_token(self) -> float:
         return self.used.energy_j / self.used.total_tokens if self.used.total_tokens else 0.0
@@ -84,6 +121,7 @@ class Budget:
 
 
 _BUDGETS: ContextVar[tuple[Budget, ...]] = ContextVar("compound_budgets", default=())
+_OPEN: list[Budget] = []  # budgets with threads=True whose block is open, in any thread (guarded by _COND)
 
 
 @contextmanager
@@ -94,10 +132,29 @@ def budget(
     wall_s: float | None = None,
     energy_j: float | None = None,
     calls: int | None = None,
+    threads: bool = True,
 ) -> Iterator[Budget]:
-    """Enforce limits on every call made inside the block. Nested budgets all apply."""
-    b = Budget(tokens=tokens, cost_usd=cost_usd, wall_s=wall_s, energy_j=energy_j, calls=calls)
-    token = _BUDGETS.set(_BUDGETS.get() + (b,))
+    """Enforce limits on every call made inside the block (see the module docstring for which calls
+    count). Nested budgets all apply. Limits must be finite and >= 0; ``None`` means no limit."""
+    b = Budget(tokens=tokens, cost_usd=cost_usd, wall_s=wall_s, energy_j=energy_j, calls=calls, threads=threads)
+    token = _BUDGETS.set(active_budgets() + (b,))
+    if b.threads:
+        with _COND:
+            _OPEN.append(b)
+    try:
+        yield b
+    finally:
+        if b.threads:
+            with _COND:
+                _OPEN.remove(b)
+        _BUDGETS.reset(token)
+
+
+@contextmanager
+def using(b: Budget) -> Iterator[Budget]:
+    """Enforce an existing ``Budget`` in this context only (whatever its ``threads``). One budget may be
+    used by many blocks at once (a server's per-key daily budget): reservations stay atomic across them."""
+    token = _BUDGETS.set(active_budgets() + (b,))
     try:
         yield b
     finally:
@@ -105,31 +162,97 @@ def budget(
 
 
 def active_budgets() -> tuple[Budget, ...]:
-    return _BUDGETS.get()
+    """The budgets a call made here is charged to: this context's, or, in a context that holds none,
+    every ``threads=True`` budget open in the process."""
+    own = _BUDGETS.get()
+    if own:
+        return own
+    with _COND:
+        return tuple(_OPEN)
 
 
-def reserve(tokens: int, cost_usd: float) -> list[tuple[Budget, _Reservation]]:
-    """Reserve a call's worst case in every active budget, or raise without reserving anything."""
-    budgets = _BUDGETS.get()
-    if not budgets:
-        return []
-    with _LOCK:
-        plan = [(b, _Reservation(tokens, cost_usd, tokens * b._joules_per_token())) for b in budgets]
-        for b, r in plan:
-            b._check(r.tokens, r.cost_usd, r.energy_j)
-        for b, r in plan:
-            b.reserved_tokens += r.tokens
-            b.reserved_cost += r.cost_usd
-            b.reserved_energy += r.energy_j
-            b.reserved_calls += 1
+def _try_reserve(budgets: tuple[Budget, ...], tokens: int, cost_usd: float, can_wait: bool = True) -> list | None:
+    """Under _COND: reserve in every budget and return the plan; None when the call must wait for
+    reservations in flight; raise when it cannot fit even after they settle (or cannot wait)."""
+    plan = [(b, _Reservation(tokens, cost_usd, tokens * b._joules_per_token())) for b in budgets]
+    waiting_on: BudgetExceededError | None = None
+    for b, r in plan:
+        error = b._over(r, in_flight=True)
+        if error is None:
+            continue
+        if error.resource == "wall_s" or b.reserved_calls == 0 or b._over(r, in_flight=False) is not None:
+            raise error
+        waiting_on = error
+    if waiting_on is not None:
+        if not can_wait:
+            raise waiting_on
+        return None
+    for b, r in plan:
+        b.reserved_tokens += r.tokens
+        b.reserved_cost += r.cost_usd
+        b.reserved_energy += r.energy_j
+        b.reserved_calls += 1
     return plan
 
 
+def _wait_s(budgets: tuple[Budget, ...]) -> float:
+    left = [s for s in (b.remaining_s() for b in budgets) if s is not None]
+    return max(0.001, min([_RECHECK_S, *left]))
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def reserve(tokens: int, cost_usd: float) -> list[tuple[Budget, _Reservation]]:
+    """Reserve a call's worst case in every budget that applies, waiting while reservations in flight
+    stand in the way; raise ``BudgetExceededError`` without reserving anything when it cannot fit."""
+    budgets = active_budgets()
+    if not budgets:
+        return []
+    can_wait = not _in_event_loop()
+    with _COND:
+        while True:
+            plan = _try_reserve(budgets, tokens, cost_usd, can_wait)
+            if plan is not None:
+                return plan
+            _COND.wait(_wait_s(budgets))
+
+
+_async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+
+
+async def areserve(tokens: int, cost_usd: float) -> list[tuple[Budget, _Reservation]]:
+    """``reserve`` for coroutines: waits on the event loop, so the calls it waits for keep running."""
+    budgets = active_budgets()
+    if not budgets:
+        return []
+    loop = asyncio.get_running_loop()
+    while True:
+        with _COND:
+            plan = _try_reserve(budgets, tokens, cost_usd)
+            if plan is not None:
+                return plan
+            woken = loop.create_future()
+            _async_waiters.append((loop, woken))
+        await asyncio.wait({woken}, timeout=_wait_s(budgets))
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result: Any = None) -> None:
-    """Replace reservations with what the call really used (``None`` if it failed and used nothing)."""
+    """Replace reservations with what the call really used (``None`` if it failed and used nothing),
+    keep its result, and wake the calls waiting for room."""
     if not plan:
         return
-    with _LOCK:
+    with _COND:
         for b, r in plan:
             b.reserved_tokens -= r.tokens
             b.reserved_cost -= r.cost_usd
@@ -139,3 +262,11 @@ def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result:
                 b.used.add(usage)
             if result is not None:
                 b.results.append(result)
+        waiters = list(_async_waiters)
+        _async_waiters.clear()
+        _COND.notify_all()
+    for loop, fut in waiters:
+        try:
+            loop.call_soon_threadsafe(_wake, fut)
+        except RuntimeError:  # that loop has closed; its waiter is gone with it
+            pass

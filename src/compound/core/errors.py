@@ -1,4 +1,25 @@
-"""Errors raised by compound. Each one names the problem and, where there is one, the fix."""
+"""Errors raised by compound. Each one names the problem and, where there is one, the fix.
+
+One tree: every error compound raises on purpose derives from ``CompoundError``, so
+``except compound.CompoundError`` catches all of them. Bad user input (a wrong argument, setting, file,
+tool argument or SQL statement) is an ``InputError``, which is also a ``ValueError`` (``InputTypeError``
+also a ``TypeError``), so code that catches the built-in exceptions keeps working::
+
+    CompoundError
+    ├── InputError (ValueError)
+    │   ├── InputTypeError (TypeError)
+    │   ├── ConfigurationError
+    │   │   ├── ModelRequestsForbiddenError
+    │   │   └── TableError
+    │   ├── ToolArgumentError
+    │   └── SQLRefused
+    ├── ModelNotInstalledError
+    ├── BackendError
+    ├── ToolError
+    ├── OutputParseError
+    ├── BudgetExceededError
+    └── JobStopped
+"""
 
 from __future__ import annotations
 
@@ -9,8 +30,30 @@ class CompoundError(Exception):
     """Base class of every error compound raises on purpose."""
 
 
-class ConfigurationError(CompoundError, ValueError):
+class InputError(CompoundError, ValueError):
+    """A value given by the user (an argument, an option, a file's content) is invalid; the message names it
+    and says what would be accepted."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An argument of the wrong kind (also a ``TypeError``)."""
+
+
+class ConfigurationError(InputError):
     """A setting, model name or argument is wrong; the message says how to fix it."""
+
+
+class ModelRequestsForbiddenError(ConfigurationError):
+    """A real model call was attempted where model requests are forbidden (in unit tests, say)."""
+
+    def __init__(self, model_id: str):
+        self.model_id = model_id
+        super().__init__(
+            f"a real model call to {model_id} was attempted, but model requests are forbidden here. "
+            "Use compound.ScriptedBackend, or compound.testing.override(models=...) to replace the model; "
+            "a test that talks to a local fake server can opt in with "
+            "compound.testing.override(allow_model_requests=True) (or @pytest.mark.real_backend)"
+        )
 
 
 class ModelNotInstalledError(CompoundError):
@@ -35,6 +78,10 @@ class BackendError(CompoundError):
         self.status = status
         self.retryable = retryable
         super().__init__(message)
+
+
+class ToolError(CompoundError):
+    """A tool (or the server behind it, such as an MCP server) reported a failure."""
 
 
 class OutputParseError(CompoundError):

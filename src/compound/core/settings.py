@@ -55,6 +55,8 @@ class Settings:
     # energy estimates where nothing is measured: watts per busy core, joules per remote token
     watts_per_core: float = 15.0
     joules_per_remote_token: float = 0.3
+    # OpenTelemetry: spans are also exported to this OTLP/HTTP endpoint (SQLite stays the default sink)
+    otlp_endpoint: str | None = field(default_factory=lambda: os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
 
     @functools.cached_property
     def cache_path(self) -> Path:
@@ -100,6 +102,18 @@ def configure(**changes: Any) -> Settings:
     global _global
     _global = _checked(_global, changes)
     return _global
+
+
+@contextmanager
+def configured(**changes: Any) -> Iterator[Settings]:
+    """``configure(**changes)`` for the length of a block (a test, say), then restore the process-wide
+    defaults as they were. Unlike ``context``, the change is seen by every thread."""
+    global _global
+    saved = _global
+    try:
+        yield configure(**changes)
+    finally:
+        _global = saved
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from compound.core.errors import InputError, InputTypeError
 from compound.core.usage import Usage
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -32,7 +33,9 @@ def as_messages(prompt: str | list[Message] | list[dict[str, str]] | tuple) -> t
         elif isinstance(m, dict) and "role" in m and "content" in m:
             out.append(Message(m["role"], m["content"]))
         else:
-            raise TypeError(f"cannot use {m!r} as a message: pass a str, a Message or a dict with 'role' and 'content'")
+            raise InputTypeError(
+                f"cannot use {m!r} as a message: pass a str, a Message or a dict with 'role' and 'content'"
+            )
     return tuple(out)
 
 
@@ -71,9 +74,9 @@ class Request:
 
     def __post_init__(self) -> None:
         if self.max_tokens <= 0:
-            raise ValueError(f"max_tokens must be positive, got {self.max_tokens}")
+            raise InputError(f"max_tokens must be positive, got {self.max_tokens}")
         if self.json_schema is not None and self.grammar is not None:
-            raise ValueError("give json_schema or grammar, not both")
+            raise InputError("give json_schema or grammar, not both")
 
     def with_(self, **changes: Any) -> Request:
         return replace(self, **changes)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import create_model
 
-from compound.core.errors import ConfigurationError
+from compound.core.errors import ConfigurationError, InputError
 from compound.core.usage import Usage, track_usage
 from compound.evaluate.report import pareto_front
 from compound.models.embedded import LARGE, SMALL
@@ -28,7 +28,7 @@ from compound.program.predict import Predict, Signature
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 from compound.strategies.sampling import SelfConsistency
 from compound.tables.io import read_table, require_columns
-from compound.tables.jobs import arun_table
+from compound.tables.jobs import aprocess_table
 from compound.tables.operators import RowInput, classify_op, render_row
 
 FIELD = "label"
@@ -112,7 +112,8 @@ async def calibrate(
 ) -> dict[str, Any]:
     """Fit proxies and learn thresholds on the calibration rows only. With ``target=None`` the target is
     the large model's accuracy on the same rows (so the cascade aims to match it)."""
-    assert isinstance(program, Cascade)
+    if not isinstance(program, Cascade):
+        raise InputError(f"only a Cascade can be calibrated, not {type(program).__name__}")
     texts = [render_row(r, [input_col]) for _, r in calib.iterrows()]
     gold = calib[label_col].tolist()
     info: dict[str, Any] = {}
@@ -168,7 +169,7 @@ async def compare(
                 )
             calib_usage = tracker.total
         op = classify_op(parts.evaluate, FIELD, labels, input_columns=[input_col], program=program)
-        result = await arun_table(op, parts.evaluate, progress=progress)
+        result = await aprocess_table(op, parts.evaluate, progress=progress)
         predicted = result.df[FIELD].astype(str).tolist()
         accuracy = sum(p == g for p, g in zip(predicted, parts.evaluate[label_col], strict=False)) / limit
         u = result.usage.total

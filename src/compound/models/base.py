@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, final
 
 from compound.core import budget as budgets
-from compound.core.errors import CompoundError
+from compound.core.errors import CompoundError, InputTypeError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
 from compound.core.usage import Usage, active_trackers
+from compound.models.override import check_allowed
 from compound.store.cache import cache_at, cache_key
 from compound.store.traces import child_span, record
 
@@ -31,7 +32,7 @@ def build_request(prompt: Any, params: dict[str, Any]) -> Request:
         return prompt.with_(**params) if params else prompt
     unknown = set(params) - _REQUEST_FIELDS
     if unknown:
-        raise TypeError(f"unknown generation parameter(s) {sorted(unknown)}; known: {sorted(_REQUEST_FIELDS)}")
+        raise InputTypeError(f"unknown generation parameter(s) {sorted(unknown)}; known: {sorted(_REQUEST_FIELDS)}")
     if "stop" in params and isinstance(params["stop"], (list, str)):
         params["stop"] = (params["stop"],) if isinstance(params["stop"], str) else tuple(params["stop"])
     return Request(as_messages(prompt), **params)
@@ -49,6 +50,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     #: one dedicated thread: they queue there (waiting is not counted as work), and native thread pools
     #: (llama.cpp's OpenMP team) stay bound to one caller instead of spinning up a team per thread.
     serialize: ClassVar[bool] = False
+    #: True for fakes (the scripted backend): they may run where real model requests are forbidden.
+    simulated: ClassVar[bool] = False
 
     #: attributes that belong to one process (locks, clients, a loaded model): not pickled, made anew
     _transient: ClassVar[tuple[str, ...]] = ("_semaphores", "_worker")
@@ -113,7 +116,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         key, hit = self._lookup(request, settings)
         if hit is not None:
             return hit
-        plan, span = self._reserve(request, settings)
+        check_allowed(self)
+        span = child_span("llm", self.model_id)
+        plan = budgets.reserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
         try:
             if self._worker is None:
                 completion, wall, cpu = self._timed(request)
@@ -135,7 +140,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if hit is not None:
             return hit
         async with self._semaphore(settings):
-            plan, span = self._reserve(request, settings)
+            check_allowed(self)
+            span = child_span("llm", self.model_id)
+            plan = await budgets.areserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
             try:
                 completion, wall, cpu = await self._atimed(request)
             except BaseException as e:
@@ -184,15 +191,12 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         self._trace(span, request, hit, settings)
         return key, hit
 
-    def _reserve(self, request: Request, settings: Settings) -> tuple[list, Any]:
-        span = child_span("llm", self.model_id)
-        if budgets.active_budgets():
-            prompt_tokens = self.count_prompt_tokens(request)
-            worst = settings.price_for(self.model).cost(prompt_tokens, request.max_tokens)
-            plan = budgets.reserve(prompt_tokens + request.max_tokens, worst)
-        else:
-            plan = []
-        return plan, span
+    def _worst_case(self, request: Request, settings: Settings) -> tuple[int, float]:
+        """What a call reserves before it starts: tokens (prompt plus all of max_tokens) and their cost."""
+        prompt_tokens = self.count_prompt_tokens(request)
+        return prompt_tokens + request.max_tokens, settings.price_for(self.model).cost(
+            prompt_tokens, request.max_tokens
+        )
 
     def _failed(self, plan: list, span: Any, error: BaseException) -> None:
         budgets.settle(plan, None)

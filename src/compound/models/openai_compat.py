@@ -31,11 +31,12 @@ import weakref
 from collections.abc import Generator
 from typing import Any
 
-from compound.core.errors import ConfigurationError
+from compound.core.errors import ConfigurationError, ModelRequestsForbiddenError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Request
 from compound.models import dialects
 from compound.models.base import Backend
+from compound.models.override import check_allowed
 from compound.models.ratelimit import RateLimiter
 from compound.models.retry import classify, retry_delay, server_message
 
@@ -100,9 +101,13 @@ class OpenAIBackend(Backend):
         return dialects.known(base_url) or dialects.report_for(self._client(False), base_url)
 
     def cache_identity(self) -> str:
-        report = self.dialect()
-        served = report.identity(self.model)
-        return f"{self.model_id}@{report.base_url}" + (f"#{served}" if served else "")
+        base_url, _ = self._endpoint(get_settings())
+        try:
+            check_allowed(self)  # where model requests are forbidden, not even the probe is sent
+        except ModelRequestsForbiddenError:
+            return f"{self.model_id}@{base_url}"
+        served = self.dialect().identity(self.model)
+        return f"{self.model_id}@{base_url}" + (f"#{served}" if served else "")
 
     def _limiter(self, settings: Settings) -> RateLimiter | None:
         if not (settings.requests_per_minute or settings.tokens_per_minute):

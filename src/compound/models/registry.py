@@ -12,6 +12,7 @@ from compound.core.errors import ConfigurationError
 from compound.core.settings import get_settings
 from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED
+from compound.models.override import models_override, overridden
 
 _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
@@ -55,7 +56,18 @@ def register_model(name: str, backend: Backend) -> Backend:
 
 
 def get_model(model: str | Backend | None = None) -> Backend:
-    """A backend instance for a model spec (one per spec, so a local model is loaded once)."""
+    """A backend instance for a model spec (one per spec, so a local model is loaded once).
+
+    Args:
+        model: a spec (``"smollm2-135m"``, a ``.gguf`` path, ``"openai:gpt-4o-mini"``, a registered
+            name), a backend (returned as is), or None for the settings' default model.
+
+    Returns:
+        The backend, or its replacement inside ``compound.testing.override(models=...)``.
+    """
+    replacement = overridden(model) if models_override.get() is not None else None
+    if replacement is not None:
+        return replacement
     if isinstance(model, Backend):
         return model
     spec = model or get_settings().model

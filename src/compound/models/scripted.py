@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from compound.core.errors import InputError
 from compound.core.types import Completion, Request
 from compound.models.base import Backend
 
@@ -27,6 +28,7 @@ class ScriptedBackend(Backend):
 
     kind = "scripted"
     blocking = False
+    simulated = True
 
     def __init__(
         self,
@@ -47,7 +49,7 @@ class ScriptedBackend(Backend):
         else:
             items = list(replies)
             if not items:
-                raise ValueError("ScriptedBackend needs at least one reply")
+                raise InputError("ScriptedBackend needs at least one reply")
             self._fn = None
             self._replies = itertools.cycle(items) if cycle else iter(items)
 
@@ -69,7 +71,9 @@ class ScriptedBackend(Backend):
                 try:
                     text = next(self._replies)
                 except StopIteration:
-                    raise RuntimeError("ScriptedBackend ran out of scripted replies") from None
+                    raise InputError(
+                        "ScriptedBackend ran out of scripted replies: pass more replies, or cycle=True"
+                    ) from None
         tokens = count_tokens(text)
         finish = "stop"
         if tokens > request.max_tokens:  # truncate as a real model would

@@ -14,12 +14,13 @@ import asyncio
 import contextvars
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from compound.core.concurrency import run_sync
-from compound.core.errors import ConfigurationError
+from compound.core.errors import ConfigurationError, InputTypeError
 from compound.store.traces import span
 
 FORMAT = "compound.program"
@@ -111,6 +112,7 @@ class Module:
             "format": FORMAT,
             "version": VERSION,
             "program": type(self).__qualname__,
+            "class": class_path(type(self)),
             "parameters": self.named_parameters(),
         }
 
@@ -149,6 +151,16 @@ class Module:
         return cls(*args, **kwargs).load_state(state, str(path))
 
 
+def class_path(cls: type) -> str:
+    """Where a program's class lives, as ``module:qualname`` (a script's file path when run as a script),
+    so ``compound serve program.json`` can rebuild the program from its saved file alone."""
+    module = cls.__module__
+    if module == "__main__":
+        main = sys.modules["__main__"]
+        module = str(Path(getattr(main, "__file__", "__main__")).resolve())
+    return f"{module}:{cls.__qualname__}"
+
+
 def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ConfigurationError(f'{source} is not a saved compound program (no "format": "{FORMAT}")')
@@ -173,4 +185,4 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 def _json_default(o: Any) -> Any:
     if hasattr(o, "model_dump"):
         return o.model_dump(mode="json")
-    raise TypeError(f"parameter value {o!r} is not JSON-serializable")
+    raise InputTypeError(f"parameter value {o!r} is not JSON-serializable")

@@ -152,21 +152,26 @@ class Predict(Module):
         return Candidate(index, typed.value, typed.generations[-1].text, typed.generations)
 
     # --- running -----------------------------------------------------------------------------------------
-    async def arun(self, **inputs: Any) -> StrategyResult:
+    async def aresult(self, **inputs: Any) -> StrategyResult:
         """Run with the strategy (or a single attempt) and return every candidate as data."""
         checked = self._checked_inputs(inputs)
         strategy = self.strategy or _SINGLE
         return await strategy.arun(lambda i, fb: self.sample(checked, i, fb), self.requirements, checked)
 
-    def run(self, **inputs: Any) -> StrategyResult:
-        return run_sync(self.arun(**inputs))
+    def result(self, **inputs: Any) -> StrategyResult:
+        """Like calling the step, but return the whole ``StrategyResult``: every candidate, its
+        validations, calls and usage, which one was chosen and why."""
+        return run_sync(self.aresult(**inputs))
+
+    #: the old names, kept for one release
+    run, arun = result, aresult
 
     async def aforward(self, **inputs: Any) -> Any:
         if self.strategy is None:
             checked = self._checked_inputs(inputs)
             spec, request = self._request(checked, 0, ())
             return (await adrive(typed_protocol(spec, request), get_model(self.model))).value
-        return _value_or_raise(self.step_name, await self.arun(**inputs))
+        return _value_or_raise(self.step_name, await self.aresult(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
         if self.strategy is None:  # the common case stays off the event loop
@@ -242,7 +247,7 @@ class ChainOfThought(Predict):
         return Candidate(index, value, typed.generations[-1].text, [thought, *typed.generations])
 
     async def aforward(self, **inputs: Any) -> Any:
-        return _value_or_raise(self.step_name, await self.arun(**inputs))
+        return _value_or_raise(self.step_name, await self.aresult(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
         return run_sync(self.aforward(**inputs))

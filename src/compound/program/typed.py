@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from compound.core.errors import OutputParseError
+from compound.core.errors import ConfigurationError, InputTypeError, OutputParseError
 from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
@@ -60,7 +60,13 @@ class JSONSchemaOutput(OutputSpec[Any]):
     def __init__(self, schema: dict[str, Any]) -> None:
         import jsonschema
 
-        jsonschema.Draft202012Validator.check_schema(schema)
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as e:
+            where = "/".join(map(str, e.path)) or "the top level"
+            raise ConfigurationError(
+                f"not a valid JSON Schema (at {where}: {e.message}); fix the schema (draft 2020-12)"
+            ) from None
         self.schema = schema
         self._validator = jsonschema.Draft202012Validator(schema)
 
@@ -87,7 +93,7 @@ def output_spec(output: Any) -> OutputSpec:
         return JSONSchemaOutput(output)
     if isinstance(output, type) and issubclass(output, BaseModel):
         return _pydantic_spec(output)
-    raise TypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
+    raise InputTypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
 
 
 @dataclass

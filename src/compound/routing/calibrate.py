@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from compound.core.errors import InputError
+
 
 def _log_binom_tail(k: int, n: int, p: float) -> float:
     """log P(X >= k) for X ~ Binomial(n, p)."""
@@ -91,9 +93,9 @@ def learn_threshold(
     Thresholds that accept fewer than ``min_accepted`` points (by default the fewest that could pass at
     all) are not tested, so the sequence starts where a test can succeed."""
     if len(confidences) != len(agrees):
-        raise ValueError("confidences and agrees must have the same length")
+        raise InputError("confidences and agrees must have the same length")
     if not 0 < target < 1 or not 0 < delta < 1:
-        raise ValueError("target must be in (0, 1) and delta in (0, 1)")
+        raise InputError("target must be in (0, 1) and delta in (0, 1)")
     min_accepted = min_points(target, delta) if min_accepted is None else min_accepted
     pairs = sorted(zip(confidences, agrees, strict=False), key=lambda p: -p[0])
     best = Threshold(math.inf, target, delta, 0, 0.0, 0.0)

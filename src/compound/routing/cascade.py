@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from compound.core.errors import InputError
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold
@@ -77,7 +78,7 @@ class LLMStage(Stage):
         from compound.core.concurrency import gather
 
         async def one(text: str) -> tuple[str, float]:
-            result = await self.step.arun(row=text)
+            result = await self.step.aresult(row=text)
             value = result.value
             label = str(getattr(value, self.field)) if value is not None else ""
             return label, (result.confidence if result.confidence is not None else 1.0)
@@ -92,7 +93,7 @@ class Cascade(Module):
         self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade"
     ) -> None:
         if len(stages) < 2:
-            raise ValueError("a cascade needs at least two stages")
+            raise InputError("a cascade needs at least two stages")
         self.stages = stages
         self.field = field
         self.thresholds = thresholds or [Threshold(math.inf, 1.0, 1.0, 0, 0.0, 0.0) for _ in stages[:-1]]
@@ -182,7 +183,7 @@ class Router(Module):
     async def aforward(self, **inputs: Any) -> Any:
         route = self.choose(inputs)
         if route not in self.routes:
-            raise KeyError(f"router chose {route!r}; routes are {sorted(self.routes)}")
+            raise InputError(f"router chose {route!r}; routes are {sorted(self.routes)}")
         span = current_span()
         if span is not None:
             span.attrs["route"] = route

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from compound.core.errors import InputError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, active_trackers
 
@@ -21,6 +22,18 @@ def record_local_work(wall_s: float, cpu_s: float) -> Usage:
     for t in active_trackers():
         t.record(usage, cached=False)
     return usage
+
+
+def embed_texts(texts: Sequence[str], model_path: str | None = None) -> Any:
+    """Unit-length MiniLM embeddings (float32 rows), their CPU time counted in every active tracker."""
+    from compound.retrieval.dense import load_embedder
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    vectors = load_embedder(model_path).encode(
+        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+    return vectors.astype("float32")
 
 
 class EmbeddingClassifier:
@@ -41,20 +54,13 @@ class EmbeddingClassifier:
         return self.coef is not None
 
     def embed(self, texts: Sequence[str]) -> Any:
-        from compound.retrieval.dense import load_embedder
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        vectors = load_embedder(self.model_path).encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        record_local_work(time.perf_counter() - t0, time.process_time() - c0)
-        return vectors
+        return embed_texts(texts, self.model_path)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], C: float = 4.0) -> EmbeddingClassifier:
         from sklearn.linear_model import LogisticRegression
 
         if len(set(labels)) < 2:
-            raise ValueError("the proxy needs at least two distinct labels to learn from")
+            raise InputError("the proxy needs at least two distinct labels to learn from")
         clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(self.embed(texts), list(labels))
         self.labels = [str(c) for c in clf.classes_]
         coef, intercept = clf.coef_, clf.intercept_
@@ -71,7 +77,7 @@ class EmbeddingClassifier:
         import numpy as np
 
         if not self.trained:
-            raise RuntimeError("the proxy is not trained: calibrate the cascade first")
+            raise InputError("the proxy is not trained: calibrate the cascade first")
         logits = self.embed(texts) @ np.asarray(self.coef).T + np.asarray(self.intercept)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)

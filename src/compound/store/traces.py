@@ -2,6 +2,10 @@
 
 A span knows its run and its parent, so a run reads back as a tree. Spans are written when they end,
 in the same transaction-free, WAL-journalled way as the cache (one small insert per span).
+
+Finished spans go to every *sink* (anything with ``write(span)``): the SQLite trace store always (when
+tracing is on), and an OpenTelemetry exporter beside it when an OTLP endpoint is set
+(``compound.configure(otlp_endpoint=...)`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``; see ``store/otel.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from compound.core.settings import get_settings
 from compound.core.usage import UsageTracker, track_usage
@@ -126,11 +130,29 @@ def child_span(kind: str, name: str, **attrs: Any) -> Span:
     return Span(kind, name, run_id=parent.run_id or parent.id, parent_id=parent.id, attrs=attrs)
 
 
-def record(span: Span) -> None:
-    """Write a finished span, if tracing is on."""
+class SpanSink(Protocol):
+    """Where finished spans go. ``write`` must not block on I/O (queue it)."""
+
+    def write(self, span: Span) -> None: ...
+
+
+def sinks() -> list[SpanSink]:
+    """The sinks of the current settings: SQLite when tracing is on, plus OTLP when an endpoint is set."""
     settings = get_settings()
-    if settings.trace:
-        trace_store(settings.trace_path).write(span)
+    if not settings.trace:
+        return []
+    out: list[SpanSink] = [trace_store(settings.trace_path)]
+    if settings.otlp_endpoint:
+        from compound.store.otel import otel_sink
+
+        out.append(otel_sink(settings.otlp_endpoint))
+    return out
+
+
+def record(span: Span) -> None:
+    """Write a finished span to every sink (none when tracing is off)."""
+    for sink in sinks():
+        sink.write(span)
 
 
 @contextmanager
@@ -154,6 +176,20 @@ def span(kind: str, name: str, **attrs: Any) -> Iterator[Span]:
         record(s)
 
 
-def run(name: str = "run", **attrs: Any) -> Any:
-    """``with compound.run("name") as r:`` groups every call and step inside under one run id."""
+def start_run(name: str = "run", **attrs: Any) -> Any:
+    """Open a run: a trace span that groups every call and step inside it under one run id.
+
+    Args:
+        name: the run's name in ``compound traces list``.
+        **attrs: extra attributes recorded on the run's span.
+
+    Returns:
+        A context manager yielding the run's ``Span``; ``span.usage`` adds up everything inside.
+
+    ``with compound.start_run("name") as r: ...``
+    """
     return span("run", name, **attrs)
+
+
+#: the old name, kept for one release
+run = start_run

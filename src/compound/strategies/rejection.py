@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from compound.control.requirements import Requirement
+from compound.core.errors import InputError
 from compound.strategies.base import Candidate, Sampler, Strategy, StrategyResult
 
 
@@ -15,7 +16,7 @@ class RejectionSampling(Strategy):
 
     def __init__(self, n: int = 4, parallel: bool = False) -> None:
         if n < 1:
-            raise ValueError("n must be at least 1")
+            raise InputError("n must be at least 1")
         self.n = n
         self.parallel = parallel
 

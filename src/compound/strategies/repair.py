@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compound.control.requirements import Requirement
+from compound.core.errors import InputError
 from compound.core.types import Message
 from compound.strategies.base import Candidate, Sampler, Strategy, StrategyResult
 
@@ -21,7 +22,7 @@ class Repair(Strategy):
 
     def __init__(self, attempts: int = 3) -> None:
         if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+            raise InputError("attempts must be at least 1")
         self.attempts = attempts
 
     async def arun(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> StrategyResult:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compound.control.requirements import Level, Requirement, Validation
+from compound.core.errors import InputError
 from compound.strategies.base import Candidate, Sampler, Strategy, StrategyResult
 
 
@@ -40,7 +41,7 @@ def normalise(value: Any) -> str:
 class _Parallel(Strategy):
     def __init__(self, n: int) -> None:
         if n < 1:
-            raise ValueError("n must be at least 1")
+            raise InputError("n must be at least 1")
         self.n = n
 
     async def draw(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> list[Candidate]:

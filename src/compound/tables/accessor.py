@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from compound.tables import operators
-from compound.tables.jobs import run_table
+from compound.tables.jobs import process_table
 
 
 @pd.api.extensions.register_dataframe_accessor("sem")
@@ -23,7 +23,7 @@ class SemanticAccessor:
         self, op_name: str, *args: Any, job_id: str | None = None, progress: bool = False, **kwargs: Any
     ) -> pd.DataFrame:
         op = operators.OPERATORS[op_name](self._df, *args, **kwargs)
-        return run_table(op, self._df, job_id=job_id, progress=progress).df
+        return process_table(op, self._df, job_id=job_id, progress=progress).df
 
     def map(self, column: str, instruction: str, **kw: Any) -> pd.DataFrame:
         return self._run("map", column, instruction, **kw)

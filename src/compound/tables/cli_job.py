@@ -8,7 +8,7 @@ from typing import Any
 from compound.core.budget import budget
 from compound.core.errors import ConfigurationError
 from compound.tables.io import TableError, read_table, write_table
-from compound.tables.jobs import TableRun, job_store, new_job_id, run_table
+from compound.tables.jobs import TableRun, job_store, new_job_id, process_table
 from compound.tables.operators import OPERATORS
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -82,7 +82,8 @@ def run_file_job(
             raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
         spec, job_id = job["spec"], resume
     else:
-        assert spec is not None
+        if spec is None:
+            raise ConfigurationError("give a job spec, or resume= the id of a job to finish")
         job_id = spec.get("job_id") or new_job_id()
         if store.get(job_id) is not None:
             raise ConfigurationError(
@@ -92,7 +93,7 @@ def run_file_job(
     df = read_table(spec["input"])
     op = build_op(spec, df)
     with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
-        result = run_table(op, df, job_id=job_id, spec=spec, progress=progress)
+        result = process_table(op, df, job_id=job_id, spec=spec, progress=progress)
     out = write_table(result.df, spec["out"])
     return result, out
 

@@ -1,6 +1,6 @@
 """Durable batch execution of table operators.
 
-``run_table`` computes each distinct row input once (identical prompts share one call), serves rows
+``process_table`` computes each distinct row input once (identical prompts share one call), serves rows
 already computed from the row cache, and shows progress (rows, rate, ETA, cost and energy so far).
 With a job id, every finished row is committed to SQLite before the next is reported, so a job stopped
 by a crash, a ``kill -9`` or a budget resumes where it stopped: committed rows are never computed or
@@ -131,7 +131,7 @@ def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
     return {c: getattr(value, c, None) for c in columns}
 
 
-async def arun_table(
+async def aprocess_table(
     op: TableOp,
     df: Any,
     *,
@@ -228,8 +228,11 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
     try:
         await asyncio.gather(*tasks)
     except BaseException as e:
-        for t in tasks:
-            t.cancel()
+        if not isinstance(e, BudgetExceededError):
+            for t in tasks:
+                t.cancel()
+        # after a budget stop the other rows are not cancelled: those in flight were paid for and are committed,
+        # the rest stop on the budget themselves
         await asyncio.gather(*tasks, return_exceptions=True)
         if job_id is not None:
             store.set_status(job_id, "stopped")
@@ -273,10 +276,15 @@ class _Progress:
         self.progress.stop()
 
 
-def run_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:
+def process_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:
+    """Run a table operator over ``df`` (sync); ``aprocess_table`` documents the options."""
     from compound.core.concurrency import run_sync
 
-    return run_sync(arun_table(op, df, **kwargs))
+    return run_sync(aprocess_table(op, df, **kwargs))
+
+
+#: the old names, kept for one release
+run_table, arun_table = process_table, aprocess_table
 
 
 def new_job_id() -> str:

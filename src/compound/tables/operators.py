@@ -2,7 +2,7 @@
 
 Each operator is compiled into a ``TableOp``: which rows to process, the text each row is shown as, the
 program that computes the new values (a typed ``Predict`` by default, or any program or strategy you
-pass, a cascade included), and how the outputs go back into the table. ``run_table`` executes it, with
+pass, a cascade included), and how the outputs go back into the table. ``process_table`` executes it, with
 deduplication, caching, progress, budgets and (with a job id) checkpoints.
 """
 

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from compound.core.concurrency import gather, run_sync
+from compound.core.errors import BackendError
 from compound.tables.operators import TableOp
 
 
@@ -80,6 +81,6 @@ def run_table_on_ray(
     by_key = {k: json.loads(o) for k, o in zip(results["key"], results["output"], strict=False)}
     missing = set(keys) - set(by_key)
     if missing:
-        raise RuntimeError(f"Ray returned no output for {len(missing)} row input(s)")
+        raise BackendError(f"Ray returned no output for {len(missing)} row input(s)")
     ordered = {index: by_key[hashlib.sha256(text.encode()).hexdigest()] for index, text in op.tasks}
     return op.apply(df, ordered)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, create_model
 
+from compound.core.errors import InputError
 from compound.core.types import Message
 from compound.models.base import Backend
 from compound.models.registry import get_model
@@ -57,7 +58,7 @@ class ToolAgent(Module):
     ) -> None:
         self.tools = {t.name: t for t in tools}
         if FINISH in self.tools:
-            raise ValueError(f"a tool may not be called {FINISH!r}")
+            raise InputError(f"a tool may not be called {FINISH!r}")
         self.model = model
         self.policy = policy or Policy(default="deny")
         self.instructions = instructions
@@ -68,7 +69,9 @@ class ToolAgent(Module):
         self.action_type = create_model(
             "Action",
             thought=(str, Field(description="why this action")),
-            tool=(Literal[names], ...),  # type: ignore[valid-type]
+            # the schema (and so constrained decoding) lists the tools, but an unknown name still parses:
+            # it is answered to the model as an observation instead of failing the run
+            tool=(str, Field(json_schema_extra={"enum": list(names)}, description="the tool to call")),
             arguments=(dict[str, Any], Field(default_factory=dict)),
             answer=(str, Field(default="", description="the final answer, when tool is finish")),
         )
@@ -112,7 +115,12 @@ class ToolAgent(Module):
         return result
 
     async def _call(self, step: AgentStep) -> Any:
-        step.decision, observation = await guarded_call(self.tools[step.tool], step.arguments, self.policy)
+        tool = self.tools.get(step.tool)
+        if tool is None:
+            known = ", ".join([*self.tools, FINISH])
+            step.decision = Decision(False, f"there is no tool named {step.tool!r}; the tools are: {known}", "agent")
+            return {"error": step.decision.reason}
+        step.decision, observation = await guarded_call(tool, step.arguments, self.policy)
         return observation
 
     async def aforward(self, task: str) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import create_model
 
+from compound.core.errors import ToolError
 from compound.tools.base import Tool
 
 _JSON_TYPES: dict[str, Any] = {
@@ -50,7 +51,7 @@ async def tools_from_session(session: Any) -> list[Tool]:
             result = await session.call_tool(_name, {k: v for k, v in arguments.items() if v is not None})
             text = "\n".join(getattr(c, "text", "") for c in result.content)
             if _field(result, "is_error", "isError"):
-                raise RuntimeError(f"MCP tool {_name!r} failed: {text}")
+                raise ToolError(f"MCP tool {_name!r} failed: {text}")
             structured = _field(result, "structured_content", "structuredContent")
             return structured if structured is not None else text
 

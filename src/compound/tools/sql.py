@@ -17,6 +17,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from compound.core.errors import InputError
 from compound.tools.base import Tool
 
 _READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -53,7 +54,7 @@ _WRITE_NODES = tuple(
 )
 
 
-class SQLRefused(ValueError):
+class SQLRefused(InputError):
     """The statement was refused before reaching the database."""
 
 

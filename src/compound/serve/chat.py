@@ -1,0 +1,221 @@
+"""``POST /v1/chat/completions``, OpenAI-compatible, over served programs and models.
+
+Guarantees:
+- ``model`` names a served program or a served model; anything else is a 404 that lists them.
+- ``n``, ``stop``, ``max_tokens`` (or ``max_completion_tokens``), ``temperature``, ``top_p`` and ``seed``
+  are honoured on models. A program chooses its own sampling, so on a program any of them other than
+  ``n=1`` is refused with a 400. Every other OpenAI parameter (tools, logprobs, penalties, ...) is
+  refused with a 400 naming it: nothing is silently ignored. ``user``, ``metadata`` and ``store`` are
+  accepted as labels.
+- ``response_format``: ``json_schema`` makes a model's reply JSON valid for the schema (constrained and
+  repaired by compound); on a program the output is returned as JSON and checked against the schema.
+  ``json_object`` asks for any JSON object.
+- ``stream: true`` sends Server-Sent Events. No compound step streams tokens yet, so the reply is
+  computed whole and sent as a correct stream: a role-and-content chunk per choice, a finish chunk
+  (carrying the ``compound`` object), a usage chunk when ``stream_options.include_usage`` is set, and
+  ``data: [DONE]``.
+- Every response carries ``compound``: the run id, usage (tokens, CPU seconds, joules, money) and the
+  cascade stage that answered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from compound.core.types import Message
+from compound.models.base import Backend
+from compound.program.typed import acall_typed
+from compound.serve.programs import RequestError, Served
+from compound.serve.runtime import output_of
+
+LABELS = {"user", "metadata", "store"}
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]]
+    name: str | None = None
+
+
+class JSONSchemaFormat(BaseModel):
+    name: str = "output"
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat completions request; parameters compound does not support are refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    n: int = Field(1, ge=1, le=16)
+    stop: str | list[str] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+
+    def refuse_unsupported(self) -> None:
+        extra = {k for k, v in (self.model_extra or {}).items() if v is not None and k not in LABELS}
+        if extra:
+            raise RequestError(
+                400,
+                f"parameter(s) {sorted(extra)} are not supported by compound serve; remove them",
+                "unsupported_parameter",
+            )
+
+
+def text_of(m: ChatMessage) -> str:
+    if isinstance(m.content, str):
+        return m.content
+    parts = []
+    for part in m.content:
+        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise RequestError(400, "only text content parts are supported", "unsupported_content")
+        parts.append(part["text"])
+    return "".join(parts)
+
+
+def to_messages(req: ChatRequest) -> list[Message]:
+    return [Message("system" if m.role == "developer" else m.role, text_of(m)) for m in req.messages]
+
+
+def requested_schema(req: ChatRequest) -> dict[str, Any] | None:
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None or not fmt.json_schema.schema_:
+        raise RequestError(400, "response_format json_schema needs json_schema.schema", "invalid_response_format")
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(fmt.json_schema.schema_)
+    except jsonschema.SchemaError as e:
+        raise RequestError(
+            400, f"response_format schema is not a valid JSON Schema: {e.message}", "invalid_response_format"
+        ) from None
+    return fmt.json_schema.schema_
+
+
+async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, str]]:
+    """``n`` (text, finish_reason) choices from a model."""
+    schema = requested_schema(req)
+    params: dict[str, Any] = {
+        "max_tokens": req.max_completion_tokens or req.max_tokens or 512,
+        "temperature": req.temperature if req.temperature is not None else (0.7 if req.n > 1 else 0.0),
+    }
+    if req.top_p is not None:
+        params["top_p"] = req.top_p
+    if req.seed is not None:
+        params["seed"] = req.seed
+    if req.stop:
+        params["stop"] = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
+    messages = to_messages(req)
+    choices = []
+    for i in range(req.n):
+        if schema is not None:
+            typed = await acall_typed(schema, messages, model=backend, sample_index=i, **params)
+            choices.append((json.dumps(typed.value), typed.generations[-1].finish_reason))
+        else:
+            gen = await backend.agenerate(messages, sample_index=i, **params)
+            choices.append((gen.text, gen.finish_reason))
+    return choices
+
+
+def check_program_request(req: ChatRequest) -> None:
+    given = [
+        k
+        for k in ("stop", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed")
+        if getattr(req, k) is not None
+    ]
+    if req.n != 1:
+        given.append("n")
+    if given:
+        raise RequestError(
+            400,
+            f"program {req.model!r} chooses its own sampling; remove {sorted(given)} (they apply to models only)",
+            "unsupported_parameter",
+        )
+
+
+def program_reply(served: Served, req: ChatRequest, result: Any) -> str:
+    value = output_of(result)
+    schema = requested_schema(req)
+    if schema is None:
+        return served.output_text(value)
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    import jsonschema
+
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if errors:
+        raise RequestError(
+            422,
+            f"program {served.name!r} gives outputs of schema {json.dumps(served.outputs.model_json_schema())}, "
+            f"which does not fit the requested response_format: {errors[0].message}",
+            "schema_mismatch",
+        )
+    return json.dumps(data)
+
+
+def completion(req: ChatRequest, choices: list[tuple[str, str]], info: dict[str, Any]) -> dict[str, Any]:
+    u = info["usage"]
+    return {
+        "id": f"chatcmpl-{info['run_id']}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": req.model,
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}
+            for i, (text, finish) in enumerate(choices)
+        ],
+        "usage": _openai_usage(u),
+        "compound": info,
+    }
+
+
+def _openai_usage(u: dict[str, Any]) -> dict[str, int]:
+    return {
+        "prompt_tokens": u["prompt_tokens"],
+        "completion_tokens": u["completion_tokens"],
+        "total_tokens": u["total_tokens"],
+    }
+
+
+def stream_events(req: ChatRequest, choices: list[tuple[str, str]], info: dict[str, Any]) -> Iterator[str]:
+    base = {"id": f"chatcmpl-{info['run_id']}", "object": "chat.completion.chunk", "created": int(time.time())}
+    base["model"] = req.model
+
+    def event(data: dict[str, Any]) -> str:
+        return f"data: {json.dumps({**base, **data})}\n\n"
+
+    for i, (text, _) in enumerate(choices):
+        delta = {"role": "assistant", "content": text}
+        yield event({"choices": [{"index": i, "delta": delta, "finish_reason": None, "logprobs": None}]})
+    finish = [{"index": i, "delta": {}, "finish_reason": f, "logprobs": None} for i, (_, f) in enumerate(choices)]
+    yield event({"choices": finish, "compound": info})
+    if req.stream_options is not None and req.stream_options.include_usage:
+        yield event({"choices": [], "usage": _openai_usage(info["usage"])})
+    yield "data: [DONE]\n\n"

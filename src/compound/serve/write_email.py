@@ -1,0 +1,122 @@
+"""The short box: a few words in (who, what, tone), a typed email draft out.
+
+``WriteEmail`` is a ``Predict`` from ``EmailBrief`` to ``EmailDraft`` (subject, greeting, body,
+sign-off) with four MUST requirements, enforced by ``Repair`` (a failed draft goes back to the model
+with the reasons):
+
+- length: the body has 15 to 200 words and the subject at most 12 words;
+- no invented facts: every number, date word (month, weekday) and name (a capitalised word that is not
+  the first of a sentence) in the draft appears in the box;
+- a greeting (Hi, Hello, Dear, ...) and a sign-off.
+
+Every candidate and its checks come back in the ``StrategyResult`` (``arun``), so a page can show why
+the chosen draft was chosen. The same program is ``examples/write_email.py`` and is served at
+``/v1/programs/write_email/run``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from compound.control.requirements import Check
+from compound.program.predict import Predict, Signature
+from compound.strategies.repair import Repair
+
+INSTRUCTIONS = (
+    "Draft a short email from the notes in the box: who it is to, what it is about and the tone. "
+    "Use only facts from the box: no numbers, names, dates or places that are not in it. "
+    "Give a subject, a greeting line, a body of two to five sentences, and a sign-off."
+)
+
+GREETINGS = ("hi", "hello", "dear", "hey", "good morning", "good afternoon", "good evening", "greetings")
+DATE_WORDS = {
+    *"january february march april may june july august september october november december".split(),
+    *"monday tuesday wednesday thursday friday saturday sunday".split(),
+}
+#: capitalised words an email may use without them being facts
+COMMON = {
+    *GREETINGS,
+    *"i i'm i'll i've i'd thanks thank best kind warm regards cheers sincerely all team everyone please".split(),
+}
+
+
+class EmailBrief(BaseModel):
+    box: str = Field(
+        min_length=3, max_length=2000, description="a few words: who the email is to, what it is about, the tone"
+    )
+
+
+class EmailDraft(BaseModel):
+    subject: str = Field(description="the subject line")
+    greeting: str = Field(description="the greeting line, e.g. 'Hi Ana,'")
+    body: str = Field(description="the body: two to five sentences")
+    sign_off: str = Field(description="the closing, e.g. 'Best regards,'")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z][A-Za-z'\-]*|\d[\d:.,/\-]*", text)
+
+
+def invented_facts(draft: EmailDraft, box: str) -> list[str]:
+    """Numbers, date words and names in the draft that the box does not contain."""
+    known = {w.lower().strip(".,") for w in _words(box)}
+    found = []
+    for text in (draft.subject, draft.greeting, draft.body):
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+            for i, w in enumerate(_words(sentence)):
+                low = w.lower().strip(".,")
+                is_number = w[0].isdigit()
+                is_date = low in DATE_WORDS
+                is_name = w[0].isupper() and i > 0 and low not in COMMON
+                if (is_number or is_date or is_name) and low not in known and low not in found:
+                    found.append(low)
+    return found
+
+
+def no_invented_facts(draft: EmailDraft, inputs: dict[str, Any]) -> tuple[bool, str]:
+    extra = invented_facts(draft, inputs["box"])
+    if extra:
+        return False, f"uses facts that are not in the box: {', '.join(extra)}; leave them out"
+    return True, "every number, date and name comes from the box"
+
+
+def good_length(draft: EmailDraft) -> tuple[bool, str]:
+    body, subject = len(draft.body.split()), len(draft.subject.split())
+    if not 15 <= body <= 200:
+        return False, f"the body has {body} words; write 15 to 200"
+    if not 1 <= subject <= 12:
+        return False, f"the subject has {subject} words; write 1 to 12"
+    return True, f"body {body} words, subject {subject} words"
+
+
+def has_greeting(draft: EmailDraft) -> tuple[bool, str]:
+    ok = draft.greeting.strip().lower().startswith(GREETINGS)
+    return ok, "greets the reader" if ok else f"the greeting {draft.greeting!r} should start with Hi, Hello or Dear"
+
+
+def has_sign_off(draft: EmailDraft) -> tuple[bool, str]:
+    words = len(draft.sign_off.split())
+    ok = 1 <= words <= 6
+    return ok, "signs off" if ok else "add a short sign-off such as 'Best regards,'"
+
+
+class WriteEmail(Predict):
+    """The short box program: ``WriteEmail(model=...)(box="Ana, lunch moved to Friday, warm")``."""
+
+    def __init__(self, model: Any = None, attempts: int = 3) -> None:
+        super().__init__(
+            Signature(EmailBrief, EmailDraft, INSTRUCTIONS),
+            model=model,
+            requirements=[
+                Check(good_length, "length: 15-200 word body, short subject"),
+                Check(no_invented_facts, "no facts from outside the box"),
+                Check(has_greeting, "a greeting"),
+                Check(has_sign_off, "a sign-off"),
+            ],
+            strategy=Repair(attempts),
+            max_tokens=400,
+            name="write_email",
+        )

@@ -1,0 +1,83 @@
+"""Shared fixtures of the reliability suite. relio's fixtures are named ``relio_*``."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RELIO_SITE = Path(__file__).parent / "relio_site"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _load_fake():
+    spec = importlib.util.spec_from_file_location("relio_fake", RELIO_SITE / "relio_fake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def relio_fake():
+    """``relio-fake`` registered in this process (see relio_site/relio_fake.py), 30 ms a call."""
+    fake = _load_fake()
+    fake.register(latency_s=0.03)
+    return "relio-fake"
+
+
+def relio_console_script() -> str:
+    """The installed ``compound`` console script of this environment."""
+    found = Path(sys.prefix) / "bin" / "compound"
+    return str(found) if found.exists() else shutil.which("compound")
+
+
+@pytest.fixture
+def relio_cli(tmp_path):
+    """Run the installed ``compound`` console script in a subprocess, with its own COMPOUND_HOME and the fake
+    model registered; returns the CompletedProcess (text mode)."""
+    home = tmp_path / "home"
+
+    def run(*args, env=None, timeout=120, cwd=None):
+        full = {
+            **os.environ,
+            "COMPOUND_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(SRC), str(RELIO_SITE)]),
+            "RELIO_FAKE": "1",
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+        full.pop("COMPOUND_DEBUG", None)
+        return subprocess.run(
+            [relio_console_script(), *map(str, args)],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or tmp_path,
+        )
+
+    run.home = home
+    return run
+
+
+@pytest.fixture
+def relio_clean_error():
+    """``check(proc, *needles, code=None)``: a handled error"""
+    return _clean_error
+
+
+def _clean_error(proc, *needles, code=None):
+    """A handled error: non-zero status, one ``error:`` line on stderr naming the problem, no traceback."""
+    assert proc.returncode != 0, (proc.stdout, proc.stderr)
+    if code is not None:
+        assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle.lower() in errors[0].lower(), (needle, errors[0])
+    return errors[0]

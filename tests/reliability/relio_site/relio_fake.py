@@ -1,0 +1,57 @@
+"""The fake model of the reliability tests, ``relio-fake``: registered in the test process by conftest.py and
+in the ``compound`` subprocesses by sitecustomize.py (this folder is on their PYTHONPATH).
+
+``relio-fake`` answers every typed call from the row it is shown, after a realistic latency
+(``RELIO_FAKE_LATENCY_S``, default 0.03 s): a text field gets ``R(<first value of the row>)``, or the row's
+``reply`` column verbatim when it has one; a label gets the row's ``label`` column when it is one of the
+choices, else the first choice; a number gets the length of the row; a boolean is true when the row's
+``keep`` column says ``yes``. ``RELIO_FAKE_LOG`` names a file that gets one line per call.
+"""
+
+import json
+import os
+
+import compound
+
+
+def _row(request):
+    text = request.messages[-1].content
+    text = text[len("row: ") :] if text.startswith("row: ") else text
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name not in values:
+            values[name] = value
+    return text, values
+
+
+def _value(spec, text, values):
+    if "anyOf" in spec:
+        spec = next(s for s in spec["anyOf"] if s.get("type") != "null")
+    if "enum" in spec:
+        return values.get("label") if values.get("label") in spec["enum"] else spec["enum"][0]
+    kind = spec.get("type")
+    if kind == "boolean":
+        return values.get("keep") == "yes"
+    if kind in ("number", "integer"):
+        return len(text)
+    if "reply" in values:
+        return values["reply"]
+    first = next(iter(values.values()), text)
+    return f"R({first})"
+
+
+def _answer(request):
+    text, values = _row(request)
+    log = os.environ.get("RELIO_FAKE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps(text) + "\n")
+    props = (request.json_schema or {}).get("properties", {})
+    return json.dumps({name: _value(spec, text, values) for name, spec in props.items()})
+
+
+def register(latency_s: float | None = None) -> None:
+    if latency_s is None:
+        latency_s = float(os.environ.get("RELIO_FAKE_LATENCY_S", "0.03"))
+    compound.register_model("relio-fake", compound.ScriptedBackend(_answer, model="relio-fake", latency_s=latency_s))
