@@ -21,6 +21,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from compound.models import dialects
+
 CITY = {"city": "Lyon", "country": "France"}
 OWNER = {"openai": "system", "llama-server": "llamacpp", "llama-cpp-py": "me", "ollama": "library", "none": "x"}
 SERVER = {"llama-server": "llama.cpp", "llama-cpp-py": "uvicorn"}
@@ -167,3 +169,4 @@ class FakeServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+        dialects.forget(self.url)  # the next server on this port may speak another dialect

@@ -69,7 +69,7 @@ def test_an_unrecognised_server_is_corrected_on_its_first_refusal_and_it_is_reme
     for i in range(4):
         assert call_typed(City, f"city {i}", model=model).value.country == "France"
     assert formats(s) == [("/v1/chat/completions", "json_schema")] + [("/v1/chat/completions", "json_object")] * 4
-    report = dialects.known(s.url.rstrip("/"))
+    report = dialects.known(s.url)
     assert (report.structured, report.detected_by) == ("json_object", "refusal")
 
 
@@ -114,7 +114,7 @@ def test_grammar_is_sent_where_it_is_understood_and_dropped_where_refused(fake):
     g = OpenAIBackend("m", base_url=hosted.url).generate("ok?", grammar=grammar)
     assert g.meta["constraint"] == "unconstrained" and g.usage.unconstrained == 1
     assert ["grammar" in body for _, body in hosted.posts] == [True, False]
-    assert dialects.known(hosted.url.rstrip("/")).structured == "json_schema"  # only grammar was given up
+    assert dialects.known(hosted.url).structured == "json_schema"  # only grammar was given up
 
 
 def test_an_unrelated_400_on_a_constrained_call_fails_once_and_downgrades_nothing(fake):

@@ -195,13 +195,14 @@ _reports_lock = threading.Lock()
 
 def known(base_url: str) -> DialectReport | None:
     """The remembered report for ``base_url``, if any (never does I/O)."""
-    return _reports.get(base_url)
+    return _reports.get(base_url.rstrip("/"))
 
 
 def report_for(client: Any, base_url: str) -> DialectReport:
     """The report for ``base_url``: remembered, or probed now (once per process) and remembered.
 
     A server that cannot be reached is not remembered: the next call probes again."""
+    base_url = base_url.rstrip("/")
     hit = _reports.get(base_url)
     if hit is not None:
         return hit
@@ -234,7 +235,7 @@ def forget(base_url: str | None = None) -> None:
         if base_url is None:
             _reports.clear()
         else:
-            _reports.pop(base_url, None)
+            _reports.pop(base_url.rstrip("/"), None)
 
 
 def probe(
@@ -244,6 +245,7 @@ def probe(
     output, grammar, logprobs, ``n``) by a one-token request to that model. Remembers the result."""
     import openai
 
+    base_url = base_url.rstrip("/")
     client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0)
     try:
         report = _probe_once(client, base_url, model)

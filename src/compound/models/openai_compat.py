@@ -134,6 +134,8 @@ class OpenAIBackend(Backend):
                 data = yield call
             except openai.OpenAIError as e:
                 error = classify(e, f"{self.model_id} at {report.base_url}")
+                if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
+                    dialects.forget(report.base_url)  # the server went away: whatever answers next is probed anew
                 if error.retryable and retries < max_retries:
                     retries += 1
                     yield retry_delay(e, retries)
