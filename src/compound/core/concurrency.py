@@ -1,11 +1,13 @@
-"""The sync facade over the async core, and bounded fan-out."""
+"""The sync facade over the async core, bounded fan-out, and per-loop call slots."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -53,3 +55,45 @@ async def gather(aws: Iterable[Awaitable[T]], limit: int | None = None) -> list[
         for t in tasks:
             t.cancel()
         raise
+
+
+class Slots:
+    """At most ``limit`` holders at once on one event loop, with the limit read at each ``hold``, so a
+    later ``configure(max_concurrency=...)`` takes effect for the next calls. First come, first served:
+    a freed slot is handed to the longest waiter; no waiting at all while a slot is free."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.limit = 1
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, limit: int) -> AsyncIterator[None]:
+        self.limit = limit
+        if self.active < limit and not self._waiters:
+            self.active += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            self._wake()  # a raised limit may have freed slots
+            try:
+                await waiter  # the waker counts this holder in before waking it
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self.active -= 1  # handed a slot, but leaving: pass it on
+                    self._wake()
+                elif waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.active < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)

@@ -43,6 +43,16 @@ class ConfigurationError(InputError):
     """A setting, model name or argument is wrong; the message says how to fix it."""
 
 
+class StoreError(ConfigurationError):
+    """A store file (the cache, traces, tables) or compound's home folder cannot be used: damaged, not
+    compound's, read-only, or not a directory. The message names the file and the fix."""
+
+    def __init__(self, message: str, path: Any = None, damaged: bool = False):
+        self.path = path
+        self.damaged = damaged  # True: the file is damaged or foreign (the cache moves such a file aside)
+        super().__init__(message)
+
+
 class ModelRequestsForbiddenError(ConfigurationError):
     """A real model call was attempted where model requests are forbidden (in unit tests, say)."""
 
@@ -85,15 +95,23 @@ class ToolError(CompoundError):
 
 
 class OutputParseError(CompoundError):
-    """A typed call's reply did not validate, even after the repair attempt.
+    """A typed call's reply did not validate, even after its repair attempts.
 
     ``raw_text`` holds what the model said last and ``errors`` the validation errors, so nothing is lost.
     """
 
-    def __init__(self, message: str, raw_text: str, errors: str, attempts: list[str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        raw_text: str,
+        errors: str,
+        attempts: list[str] | None = None,
+        generations: list[Any] | None = None,
+    ):
         self.raw_text = raw_text
         self.errors = errors
         self.attempts = attempts or [raw_text]
+        self.generations = generations or []  # every call it took, so their cost stays visible
         super().__init__(f"{message}\nvalidation errors: {errors}\nraw reply: {raw_text[:500]!r}")
 
 

@@ -47,7 +47,8 @@ class Settings:
     max_retries: int = 4
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
-    # in-process llama.cpp
+    # in-process llama.cpp: the engine ("xllamacpp" or "llama-cpp-python"), threads and context
+    engine: str = "xllamacpp"
     n_threads: int | None = None
     n_ctx: int = 4096
     # money: model name -> Price; models not listed cost nothing (local models)

@@ -1,35 +1,42 @@
 """Compare named configurations of a classification program on the user's own labelled data.
 
-Built-in configurations: ``small`` and ``large`` (one model), ``voteN`` (self-consistency over N samples
-of the small model), ``cascade`` (small model with 3 votes, then the large model) and ``auto`` (an
-embedding proxy, then the large model). Cascades are calibrated on other rows of the file than the
-ones evaluated (never on the rows they are scored on), and their one-time calibration cost is reported
-apart from their per-row cost. Costs are what each configuration would cost on its own: cache hits
-count at the cost of the call they stand for.
+Built-in configurations: ``small``, ``medium`` and ``large`` (one model), ``voteN`` (self-consistency
+over N samples of the small model), ``small-knn`` / ``small-boot`` (the small model with kNN or
+bootstrapped demos learned on the calibration rows, see ``compound.optimize``), ``cascade`` (small model
+with 3 votes, then the large model) and ``auto`` (the teaching recipe of ``optimize.auto``: an embedding
+student trained on the calibration rows, certified against the large model's accuracy on a sample of
+them, then the large model for the rows it is unsure of). Nothing is learned from the rows evaluated.
+
+Each row reports per-row cost apart from the one-time cost (calibration, labelling, demo search), and the
+break-even row count: how many rows a configuration must process before its one-time cost is paid back
+by its lower per-row cost than the large model's. Costs are what each configuration would cost on its
+own: cache hits count at the cost of the call they stand for.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import create_model
+from typing import Any
 
 from compound.core.errors import ConfigurationError, InputError
 from compound.core.usage import Usage, track_usage
 from compound.evaluate.report import pareto_front
-from compound.models.embedded import LARGE, SMALL
+from compound.models.embedded import LARGE, MEDIUM, SMALL
+from compound.optimize.auto import label_step, teach
+from compound.optimize.bootstrap import BootstrapFewShot
+from compound.optimize.knn import KNNFewShot
 from compound.program.module import Module
-from compound.program.predict import Predict, Signature
+from compound.program.predict import Predict
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 from compound.strategies.sampling import SelfConsistency
 from compound.tables.io import read_table, require_columns
 from compound.tables.jobs import aprocess_table
-from compound.tables.operators import RowInput, classify_op, render_row
+from compound.tables.operators import classify_op, render_row
 
 FIELD = "label"
 
@@ -52,9 +59,9 @@ def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
 
 
 def classifier(labels: list[str], model: Any, strategy: Any = None, name: str | None = None) -> Predict:
-    out = create_model("Label", **{FIELD: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
-    text = f"Classify the text. Answer with one label from: {', '.join(labels)}."
-    return Predict(Signature(RowInput, out, text), model=model, strategy=strategy, max_tokens=24, name=name)
+    step = label_step(labels, model, FIELD)
+    step.strategy, step.name = strategy, name
+    return step
 
 
 def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
@@ -62,6 +69,10 @@ def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
         return classifier(labels, small, name="small")
     if name == "large":
         return classifier(labels, large, name="large")
+    if name == "medium":
+        return classifier(labels, MEDIUM, name="medium")
+    if name in ("small-knn", "small-boot"):
+        return classifier(labels, small, name=name)
     vote = re.fullmatch(r"vote(\d+)", name)
     if vote:
         return classifier(labels, small, SelfConsistency(int(vote.group(1))), name=name)
@@ -74,11 +85,33 @@ def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
             FIELD,
             name="cascade",
         )
+    raise ConfigurationError(f"unknown configuration {name!r}; built in: {', '.join(BUILT_IN)}, voteN (e.g. vote5)")
+
+
+BUILT_IN = ("small", "medium", "large", "small-knn", "small-boot", "cascade", "auto")
+LEARNED = ("small-knn", "small-boot", "cascade", "auto")  # configurations that learn on the calibration rows
+
+
+async def learn(
+    name: str, calib: Any, input_col: str, label_col: str, labels: list[str], small: Any, large: Any, delta: float
+) -> tuple[Module, dict[str, Any]]:
+    """The one-time step of a learned configuration, on the calibration rows only."""
+    texts = [render_row(r, [input_col]) for _, r in calib.iterrows()]
+    gold = [str(g) for g in calib[label_col]]
     if name == "auto":
-        return Cascade([ProxyStage("proxy"), LLMStage(classifier(labels, large), FIELD, "large")], FIELD, name="auto")
-    raise ConfigurationError(
-        f"unknown configuration {name!r}; built in: small, large, voteN (e.g. vote5), cascade, auto"
-    )
+        return await teach(
+            texts, labels, field=FIELD, teacher=large, gold=list(zip(texts, gold, strict=True)), delta=delta
+        )
+    examples = [{"row": t, FIELD: g} for t, g in zip(texts, gold, strict=True)]
+    step = classifier(labels, small, name=name)
+    if name == "small-knn":
+        optimizer: Any = KNNFewShot(k=4)
+        program = await optimizer.acompile(step, examples)
+    else:
+        optimizer = BootstrapFewShot(large, max_demos=4, candidates=4, max_bootstrap_rows=16)
+        cut = len(examples) // 2
+        program = await optimizer.acompile(step, examples[:cut], examples[cut:][:40])
+    return program, {k: v for k, v in optimizer.report.items() if k != "usage"}
 
 
 @dataclass
@@ -136,6 +169,20 @@ async def calibrate(
     return info
 
 
+def add_break_even(rows: list[dict[str, Any]], reference: str = "large") -> None:
+    """Rows after which a configuration's one-time cost is paid back by its per-row saving over ``reference``
+    (0 with no one-time cost; None when it saves nothing per row, or the reference was not run)."""
+    ref = next((r for r in rows if r["config"] == reference), None)
+    for r in rows:
+        saving = None if ref is None else ref["cpu_s_per_row"] - r["cpu_s_per_row"]
+        if not r["one_time_cpu_s"]:
+            r["break_even_rows"] = 0
+        elif saving is None or saving <= 0:
+            r["break_even_rows"] = None
+        else:
+            r["break_even_rows"] = math.ceil(r["one_time_cpu_s"] / saving)
+
+
 async def compare(
     df: Any,
     input_col: str,
@@ -156,17 +203,22 @@ async def compare(
     unknown = set(df[label_col]) - set(labels)
     if unknown:
         df = df[df[label_col].isin(labels)].reset_index(drop=True)
-    needs_calibration = any(c in ("cascade", "auto") for c in configs)
+    needs_calibration = any(c in LEARNED for c in configs)
     parts = split(df, limit, calibration if needs_calibration else 0, seed)
     rows, details = [], {}
     for name in configs:
         program = build(name, labels, small, large)
         calib_usage = Usage()
-        if isinstance(program, Cascade):
-            with track_usage(f"calibrate {name}") as tracker:
-                details[name] = await calibrate(
-                    program, parts.calibrate, input_col, label_col, labels, large, target, delta
-                )
+        if name in LEARNED:
+            with track_usage(f"learn {name}") as tracker:
+                if isinstance(program, Cascade):
+                    details[name] = await calibrate(
+                        program, parts.calibrate, input_col, label_col, labels, large, target, delta
+                    )
+                else:
+                    program, details[name] = await learn(
+                        name, parts.calibrate, input_col, label_col, labels, small, large, delta
+                    )
             calib_usage = tracker.total
         op = classify_op(parts.evaluate, FIELD, labels, input_columns=[input_col], program=program)
         result = await aprocess_table(op, parts.evaluate, progress=progress)
@@ -181,10 +233,12 @@ async def compare(
             "cpu_s": u.cpu_s,
             "joules": u.energy_j,
             "usd": u.cost_usd,
-            "calibration_cpu_s": calib_usage.cpu_s,
+            "cpu_s_per_row": u.cpu_s / limit,
+            "one_time_cpu_s": calib_usage.cpu_s,
         }
         row["answered_by"] = json.dumps(program.answered_by) if isinstance(program, Cascade) else ""
         rows.append(row)
+    add_break_even(rows)
     for row, front in zip(rows, pareto_front([(r["accuracy"], r["cpu_s"]) for r in rows]), strict=False):
         row["pareto"] = front
     return {

@@ -13,16 +13,19 @@ import time
 from abc import ABC
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
+from weakref import WeakKeyDictionary
 
 from compound.core import budget as budgets
+from compound.core.concurrency import Slots
 from compound.core.errors import CompoundError, InputTypeError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
 from compound.core.usage import Usage, active_trackers
 from compound.models.override import check_allowed
 from compound.store.cache import cache_at, cache_key
-from compound.store.traces import child_span, record
+from compound.store.traces import Span, child_span, record
 
 _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
 
@@ -54,7 +57,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     simulated: ClassVar[bool] = False
 
     #: attributes that belong to one process (locks, clients, a loaded model): not pickled, made anew
-    _transient: ClassVar[tuple[str, ...]] = ("_semaphores", "_worker")
+    _transient: ClassVar[tuple[str, ...]] = ("_loop_slots", "_worker")
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -62,7 +65,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
 
     def _init_transient(self) -> None:
         """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._loop_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = WeakKeyDictionary()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"compound-{self.kind}") if self.serialize else None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -110,53 +113,65 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     # --- the final public API -------------------------------------------------------------------------
     @final
     def generate(self, prompt: Any, **params: Any) -> Generation:
-        """Generate a reply (sync). ``prompt`` is a string, a list of messages or a ``Request``."""
-        request = build_request(prompt, params)
-        settings = get_settings()
-        key, hit = self._lookup(request, settings)
+        """Generate a reply (sync, no event loop).
+
+        Args:
+            prompt: a string, a list of messages or a ``Request``.
+            **params: generation parameters (``max_tokens``, ``temperature``, ``json_schema``, ``cache`` ...).
+
+        Returns:
+            The ``Generation``: text, usage and the call's id in the trace.
+        """
+        call = _Call(build_request(prompt, params), get_settings())
+        hit = self._lookup(call)
         if hit is not None:
             return hit
-        check_allowed(self)
-        span = child_span("llm", self.model_id)
-        plan = budgets.reserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
+        self._open(call)
+        if budgets.active_budgets():
+            call.plan = budgets.reserve(*self._worst_case(call.request, call.settings))
         try:
             if self._worker is None:
-                completion, wall, cpu = self._timed(request)
+                completion, wall, cpu = self._timed(call.request)
             else:
                 completion, wall, cpu = self._worker.submit(
-                    contextvars.copy_context().run, self._timed, request
+                    contextvars.copy_context().run, self._timed, call.request
                 ).result()
         except BaseException as e:
-            self._failed(plan, span, e)
+            self._failed(call, e)
             raise
-        return self._finish(request, settings, key, plan, span, completion, wall, cpu)
+        return self._finish(call, completion, wall, cpu)
 
     @final
     async def agenerate(self, prompt: Any, **params: Any) -> Generation:
-        """Generate a reply (async). Concurrency per backend is bounded by ``max_concurrency``."""
-        request = build_request(prompt, params)
-        settings = get_settings()
-        key, hit = self._lookup(request, settings)
+        """``generate`` on the event loop. Calls in flight per backend and loop are bounded by the
+        settings' ``max_concurrency``, read when each call starts."""
+        call = _Call(build_request(prompt, params), get_settings())
+        hit = self._lookup(call)
         if hit is not None:
             return hit
-        async with self._semaphore(settings):
-            check_allowed(self)
-            span = child_span("llm", self.model_id)
-            plan = await budgets.areserve(*self._worst_case(request, settings)) if budgets.active_budgets() else []
+        async with self._slots().hold(call.settings.max_concurrency):
+            self._open(call)
+            if budgets.active_budgets():
+                call.plan = await budgets.areserve(*self._worst_case(call.request, call.settings))
             try:
-                completion, wall, cpu = await self._atimed(request)
+                completion, wall, cpu = await self._atimed(call.request)
             except BaseException as e:
-                self._failed(plan, span, e)
+                self._failed(call, e)
                 raise
-        return self._finish(request, settings, key, plan, span, completion, wall, cpu)
+        return self._finish(call, completion, wall, cpu)
 
     # --- the machinery the final methods share ---------------------------------------------------------
-    def _semaphore(self, settings: Settings) -> asyncio.Semaphore:
-        loop_id = id(asyncio.get_running_loop())
-        sem = self._semaphores.get(loop_id)
-        if sem is None:
-            sem = self._semaphores[loop_id] = asyncio.Semaphore(settings.max_concurrency)
-        return sem
+    def _slots(self) -> Slots:
+        """This backend's slots on the running loop (dropped with the loop: no state outlives it)."""
+        loop = asyncio.get_running_loop()
+        slots = self._loop_slots.get(loop)
+        if slots is None:
+            slots = self._loop_slots[loop] = Slots()
+        return slots
+
+    def _open(self, call: _Call) -> None:
+        check_allowed(self)
+        call.span = child_span("llm", self.model_id)
 
     def _timed(self, request: Request) -> tuple[Completion, float, float]:
         t0, c0 = time.perf_counter(), self.cpu_clock()
@@ -173,14 +188,14 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         completion = await self._agenerate(request)
         return completion, time.perf_counter() - t0, self.cpu_clock() - c0
 
-    def _lookup(self, request: Request, settings: Settings) -> tuple[str | None, Generation | None]:
-        use_cache = settings.cache if request.cache is None else request.cache
-        if not use_cache:
-            return None, None
-        key = cache_key(self.cache_identity(), request.key_fields())
-        hit = cache_at(settings.cache_path).get(key)
+    def _lookup(self, call: _Call) -> Generation | None:
+        request = call.request
+        if not (call.settings.cache if request.cache is None else request.cache):
+            return None
+        call.key = cache_key(self.cache_identity(), call.fields())
+        hit = cache_at(call.settings.cache_path).get(call.key)
         if hit is None:
-            return key, None
+            return None
         hit.cached = True
         span = child_span("llm", self.model_id)
         hit.run_id = span.run_id
@@ -188,8 +203,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         hit.call_id = span.id
         for tracker in active_trackers():
             tracker.record(hit.usage, cached=True)
-        self._trace(span, request, hit, settings)
-        return key, hit
+        self._trace(call, span, hit)
+        return hit
 
     def _worst_case(self, request: Request, settings: Settings) -> tuple[int, float]:
         """What a call reserves before it starts: tokens (prompt plus all of max_tokens) and their cost."""
@@ -198,17 +213,19 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             prompt_tokens, request.max_tokens
         )
 
-    def _failed(self, plan: list, span: Any, error: BaseException) -> None:
-        budgets.settle(plan, None)
+    def _failed(self, call: _Call, error: BaseException) -> None:
+        budgets.settle(call.plan, None)
+        span = call.span
         span.ended = time.time()
         span.status = "error"
         span.attrs["error"] = f"{type(error).__name__}: {error}"
         if not isinstance(error, (CompoundError, asyncio.CancelledError)):
             span.attrs["error_type"] = "backend"
-        if get_settings().trace:
+        if call.settings.trace:
             record(span)
 
-    def _finish(self, request, settings, key, plan, span, completion: Completion, wall, cpu) -> Generation:
+    def _finish(self, call: _Call, completion: Completion, wall: float, cpu: float) -> Generation:
+        settings, span = call.settings, call.span
         measured = completion.energy_j is not None
         usage = Usage(
             calls=1,
@@ -231,19 +248,19 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             run_id=span.run_id,
             meta=dict(completion.meta),
         )
-        budgets.settle(plan, usage, gen)
+        budgets.settle(call.plan, usage, gen)
         for tracker in active_trackers():
             tracker.record(usage, cached=False)
-        if key is not None:
-            cache_at(settings.cache_path).put(key, gen)
-        self._trace(span, request, gen, settings)
+        if call.key is not None:
+            cache_at(settings.cache_path).put(call.key, gen)
+        self._trace(call, span, gen)
         return gen
 
-    def _trace(self, span, request: Request, gen: Generation, settings: Settings) -> None:
-        if not settings.trace:
+    def _trace(self, call: _Call, span: Span, gen: Generation) -> None:
+        if not call.settings.trace:
             return
         span.ended = time.time()
-        params = request.key_fields()
+        params = dict(call.fields())
         messages = params.pop("messages")
         span.attrs = {
             "messages": messages,
@@ -256,6 +273,24 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if "constraint" in gen.meta:
             span.attrs["constraint"] = gen.meta["constraint"]
         record(span)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call in flight: its request and settings, cache key, span and budget reservation."""
+
+    request: Request
+    settings: Settings
+    key: str | None = None
+    span: Any = None
+    plan: list = field(default_factory=list)
+    _fields: dict[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The request's cache-key fields, computed once (the cache key and the trace share them)."""
+        if self._fields is None:
+            self._fields = self.request.key_fields()
+        return self._fields
 
 
 __all__ = ["Backend", "build_request"]

@@ -12,6 +12,7 @@ from compound.core.errors import ConfigurationError
 from compound.core.settings import get_settings
 from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED
+from compound.models.lora import LORA_MARK
 from compound.models.override import models_override, overridden
 
 _instances: dict[str, Backend] = {}
@@ -34,17 +35,19 @@ def backend_class(kind: str) -> type[Backend]:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``"openai:gpt-4o-mini"`` -> (openai, gpt-4o-mini); ``"smollm2-135m"`` or a .gguf path -> llama_cpp."""
+    """``"openai:gpt-4o-mini"`` -> (openai, gpt-4o-mini); ``"smollm2-135m"``, a .gguf path, or either with
+    LoRA adapters (``"smollm2-135m+lora=/path/adapter.gguf"``, see ``compound.models.lora``) -> llama_cpp."""
     kind, sep, model = spec.partition(":")
     if sep and kind in backend_kinds():
         return kind, model
-    if spec in EMBEDDED or Path(spec).suffix.lower() == ".gguf":
+    base = spec.split(LORA_MARK)[0]
+    if base in EMBEDDED or Path(base).suffix.lower() == ".gguf":
         return "llama_cpp", spec
     if spec == "scripted":
         return "scripted", spec
     raise ConfigurationError(
         f"cannot tell which backend serves model {spec!r}: name an embedded model ({', '.join(EMBEDDED)}), "
-        f"a .gguf path, or BACKEND:MODEL with BACKEND one of {', '.join(sorted(backend_kinds()))}"
+        f"a .gguf path (either may add +lora=ADAPTER.gguf), or BACKEND:MODEL with BACKEND one of {', '.join(sorted(backend_kinds()))}"
     )
 
 

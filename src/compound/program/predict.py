@@ -1,8 +1,16 @@
-"""Typed steps: ``Predict`` and ``ChainOfThought``, built from a ``Signature`` of pydantic models."""
+"""Typed steps: ``Predict`` and ``ChainOfThought``, built from a ``Signature`` of pydantic models.
+
+One path per call: a step without a strategy runs the ``Single`` strategy (one greedy candidate), so
+with or without a strategy it gives the same trace tree (step, candidate, calls), the same errors
+(``OutputParseError`` when no candidate parsed) and the same logprob confidence. The sync call of a step
+without a strategy runs without an event loop. A candidate is a request protocol (a generator that
+yields requests and returns a ``Candidate``), driven sync or async by the same code.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Generator
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model
@@ -10,12 +18,12 @@ from pydantic import BaseModel, Field, create_model
 from compound.control.requirements import as_requirement
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError, OutputParseError
-from compound.core.types import Message
-from compound.models.base import Backend
+from compound.core.types import Generation, Message, Request
+from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import adrive, drive, output_spec, typed_protocol, typed_request
-from compound.strategies.base import Candidate, Strategy, StrategyResult
+from compound.program.typed import adrive, drive, typed_call
+from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
 class Signature:
@@ -53,7 +61,25 @@ def render_inputs(inputs: dict[str, Any]) -> str:
 
 
 class Predict(Module):
-    """One typed model call. Parameters: ``instructions``, ``demos`` (input/output examples), ``model``."""
+    """One typed model call, under an optional strategy.
+
+    Args:
+        signature: a ``Signature`` or ``"question, context -> answer"``.
+        instructions: the task's instruction (defaults to the signature's).
+        demos: input/output examples, each a dict of input and output fields.
+        model: a model spec or backend; None for the settings' default model.
+        requirements: ``Check``/``Regex``/``Conforms``/``LLMJudge`` (or functions); they need a strategy.
+        strategy: ``Repair``, ``RejectionSampling``, ``SelfConsistency`` ...; None draws one candidate.
+        max_tokens: the reply's token limit.
+        sample_temperature: the temperature of candidates after the first (which is greedy).
+        logprobs: ask for token logprobs, where the backend gives them (a confidence signal).
+        parse_repairs: how many times a reply that does not validate is sent back with the errors,
+            within one candidate (each one a call, counted in the result).
+        name: the step's name in traces.
+
+    Calling the step (``step(**inputs)``) returns the value; ``step.result(**inputs)`` the whole
+    ``StrategyResult``. Parameters saved with the program: ``instructions``, ``demos``, ``model``.
+    """
 
     parameter_names = ("instructions", "demos", "model")
 
@@ -69,9 +95,10 @@ class Predict(Module):
         max_tokens: int = 512,
         sample_temperature: float = 0.7,
         logprobs: bool = False,
+        parse_repairs: int = 1,
         name: str | None = None,
     ) -> None:
-        self.logprobs = logprobs  # ask for token logprobs (a confidence signal) where the backend gives them
+        self.logprobs = logprobs
         self.signature = Signature.parse(signature) if isinstance(signature, str) else signature
         self.instructions = instructions if instructions is not None else self.signature.instructions
         self.demos = list(demos or [])
@@ -82,9 +109,12 @@ class Predict(Module):
                 "requirements were given without a strategy, so nothing would enforce them: "
                 "pass strategy=Repair(...) or strategy=RejectionSampling(...)"
             )
+        if parse_repairs < 0:
+            raise ConfigurationError(f"parse_repairs must be 0 or more, got {parse_repairs}")
         self.strategy = strategy
         self.max_tokens = max_tokens
         self.sample_temperature = sample_temperature
+        self.parse_repairs = parse_repairs
         self.name = name
 
     @property
@@ -123,81 +153,83 @@ class Predict(Module):
             raise ConfigurationError(f"{self.step_name}: bad inputs: {e}") from None
         return {k: getattr(validated, k) for k in self.signature.inputs.model_fields}
 
-    def _request(
-        self,
-        inputs: dict[str, Any],
-        index: int,
-        feedback: tuple[Message, ...],
-        output_type: type[BaseModel] | None = None,
-    ):
-        spec = output_spec(output_type or self.output_type)
-        temperature = self.sample_temperature if index > 0 else 0.0
-        return spec, typed_request(
-            spec,
-            self.messages(inputs) + list(feedback),
-            self.instructions or None,
-            max_tokens=self.max_tokens,
-            temperature=temperature,
-            sample_index=index,
-            logprobs=self.logprobs,
+    def _temperature(self, index: int) -> float:
+        return self.sample_temperature if index > 0 else 0.0
+
+    def _answer(
+        self, index: int, messages: list[Message], done: list[Generation]
+    ) -> Generator[Request, Generation, Candidate]:
+        """The typed answer of candidate ``index``, after the calls in ``done``; a reply that never
+        parses becomes a candidate with an error (and every call it took), not a raise."""
+        try:
+            typed = yield from typed_call(
+                self.output_type,
+                messages,
+                self.instructions or None,
+                parse_repairs=self.parse_repairs,
+                max_tokens=self.max_tokens,
+                temperature=self._temperature(index),
+                sample_index=index,
+                logprobs=self.logprobs,
+            )
+        except OutputParseError as e:
+            return Candidate(
+                index, text=e.raw_text, error=f"reply did not parse: {e.errors}", generations=[*done, *e.generations]
+            )
+        return Candidate(
+            index, self.finish_value(typed.value, done), typed.generations[-1].text, [*done, *typed.generations]
         )
 
+    def finish_value(self, value: Any, done: list[Generation]) -> Any:
+        return value
+
+    def protocol(
+        self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]
+    ) -> Generator[Request, Generation, Candidate]:
+        """Candidate ``index`` (0 is greedy, later ones sampled) as a request protocol."""
+        return self._answer(index, self.messages(inputs) + list(feedback), [])
+
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
-        """Candidate ``index`` (0 is greedy, later ones sampled), as data: a parse failure is an error, not a raise."""
-        spec, request = self._request(inputs, index, feedback)
-        try:
-            typed = await adrive(typed_protocol(spec, request), get_model(self.model))
-        except OutputParseError as e:
-            return Candidate(index, text=e.raw_text, error=f"reply did not parse: {e.errors}")
-        return Candidate(index, typed.value, typed.generations[-1].text, typed.generations)
+        """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise."""
+        return await adrive(self.protocol(inputs, index, feedback), get_model(self.model))
 
     # --- running -----------------------------------------------------------------------------------------
     async def aresult(self, **inputs: Any) -> StrategyResult:
-        """Run with the strategy (or a single attempt) and return every candidate as data."""
+        """``result`` on the event loop."""
         checked = self._checked_inputs(inputs)
         strategy = self.strategy or _SINGLE
         return await strategy.arun(lambda i, fb: self.sample(checked, i, fb), self.requirements, checked)
 
     def result(self, **inputs: Any) -> StrategyResult:
-        """Like calling the step, but return the whole ``StrategyResult``: every candidate, its
-        validations, calls and usage, which one was chosen and why."""
-        return run_sync(self.aresult(**inputs))
+        """Run the step and return the whole ``StrategyResult``: every candidate, its validations, calls
+        and usage, which one was chosen and why. Without a strategy, no event loop is started."""
+        if self.strategy is not None:
+            return run_sync(self.aresult(**inputs))
+        checked = self._checked_inputs(inputs)
+        backend = get_model(self.model)
+        return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend))
 
     #: the old names, kept for one release
     run, arun = result, aresult
 
     async def aforward(self, **inputs: Any) -> Any:
-        if self.strategy is None:
-            checked = self._checked_inputs(inputs)
-            spec, request = self._request(checked, 0, ())
-            return (await adrive(typed_protocol(spec, request), get_model(self.model))).value
         return _value_or_raise(self.step_name, await self.aresult(**inputs))
 
     def forward(self, **inputs: Any) -> Any:
-        if self.strategy is None:  # the common case stays off the event loop
-            checked = self._checked_inputs(inputs)
-            spec, request = self._request(checked, 0, ())
-            return drive(typed_protocol(spec, request), get_model(self.model)).value
-        return run_sync(self.aforward(**inputs))
+        return _value_or_raise(self.step_name, self.result(**inputs))
 
 
 def _value_or_raise(step: str, result: StrategyResult) -> Any:
     """The chosen value; when not even one candidate parsed there is none to return, so raise."""
-    if result.best.error is not None:
-        raise OutputParseError(f"{step}: {result.note}", result.best.text, result.best.error)
+    best = result.best
+    if best.error is not None:
+        raise OutputParseError(
+            f"{step}: {result.note}", best.text, best.error, [g.text for g in best.generations], best.generations
+        )
     return result.value
 
 
-class _Single(Strategy):
-    name = "single"
-
-    async def arun(self, sample, requirements, inputs) -> StrategyResult:
-        result = self.finish([await self.candidate(sample, 0, (), requirements, inputs)])
-        result.confidence = result.best.logprob_confidence
-        return result
-
-
-_SINGLE = _Single()
+_SINGLE = Single()
 
 REASONING_PROMPT = "Think step by step about the task above. Write only your reasoning; the final answer comes next."
 ANSWER_PROMPT = "Now give the final answer."
@@ -213,41 +245,29 @@ def with_reasoning(output_type: type[BaseModel]) -> type[BaseModel]:
 
 class ChainOfThought(Predict):
     """Reason in free text first, then answer under the output schema, so the format constraint does not
-    squeeze the reasoning. The value is the output type with a ``reasoning`` field."""
+    squeeze the reasoning. The value is the output type with a ``reasoning`` field.
+
+    Args:
+        signature: as for ``Predict``.
+        reasoning_tokens: the token limit of the free-text reasoning.
+        **kwargs: every other ``Predict`` argument.
+    """
 
     def __init__(self, signature: Signature | str, *, reasoning_tokens: int = 256, **kwargs: Any) -> None:
         super().__init__(signature, **kwargs)
         self.reasoning_tokens = reasoning_tokens
 
-    async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
-        backend = get_model(self.model)
+    def protocol(
+        self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]
+    ) -> Generator[Request, Generation, Candidate]:
         base = self.messages(inputs) + list(feedback)
         system = [Message("system", self.instructions)] if self.instructions else []
-        temperature = self.sample_temperature if index > 0 else 0.0
-        thought = await backend.agenerate(
+        thought = yield build_request(
             system + base + [Message("user", REASONING_PROMPT)],
-            max_tokens=self.reasoning_tokens,
-            temperature=temperature,
-            sample_index=index,
+            {"max_tokens": self.reasoning_tokens, "temperature": self._temperature(index), "sample_index": index},
         )
-        spec = output_spec(self.output_type)
-        request = typed_request(
-            spec,
-            base + [Message("assistant", thought.text), Message("user", ANSWER_PROMPT)],
-            self.instructions or None,
-            max_tokens=self.max_tokens,
-            temperature=temperature,
-            sample_index=index,
-        )
-        try:
-            typed = await adrive(typed_protocol(spec, request), backend)
-        except OutputParseError as e:
-            return Candidate(index, text=e.raw_text, error=f"reply did not parse: {e.errors}", generations=[thought])
-        value = with_reasoning(self.output_type)(**typed.value.model_dump(), reasoning=thought.text.strip())
-        return Candidate(index, value, typed.generations[-1].text, [thought, *typed.generations])
+        answer = base + [Message("assistant", thought.text), Message("user", ANSWER_PROMPT)]
+        return (yield from self._answer(index, answer, [thought]))
 
-    async def aforward(self, **inputs: Any) -> Any:
-        return _value_or_raise(self.step_name, await self.aresult(**inputs))
-
-    def forward(self, **inputs: Any) -> Any:
-        return run_sync(self.aforward(**inputs))
+    def finish_value(self, value: Any, done: list[Generation]) -> Any:
+        return with_reasoning(self.output_type)(**value.model_dump(), reasoning=done[0].text.strip())

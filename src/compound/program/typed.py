@@ -1,8 +1,9 @@
-"""Typed calls: a reply constrained to a JSON schema, parsed into a value, repaired once if it fails.
+"""Typed calls: a reply constrained to a JSON schema, parsed into a value, repaired if it fails.
 
 On llama.cpp the schema becomes a grammar that decoding must follow; on OpenAI-compatible servers it is
-sent as the structured-output parameter. A reply that still fails to parse gets one repair attempt (the
-model sees its reply and the validation errors), then an ``OutputParseError`` that carries the raw text.
+sent as the structured-output parameter. A reply that still fails to parse gets ``parse_repairs`` repair
+attempts (default 1: the model sees its reply and the validation errors), each a call of its own and
+counted as one, then an ``OutputParseError`` that carries the raw text and every generation.
 
 The attempt logic is written once as a generator that yields requests and receives generations, so the
 sync and async drivers share it.
@@ -18,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from compound.core.errors import ConfigurationError, InputTypeError, OutputParseError
+from compound.core.errors import ConfigurationError, InputError, InputTypeError, OutputParseError
 from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
@@ -175,28 +176,46 @@ def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None
     return build_request(list(messages), {"json_schema": spec.schema, **params})
 
 
-def typed_protocol(spec: OutputSpec[T], request: Request) -> Generator[Request, Generation, Typed[T]]:
-    """Yield the request, then at most one repair request; return the parsed value or raise."""
-    first = yield request
-    try:
-        return Typed(spec.parse(first.text), [first])
-    except ValueError as e:
-        errors = str(e)
-    repair = request.with_(
-        messages=request.messages
-        + (Message("assistant", first.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
-    )
-    second = yield repair
-    try:
-        return Typed(spec.parse(second.text), [first, second])
-    except ValueError as e:
-        raise OutputParseError(
-            "the reply did not validate after one repair attempt", second.text, str(e), [first.text, second.text]
-        ) from None
+def typed_protocol(
+    spec: OutputSpec[T], request: Request, parse_repairs: int = 1
+) -> Generator[Request, Generation, Typed[T]]:
+    """Yield the request, then at most ``parse_repairs`` repair requests; return the parsed value or
+    raise ``OutputParseError`` (which carries every generation, so the calls it cost stay visible)."""
+    generations: list[Generation] = []
+    while True:
+        reply = yield request
+        generations.append(reply)
+        try:
+            return Typed(spec.parse(reply.text), generations)
+        except ValueError as e:
+            errors = str(e)
+        if len(generations) > parse_repairs:
+            raise OutputParseError(
+                f"the reply did not validate after {parse_repairs} repair attempt(s)",
+                reply.text,
+                errors,
+                [g.text for g in generations],
+                generations,
+            )
+        request = request.with_(
+            messages=request.messages
+            + (Message("assistant", reply.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
+        )
+
+
+def typed_call(
+    output: Any, prompt: Any, instructions: str | None = None, *, parse_repairs: int = 1, **params: Any
+) -> Generator[Request, Generation, Typed]:
+    """The protocol of one typed call: ``output`` (a pydantic model, a JSON schema or an ``OutputSpec``)
+    asked for with ``prompt``; run it with ``drive`` (sync) or ``adrive`` (async)."""
+    if parse_repairs < 0:
+        raise InputError(f"parse_repairs must be 0 or more, got {parse_repairs}")
+    spec = output_spec(output)
+    return typed_protocol(spec, typed_request(spec, prompt, instructions, **params), parse_repairs)
 
 
 def drive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
-    """Run a request protocol synchronously."""
+    """Run a request protocol synchronously (no event loop)."""
     try:
         request = next(protocol)
         while True:
@@ -216,15 +235,43 @@ async def adrive(protocol: Generator[Request, Generation, T], model: Backend) ->
 
 
 def call_typed(
-    output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any
+    output: Any,
+    prompt: Any,
+    *,
+    model: str | Backend | None = None,
+    instructions: str | None = None,
+    parse_repairs: int = 1,
+    **params: Any,
 ) -> Typed:
-    """Ask ``model`` for a value of type ``output`` (a pydantic model or a JSON schema)."""
-    spec = output_spec(output)
-    return drive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))
+    """Ask a model for a value of type ``output``, constrained to its schema and validated.
+
+    Args:
+        output: a pydantic model class, a JSON schema dict or an ``OutputSpec``.
+        prompt: a string, a list of messages (``Message`` or ``{"role", "content"}`` dicts) or a ``Request``.
+        model: a model spec or backend; None for the settings' default model.
+        instructions: a system instruction, placed before the schema's description.
+        parse_repairs: how many times a reply that does not validate is shown back to the model with
+            the errors (each one a call of its own).
+        **params: generation parameters (``max_tokens``, ``temperature``, ``seed``, ``cache`` ...).
+
+    Returns:
+        A ``Typed``: ``.value`` and every generation it took (``.generations``, ``.usage``).
+
+    Raises:
+        OutputParseError: no reply validated; it carries the raw text and every generation.
+    """
+    return drive(typed_call(output, prompt, instructions, parse_repairs=parse_repairs, **params), get_model(model))
 
 
 async def acall_typed(
-    output: Any, prompt: Any, *, model: str | Backend | None = None, instructions: str | None = None, **params: Any
+    output: Any,
+    prompt: Any,
+    *,
+    model: str | Backend | None = None,
+    instructions: str | None = None,
+    parse_repairs: int = 1,
+    **params: Any,
 ) -> Typed:
-    spec = output_spec(output)
-    return await adrive(typed_protocol(spec, typed_request(spec, prompt, instructions, **params)), get_model(model))
+    """``call_typed`` on the event loop."""
+    protocol = typed_call(output, prompt, instructions, parse_repairs=parse_repairs, **params)
+    return await adrive(protocol, get_model(model))

@@ -12,6 +12,7 @@ classification step; its confidence is the agreement of ``votes`` samples).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -51,16 +52,15 @@ class ProxyStage(Stage):
         for k in range(folds):
             train = [i for i in range(len(texts)) if i % folds != k]
             test = [i for i in range(len(texts)) if i % folds == k]
-            fold = EmbeddingClassifier(model_path=self.classifier.model_path).fit(
-                [texts[i] for i in train], [labels[i] for i in train]
-            )
+            fold = self.classifier.blank().fit([texts[i] for i in train], [labels[i] for i in train])
             for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=False):
                 answers[i] = answer
         self.fit(texts, labels)
         return [a for a in answers if a is not None]
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        return self.classifier.predict(texts)
+        # embedding blocks for a while: a worker thread keeps the event loop free (context carried over)
+        return await asyncio.to_thread(self.classifier.predict, texts)
 
 
 class LLMStage(Stage):

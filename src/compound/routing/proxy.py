@@ -49,6 +49,10 @@ class EmbeddingClassifier:
         self.intercept = intercept
         self.model_path = model_path
 
+    def blank(self) -> EmbeddingClassifier:
+        """An untrained classifier of the same kind (for cross-fitting)."""
+        return EmbeddingClassifier(model_path=self.model_path)
+
     @property
     def trained(self) -> bool:
         return self.coef is not None

@@ -1,5 +1,166 @@
-"""Web UI (placeholder while it is built)."""
+"""The web UI at ``/ui``: server-rendered Jinja2 pages, a little plain JS, no build step.
+
+Pages:
+- Runs: the latest runs with filters (name, status), and each run's trace tree (every step, candidate,
+  validation, tool and model call, with messages, replies, usage and the cascade stage that answered).
+- Jobs: table jobs with progress, cost so far and the command that resumes a stopped one.
+- Reports: ``compound compare`` / ``compound scale`` JSON results found in the report folders, each with
+  its table, Pareto front and plot (the PNG written beside the JSON, or drawn on demand).
+- Write: the short box. A few words in, the ``write_email`` program's draft out, with every candidate,
+  the checks each passed or failed and why, the chosen one and the cost.
+
+The pages read the same SQLite stores as the CLI; the Write box runs through the server's runtime, so
+its calls are traced, gated and counted like any API request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from compound.serve.keys import ApiKey
+from compound.serve.programs import RequestError
+from compound.serve.runtime import run_program
+
+TEMPLATES = Path(__file__).parent / "templates"
+UI_KEY = ApiKey("ui", "", "", {})
 
 
-def mount_ui(app, reports):
-    return None
+def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nest a run's spans under their parents (the run at the root), in start order."""
+    by_id = {s["id"]: {**s, "children": []} for s in spans}
+    roots = []
+    for s in by_id.values():
+        parent = by_id.get(s["parent_id"]) if s["parent_id"] else None
+        (parent["children"] if parent else roots).append(s)
+    return roots
+
+
+def usage_of(attrs: dict[str, Any]) -> dict[str, Any]:
+    """One usage dict for a span: a model call's own, or a tracker's physical plus cached."""
+    u = attrs.get("usage") or {}
+    if "physical" in u:
+        p, c = u["physical"], u["cached"]
+        return {k: p.get(k, 0) + c.get(k, 0) for k in p if isinstance(p.get(k), (int, float))}
+    return u
+
+
+def find_reports(folders: list[str]) -> dict[str, Path]:
+    """Every compare/scale result (JSON with ``rows``) in the folders, by file stem."""
+    out: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("rows"), list) and doc["rows"]:
+                out[path.stem] = path
+    return out
+
+
+def report_view(path: Path) -> dict[str, Any]:
+    doc = json.loads(path.read_text())
+    rows = doc["rows"]
+    kind = "scale" if "recommended_n" in doc else "compare"
+    label = "n" if kind == "scale" else "config"
+    return {"name": path.stem, "kind": kind, "rows": rows, "columns": list(rows[0]), "label": label, "doc": doc}
+
+
+def mount_ui(app: FastAPI, reports: list[str]) -> None:
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
+    templates.env.globals["usage_of"] = usage_of
+
+    def page(request: Request, template: str, **ctx: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, ctx)
+
+    @app.get("/ui", include_in_schema=False)
+    async def ui_home() -> RedirectResponse:
+        return RedirectResponse("/ui/runs")
+
+    @app.get("/ui/runs", include_in_schema=False)
+    async def ui_runs(request: Request, name: str = "", status: str = "", limit: int = 50) -> HTMLResponse:
+        from compound.store.traces import trace_store
+
+        limit = max(1, min(limit, 500))
+        runs = [
+            r
+            for r in trace_store().list(limit=limit * 4, kind="run")
+            if name.lower() in r["name"].lower() and (not status or r["status"] == status)
+        ][:limit]
+        return page(request, "runs.html", runs=runs, name=name, status=status, limit=limit)
+
+    @app.get("/ui/runs/{run_id}", include_in_schema=False)
+    async def ui_run(request: Request, run_id: str) -> HTMLResponse:
+        from compound.store.traces import trace_store
+
+        spans = trace_store().run_spans(run_id)
+        if not spans:
+            raise RequestError(404, f"no run {run_id!r} in the trace store", "run_not_found")
+        return page(request, "run.html", run=spans[0], tree=span_tree(spans))
+
+    @app.get("/ui/jobs", include_in_schema=False)
+    async def ui_jobs(request: Request) -> HTMLResponse:
+        from compound.tables.jobs import job_store
+
+        store = job_store()
+        jobs = store.list(100)
+        for j in jobs:
+            rows = store.read().execute("SELECT usage FROM results WHERE job_id=?", (j["id"],)).fetchall()
+            used = [json.loads(u) for (u,) in rows]
+            j["cost_usd"] = sum(u.get("cost_usd", 0.0) for u in used)
+            j["energy_j"] = sum(u.get("energy_j", 0.0) for u in used)
+            j["tokens"] = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in used)
+        return page(request, "jobs.html", jobs=jobs)
+
+    @app.get("/ui/reports", include_in_schema=False)
+    async def ui_reports(request: Request) -> HTMLResponse:
+        found = [report_view(p) for p in find_reports(reports).values()]
+        return page(request, "reports.html", reports=found, folders=reports)
+
+    @app.get("/ui/reports/{name}", include_in_schema=False)
+    async def ui_report(request: Request, name: str) -> HTMLResponse:
+        path = find_reports(reports).get(name)
+        if path is None:
+            raise RequestError(404, f"no report {name!r} in {reports}", "report_not_found")
+        return page(request, "report.html", report=report_view(path))
+
+    @app.get("/ui/reports/{name}/plot.png", include_in_schema=False)
+    async def ui_report_plot(name: str) -> Response:
+        path = find_reports(reports).get(name)
+        if path is None:
+            raise RequestError(404, f"no report {name!r}", "report_not_found")
+        png = path.with_suffix(".png")
+        if not png.exists():
+            from compound.evaluate.report import plot_quality_vs_cost
+
+            view = report_view(path)
+            title = f"{view['kind']}: accuracy against CPU seconds"
+            plot_quality_vs_cost(view["rows"], "accuracy", "cpu_s", view["label"], png, title, view["kind"] == "scale")
+        return FileResponse(png, media_type="image/png")
+
+    @app.get("/ui/write", include_in_schema=False)
+    async def ui_write(request: Request) -> HTMLResponse:
+        return page(request, "write.html", box="", result=None, error=None)
+
+    @app.post("/ui/write", include_in_schema=False)
+    async def ui_write_post(request: Request, box: str = Form("")) -> HTMLResponse:
+        served = app.state.programs.get("write_email")
+        if served is None:
+            from compound.serve.programs import served_program
+            from compound.serve.write_email import WriteEmail
+
+            served = app.state.programs["write_email"] = served_program("write_email", WriteEmail())
+        try:
+            inputs = served.check_inputs({"box": box})
+            outcome = await app.state.runtime.execute(UI_KEY, "write_email", lambda: run_program(served, inputs))
+        except RequestError as e:
+            return page(request, "write.html", box=box, result=None, error=str(e))
+        result = outcome.value
+        return page(request, "write.html", box=box, result=result.to_dict(), info=outcome.info, error=None)

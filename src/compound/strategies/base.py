@@ -1,4 +1,10 @@
-"""What every strategy returns: every candidate, its validations and usage, and which one was chosen."""
+"""What every strategy returns: every candidate, its validations, calls and usage, and which one was chosen.
+
+Costs are visible: ``Candidate.calls`` counts the model calls a candidate took (its parse repairs
+included), ``StrategyResult.calls`` and ``calls_per_candidate`` add them up, and every ``candidate`` span
+in the trace records them. ``Single`` is the strategy of a step that has none: one greedy candidate, so a
+step with and without a strategy takes the same path and gives the same trace tree and errors.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +41,11 @@ class Candidate:
         return sum_usage(g.usage for g in self.generations)
 
     @property
+    def calls(self) -> int:
+        """Model calls this candidate took (cache hits included), parse repairs and reasoning included."""
+        return len(self.generations)
+
+    @property
     def logprob_confidence(self) -> float | None:
         """exp(mean token logprob) of the reply, where the backend returned logprobs."""
         lps = self.generations[-1].logprobs if self.generations else None
@@ -59,6 +70,7 @@ class Candidate:
             "error": self.error,
             "passed": self.passed,
             "validations": [v.to_dict() for v in self.validations],
+            "calls": self.calls,
             "usage": self.usage.to_dict(),
             "call_ids": [g.call_id for g in self.generations],
         }
@@ -88,6 +100,15 @@ class StrategyResult:
     def usage(self) -> Usage:
         return sum_usage(c.usage for c in self.candidates)
 
+    @property
+    def calls_per_candidate(self) -> list[int]:
+        return [c.calls for c in self.candidates]
+
+    @property
+    def calls(self) -> int:
+        """Every model call the strategy made, over all candidates."""
+        return sum(self.calls_per_candidate)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
@@ -95,6 +116,8 @@ class StrategyResult:
             "passed": self.passed,
             "note": self.note,
             "confidence": self.confidence,
+            "calls": self.calls,
+            "calls_per_candidate": self.calls_per_candidate,
             "candidates": [c.to_dict() for c in self.candidates],
         }
 
@@ -116,14 +139,19 @@ class Strategy:
         inputs: dict[str, Any],
     ) -> Candidate:
         """Draw one candidate and validate it, inside a traced ``candidate`` span."""
-        with span("candidate", f"{self.name} #{index}") as s:
+        with span("candidate", f"candidate #{index}", strategy=self.name) as s:
             cand = await sample(index, feedback)
-            if cand.error is None:
+            if cand.error is None and requirements:
                 cand.validations = await validate_all(requirements, cand.value, inputs)
-            s.attrs.update(cand.to_dict())
-            if not cand.passed:
-                s.status = "rejected"
-            return cand
+            return self.recorded(s, cand)
+
+    @staticmethod
+    def recorded(s: Any, cand: Candidate) -> Candidate:
+        """Write a candidate (its value, validations and calls) on its span."""
+        s.attrs.update(cand.to_dict())
+        if not cand.passed:
+            s.status = "rejected"
+        return cand
 
     def finish(self, candidates: list[Candidate]) -> StrategyResult:
         """Choose the first passing candidate, else the best failing one by MUST-then-SHOULD, and say so."""
@@ -136,3 +164,23 @@ class Strategy:
             failed = "; ".join(v.reason for v in best.failures()) or best.error or ""
             note = f"no candidate met every MUST requirement; returning the best failing one ({best.index}): {failed}"
         return StrategyResult(self.name, candidates, candidates.index(best), note)
+
+
+class Single(Strategy):
+    """One greedy candidate: what a step without a strategy runs. Its confidence is the reply's token
+    probability where the backend gives logprobs. ``run`` draws it without an event loop."""
+
+    name = "single"
+
+    async def arun(self, sample: Sampler, requirements: list[Requirement], inputs: dict[str, Any]) -> StrategyResult:
+        return self.chosen(await self.candidate(sample, 0, (), requirements, inputs))
+
+    def run(self, sample: Callable[[int, tuple[Message, ...]], Candidate]) -> StrategyResult:
+        """The same, synchronously, for a step without requirements (they need a strategy)."""
+        with span("candidate", "candidate #0", strategy=self.name) as s:
+            return self.chosen(self.recorded(s, sample(0, ())))
+
+    def chosen(self, cand: Candidate) -> StrategyResult:
+        result = self.finish([cand])
+        result.confidence = cand.logprob_confidence
+        return result

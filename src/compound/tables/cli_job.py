@@ -46,9 +46,18 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
         raise ConfigurationError(f"compound table {op} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in missing))
     if op == "map":
         return OPERATORS[op](df, spec["column"], spec["instruction"], input_columns=cols, model=model)
+    auto = "auto" if spec.get("auto") else None
+    if auto and op not in ("classify", "impute"):
+        raise ConfigurationError(f"--auto applies to classify and impute, not {op}")
     if op == "classify":
         return OPERATORS[op](
-            df, spec["column"], spec["labels"], instruction=spec.get("instruction"), input_columns=cols, model=model
+            df,
+            spec["column"],
+            spec["labels"],
+            instruction=spec.get("instruction"),
+            input_columns=cols,
+            model=model,
+            program=auto,
         )
     if op == "extract":
         return OPERATORS[op](
@@ -57,7 +66,7 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
     if op == "filter":
         return OPERATORS[op](df, spec["condition"], input_columns=cols, model=model)
     if op == "impute":
-        return OPERATORS[op](df, spec["column"], input_columns=cols, model=model)
+        return OPERATORS[op](df, spec["column"], input_columns=cols, model=model, program=auto)
     return OPERATORS[op](
         df,
         spec.get("column") or "description",
@@ -91,9 +100,10 @@ def run_file_job(
             )
         spec = {**spec, "input": str(Path(spec["input"]).resolve()), "out": str(Path(spec["out"]).resolve())}
     df = read_table(spec["input"])
-    op = build_op(spec, df)
     with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
+        op = build_op(spec, df)  # with --auto this teaches (labelling, training), under the same budget
         result = process_table(op, df, job_id=job_id, spec=spec, progress=progress)
+    result.setup = op.setup
     out = write_table(result.df, spec["out"])
     return result, out
 

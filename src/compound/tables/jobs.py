@@ -119,6 +119,7 @@ class TableRun:
     from_checkpoint: int
     usage: UsageTracker
     failed: dict[Any, str] | None = None  # row index -> why its reply never parsed (those cells stay empty)
+    setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
 
 
 def _row_key(index: Any) -> str:

@@ -44,6 +44,8 @@ class TableOp:
     tasks: list[tuple[Any, str]]  # (row index, rendered input) for the rows to process
     apply: Callable[[Any, dict[Any, dict[str, Any]]], Any]  # (df, outputs by row index) -> new df
     spec: dict[str, Any] = field(default_factory=dict)
+    #: what building the op learned and spent once (``program="auto"``): counted in the job's total
+    setup: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -67,6 +69,28 @@ def _step(
     if program is not None:
         return program
     return Predict(Signature(RowInput, output, instruction), model=model, demos=demos, max_tokens=256)
+
+
+def _program(program: Module | str | None) -> Module | None:
+    if isinstance(program, str):
+        raise TableError(f'program must be a Module, None or "auto", not {program!r}')
+    return program
+
+
+def _teach(*args: Any, **kwargs: Any) -> Any:
+    from compound.models.embedded import LARGE
+    from compound.optimize.auto import teach
+
+    kwargs["teacher"] = kwargs.get("teacher") or LARGE
+    return teach(*args, **kwargs)
+
+
+def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
+    """Run the one-time teaching step now (under the caller's budget and run) and return its program."""
+    from compound.core.concurrency import run_sync
+
+    cascade, report = run_sync(make())
+    return cascade, report
 
 
 def _assign(columns: list[str]) -> Callable[[Any, dict[Any, dict[str, Any]]], Any]:
@@ -122,23 +146,26 @@ def classify_op(
     instruction: str | None = None,
     input_columns: list[str] | None = None,
     model: Any = None,
-    program: Module | None = None,
+    program: Module | str | None = None,
 ) -> TableOp:
-    """A new column ``column`` holding one of ``labels`` per row."""
+    """A new column ``column`` holding one of ``labels`` per row.
+
+    ``program="auto"``: the large model (or ``model``) labels a sample of the rows and teaches an
+    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``)."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
     cols = _inputs(df, input_columns, exclude=[column])
     out = create_model("Label", **{column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
-    step = _step(out, text, model, program)
-    return TableOp(
-        "classify",
-        step,
-        [column],
-        [(i, render_row(r, cols)) for i, r in df.iterrows()],
-        _assign([column]),
-        {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols},
-    )
+    tasks = [(i, render_row(r, cols)) for i, r in df.iterrows()]
+    setup: dict[str, Any] = {}
+    if program == "auto":
+        program, setup = _auto(
+            lambda: _teach([t for _, t in tasks], labels, field=column, teacher=model, instruction=text)
+        )
+    step = _step(out, text, model, _program(program))
+    spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
+    return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)
 
 
 def extract_op(
@@ -198,10 +225,16 @@ def impute_op(
     input_columns: list[str] | None = None,
     examples: int = 6,
     model: Any = None,
-    program: Module | None = None,
+    program: Module | str | None = None,
     max_categories: int = 20,
+    target: float = 0.9,
 ) -> TableOp:
-    """Fill the missing cells of ``column`` from the other columns of the row, with complete rows as examples."""
+    """Fill the missing cells of ``column`` from the other columns of the row, with complete rows as examples.
+
+    ``program="auto"`` (a column of categories): the complete rows are labelled data. A logistic
+    regression on the other columns learns from them and, certified on them (out of fold) at ``target``
+    agreement, fills the cells it is sure of; the others go to the model (the large one by default) with the
+    most similar complete rows as its demos."""
     require_columns(df, [column])
     kind = check_column_types(df, column)
     cols = _inputs(df, input_columns, exclude=[column])
@@ -222,17 +255,41 @@ def impute_op(
         {"row": render_row(r, cols), column: (float(r[column]) if kind == "number" else str(r[column]))}
         for _, r in sample.iterrows()
     ]
-    step = _step(
-        out, f"Fill in the missing {column} of the row, judging from its other columns.", model, program, demos
-    )
+    instruction = f"Fill in the missing {column} of the row, judging from its other columns."
     todo = df[df[column].map(_missing)]
-    return TableOp(
-        "impute",
-        step,
-        [column],
-        [(i, render_row(r, cols)) for i, r in todo.iterrows()],
-        _assign([column]),
-        {"op": "impute", "column": column, "input_columns": cols, "examples": examples},
+    tasks = [(i, render_row(r, cols)) for i, r in todo.iterrows()]
+    setup: dict[str, Any] = {}
+    if program == "auto":
+        if kind == "number" or len(categories) > max_categories:
+            raise TableError(f"impute --auto fills columns of categories; {column!r} is not one")
+        program, setup = _auto(lambda: _impute_auto(known, column, cols, categories, tasks, model, target, examples))
+    step = _step(out, instruction, model, _program(program), demos)
+    spec = {"op": "impute", "column": column, "input_columns": cols, "examples": examples}
+    return TableOp("impute", step, [column], tasks, _assign([column]), spec, setup)
+
+
+def _impute_auto(
+    known: Any, column: str, cols: list[str], categories: list[str], tasks: list, model: Any, target: float, k: int
+) -> Any:
+    from compound.models.embedded import LARGE
+    from compound.optimize.auto import label_step, teach
+    from compound.optimize.knn import KNNPredict
+    from compound.routing.cascade import ProxyStage
+    from compound.routing.tabular import TabularClassifier
+
+    gold = [(render_row(r, cols), str(r[column])) for _, r in known.iterrows()]
+    instruction = f"Fill in the missing {column} of the row, judging from its other columns."
+    step = label_step(categories, model or LARGE, column, instruction)
+    examples = [{"row": t, column: g} for t, g in gold]
+    teacher = KNNPredict.from_step(step, examples, k, 400)
+    return teach(
+        [t for _, t in tasks],
+        categories,
+        field=column,
+        student=ProxyStage("tabular", TabularClassifier()),
+        teacher_step=teacher,
+        gold=gold,
+        target=target,
     )
 
 

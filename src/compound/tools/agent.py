@@ -15,7 +15,7 @@ from compound.core.types import Message
 from compound.models.base import Backend
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import adrive, output_spec, typed_protocol, typed_request
+from compound.program.typed import adrive, typed_call
 from compound.tools.base import Tool
 from compound.tools.policy import Decision, Policy, guarded_call
 
@@ -89,13 +89,13 @@ class ToolAgent(Module):
 
     async def arun(self, task: str) -> AgentResult:
         backend = get_model(self.model)
-        spec = output_spec(self.action_type)
         messages = [Message("user", f"Task: {task}")]
         result = AgentResult(answer=None)
         calls = 0
         for _ in range(self.max_steps):
-            request = typed_request(spec, messages, self._system(), max_tokens=256)
-            action: Any = (await adrive(typed_protocol(spec, request), backend)).value
+            action: Any = (
+                await adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend)
+            ).value
             step = AgentStep(action.tool, dict(action.arguments), action.thought)
             result.steps.append(step)
             messages.append(Message("assistant", action.model_dump_json()))

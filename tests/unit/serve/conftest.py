@@ -1,8 +1,13 @@
 """A live server on loopback over scripted backends with realistic latency, and its keys."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures"))
+from email_drafts import email_reply  # noqa: E402
 
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
@@ -17,20 +22,6 @@ from compound.serve.programs import served_program  # noqa: E402
 from compound.serve.write_email import WriteEmail  # noqa: E402
 
 LATENCY = 0.05
-GOOD_DRAFT = {
-    "subject": "Lunch moves to Friday",
-    "greeting": "Hi Ana,",
-    "body": "A quick note to say that the team lunch has moved to Friday. I hope the new day suits you, "
-    "and I look forward to seeing you there with everyone.",
-    "sign_off": "Warm regards,",
-}
-BAD_DRAFT = {**GOOD_DRAFT, "body": GOOD_DRAFT["body"].replace("Friday.", "Friday at 12:30 in Lisbon.")}
-
-
-def email_reply(request: Request) -> str:
-    """First draft invents a time and a place; the repair prompt gets a clean draft."""
-    repaired = any("does not meet these requirements" in m.content for m in request.messages)
-    return json.dumps(GOOD_DRAFT if repaired else BAD_DRAFT)
 
 
 def answer_reply(request: Request) -> str:

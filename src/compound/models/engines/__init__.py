@@ -1,0 +1,106 @@
+"""The in-process inference engines behind ``LlamaCppBackend`` (backend kind ``llama_cpp``).
+
+Two engines run llama.cpp in process; the backend talks to both through this one interface:
+
+- ``xllamacpp`` (the default): llama.cpp's own server, in process, from a prebuilt AVX2 CPU wheel. Nothing
+  is compiled at install time, and the wheel has no AMX kernels, so it cannot hit the AMX crash of
+  upstream llama.cpp #20824 (``ggml_backend_amx_mul_mat``).
+- ``llama-cpp-python``: optional (``pip install 'compound[llama-cpp-python]'``, compiled at install). Loaded
+  with extra buffer types off when its build carries AMX kernels, so it is safe on AMX CPUs too.
+
+Guarantees every engine keeps: ``chat`` takes one engine-neutral request (OpenAI chat fields plus
+``json_schema`` and ``grammar``) and returns an OpenAI chat-completion dict whose ``usage`` holds the real
+prompt and completion token counts; constrained requests are really constrained (grammar-driven
+sampling, JSON that may be indented); ``count_prompt_tokens`` never under-counts; the engine's own logs
+stay silent unless ``COMPOUND_ENGINE_LOG=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from compound.core.errors import ConfigurationError
+
+DEFAULT_ENGINE = "xllamacpp"
+#: engine name -> (module, class, pip extra that installs it)
+ENGINES: dict[str, tuple[str, str, str]] = {
+    "xllamacpp": ("compound.models.engines.xllamacpp", "XLlamaCppEngine", "llama"),
+    "llama-cpp-python": ("compound.models.engines.llama_cpp_python", "LlamaCppPythonEngine", "llama-cpp-python"),
+}
+
+
+def engine_log_enabled() -> bool:
+    """llama.cpp's own logs (load, per-request timings) are off unless ``COMPOUND_ENGINE_LOG=1``."""
+    return os.environ.get("COMPOUND_ENGINE_LOG", "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that decides how a model is loaded."""
+
+    path: Path
+    n_ctx: int
+    n_threads: int
+    lora: tuple[tuple[Path, float], ...] = ()
+    logits_all: bool = False
+
+
+class Engine(ABC):
+    """One loaded model. ``chat`` is called from one thread at a time (the backend serializes calls)."""
+
+    name: ClassVar[str]
+    #: True when logprobs need the model loaded with ``logits_all=True``
+    needs_logits_all: ClassVar[bool] = False
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def native_request(self, request: dict[str, Any]) -> Any:
+        """The engine's own request for an engine-neutral one (done before timing in benchmarks)."""
+
+    @abstractmethod
+    def call_native(self, native: Any) -> dict[str, Any]:
+        """Run a native request: the raw engine call, an OpenAI chat-completion dict."""
+
+    def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.call_native(self.native_request(request))
+
+    @abstractmethod
+    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        """The prompt's tokens after the chat template, exactly or as an upper bound."""
+
+    def close(self) -> None:  # noqa: B027 (engines without native state need nothing)
+        """Free the native model."""
+
+    @classmethod
+    @abstractmethod
+    def info(cls) -> dict[str, Any]:
+        """Version, build and system information (for ``compound doctor``)."""
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine class for a name; a clear error names the engines and the missing install."""
+    entry = ENGINES.get(name)
+    if entry is None:
+        raise ConfigurationError(f"unknown engine {name!r}; the engines are: {', '.join(ENGINES)}")
+    module, cls, extra = entry
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise ConfigurationError(
+            f"the {name} engine is not installed ({e}): pip install 'compound[{extra}]', "
+            f"or use the default engine ({DEFAULT_ENGINE})"
+        ) from e
+
+
+def open_engine(name: str, config: EngineConfig) -> Engine:
+    return engine_class(name)(config)
+
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "EngineConfig", "engine_class", "engine_log_enabled", "open_engine"]

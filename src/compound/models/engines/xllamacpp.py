@@ -1,0 +1,138 @@
+"""The default engine: llama.cpp's own server, run in process through the prebuilt ``xllamacpp`` wheel.
+
+- Calls go to ``Server.handle_chat_completions`` (no HTTP): llama.cpp applies the model's chat template,
+  samples, and reports usage, logprobs (no special load flag needed) and timings.
+- One slot (``n_parallel=1``) with ``cache_prompt``: a call whose prompt starts like the previous one
+  (the same instructions and demos) reuses that prefix's KV cache instead of re-reading it; the reply's
+  ``usage.prompt_tokens_details.cached_tokens`` says how many tokens were reused.
+- JSON schemas become llguidance grammars (llama.cpp's own converter) whose whitespace is bounded:
+  one space, or a newline and up to 20 spaces or tabs of indentation. Small models were trained on
+  indented JSON and answer worse when forced compact; unbounded whitespace lets them loop on newlines.
+- LoRA adapters (GGUF) are applied at load with their scales.
+- The server's logs are off (verbosity -1) unless ``COMPOUND_ENGINE_LOG=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from typing import Any
+
+import xllamacpp
+
+from compound.core.errors import BackendError, ConfigurationError
+from compound.models.engines import Engine, EngineConfig, engine_log_enabled
+
+# a bounded version of JSON's whitespace: what llama.cpp's GBNF converter allows, and no more
+_JSON_WHITESPACE = {"whitespace_pattern": "[ ]?|\n[ \t]{0,20}"}
+_SAFETY_TOKENS = 4  # per message, on top of the measured template cost and one token per UTF-8 byte
+
+
+@functools.lru_cache(maxsize=64)
+def schema_grammar(schema_json: str) -> str:
+    """The llama.cpp grammar for a JSON schema (given as canonical JSON text), allowing indented JSON."""
+    schema = json.loads(schema_json)
+    if isinstance(schema, dict) and "x-guidance" not in schema:
+        schema = {**schema, "x-guidance": _JSON_WHITESPACE}
+    return xllamacpp.json_schema_to_grammar(json.dumps(schema))
+
+
+def raise_for_error(reply: dict[str, Any]) -> dict[str, Any]:
+    """llama.cpp answers a refused request with ``{"error": {...}}``: turn it into compound's errors."""
+    error = reply.get("error")
+    if error is None:
+        return reply
+    message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+    if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
+        raise ConfigurationError(
+            f"llama.cpp: {message}. Load the model with a larger context: "
+            f"LlamaCppBackend(model, n_ctx=...) or compound.configure(n_ctx=...)"
+        )
+    raise BackendError(f"llama.cpp refused the request: {message}")
+
+
+class XLlamaCppEngine(Engine):
+    name = "xllamacpp"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(config.path)
+        params.n_ctx = config.n_ctx
+        params.n_parallel = 1  # one slot: calls are serialized, and the slot keeps the last prompt's cache
+        params.cache_prompt = True
+        params.cache_ram_mib = 256  # host-memory cache of earlier prompts (default 8 GiB is too much here)
+        params.cpuparams.n_threads = config.n_threads
+        params.cpuparams_batch.n_threads = config.n_threads
+        params.warmup = False
+        params.verbosity = 3 if engine_log_enabled() else -1
+        if config.lora:
+            params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(p), float(s)) for p, s in config.lora]
+        try:
+            self.server: Any = xllamacpp.Server(params)
+        except Exception as e:  # the wheel raises a plain RuntimeError/ValueError
+            raise ConfigurationError(
+                f"llama.cpp could not load {config.path}"
+                + (f" with LoRA adapters {[str(p) for p, _ in config.lora]}" if config.lora else "")
+                + f": {e}. Run with COMPOUND_ENGINE_LOG=1 to see llama.cpp's log."
+            ) from e
+        self._template_cost: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        native: dict[str, Any] = {
+            "messages": request["messages"],
+            "max_tokens": request["max_tokens"],
+            "temperature": request["temperature"],
+            "top_p": request["top_p"],
+            "cache_prompt": True,
+        }
+        if request.get("stop"):
+            native["stop"] = list(request["stop"])
+        if request.get("seed") is not None:
+            native["seed"] = request["seed"]
+        if request.get("json_schema") is not None:
+            native["grammar"] = schema_grammar(json.dumps(request["json_schema"], sort_keys=True))
+        elif request.get("grammar") is not None:
+            native["grammar"] = request["grammar"]
+        if request.get("logprobs"):
+            native["logprobs"] = True
+            native["top_logprobs"] = 1
+        return native
+
+    def call_native(self, native: dict[str, Any]) -> dict[str, Any]:
+        return raise_for_error(self.server.handle_chat_completions(native))
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        reply = self.call_native({"messages": messages, "max_tokens": 1, "temperature": 0.0, "cache_prompt": True})
+        return int(reply["usage"]["prompt_tokens"])
+
+    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        """An upper bound: the template's measured cost plus one token per UTF-8 byte of each message.
+
+        The server has no tokenize call in process, so the template's cost (default system prompt,
+        role markers, generation prompt) is measured once with empty messages; no tokenizer makes more
+        tokens of a text than it has bytes (byte-level BPE and byte fallback both give at most one)."""
+        with self._lock:
+            if self._template_cost is None:
+                empty = {"role": "user", "content": ""}
+                one = self._prompt_tokens([empty])
+                three = self._prompt_tokens([empty, {"role": "assistant", "content": ""}, empty])
+                self._template_cost = (one, max(0, (three - one + 1) // 2) + _SAFETY_TOKENS)
+        fixed, per_message = self._template_cost
+        return fixed + sum(len(m["content"].encode()) + per_message for m in messages)
+
+    def close(self) -> None:
+        self.server = None
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
+        system = xllamacpp.get_system_info()
+        return {
+            "engine": cls.name,
+            "version": xllamacpp.__version__,
+            "build": dict(xllamacpp.BUILD_INFO),
+            "system_info": system.strip(),
+            "amx_kernels": "AMX" in system,
+        }

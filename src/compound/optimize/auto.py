@@ -1,0 +1,135 @@
+"""``auto``: teach a cheap student from the large model on the job's own rows, certify it, escalate the rest.
+
+The recipe for classification-style work (``compare``'s ``auto``, ``classify ... --auto``,
+``program="auto"``):
+
+1. **Label a sample.** The teacher (the large model) labels a random sample of the job's own rows, in
+   rounds (``first`` rows, then doubling), never more than ``label_budget`` rows in all.
+   Gold labels the user already has (``gold``: labelled rows, or a table's complete rows) are used too.
+2. **Train the cheapest student**: a MiniLM embedding + logistic regression (``routing.proxy``), about
+   1% of a 1.5B model call per row. It is cross-fitted, so every labelled row both trains it and, out of
+   fold, tests it.
+3. **Certify it**: its confidence threshold is learned with the Clopper-Pearson fixed-sequence test of
+   ``routing.calibrate``: with probability at least ``1 - delta``, the answers it keeps agree with the
+   reference at ``target`` or better. The reference is the teacher's label (no gold), or the gold label,
+   in which case the target is the teacher's own accuracy on the sample it labelled (so the kept answers
+   are at least as good as the teacher's, with the stated confidence). Rounds stop once the student keeps
+   ``enough`` of the labelled rows, or the label budget is spent.
+4. **Escalate** every row below the threshold to the teacher. Rows the teacher already labelled keep
+   that label (a cache hit, not a second call).
+
+The one-time cost (labelling, embedding, training) is returned in the report and counted by the caller
+in the job's total; nothing is hidden.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import create_model
+
+from compound.core.errors import ConfigurationError
+from compound.core.usage import track_usage
+from compound.models.embedded import LARGE
+from compound.program.predict import Predict, Signature
+from compound.routing.calibrate import learn_threshold
+from compound.routing.cascade import Cascade, LLMStage, ProxyStage
+
+
+def label_step(labels: Sequence[str], model: Any, field: str = "label", instruction: str | None = None) -> Predict:
+    """A short typed classification step: one label field, constrained to ``labels``."""
+    from compound.tables.operators import RowInput
+
+    out = create_model("Label", **{field: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
+    text = instruction or f"Classify the text. Answer with one label from: {', '.join(labels)}."
+    return Predict(
+        Signature(RowInput, out, text), model=model, max_tokens=24, name=str(getattr(model, "model_id", model))
+    )
+
+
+async def teach(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    field: str = "label",
+    teacher: Any = LARGE,
+    instruction: str | None = None,
+    student: ProxyStage | None = None,
+    teacher_step: Predict | None = None,
+    gold: Sequence[tuple[str, str]] = (),
+    target: float | None = None,
+    delta: float = 0.1,
+    label_budget: int | None = None,
+    first: int = 48,
+    enough: float = 0.9,
+    seed: int = 0,
+) -> tuple[Cascade, dict[str, Any]]:
+    """Learn an ``auto`` cascade (student, then teacher) for classifying ``texts``; see the module doc.
+
+    ``student`` defaults to the embedding proxy (``ProxyStage``; give one holding a ``TabularClassifier``
+    for table rows); ``teacher_step`` defaults to a short classification step on ``teacher``."""
+    labels = list(labels)
+    if len(labels) < 2:
+        raise ConfigurationError("auto needs at least two labels")
+    teacher_step = teacher_step or label_step(labels, teacher, field, instruction)
+    student = student or ProxyStage("proxy")
+    cascade = Cascade([student, LLMStage(teacher_step, field, "teacher")], field, name="auto")
+    gold = [(t, str(g)) for t, g in gold if str(g) in labels]
+    budget_rows = label_budget if label_budget is not None else max(first, len(texts) // 10)
+    order = list(range(len(texts) if not gold else len(gold)))
+    random.Random(seed).shuffle(order)
+    report: dict[str, Any] = {"rounds": [], "gold_rows": len(gold)}
+    labelled: dict[int, str] = {}  # row (of texts, or of gold) -> teacher label
+    with track_usage("auto: one-time") as one_time:
+        size = min(first, budget_rows)
+        while True:
+            todo = [i for i in order if i not in labelled][: max(0, size - len(labelled))]
+            if gold and target is not None:
+                todo = []  # gold labels and a given target: the teacher need not label anything
+            pool = [gold[i][0] for i in todo] if gold else [texts[i] for i in todo]
+            answers = await cascade.stages[-1].answer(pool) if pool else []
+            for i, (label, _) in zip(todo, answers, strict=True):
+                labelled[i] = label
+            if gold:  # reference: gold; target: the teacher's accuracy on what it labelled
+                ref_texts, ref = [t for t, _ in gold], [g for _, g in gold]
+                hits = sum(labelled[i] == gold[i][1] for i in labelled)
+                goal = target if target is not None else min(0.99, max(0.01, hits / max(1, len(labelled))))
+            else:  # reference: the teacher's labels; target: agreement with it
+                keys = sorted(labelled)
+                ref_texts, ref = [texts[i] for i in keys], [labelled[i] for i in keys]
+                goal = target if target is not None else 0.95
+            step: dict[str, Any] = {"labelled": len(labelled), "target": goal}
+            if len(set(ref)) >= 2:
+                oof = student.cross_fit(ref_texts, ref, folds=2 if len(ref) < 100 else 4)
+                threshold = learn_threshold(
+                    [c for _, c in oof], [a == r for (a, _), r in zip(oof, ref, strict=True)], goal, delta
+                )
+                cascade.thresholds = [threshold]
+                step.update(threshold=threshold.to_dict(), kept=threshold.accepted / len(ref))
+            report["rounds"].append(step)
+            done = step.get("kept", 0.0) >= enough
+            if done or len(labelled) >= min(budget_rows, len(order)) or gold:
+                break
+            size = min(budget_rows, 2 * len(labelled))
+    report.update(
+        one_time=one_time.total.to_dict(),
+        threshold=cascade.thresholds[0].to_dict(),
+        certified=cascade.thresholds[0].accepted > 0,
+        teacher_labelled=len(labelled),
+    )
+    report["known"] = {} if gold else {texts[i]: label for i, label in labelled.items()}
+    return cascade, report
+
+
+def summary_line(report: dict[str, Any], job: dict[str, Any], df: Any = None) -> str:
+    """One line for a finished auto job: one-time cost, the job's own, and their sum (everything counted)."""
+    one = report["one_time"]
+    total = one["cpu_s"] + job["cpu_s"]
+    t = report["threshold"]
+    return (
+        f"auto: teacher labelled {report['teacher_labelled']} rows (+{report['gold_rows']} gold); student certified: "
+        f"{report['certified']} (threshold {t['value']}, target {t['target']:.3f}, delta {t['delta']}); "
+        f"CPU s one-time {one['cpu_s']:.1f} + job {job['cpu_s']:.1f} = total {total:.1f}"
+    )

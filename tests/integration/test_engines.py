@@ -1,0 +1,88 @@
+"""The in-process engines on the real embedded models: long prompts, constraints, prefix reuse."""
+
+import pytest
+
+import compound
+from compound.models.embedded import EMBEDDED
+from compound.models.llama_cpp import LlamaCppBackend
+
+# a prompt of well over 200 tokens on every embedded model's tokenizer
+LONG_PROMPT = (
+    "Read the notes below, then answer the question at the end in one short sentence.\n\n"
+    + "\n".join(
+        f"Note {i}: the shipment of item {i} left the warehouse in district {i % 7} on day {i * 3} "
+        f"and reached the customer after {i % 5 + 1} days."
+        for i in range(1, 13)
+    )
+    + "\n\nQuestion: from which district did the shipment of item 8 leave?"
+)
+INSTALLED = [name for name, m in EMBEDDED.items() if m.installed()]
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_a_long_prompt_runs_through_each_installed_embedded_model(name):
+    model = LlamaCppBackend(name, n_ctx=2048)
+    g = model.generate(LONG_PROMPT, max_tokens=12, cache=False)
+    assert g.usage.prompt_tokens >= 200
+    assert 0 < g.usage.completion_tokens <= 12 and g.text.strip()
+    assert g.usage.cpu_s > 0
+    assert (
+        model.count_prompt_tokens(compound.Request((compound.Message("user", LONG_PROMPT),))) >= g.usage.prompt_tokens
+    )
+
+
+def test_a_gbnf_grammar_constrains_the_reply(small_model):
+    grammar = 'root ::= "yes" | "no"'
+    texts = {
+        small_model.generate(f"Is {x} a fruit?", grammar=grammar, max_tokens=8, cache=False).text
+        for x in ["a pear", "a car", "rice"]
+    }
+    assert texts <= {"yes", "no"}
+
+
+def test_a_json_schema_reply_is_json_from_the_first_token(small_model):
+    """The schema's grammar starts at the first token: no code fence, no preamble, even when cut short."""
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    g = small_model.generate(
+        "Reply in JSON: what is the capital of Italy?", json_schema=schema, max_tokens=4, cache=False
+    )
+    assert g.text.lstrip().startswith("{") and "`" not in g.text
+
+
+def test_a_repeated_prefix_is_not_read_again(small_model):
+    """llama.cpp's prompt cache: the second call re-reads only what differs from the first."""
+    engine = small_model.engine
+    system = {"role": "system", "content": LONG_PROMPT}
+
+    def call(question: str) -> dict:
+        request = small_model.completion_kwargs(
+            compound.Request(
+                (compound.Message("system", LONG_PROMPT), compound.Message("user", question)), max_tokens=2
+            )
+        )
+        assert request["messages"][0] == system
+        return engine.chat(request)
+
+    call("Which item went furthest?")
+    second = call("Which district appears most?")
+    prefix_tokens = second["usage"]["prompt_tokens"] - 30  # the question and the template's tail are < 30
+    assert second["usage"]["prompt_tokens_details"]["cached_tokens"] >= prefix_tokens >= 200
+    assert second["timings"]["prompt_n"] < 30
+
+
+def test_the_llama_cpp_python_engine_behind_the_same_interface(small_model):
+    pytest.importorskip("llama_cpp", reason="the optional llama-cpp-python engine is not installed")
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        city: str
+        country: str
+
+    other = LlamaCppBackend("smollm2-135m", n_ctx=2048, engine="llama-cpp-python")
+    assert other.model_id != small_model.model_id  # engines may differ in greedy output: never share cache
+    out = compound.call_typed(City, "Give a city and its country.", model=other, max_tokens=48)
+    assert out.value.city
+    g = other.generate(LONG_PROMPT, max_tokens=4, cache=False)
+    assert (
+        other.count_prompt_tokens(compound.Request((compound.Message("user", LONG_PROMPT),))) == g.usage.prompt_tokens
+    )

@@ -1,0 +1,106 @@
+import json
+import random
+
+import pandas as pd
+import pytest
+
+import compound
+from compound import ScriptedBackend
+from compound.core.concurrency import run_sync
+from compound.optimize.auto import teach
+from compound.routing.tabular import TabularClassifier
+from compound.tables.jobs import process_table
+from compound.tables.operators import classify_op, impute_op
+
+POS, NEG = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"]
+
+
+@pytest.fixture(autouse=True)
+def bag_of_words_embeddings(monkeypatch):
+    """A fast stand-in for MiniLM (unit tests must not load torch): unit-length hashed bags of words."""
+    import numpy as np
+
+    def embed(texts, model_path=None):
+        out = np.zeros((len(texts), 64), dtype="float32")
+        for i, t in enumerate(texts):
+            for w in t.split():
+                out[i, sum(map(ord, w)) % 64] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+
+
+def reviews(n, seed=0):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        pos = rng.random() < 0.5
+        rows.append({"text": f"a {rng.choice(POS if pos else NEG)} film number {i}", "gold": "pos" if pos else "neg"})
+    return pd.DataFrame(rows)
+
+
+def teacher():
+    def reply(request):
+        text = request.messages[-1].content
+        return json.dumps({"label": "pos" if any(w in text for w in POS) else "neg"})
+
+    return ScriptedBackend(reply, model="teacher", latency_s=0.005)
+
+
+def test_auto_labels_a_bounded_sample_certifies_the_student_and_counts_the_one_time_cost():
+    df = reviews(600)
+    model = teacher()
+    op = classify_op(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
+    report = op.setup
+    assert report["certified"] and report["teacher_labelled"] <= 600 // 10
+    assert report["one_time"]["calls"] >= report["teacher_labelled"]
+    before = len(model.requests)
+    result = process_table(op, df[["text"]])
+    assert (result.df["label"] == df["gold"]).mean() >= 0.93  # the guarantee: 0.95 agreement, w.p. 0.9
+    assert len(model.requests) - before < 0.1 * len(df)  # nearly every row answered by the student
+    assert op.program.answered_by["proxy"] > 0.9 * len(df)
+
+
+def test_auto_escalates_everything_when_the_student_cannot_be_certified():
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(200)]})  # nothing a student could learn from
+
+    def coin(request):
+        return json.dumps({"label": random.Random(request.messages[-1].content).choice(["pos", "neg"])})
+
+    model = ScriptedBackend(coin, model="coin")
+    cascade, report = run_sync(teach(df["text"].tolist(), ["pos", "neg"], teacher=model, label_budget=64))
+    assert not report["certified"] and report["teacher_labelled"] == 64
+    assert [r["labelled"] for r in report["rounds"]] == [48, 64]  # grew in rounds up to the budget
+
+
+def test_auto_in_a_budget_never_spends_past_the_cap():
+    df = reviews(400)
+    with compound.budget(calls=20) as b, pytest.raises(compound.BudgetExceededError):
+        classify_op(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=teacher(), program="auto")
+    assert b.used.calls <= 20
+
+
+def test_impute_auto_fills_from_a_classical_model_and_asks_the_llm_only_when_unsure():
+    rng = random.Random(1)
+    rows = []
+    for _ in range(300):
+        kind = rng.choice(["a", "b"])
+        male = rng.random() < 0.5
+        mass = (5000 if kind == "a" else 3500) + (400 if male else -400) + rng.gauss(0, 120)
+        rows.append({"kind": kind, "mass": round(mass), "sex": "male" if male else "female"})
+    df = pd.DataFrame(rows)
+    truth = df["sex"].copy()
+    hidden = df.sample(60, random_state=0).index
+    df.loc[hidden, "sex"] = None
+    model = ScriptedBackend(lambda r: json.dumps({"sex": "female"}), model="llm")
+    op = impute_op(df, "sex", model=model, program="auto")
+    result = process_table(op, df)
+    assert (result.df.loc[hidden, "sex"] == truth[hidden]).mean() >= 0.9
+    assert len(model.requests) < 20 and op.program.answered_by["tabular"] > 40
+
+
+def test_tabular_student_round_trips_through_json():
+    texts = [f"kind: {k}\nmass: {m}" for k, m in [("a", 1), ("a", 2), ("b", 8), ("b", 9)]]
+    clf = TabularClassifier().fit(texts, ["x", "x", "y", "y"])
+    again = TabularClassifier(json.loads(json.dumps(clf.state())))
+    assert again.predict(texts) == clf.predict(texts)

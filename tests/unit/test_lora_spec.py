@@ -1,0 +1,55 @@
+"""The LoRA model spec and the cache identity of adapted models (no model is loaded)."""
+
+import pytest
+
+from compound import ConfigurationError
+from compound.models.llama_cpp import LlamaCppBackend
+from compound.models.lora import lora_spec, split_lora_spec
+from compound.models.registry import parse_spec
+
+
+@pytest.fixture
+def adapters(tmp_path):
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    a.write_bytes(b"GGUF" + b"adapter a")
+    b.write_bytes(b"GGUF" + b"adapter b")
+    return a, b
+
+
+def test_spec_parses_base_adapters_and_scales(adapters):
+    a, b = adapters
+    base, parsed = split_lora_spec(f"smollm2-135m+lora={a}+lora={b}@0.5")
+    assert base == "smollm2-135m"
+    assert [(x.path, x.scale) for x in parsed] == [(a, 1.0), (b, 0.5)]
+    assert split_lora_spec(lora_spec(base, parsed)) == (base, parsed)
+    assert parse_spec(f"smollm2-135m+lora={a}") == ("llama_cpp", f"smollm2-135m+lora={a}")
+
+
+def test_model_id_names_each_adapter_by_content(adapters, tmp_path):
+    a, b = adapters
+    base = LlamaCppBackend("smollm2-135m")
+    with_a = LlamaCppBackend(f"smollm2-135m+lora={a}")
+    with_b = LlamaCppBackend("smollm2-135m", lora=[(b, 1.0)])
+    half_a = LlamaCppBackend("smollm2-135m", lora=[(a, 0.5)])
+    ids = {base.model_id, with_a.model_id, with_b.model_id, half_a.model_id}
+    assert len(ids) == 4
+    assert with_a.lora[0].sha256 in with_a.model_id and str(a) not in with_a.model_id
+    moved = tmp_path / "moved.gguf"
+    moved.write_bytes(a.read_bytes())
+    assert LlamaCppBackend("smollm2-135m", lora=[(moved, 1.0)]).model_id == with_a.model_id
+
+
+def test_bad_adapters_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        LlamaCppBackend(f"smollm2-135m+lora={tmp_path / 'none.gguf'}")
+    text = tmp_path / "adapter.safetensors"
+    text.write_bytes(b"not gguf")
+    with pytest.raises(ConfigurationError, match="not a GGUF file"):
+        LlamaCppBackend("smollm2-135m", lora=[(text, 1.0)])
+    with pytest.raises(ConfigurationError, match="no base model"):
+        split_lora_spec(f"+lora={text}")
+
+
+def test_unknown_engine_is_a_clear_error():
+    with pytest.raises(ConfigurationError, match="the engines are: xllamacpp, llama-cpp-python"):
+        LlamaCppBackend("smollm2-135m", engine="vllm")
