@@ -26,9 +26,10 @@ from compound.models import dialects
 CITY = {"city": "Lyon", "country": "France"}
 OWNER = {"openai": "system", "llama-server": "llamacpp", "llama-cpp-py": "me", "ollama": "library", "none": "x"}
 SERVER = {"llama-server": "llama.cpp", "llama-cpp-py": "uvicorn"}
-PYDANTIC_500 = (
-    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' "
-    "or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}]"
+PYDANTIC_500 = (  # what llama_cpp.server 0.3.36 answers to response_format json_schema (with a 500)
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input "
+    "should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}"
+    '\n\n  File ".../llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions'
 )
 
 
@@ -156,13 +157,17 @@ class FakeServer:
         if refusal is not None:
             return refusal
         text = self.content(body, "response_format" in body or "grammar" in body)
+        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        if body.get("logprobs") and self.dialect in ("openai", "llama-server"):
+            choice["logprobs"] = {"content": [{"token": "x", "logprob": -0.25, "top_logprobs": []}]}
+        n = body.get("n", 1) if self.dialect == "openai" else 1  # the others answer one choice whatever n is
         return 200, {
             "id": "x",
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
             "system_fingerprint": f"fp-{self.dialect}",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "choices": [{**choice, "index": i} for i in range(n)],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }
 

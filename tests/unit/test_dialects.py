@@ -127,22 +127,36 @@ def test_an_unrelated_400_on_a_constrained_call_fails_once_and_downgrades_nothin
     assert len(s.posts) == 1 and model.dialect().structured == "json_schema"
 
 
-def test_probe_with_a_model_confirms_each_capability(fake):
-    s = fake("llama-cpp-py")
+@pytest.mark.parametrize(
+    "dialect, style, grammar, logprobs, n",
+    [
+        ("openai", "json_schema", False, True, True),
+        ("llama-server", "json_schema", True, True, False),
+        ("llama-cpp-py", "json_object", True, False, False),
+        ("ollama", "format", False, False, False),
+    ],
+)
+def test_probe_with_a_model_confirms_each_capability(fake, dialect, style, grammar, logprobs, n):
+    s = fake(dialect)
     report = dialects.probe(s.url, model="local-model")
-    assert report.to_dict() | {"base_url": None} == {
-        "base_url": None,
-        "dialect": "llama-cpp-py",
-        "structured_output": "json_object",
-        "grammar": True,
-        "logprobs": True,
-        "n": True,
+    assert report.to_dict() == {
+        "base_url": s.url,
+        "dialect": dialect,
+        "structured_output": style,
+        "grammar": grammar,
+        "logprobs": logprobs,
+        "n": n,
         "models": ["local-model"],
         "detected_by": "probe",
         "checked": True,
     }
-    with pytest.raises(BackendError, match="cannot reach"):
+    assert dialects.known(s.url) == report
+
+
+def test_probe_of_a_server_that_is_not_there_says_so():
+    with pytest.raises(BackendError, match="cannot reach") as info:
         dialects.probe("http://127.0.0.1:9/v1")
+    assert info.value.retryable
 
 
 def test_extract_json_keeps_the_first_json_value_and_leaves_other_text_alone():

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from compound.core.errors import BackendError
-from compound.core.types import Completion, Request
+from compound.core.types import Completion, Request, as_messages
 from compound.models.retry import server_message
 
 
@@ -154,39 +154,39 @@ def _probe_once(client: Any, base_url: str, check_model: str | None) -> DialectR
 
 
 def _check(client: Any, report: DialectReport, model: str) -> DialectReport:
-    """Confirm each capability with a one-token request; a refusal turns it off."""
+    """Confirm each capability with a one-token request to ``model``: a constraint the server refuses is
+    stepped down; logprobs count only when they come back, ``n`` only when two choices do."""
     import openai
 
-    base = {"model": model, "messages": [{"role": "user", "content": "Say yes."}], "max_tokens": 1}
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    probes = {
-        "structured": Request((), json_schema=schema, max_tokens=1),
-        "grammar": Request((), grammar='root ::= "yes"', max_tokens=1),
-    }
-    changes: dict[str, Any] = {"checked": True}
-    for feature, request in probes.items():
-        style = report.structured
-        while getattr(report, feature) not in (None, False):
-            call = encode(report, request, model)
-            try:
-                client.post(call.url, body={**call.body, "messages": base["messages"]}, cast_to=object)
-                break
-            except openai.APIStatusError as e:
-                if not refused(e.status_code, server_message(e), call):
-                    break
-                report = downgrade(report, call)
-        if feature == "structured" and report.structured != style:
-            changes["structured"] = report.structured
-        changes[feature] = getattr(report, feature)
-    for feature, extra in (("logprobs", {"logprobs": True}), ("n", {"n": 2})):
-        if report.dialect == "ollama":
-            break
+    def send(body: dict[str, Any], url: str = "/chat/completions") -> Any:
         try:
-            client.post("/chat/completions", body={**base, **extra}, cast_to=object)
-            changes[feature] = True
-        except openai.APIStatusError:
-            changes[feature] = False
-    return replace(report, **changes)
+            return client.post(url, body=body, cast_to=object)
+        except openai.APIStatusError as e:
+            return e
+
+    ask = as_messages("Say yes.")
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    for request in (
+        Request(ask, json_schema=schema, max_tokens=1),
+        Request(ask, grammar='root ::= "yes"', max_tokens=1),
+    ):
+        call = encode(report, request, model)
+        while call.constraint not in (None, "unconstrained"):
+            answer = send(call.body, call.url)
+            if not (
+                isinstance(answer, openai.APIStatusError) and refused(answer.status_code, server_message(answer), call)
+            ):
+                break
+            report = downgrade(report, call)
+            call = encode(report, request, model)
+    logprobs = n = False
+    if report.dialect != "ollama":  # its native API is the one used, and it has neither
+        plain = encode(report, Request(ask, max_tokens=1), model).body
+        answer = send({**plain, "logprobs": True})
+        logprobs = isinstance(answer, dict) and bool((answer["choices"][0].get("logprobs") or {}).get("content"))
+        answer = send({**plain, "n": 2})
+        n = isinstance(answer, dict) and len(answer.get("choices") or ()) == 2
+    return replace(report, logprobs=logprobs, n=n, detected_by="probe", checked=True)
 
 
 _reports: dict[str, DialectReport] = {}
