@@ -32,11 +32,7 @@ import sqlglot
 from pydantic import BaseModel, Field, field_validator
 
 import compound
-from compound.control.requirements import Check
-from compound.program.module import Module
-from compound.program.predict import Predict, Signature
-from compound.strategies import Repair
-from compound.tools.sql import SQLDatabase
+from compound import Check, Module, Predict, Repair, Signature, SQLDatabase
 
 # --- data ---------------------------------------------------------------------------------------------
 

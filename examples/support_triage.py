@@ -19,14 +19,21 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 import compound
-from compound.control.requirements import SHOULD, Check, Regex
-from compound.program.module import Module
-from compound.program.predict import Predict, Signature
-from compound.retrieval.base import Document, Retrieve
-from compound.retrieval.bm25 import BM25Retriever
-from compound.strategies import Repair
-from compound.tools.base import tool
-from compound.tools.policy import Policy, guarded_call
+from compound import (
+    SHOULD,
+    BM25Retriever,
+    Check,
+    Document,
+    Module,
+    Policy,
+    Predict,
+    Regex,
+    Repair,
+    Retrieve,
+    Signature,
+    guarded_call,
+    tool,
+)
 
 POLICIES = [
     Document("refund-window", "Refunds are possible within 30 days of delivery, to the original payment method."),

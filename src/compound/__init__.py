@@ -96,6 +96,7 @@ _EXPORTS = {
     "tool": "compound.tools.base",
     "Tool": "compound.tools.base",
     "Policy": "compound.tools.policy",
+    "guarded_call": "compound.tools.policy",
     "ToolAgent": "compound.tools.agent",
     "AgentResult": "compound.tools.agent",
     "SQLDatabase": "compound.tools.sql",

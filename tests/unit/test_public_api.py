@@ -26,7 +26,7 @@ PUBLIC = {
     "Strategy", "Candidate", "StrategyResult", "Repair", "RejectionSampling", "SelfConsistency", "BestOfN",
     "VerifyAndSelect",
     # tools, retrieval, routing
-    "tool", "Tool", "Policy", "ToolAgent", "AgentResult", "SQLDatabase", "mcp_stdio_tools",
+    "tool", "Tool", "Policy", "guarded_call", "ToolAgent", "AgentResult", "SQLDatabase", "mcp_stdio_tools",
     "Document", "Hit", "Retrieve", "BM25Retriever", "DenseRetriever",
     "Cascade", "Router", "ProxyStage", "LLMStage",
     # tables, evaluation, testing

@@ -23,8 +23,7 @@ from typing import Any
 from compound.core.errors import BackendError, ConfigurationError
 from compound.models.engines import Engine, EngineConfig, engine_log_enabled
 
-# a compiled module without type information: its names are known at run time only
-xllamacpp: Any = importlib.import_module("xllamacpp")
+xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
 # a bounded version of JSON's whitespace: what llama.cpp's GBNF converter allows, and no more
 _JSON_WHITESPACE = {"whitespace_pattern": "[ ]?|\n[ \t]{0,20}"}
