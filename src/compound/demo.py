@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from compound.core.errors import ConfigurationError
 from compound.store.traces import start_run
 from compound.tables.jobs import process_table
 from compound.tables.operators import impute_op
@@ -39,6 +40,10 @@ def run_demo(rows: int = 12, model: str | None = None, console: Console | None =
 
     console = console or Console()
     table = load_penguins().dropna(subset=FEATURES + ["sex"]).reset_index(drop=True)
+    if rows > len(table) - 6:  # impute learns from the rows left complete
+        raise ConfigurationError(
+            f"--rows {rows} is too many: the table has {len(table)} complete rows; give at most {len(table) - 6}"
+        )
     held_out = table.sample(n=rows, random_state=seed).index
     truth = table.loc[held_out, "sex"].copy()
     table.loc[held_out, "sex"] = None
