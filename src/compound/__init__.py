@@ -60,6 +60,8 @@ _EXPORTS = {
     "OutputSpec": "compound.program.typed",
     "gather": "compound.core.concurrency",
     "run_sync": "compound.core.concurrency",
+    # distillation
+    "Distill": "compound.optimize.distill.pipeline",
     # traces: start_run opens a run (a trace span grouping every call inside); run is its old name
     "start_run": "compound.store.traces",
     "run": "compound.store.traces:start_run",

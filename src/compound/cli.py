@@ -15,6 +15,7 @@ from rich.tree import Tree
 
 from compound.cli_support import COUNT, FRACTION, LIMIT, SIZE, fail, number, parse_counts
 from compound.cli_support import main as _main
+from compound.optimize.distill.cli import distill_command as _distill_command
 
 app = typer.Typer(
     help="compound: typed programs over small and large models, with budgets, caching and traces.",
@@ -25,6 +26,7 @@ models_app = typer.Typer(help="The embedded models that ship inside PyPI package
 traces_app = typer.Typer(help="The audit trail of runs, steps and model calls.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(traces_app, name="traces")
+app.command("distill")(_distill_command)
 
 
 def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
@@ -34,6 +36,15 @@ def _register_serve() -> None:  # serve, ui, keys (the serve engineer's module)
 
 
 _register_serve()
+
+
+def _register_doctor() -> None:  # compound doctor (the engine engineer's module)
+    from compound.doctor.cli import doctor
+
+    app.command("doctor")(doctor)
+
+
+_register_doctor()
 
 
 def _make_console(stderr: bool = False) -> Console:

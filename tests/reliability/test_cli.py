@@ -84,7 +84,11 @@ def test_damaged_stores_give_one_line(relio_cli, relio_clean_error, store, junk)
         "traces.sqlite": ["traces", "list"],
         "tables.sqlite": ["jobs"],
     }
-    relio_clean_error(relio_cli(*commands[store]), code=1)
+    proc = relio_cli(*commands[store])
+    if store == "cache.sqlite":  # the cache holds derived data only: it moves a damaged file aside and goes on
+        assert proc.returncode == 0 and "moved aside" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        return
+    relio_clean_error(proc, code=1)
 
 
 def test_home_that_is_a_file(relio_cli, relio_clean_error, tmp_path):

@@ -43,6 +43,16 @@ class ConfigurationError(InputError):
     """A setting, model name or argument is wrong; the message says how to fix it."""
 
 
+class StoreError(ConfigurationError):
+    """A store file (the cache, traces, tables) or compound's home folder cannot be used: damaged, not
+    compound's, read-only, or not a directory. The message names the file and the fix."""
+
+    def __init__(self, message: str, path: Any = None, damaged: bool = False):
+        self.path = path
+        self.damaged = damaged  # True: the file is damaged or foreign (the cache moves such a file aside)
+        super().__init__(message)
+
+
 class ModelRequestsForbiddenError(ConfigurationError):
     """A real model call was attempted where model requests are forbidden (in unit tests, say)."""
 

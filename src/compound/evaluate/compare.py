@@ -5,7 +5,9 @@ over N samples of the small model), ``small-knn`` / ``small-boot`` (the small mo
 bootstrapped demos learned on the calibration rows, see ``compound.optimize``), ``cascade`` (small model
 with 3 votes, then the large model) and ``auto`` (the teaching recipe of ``optimize.auto``: an embedding
 student trained on the calibration rows, certified against the large model's accuracy on a sample of
-them, then the large model for the rows it is unsure of). Nothing is learned from the rows evaluated.
+them, then the large model for the rows it is unsure of), and ``student:DIR`` (a LoRA student made by
+``compound distill``; its one-time cost is its labelling, filtering and training). Nothing is learned
+from the rows evaluated.
 
 Each row reports per-row cost apart from the one-time cost (calibration, labelling, demo search), and the
 break-even row count: how many rows a configuration must process before its one-time cost is paid back
@@ -64,7 +66,11 @@ def classifier(labels: list[str], model: Any, strategy: Any = None, name: str | 
     return step
 
 
-def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
+def build(name: str, labels: list[str], small: Any, large: Any, texts: list[str] | None = None) -> Module:
+    if name.startswith("student:"):  # a distilled student (compound distill); refuses rows it was trained on
+        from compound.optimize.distill.cli import student_classifier
+
+        return student_classifier(name.partition(":")[2], texts)
     if name == "small":
         return classifier(labels, small, name="small")
     if name == "large":
@@ -85,7 +91,9 @@ def build(name: str, labels: list[str], small: Any, large: Any) -> Module:
             FIELD,
             name="cascade",
         )
-    raise ConfigurationError(f"unknown configuration {name!r}; built in: {', '.join(BUILT_IN)}, voteN (e.g. vote5)")
+    raise ConfigurationError(
+        f"unknown configuration {name!r}; built in: {', '.join(BUILT_IN)}, voteN (e.g. vote5), student:DIR"
+    )
 
 
 BUILT_IN = ("small", "medium", "large", "small-knn", "small-boot", "cascade", "auto")
@@ -207,8 +215,12 @@ async def compare(
     parts = split(df, limit, calibration if needs_calibration else 0, seed)
     rows, details = [], {}
     for name in configs:
-        program = build(name, labels, small, large)
+        program = build(name, labels, small, large, [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()])
         calib_usage = Usage()
+        if name.startswith("student:"):  # its one-time cost: teacher labelling, filtering and training
+            from compound.optimize.distill.cli import student_one_time_cpu_s
+
+            calib_usage = Usage(cpu_s=student_one_time_cpu_s(name.partition(":")[2]))
         if name in LEARNED:
             with track_usage(f"learn {name}") as tracker:
                 if isinstance(program, Cascade):

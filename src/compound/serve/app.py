@@ -68,32 +68,41 @@ def error_body(status: int, message: str, code: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code, "param": None}}
 
 
-class BodyLimit:
-    """Pure ASGI: refuse bodies over ``limit`` bytes (declared or received) with 413."""
+class Edge:
+    """Pure ASGI, outermost: refuses bodies over ``limit`` bytes (declared or received) with 413, and
+    times every request into the metrics (a ``BaseHTTPMiddleware`` would cost a task per request)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, metrics: Metrics) -> None:
+        self.app, self.limit, self.metrics = app, limit, metrics
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
-        seen = 0
+        done = timed(self.metrics, route_label(scope["path"]))
+        status = [500]
 
-        async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise RequestError(413, self._message(), "body_too_large")
-            return message
+        async def sent(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
 
         try:
-            await self.app(scope, counted, send)
-        except RequestError:
-            await self._refuse(send)
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.limit:
+                return await self._refuse(sent)
+            seen = 0
+
+            async def counted() -> dict:
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise RequestError(413, self._message(), "body_too_large")
+                return message
+
+            await self.app(scope, counted, sent)
+        finally:
+            done(status[0])
 
     def _message(self) -> str:
         return f"request body over {self.limit} bytes; send less (the server's --max-body-bytes)"
@@ -103,6 +112,15 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def route_label(path: str) -> str:
+    """A bounded set of metric labels, whatever paths clients send."""
+    if path in ("/v1/chat/completions", "/healthz", "/metrics"):
+        return path
+    if path.startswith("/v1/programs/"):
+        return "/v1/programs/run"
+    return "/ui" if path.startswith("/ui") else "other"
 
 
 def create_app(
@@ -137,7 +155,9 @@ def create_app(
     app.state.programs = programs_by_name
     bearer = HTTPBearer(auto_error=False, description="an API key from the server's key file or COMPOUND_API_KEYS")
 
-    def api_key(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
+    async def api_key(
+        request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> ApiKey:
         return keys.authorize(request.headers.get("authorization") if creds is not None else None)
 
     key_dep = Annotated[ApiKey, Depends(api_key)]
@@ -164,19 +184,6 @@ def create_app(
         return JSONResponse(
             error_body(500, f"internal error ({type(e).__name__}); see the server log", "internal"), 500
         )
-
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        route = path if path in ("/v1/chat/completions", "/healthz", "/metrics") else "other"
-        if path.startswith("/v1/programs/"):
-            route = "/v1/programs/run"
-        elif path.startswith("/ui"):
-            route = "/ui"
-        done = timed(metrics, route)
-        response = await call_next(request)
-        done(response.status_code)
-        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -217,7 +224,7 @@ def create_app(
             )
         if req.stream:
             return StreamingResponse(chat.stream_events(req, choices, outcome.info), media_type="text/event-stream")
-        return chat.completion(req, choices, outcome.info)
+        return JSONResponse(chat.completion(req, choices, outcome.info))
 
     for served in programs_by_name.values():
         _add_program_route(app, served, runtime, key_dep)
@@ -226,7 +233,7 @@ def create_app(
         from compound.serve.ui import mount_ui
 
         mount_ui(app, reports or [])
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(Edge, limit=limits.max_body_bytes, metrics=metrics)
     return app
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compound.core.errors import StoreError
 from compound.core.types import Generation
 from compound.store.sqlite import SQLiteStore
 
@@ -24,6 +25,7 @@ _PUT = "INSERT OR REPLACE INTO responses VALUES (?,?,?,?)"
 
 class ResponseCache(SQLiteStore):
     KIND = "cache"
+    QUARANTINE = True  # only derived data: a damaged file is moved aside and the run goes on
     VERSION = 1
     SCHEMA = """
     CREATE TABLE responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, created REAL NOT NULL, generation TEXT NOT NULL)
@@ -41,7 +43,14 @@ class ResponseCache(SQLiteStore):
     def get(self, key: str) -> Generation | None:
         blob = self._pending.get(key)
         if blob is None:
-            row = self.connect().execute("SELECT generation FROM responses WHERE key=?", (key,)).fetchone()
+            conn = self.connect()
+            try:
+                row = conn.execute("SELECT generation FROM responses WHERE key=?", (key,)).fetchone()
+            except StoreError as e:  # damage found past the first page: move the file aside, count a miss
+                if not e.damaged:
+                    raise
+                self.quarantine(e, self._local.generation)
+                return None
             if row is None:
                 return None
             blob = row[0]

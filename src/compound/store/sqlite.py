@@ -4,21 +4,30 @@ background writer that batches inserts so the hot path of a model call never wai
 Writes are queued and committed by one writer thread within a few milliseconds, in batches of
 whatever accumulated meanwhile. Every read of a store flushes it first, and the queue is flushed at exit, so
 readers see every write that was made before they asked.
+
+A file that cannot be used is never written to and never silently replaced: a damaged file (random
+bytes, truncated), a SQLite file holding other tables, a newer schema, a read-only file or a home folder
+that is not a writable directory raise ``StoreError`` naming the file and the fix. A store that holds
+only derived data (the response cache, ``QUARANTINE = True``) instead moves a damaged or foreign file
+aside (``NAME.damaged-TIME``), warns, and starts a new one.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import queue
+import re
 import sqlite3
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compound.core.errors import ConfigurationError
+from compound.core.errors import StoreError
 
 _live_writers: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 
@@ -63,7 +72,7 @@ class BatchWriter:
                 except queue.Empty:
                     break
             try:
-                conn = conn or self._connect()
+                conn = self._connect()  # the same one each time, unless the file was moved aside
                 by_sql: dict[str, list] = {}
                 for sql, params in batch:
                     by_sql.setdefault(sql, []).append(params() if callable(params) else params)
@@ -121,27 +130,105 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_folder(self.path.parent, self.KIND)
         self._local = threading.local()
         self._init_lock = threading.Lock()
         self._ready = False
+        self._generation = 0  # bumped when the file is moved aside: every thread then reconnects
         self.writer = BatchWriter(self.connect, self._written)
+        self.connect()  # check the file now, on the caller's thread, not later on the writer's
+
+    #: True for stores of derived data only (the cache): a damaged or foreign file is moved aside
+    QUARANTINE: bool = False
 
     def _written(self, batch: list) -> None:
         """Called on the writer thread after a batch is committed (subclasses may drop pending state)."""
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
+        if conn is not None and self._local.generation == self._generation:
+            return conn
+        generation = self._generation
+        try:
+            return self._open_file()
+        except StoreError as e:
+            if not (self.QUARANTINE and e.damaged):
+                raise
+            self.quarantine(e, generation)
+            return self._open_file()
+
+    def _open_file(self) -> sqlite3.Connection:
+        conn = None
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+            conn.store = self
             if not self._ready:
                 with self._init_lock:
-                    self._migrate(conn)
+                    self._migrate(conn)  # checks the file before anything is written to it
                     self._ready = True
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: a read-only file is found now, not later
+            try:
+                conn.execute(f"PRAGMA user_version={self.VERSION}")
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
+            raise self.problem(e) from e
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        self._local.conn, self._local.generation = conn, self._generation
         return conn
+
+    def problem(self, error: BaseException) -> StoreError:
+        """The ``StoreError`` for a SQLite error on this file, naming the file and the fix."""
+        text = str(error).lower()
+        if any(m in text for m in ("readonly", "read-only", "unable to open", "permission")):
+            return StoreError(
+                f"the {self.KIND} file {self.path} cannot be opened for writing ({error}). Make the file and "
+                f"its folder writable (chmod u+w {self.path} {self.path.parent}), or set COMPOUND_HOME to a "
+                "writable directory.",
+                self.path,
+            )
+        if any(m in text for m in ("not a database", "malformed", "corrupt", "disk i/o", "no such table")):
+            return self.damage(str(error))
+        return StoreError(f"the {self.KIND} file {self.path} failed: {error}", self.path)
+
+    def damage(self, why: str) -> StoreError:
+        return StoreError(
+            f"the {self.KIND} file {self.path} is damaged or is not a compound {self.KIND} ({why}). Move it "
+            f"aside (mv {self.path} {self.path}.bad) or delete it; compound then starts a new one.",
+            self.path,
+            damaged=True,
+        )
+
+    def quarantine(self, error: StoreError, generation: int) -> None:
+        """Move a damaged or foreign file (and its WAL) aside, warn, and let every thread reconnect."""
+        with self._init_lock:
+            if generation != self._generation:  # another thread already moved it
+                return
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+                self._local.conn = None
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+            self._ready = False
+            self._generation += 1
+        warnings.warn(
+            f"compound: {error} It was moved aside to {aside}; a new {self.KIND} was started.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def read(self) -> sqlite3.Connection:
         """A connection for reading, after every queued write has been committed."""
@@ -150,12 +237,57 @@ class SQLiteStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        expected = set(re.findall(r"CREATE TABLE (\w+)", self.SCHEMA))
         if version == self.VERSION:
+            if not expected <= tables:
+                raise self.damage(f"tables {sorted(expected - tables)} are missing")
             return
         if version == 0:
+            if tables:  # someone else's SQLite file: never add our tables to it
+                raise self.damage(f"it holds other tables: {sorted(tables)[:5]}")
+            conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(f"BEGIN; {self.SCHEMA}; PRAGMA user_version={self.VERSION}; COMMIT;")
             return
-        raise ConfigurationError(
-            f"{self.KIND} file {self.path} has schema version {version}, this compound reads version "
-            f"{self.VERSION}. Move the file aside (or upgrade compound) and run again."
+        raise StoreError(
+            f"the {self.KIND} file {self.path} has schema version {version}, this compound reads version "
+            f"{self.VERSION}. Move the file aside (or upgrade compound) and run again.",
+            self.path,
         )
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose SQLite errors on damaged or read-only files become ``StoreError``s naming the file."""
+
+    store: SQLiteStore
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(*args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as e:
+            raise self.store.problem(e) from e
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(*args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as e:
+            raise self.store.problem(e) from e
+
+
+def _check_folder(folder: Path, kind: str) -> None:
+    """The folder a store lives in must be (or become) a writable directory."""
+    fix = "Set COMPOUND_HOME to a writable directory (or remove what is in the way)."
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(
+            f"compound's home {folder} is a file, not a directory, so the {kind} cannot live there. {fix}"
+        ) from None
+    except OSError as e:
+        raise StoreError(f"cannot create compound's home {folder} for the {kind}: {e.strerror or e}. {fix}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"compound's home {folder} is not writable, so the {kind} cannot be kept there. {fix}")

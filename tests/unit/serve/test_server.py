@@ -2,12 +2,11 @@
 
 import httpx
 import pytest
+from serve_programs import make_programs
 
 from compound.serve.app import create_app
 from compound.serve.cli import BackgroundServer
 from compound.serve.keys import KeyStore, new_key, read_key_file, write_key_file
-
-from .conftest import make_programs
 
 
 def auth(secret):

@@ -1,0 +1,141 @@
+"""``compound distill``: a classification student from unlabelled rows of a JSON Lines file.
+
+Only the ``--input`` column is read (a gold label column, if the file has one, is never looked at). The
+``--rows`` rows are taken from the *end* of the same seeded shuffle whose *start* ``compound compare``
+evaluates, so ``compare --limit N`` scores rows the student and its filter never saw whenever
+``N + rows`` does not exceed the file's rows (``compare`` also checks this from ``student.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import typer
+
+from compound.core.errors import ConfigurationError
+
+
+def read_inputs(path: Path, column: str) -> list[str]:
+    """The ``column`` of every line of a JSON Lines file, in file order (other columns are dropped)."""
+    texts = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise ConfigurationError(f"cannot read {path}: {e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigurationError(f"{path}:{n}: not JSON ({e}); --data takes JSON Lines") from None
+        if column not in row:
+            raise ConfigurationError(f"{path}:{n}: no column {column!r}; it has {sorted(row)}")
+        texts.append(row[column])
+    return texts
+
+
+def unseen_order(n: int, seed: int) -> list[int]:
+    """``compound compare``'s row order (its first rows are evaluated), for taking training rows from the end."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def distill_command(
+    data: Path = typer.Option(..., "--data", help="JSON Lines file; only the --input column is read"),
+    input_col: str = typer.Option(..., "--input", help="the column the model reads"),
+    labels: str = typer.Option(..., help="comma-separated labels, e.g. spam,'not spam'"),
+    teacher: str = typer.Option("qwen2.5-coder-1.5b", help="the teacher model"),
+    student: str = typer.Option("smollm2-135m", help="the embedded base model to fine-tune"),
+    rows: int = typer.Option(500, help="rows the teacher labels (taken from the end of the seeded shuffle)"),
+    out: Path = typer.Option(Path("student"), "--out", help="folder for the adapter, data, checkpoints, report"),
+    samples: int = typer.Option(3, help="teacher samples per row (greedy + sampled) for the agreement filter"),
+    min_agreement: float = typer.Option(1.0, help="share of samples that must equal the greedy answer"),
+    judge: str | None = typer.Option(None, help="a model that judges each teacher answer (reason + verdict)"),
+    epochs: float = typer.Option(2.0),
+    lr: float = typer.Option(1e-3),
+    rank: int = typer.Option(8),
+    batch_size: int = typer.Option(8),
+    max_steps: int | None = typer.Option(None, help="budget: optimizer steps"),
+    max_seconds: float | None = typer.Option(None, help="budget: training seconds (wall clock)"),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
+    seed: int = typer.Option(0, help="the shuffle seed (the same as compare's --seed)"),
+) -> None:
+    """Distill a student: the teacher labels rows, a filter keeps the sure ones, a LoRA adapter is trained
+    on CPU and written as GGUF for llama.cpp. Re-run the same command to resume a killed training."""
+    from rich.console import Console
+
+    from compound.evaluate.compare import classifier
+    from compound.optimize.distill.filter import Filter
+    from compound.optimize.distill.pipeline import Distill
+    from compound.optimize.distill.train import TrainConfig
+    from compound.tables.operators import render_row
+
+    console = Console(stderr=True)
+    names = [x.strip() for x in labels.split(",") if x.strip()]
+    if len(names) < 2:
+        raise ConfigurationError("--labels needs at least two comma-separated labels")
+    texts = read_inputs(data, input_col)
+    if rows > len(texts):
+        raise ConfigurationError(f"--rows {rows} is more than the {len(texts)} rows in {data}")
+    chosen = unseen_order(len(texts), seed)[len(texts) - rows :]
+    trainset = [{"row": render_row({input_col: texts[i]}, [input_col])} for i in chosen]
+    cfg = TrainConfig(
+        rank=rank,
+        alpha=2.0 * rank,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        max_steps=max_steps,
+        max_seconds=max_seconds,
+        threads=threads,
+    )
+    job = Distill(teacher, student=student, out=out, samples=samples, filter=Filter(min_agreement, judge), train=cfg)
+    console.print(f"teacher {teacher} labels {rows} rows ({samples} sample(s) each); student {student}")
+    job.compile(classifier(names, teacher), trainset)
+    record = json.loads((out / "student.json").read_text())
+    train = record["train"]
+    console.print(
+        f"kept {record['data']['kept']}/{record['data']['rows']} teacher answers; trained {train['steps']}/"
+        f"{train['total_steps']} steps ({train['stopped']}), final loss {train['losses'][-1] if train['losses'] else 'n/a'}; "
+        f"one-time CPU s: label {record['cost']['label_cpu_s']:.0f}, filter {record['cost']['filter_cpu_s']:.0f}, "
+        f"train {record['cost']['train_cpu_s']:.0f}"
+    )
+    console.print(f"student: {out / 'adapter.gguf'} (sha256 {record['adapter_sha256'][:12]}); model {record['model']}")
+    console.print(
+        f"evaluate: compound compare --data {data} --input {input_col} --label LABEL --configs small,student:{out},large"
+    )
+
+
+def student_classifier(folder: str | Path, texts: list[str] | None = None):
+    """The classification student in ``folder`` (as ``compound compare``'s ``student:DIR`` config), with
+    the labels it was trained on. Given the rendered rows to be scored, refuses any the student saw."""
+    from compound.evaluate.compare import FIELD, classifier
+    from compound.optimize.distill.pipeline import input_digest, load_student, read_record
+
+    record = read_record(folder)
+    try:
+        labels = record["program"]["output_schema"]["properties"][FIELD]["enum"]
+    except KeyError:
+        raise ConfigurationError(f"the student in {folder} is not a classifier (no {FIELD!r} labels)") from None
+    if texts is not None:
+        seen = set(record["input_digests"]) & {input_digest({"row": t}) for t in texts}
+        if seen:
+            raise ConfigurationError(
+                f"{len(seen)} of the rows to evaluate were labelled for the student in {folder}; "
+                "evaluate on other rows (a smaller --limit, or distill with fewer --rows)"
+            )
+    program, _ = load_student(classifier(labels, None), folder)
+    program.name = "student"
+    return program
+
+
+def student_one_time_cpu_s(folder: str | Path) -> float:
+    """What making the student cost once: teacher labelling, filtering and training (CPU seconds)."""
+    from compound.optimize.distill.pipeline import read_record
+
+    return sum(read_record(folder)["cost"].values())

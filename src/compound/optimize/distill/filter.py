@@ -1,0 +1,96 @@
+"""RLAIF-lite: keep only the teacher outputs the teacher is sure of.
+
+Any combination of three signals decides, and every row gets a decision with its reason:
+- **agreement**: the share of the teacher's samples whose value equals the greedy one must reach
+  ``min_agreement``;
+- **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict;
+- **requirements**: the program's own requirements, at MUST level, must pass.
+
+``write_decisions`` saves every kept and dropped example as JSON Lines, so the filter is auditable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compound.control.requirements import MUST, LLMJudge, Requirement, validate_all
+from compound.optimize.distill.data import Labelled
+
+DEFAULT_CRITERION = "The output is a correct answer for these inputs."
+
+
+@dataclass
+class Filter:
+    min_agreement: float = 1.0
+    judge: Any = None  # a model spec or Backend: adds an LLMJudge with ``criterion``
+    criterion: str = DEFAULT_CRITERION
+    use_requirements: bool = True
+
+    def checks(self, program_requirements: list[Requirement]) -> list[Requirement]:
+        reqs = [r for r in program_requirements if r.level == MUST] if self.use_requirements else []
+        if self.judge is not None:
+            reqs.append(LLMJudge(self.criterion, model=self.judge, level=MUST))
+        return reqs
+
+    async def decide(self, rows: list[Labelled], program_requirements: list[Requirement] = ()) -> list[Labelled]:
+        """Set each row's ``decision`` (kept, reason, agreement, validations) and return the rows."""
+        reqs = self.checks(list(program_requirements))
+
+        async def one(row: Labelled) -> None:
+            greedy = row.greedy
+            if greedy.error is not None:
+                row.decision = {"kept": False, "reason": f"the teacher's reply did not parse: {greedy.error}"}
+                return
+            same = sum(c.error is None and c.value == greedy.value for c in row.samples)
+            agreement = same / len(row.samples)
+            decision: dict[str, Any] = {"agreement": round(agreement, 4)}
+            if agreement < self.min_agreement:
+                row.decision = {
+                    **decision,
+                    "kept": False,
+                    "reason": f"teacher samples agree {same}/{len(row.samples)}, below {self.min_agreement:g}",
+                }
+                return
+            validations = await validate_all(reqs, greedy.value, row.inputs) if reqs else []
+            decision["validations"] = [v.to_dict() for v in validations]
+            failed = [v for v in validations if not v.passed]
+            if failed:
+                row.decision = {**decision, "kept": False, "reason": "; ".join(v.reason for v in failed)}
+            else:
+                why = [f"teacher samples agree {same}/{len(row.samples)}"] + [
+                    f"{v.requirement}: {v.reason}" for v in validations
+                ]
+                row.decision = {**decision, "kept": True, "reason": "; ".join(why)}
+
+        await asyncio.gather(*(one(r) for r in rows))
+        return rows
+
+
+def write_decisions(rows: list[Labelled], path: Path) -> dict[str, int]:
+    """Every row as one JSON line: inputs, the teacher's output and samples, kept or not, and why."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        for r in rows:
+            greedy = r.greedy
+            f.write(
+                json.dumps(
+                    {
+                        "inputs": r.inputs,
+                        "output": None if greedy.value is None else greedy.value.model_dump(mode="json"),
+                        "samples": [c.text for c in r.samples],
+                        "synthetic": r.synthetic,
+                        **r.decision,
+                    },
+                    default=str,
+                )
+                + "\n"
+            )
+    os.replace(tmp, path)
+    kept = sum(bool(r.decision.get("kept")) for r in rows)
+    return {"rows": len(rows), "kept": kept, "dropped": len(rows) - kept, "synthetic": sum(r.synthetic for r in rows)}

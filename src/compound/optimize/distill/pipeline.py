@@ -1,0 +1,186 @@
+"""``Distill``: make a small model do a program's job by fine-tuning it on a teacher's sure answers.
+
+``Distill(teacher, student="smollm2-135m").compile(program, trainset)`` returns the program answered by
+the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, each saved under ``out``:
+
+1. the teacher labels the inputs (``trainset`` rows; gold columns are never read), after writing
+   synthetic inputs where there are fewer than ``min_rows``;
+2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
+3. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
+4. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
+   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program.
+
+Reading a student back: ``load_student(out)`` gives the student program (its model spec names the
+adapter, so its cache identity is its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compound.core.concurrency import run_sync
+from compound.core.errors import ConfigurationError
+from compound.core.usage import track_usage
+from compound.optimize.distill.data import (
+    as_teacher,
+    label,
+    program_inputs,
+    student_program,
+    synthesize,
+    training_examples,
+)
+from compound.optimize.distill.filter import Filter, write_decisions
+from compound.optimize.distill.report import plot, write_json
+from compound.optimize.distill.train import TrainConfig
+from compound.program.predict import Predict
+
+STUDENT_FORMAT = "compound.student"
+STUDENT_VERSION = 1
+
+
+def student_spec(base: str, adapter: Path) -> str:
+    """The model spec of a base with a LoRA adapter (served by the llama.cpp backend)."""
+    return f"{base}+lora={adapter.resolve()}"
+
+
+@dataclass
+class Distill:
+    teacher: Any  # a model spec, a Backend, or a Predict that answers the task
+    student: str = "smollm2-135m"
+    out: Path | str = "student"
+    samples: int = 3
+    filter: Filter = field(default_factory=Filter)
+    min_rows: int = 0  # write synthetic inputs up to this many rows
+    train: TrainConfig = field(default_factory=TrainConfig)
+    progress: bool = True
+    check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
+
+    def compile(self, program: Predict, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
+        """The program answered by a distilled student. ``valset`` and ``metric`` are not used for
+        training (the teacher is the only supervision); evaluate the student with ``compound compare``."""
+        return run_sync(self.acompile(program, trainset))
+
+    async def acompile(self, program: Predict, trainset: list[dict[str, Any]]) -> Predict:
+        if not isinstance(program, Predict):
+            raise ConfigurationError(f"Distill compiles a single Predict step, not {type(program).__name__}")
+        out = Path(self.out)
+        out.mkdir(parents=True, exist_ok=True)
+        inputs = [program_inputs(program, r) for r in trainset]
+        teacher = as_teacher(program, self.teacher)
+        with track_usage("distill.label") as label_usage:
+            synthetic = []
+            if len(inputs) < self.min_rows:
+                synthetic = await synthesize(program, teacher.model, inputs, self.min_rows - len(inputs))
+            rows = await label(
+                teacher, inputs + synthetic, self.samples, [False] * len(inputs) + [True] * len(synthetic)
+            )
+        with track_usage("distill.filter") as filter_usage:
+            await self.filter.decide(rows, teacher.requirements)
+        stats = write_decisions(rows, out / "examples.jsonl")
+        examples = training_examples(student_program(program, self.student), rows)
+        fit = fit_student(self.student, examples, out, self.train, self.progress, self.check_prompts)
+        spec = student_spec(self.student, out / "adapter.gguf")
+        student = student_program(program, spec)
+        student.save(out / "student.program.json")
+        record = {
+            "format": STUDENT_FORMAT,
+            "version": STUDENT_VERSION,
+            "base": self.student,
+            "adapter": "adapter.gguf",
+            "adapter_sha256": fit["adapter_sha256"],
+            "model": spec,
+            "teacher": getattr(teacher.model, "model_id", teacher.model),
+            "program": {
+                "inputs": list(program.signature.inputs.model_fields),
+                "output_schema": program.output_type.model_json_schema(),
+            },
+            "data": {**stats, "training_examples": len(examples), "samples_per_row": self.samples},
+            "filter": asdict(self.filter) | {"judge": str(self.filter.judge) if self.filter.judge else None},
+            "input_digests": sorted(input_digest(r.inputs) for r in rows),
+            "cost": {
+                "label_cpu_s": label_usage.total.cpu_s,
+                "filter_cpu_s": filter_usage.total.cpu_s,
+                "train_cpu_s": fit["train"]["cpu_s"],
+            },
+            "train": fit["train"],
+        }
+        write_json(record, out / "student.json")
+        return student
+
+
+def input_digest(inputs: dict[str, Any]) -> str:
+    """A row's identity (to check later that evaluation rows were not seen in training)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def fit_student(
+    base: str,
+    examples: list[dict[str, Any]],
+    out: Path,
+    cfg: TrainConfig,
+    progress: bool = True,
+    check_prompts: int = 4,
+) -> dict[str, Any]:
+    """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record greedy
+    replies of the trained model for the export check, and plot the loss curve."""
+    from compound.core.settings import get_settings
+    from compound.models.embedded import get_embedded
+    from compound.optimize.distill.export import lora_pairs, sha256_file, write_gguf_adapter
+    from compound.optimize.distill.train import greedy_replies, load_base, lora_model, train
+
+    gguf = get_embedded(base).path(get_settings().models_dir)
+    fingerprint = hashlib.sha256(
+        json.dumps([base, examples, asdict(cfg) | {"max_steps": None, "max_seconds": None}], sort_keys=True).encode()
+    ).hexdigest()[:24]
+    t0, cpu0 = time.monotonic(), time.process_time()
+    tok, model = load_base(gguf)
+    model = lora_model(model, cfg)
+    load_cpu = time.process_time() - cpu0
+    result = train(tok, model, examples, out / "checkpoints", cfg, fingerprint=fingerprint, progress=progress)
+    adapter = write_gguf_adapter(lora_pairs(model), cfg.alpha, gguf, out / "adapter.gguf", name=f"{base}-student")
+    prompts = [e["messages"] for e in examples[:check_prompts]]
+    write_json({"prompts": prompts, "replies": greedy_replies(tok, model, prompts)}, out / "greedy_check.json")
+    plot(result.losses, out / "loss.png")
+    return {
+        "adapter_sha256": sha256_file(adapter),
+        "train": asdict(result) | {"load_cpu_s": load_cpu, "config": asdict(cfg), "examples": len(examples)},
+        "wall_s": time.monotonic() - t0,
+    }
+
+
+def read_record(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "student.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigurationError(f"{folder} is not a distilled student (no readable student.json: {e})") from None
+    if record.get("format") != STUDENT_FORMAT or record.get("version", 0) > STUDENT_VERSION:
+        raise ConfigurationError(f"{path} is not a student file this compound reads (format {STUDENT_FORMAT} v1)")
+    return record
+
+
+def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[str, Any]]:
+    """The student of ``program`` saved in ``folder``, and its record. Refuses a folder of another task
+    (other inputs or output schema) and an adapter whose sha256 changed since training."""
+    from compound.optimize.distill.export import sha256_file
+
+    folder = Path(folder)
+    record = read_record(folder)
+    task = {
+        "inputs": list(program.signature.inputs.model_fields),
+        "output_schema": program.output_type.model_json_schema(),
+    }
+    if task != record["program"]:
+        raise ConfigurationError(
+            f"the student in {folder} was trained for another task ({record['program']}), not {task}; "
+            "pass the program (labels, fields) it was distilled for"
+        )
+    adapter = folder / record["adapter"]
+    if not adapter.exists() or sha256_file(adapter) != record["adapter_sha256"]:
+        raise ConfigurationError(f"{adapter} is missing or changed since training (its sha256 differs); retrain it")
+    return student_program(program, student_spec(record["base"], adapter)), record

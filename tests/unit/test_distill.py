@@ -1,0 +1,165 @@
+"""Distillation without training: teacher labelling, the agreement/requirement filter and its saved
+decisions, training examples in the student's own prompt format, the GGUF adapter layout, break-even."""
+
+import asyncio
+import json
+import random
+
+import numpy as np
+import pytest
+
+from compound import ScriptedBackend
+from compound.control.requirements import Check
+from compound.evaluate.compare import classifier
+from compound.optimize.distill.data import (
+    as_teacher,
+    chat_of,
+    dedupe,
+    label,
+    program_inputs,
+    student_program,
+    training_examples,
+)
+from compound.optimize.distill.export import gguf_name, permute_rows, write_gguf_adapter
+from compound.optimize.distill.filter import Filter, write_decisions
+from compound.optimize.distill.report import break_even_rows
+from compound.program.predict import Predict
+from compound.strategies.rejection import RejectionSampling
+
+
+def teacher_backend():
+    """Greedy answers follow the text; sampled answers flip on rows containing 'unsure'."""
+
+    def reply(request):
+        text = request.messages[-1].content
+        label = "spam" if "win" in text else "ham"
+        if request.temperature > 0 and "unsure" in text:
+            label = "ham" if label == "spam" else "spam"
+        return json.dumps({"label": label})
+
+    return ScriptedBackend(reply, model="teacher", latency_s=0.01)
+
+
+ROWS = [{"row": "text: win a prize", "label": "ham"}, {"row": "text: see you at 5", "label": "spam"}]
+
+
+def test_label_and_agreement_filter_save_every_decision(tmp_path):
+    asyncio.run(_test_label_and_agreement_filter_save_every_decision(tmp_path))
+
+
+async def _test_label_and_agreement_filter_save_every_decision(tmp_path):
+    program = classifier(["spam", "ham"], None)
+    teacher = as_teacher(program, teacher_backend())
+    inputs = [program_inputs(program, r) for r in ROWS] + [{"row": "text: win, unsure"}]
+    assert all(set(i) == {"row"} for i in inputs)  # the gold column never reaches the teacher
+    rows = await label(teacher, inputs, samples=3)
+    await Filter(min_agreement=1.0).decide(rows)
+    assert [r.decision["kept"] for r in rows] == [True, True, False]
+    assert "agree 1/3" in rows[2].decision["reason"]
+    stats = write_decisions(rows, tmp_path / "examples.jsonl")
+    assert stats == {"rows": 3, "kept": 2, "dropped": 1, "synthetic": 0}
+    saved = [json.loads(line) for line in (tmp_path / "examples.jsonl").read_text().splitlines()]
+    assert [s["output"]["label"] for s in saved] == ["spam", "ham", "spam"]  # teacher labels, not gold
+    assert all(s["reason"] for s in saved) and len(saved[2]["samples"]) == 3
+
+
+def test_program_requirements_drop_outputs():
+    asyncio.run(_test_program_requirements_drop_outputs())
+
+
+async def _test_program_requirements_drop_outputs():
+    program = Predict(
+        "question -> answer",
+        model=teacher_backend(),
+        requirements=[Check(lambda v: len(v.answer) < 10, "short answer")],
+        strategy=RejectionSampling(2),
+    )
+    backend = ScriptedBackend(lambda r: json.dumps({"answer": "x" * (3 if "a" in r.messages[-1].content else 20)}))
+    rows = await label(as_teacher(program, backend), [{"question": "a"}, {"question": "b"}], samples=1)
+    await Filter(min_agreement=1.0).decide(rows, program.requirements)
+    assert [r.decision["kept"] for r in rows] == [True, False]
+    assert "short answer" in rows[1].decision["reason"]
+
+
+def test_training_examples_are_the_students_own_prompt():
+    asyncio.run(_test_training_examples_are_the_students_own_prompt())
+
+
+async def _test_training_examples_are_the_students_own_prompt():
+    program = classifier(["spam", "ham"], "teacher")
+    rows = await label(as_teacher(program, teacher_backend()), [{"row": "text: win"}], samples=1)
+    await Filter().decide(rows)
+    student = student_program(program, "student-model")
+    (example,) = training_examples(student, rows)
+    assert example["reply"] == '{"label":"spam"}'
+    assert example["messages"] == chat_of(student, {"row": "text: win"})
+    system, user = example["messages"]
+    assert "Classify" not in system["content"] and '"spam"' in system["content"]  # no instructions, schema note only
+    assert user == {"role": "user", "content": "row: text: win"}
+    # what the student program actually sends is what it was trained on
+    seen = ScriptedBackend(['{"label":"spam"}'], model="student-probe")
+    probe = student_program(program, seen)
+    await probe.aforward(row="text: win")
+    assert [m.to_dict() for m in seen.requests[0].messages] == example["messages"]
+
+
+def test_dedupe_drops_near_copies():
+    rows = [{"t": "win a free prize now"}, {"t": "Win a FREE prize now!"}, {"t": "lunch at noon?"}]
+    assert dedupe(rows) == [0, 2]
+    assert dedupe(rows, against=[{"t": "lunch at noon"}]) == [0]
+
+
+def test_gguf_names_and_qk_permutation():
+    assert gguf_name("base_model.model.model.layers.3.self_attn.q_proj") == "blk.3.attn_q.weight"
+    assert gguf_name("model.layers.12.mlp.down_proj") == "blk.12.ffn_down.weight"
+    w = np.arange(2 * 8 * 3).reshape(2 * 8, 3)  # 2 heads of 8 rows: halves interleave pairwise
+    p = permute_rows(w, 2)
+    assert p[:, 0].tolist()[:8] == [0, 12, 3, 15, 6, 18, 9, 21]
+    assert sorted(p[:, 0].tolist()) == sorted(w[:, 0].tolist())
+
+
+def test_written_adapter_has_the_keys_and_shapes_llama_cpp_checks(tmp_path):
+    from gguf import GGUFReader, GGUFType, GGUFWriter
+
+    base = tmp_path / "base.gguf"
+    writer = GGUFWriter(str(base), "llama")
+    writer.add_uint32("llama.attention.head_count", 2)
+    writer.add_uint32("llama.attention.head_count_kv", 1)
+    writer.add_tensor("blk.0.attn_q.weight", np.zeros((16, 12), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 12)).astype(np.float32), rng.standard_normal((16, 4)).astype(np.float32)
+    out = write_gguf_adapter({"model.layers.0.self_attn.q_proj": (a, b)}, 8.0, base, tmp_path / "a.gguf")
+    reader = GGUFReader(str(out))
+
+    def value(key):
+        f = reader.fields[key]
+        v = f.parts[f.data[0]]
+        return bytes(v).decode() if f.types[0].name == "STRING" else v.tolist()[0]
+
+    assert value("general.type") == GGUFType.ADAPTER and value("general.architecture") == "llama"
+    assert value("adapter.type") == "lora" and value("adapter.lora.alpha") == 8.0
+    tensors = {t.name: t for t in reader.tensors}
+    assert list(tensors["blk.0.attn_q.weight.lora_a"].shape) == [12, 4]  # ne order: [in, r]
+    assert list(tensors["blk.0.attn_q.weight.lora_b"].shape) == [4, 16]  # [r, out]
+    np.testing.assert_array_equal(tensors["blk.0.attn_q.weight.lora_b"].data, permute_rows(b, 2))
+    np.testing.assert_array_equal(tensors["blk.0.attn_q.weight.lora_a"].data, a)
+
+
+@pytest.mark.parametrize(
+    "one_time, teacher, student, expected", [(100.0, 1.0, 0.5, 200), (10.0, 1.0, 1.0, None), (1.0, 0.3, 0.1, 5)]
+)
+def test_break_even(one_time, teacher, student, expected):
+    assert break_even_rows(one_time, teacher, student) == expected
+
+
+def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
+    from compound.optimize.distill.cli import unseen_order
+
+    order = unseen_order(1000, 0)
+    reference = list(range(1000))
+    random.Random(0).shuffle(reference)
+    assert order == reference  # compare evaluates order[:limit]; distill takes order[-rows:]
