@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from compound.cli_support import COUNT, FRACTION, LIMIT, SIZE, fail, number, parse_counts
+from compound.cli_support import COUNT, FRACTION, LIMIT, SIZE, fail, number, parse_counts, warn
 from compound.cli_support import main as _main
 from compound.optimize.distill.cli import distill_command as _distill_command
 
@@ -272,38 +272,48 @@ def table(
     auto: bool = typer.Option(
         False, "--auto", help="classify/impute: teach a cheap student first, the model only for unsure rows"
     ),
+    encoding: str | None = typer.Option(
+        None, help="CSV/TSV: the file's encoding (default: UTF-8, or what its byte-order mark says)"
+    ),
+    delimiter: str | None = typer.Option(None, help="CSV: the field separator (default: ',' and, for .tsv, tab)"),
+    sheet: str | None = typer.Option(None, help="Excel: the sheet to process (default: the first)"),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.tables.cli_job import run_file_job
 
     limits = {"cost_usd": max_cost, "tokens": max_tokens, "wall_s": max_seconds, "calls": max_calls}
+    if delimiter is not None and len(delimiter) != 1:
+        _fail(f"--delimiter must be one character, got {delimiter!r}; e.g. --delimiter ';'")
+    spec = {
+        "op": op,
+        "input": str(input) if input else None,
+        "out": str(out) if out else None,
+        "column": column,
+        "instruction": instruction,
+        "source": source,
+        "fields": fields,
+        "condition": condition,
+        "by": by,
+        "model": model,
+        "auto": True if auto else None,  # None: not given (so --resume does not see it as a change)
+        "job_id": job,
+        "labels": [x.strip() for x in labels.split(",")] if labels else None,
+        "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+    }
     if resume is None:
         if op is None or input is None:
             _fail("give OP and INPUT (or --resume JOB)")
-        out = out or input.with_name(f"{input.stem}.{op}{input.suffix}")
-        spec = {
-            "op": op,
-            "input": str(input),
-            "out": str(out),
-            "column": column,
-            "instruction": instruction,
-            "source": source,
-            "fields": fields,
-            "condition": condition,
-            "by": by,
-            "model": model,
-            "auto": auto,
-            "job_id": job,
-            "labels": [x.strip() for x in labels.split(",")] if labels else None,
-            "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
-        }
-        result, path = run_file_job(spec, limits=limits, progress=progress)
-    else:
-        result, path = run_file_job(None, resume=resume, limits=limits, progress=progress)
+        spec["out"] = str(out or input.with_name(f"{input.stem}.{op}{input.suffix}"))
+    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress)
     u = result.usage
     console.print(
         f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
-        f"{result.from_checkpoint} from the checkpoint) -> {path}"
+        f"{result.from_checkpoint} from the checkpoint) -> {path}",
+        highlight=False,
+        markup=False,
     )
     console.print(
         "physical: " + _usage_line(u.physical.to_dict()) + "   cached: " + _usage_line(u.cached.to_dict()),
@@ -313,25 +323,28 @@ def table(
         from compound.optimize.auto import summary_line
 
         console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
+    for note in result.notes:
+        warn(note)
     if result.failed:
-        err.print(
-            f"[yellow]{len(result.failed)} row(s) got no valid reply and were left empty[/], e.g. row {next(iter(result.failed))}: "
-            f"{next(iter(result.failed.values()))}",
-            highlight=False,
-        )
+        index, why = next(iter(result.failed.items()))
+        warn(f"{len(result.failed)} row(s) got no valid reply and were left empty, e.g. row {index}: {why}")
 
 
 @app.command()
 def jobs(limit: int = typer.Option(20, help="how many", callback=COUNT)) -> None:
     """The latest table jobs and how far each got."""
+    from compound.tables.joblock import job_running
     from compound.tables.jobs import job_store
 
     t = Table("id", "op", "status", "done", "input", "out")
     for j in job_store().list(limit):
+        status = j["status"]
+        if status == "running" and not job_running(j["id"]):
+            status = "interrupted"  # no process holds it: it was killed; resume it
         t.add_row(
             j["id"],
             j["spec"].get("op", ""),
-            j["status"],
+            status,
             f"{j['done']}/{j['total']}",
             j["spec"].get("input", ""),
             j["spec"].get("out", ""),

@@ -29,11 +29,21 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def print_error(message: str) -> None:
+def _line(prefix: str, style: str, message: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, width=100_000, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), one_line(message)))
+    Console(stderr=True, width=100_000, soft_wrap=True).print(Text.assemble((prefix, style), one_line(message)))
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr."""
+    _line("error: ", "bold red", message)
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (the command goes on)."""
+    _line("warning: ", "bold yellow", message)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -136,6 +146,7 @@ __all__ = [
     "number",
     "one_line",
     "print_error",
+    "warn",
     "COUNT",
     "SIZE",
     "LIMIT",

@@ -85,3 +85,31 @@ def test_the_llama_cpp_python_engine_behind_the_same_interface(small_model):
     g = other.generate(LONG_PROMPT, max_tokens=4, cache=False)
     counted = other.count_prompt_tokens(compound.Request((compound.Message("user", LONG_PROMPT),)))
     assert 0 <= counted - g.usage.prompt_tokens <= 1  # exact, give or take a BOS token
+
+
+def test_llama_cpp_python_loads_without_extra_buffer_types_when_asked():
+    """The AMX-safe load (used when the build has AMX kernels): use_extra_bufts is off for that load only."""
+    pytest.importorskip("llama_cpp", reason="the optional llama-cpp-python engine is not installed")
+    import llama_cpp.llama_cpp as lib
+
+    from compound.models.engines import EngineConfig
+    from compound.models.engines.llama_cpp_python import _load
+    from compound.models.llama_cpp import resolve_model_path
+
+    seen = []
+    default_params = lib.llama_model_default_params
+    original_model = lib.llama_model_load_from_file
+
+    def spy(path, params):
+        seen.append(params.use_extra_bufts)
+        return original_model(path, params)
+
+    lib.llama_model_load_from_file = spy
+    try:
+        llm = _load(EngineConfig(path=resolve_model_path("smollm2-135m"), n_ctx=512, n_threads=2), safe=True)
+    finally:
+        lib.llama_model_load_from_file = original_model
+    assert seen == [False] and lib.llama_model_default_params is default_params
+    out = llm.create_chat_completion(messages=[{"role": "user", "content": LONG_PROMPT}], max_tokens=4)
+    assert out["usage"]["prompt_tokens"] >= 200
+    llm.close()

@@ -22,10 +22,12 @@ def _load_fake():
 
 @pytest.fixture
 def relio_fake():
-    """``relio-fake`` registered in this process (see relio_site/relio_fake.py), 30 ms a call."""
-    fake = _load_fake()
-    fake.register(latency_s=0.03)
-    return "relio-fake"
+    """``relio-fake`` registered in this process (see relio_site/relio_fake.py), 30 ms a call; returns the
+    backend (its ``requests`` are the calls that reached it)."""
+    import compound
+
+    _load_fake().register(latency_s=0.03)
+    return compound.get_model("relio-fake")
 
 
 def relio_console_script() -> str:

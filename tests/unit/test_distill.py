@@ -22,7 +22,6 @@ from compound.optimize.distill.data import (
 )
 from compound.optimize.distill.export import gguf_name, permute_rows, write_gguf_adapter
 from compound.optimize.distill.filter import Filter, write_decisions
-from compound.optimize.distill.report import break_even_rows
 from compound.program.predict import Predict
 from compound.strategies.rejection import RejectionSampling
 
@@ -149,11 +148,12 @@ def test_written_adapter_has_the_keys_and_shapes_llama_cpp_checks(tmp_path):
     np.testing.assert_array_equal(tensors["blk.0.attn_q.weight.lora_a"].data, a)
 
 
-@pytest.mark.parametrize(
-    "one_time, teacher, student, expected", [(100.0, 1.0, 0.5, 200), (10.0, 1.0, 1.0, None), (1.0, 0.3, 0.1, 5)]
-)
-def test_break_even(one_time, teacher, student, expected):
-    assert break_even_rows(one_time, teacher, student) == expected
+def test_loss_and_cost_plot(tmp_path):
+    from compound.optimize.distill.report import plot
+
+    costs = {"teacher_cpu_per_row": 1.0, "student_cpu_per_row": 0.2, "one_time_cpu_s": 400.0, "break_even_rows": 500}
+    path = plot([3.0, 2.0, 1.0, 0.5], tmp_path / "loss.png", costs)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
@@ -163,3 +163,36 @@ def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
     reference = list(range(1000))
     random.Random(0).shuffle(reference)
     assert order == reference  # compare evaluates order[:limit]; distill takes order[-rows:]
+
+
+def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_path, monkeypatch):
+    from compound.core.errors import ConfigurationError
+    from compound.optimize.distill import pipeline
+    from compound.optimize.distill.cli import student_classifier, student_one_time_cpu_s
+    from compound.optimize.distill.export import sha256_file
+
+    def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4):  # training is an integration test
+        (out / "adapter.gguf").write_bytes(b"GGUF" + json.dumps(examples).encode())
+        return {"adapter_sha256": sha256_file(out / "adapter.gguf"), "train": {"cpu_s": 5.0, "losses": [1.0]}}
+
+    monkeypatch.setattr(pipeline, "fit_student", fake_fit)
+    synthetic = json.dumps({"items": [{"row": "text: win a car"}, {"row": "text: Win a car!"}, {"row": "text: at 6?"}]})
+
+    def reply(request):
+        return synthetic if "new, varied inputs" in request.messages[-1].content else teacher_backend()._fn(request)
+
+    teacher = ScriptedBackend(reply, model="teacher-2")
+    job = pipeline.Distill(teacher, out=tmp_path / "s", samples=2, min_rows=4)
+    student = job.compile(classifier(["spam", "ham"], teacher), [{"row": "text: win now"}, {"row": "text: hi mom"}])
+    assert student.model == f"smollm2-135m+lora={(tmp_path / 's' / 'adapter.gguf').resolve()}"
+    assert student.instructions == "" and student.demos == []
+    record = json.loads((tmp_path / "s" / "student.json").read_text())
+    assert record["data"]["synthetic"] == 2 and record["data"]["rows"] == 4  # the near-copy was dropped
+    assert record["cost"]["train_cpu_s"] == 5.0
+    assert student_one_time_cpu_s(tmp_path / "s") == pytest.approx(sum(record["cost"].values()))
+    assert student_classifier(tmp_path / "s", ["text: something else"]).model == student.model
+    with pytest.raises(ConfigurationError, match="1 of the rows to evaluate were labelled"):
+        student_classifier(tmp_path / "s", ["text: win now"])
+    (tmp_path / "s" / "adapter.gguf").write_bytes(b"GGUF changed")
+    with pytest.raises(ConfigurationError, match="changed since training"):
+        student_classifier(tmp_path / "s")

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import queue
 import re
 import sqlite3
 import threading
 import time
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,18 @@ _live_writers: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 
 
 class BatchWriter:
-    """Runs queued ``(sql, params-or-callable)`` writes on its own thread, one transaction per batch."""
+    """Runs queued ``(sql, params-or-callable)`` writes on its own thread, one transaction per batch.
+
+    ``put`` appends to a deque and wakes the writer only when it sleeps, so a burst of writes costs the
+    hot path one append each (no lock, no thread hand-off per write)."""
 
     LINGER_S = 0.005
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], on_written: Callable[[list], None] | None = None):
         self._connect = connect
         self._on_written = on_written
-        self._queue: queue.Queue = queue.Queue()
+        self._items: deque[tuple[str | None, Any]] = deque()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None
@@ -52,10 +56,17 @@ class BatchWriter:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="compound-sqlite-writer", daemon=True)
                     self._thread.start()
-        self._queue.put((sql, params))
+        self._items.append((sql, params))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
-        self._queue.join()
+        """Wait until every write queued before this call is committed; raise the first failure."""
+        if self._thread is not None:
+            done = threading.Event()
+            self._items.append((None, done))  # a marker: set once everything before it is written
+            self._wake.set()
+            done.wait()
         if self.error is not None:
             error, self.error = self.error, None
             raise error
@@ -63,32 +74,40 @@ class BatchWriter:
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         while True:
-            item = self._queue.get()
+            self._wake.wait()
+            self._wake.clear()
             time.sleep(self.LINGER_S)  # let a batch gather: fewer wake-ups and GIL hand-offs on the hot path
-            batch = [item]
-            while len(batch) < 1000:
+            while self._items:
+                batch: list[tuple[str, Any]] = []
+                markers: list[threading.Event] = []
+                while self._items and len(batch) < 1000:
+                    sql, params = self._items.popleft()
+                    if sql is None:
+                        markers.append(params)
+                    else:
+                        batch.append((sql, params))
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                conn = self._connect()  # the same one each time, unless the file was moved aside
-                by_sql: dict[str, list] = {}
-                for sql, params in batch:
-                    by_sql.setdefault(sql, []).append(params() if callable(params) else params)
-                conn.execute("BEGIN")
-                for sql, rows in by_sql.items():
-                    conn.executemany(sql, rows)
-                conn.execute("COMMIT")
-                if self._on_written is not None:
-                    self._on_written(batch)
-            except BaseException as e:  # reported to the next flush, never silently dropped
-                if conn is not None and conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self.error = e
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                    if batch:
+                        conn = self._connect()  # the same one each time, unless the file was moved aside
+                        self._commit(conn, batch)
+                except BaseException as e:  # reported to the next flush, never silently dropped
+                    if conn is not None and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self.error = e
+                finally:
+                    for marker in markers:
+                        marker.set()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[str, Any]]) -> None:
+        by_sql: dict[str, list] = {}
+        for sql, params in batch:
+            by_sql.setdefault(sql, []).append(params() if callable(params) else params)
+        conn.execute("BEGIN")
+        for sql, rows in by_sql.items():
+            conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+        if self._on_written is not None:
+            self._on_written(batch)
 
 
 def flush_all() -> None:
@@ -113,13 +132,13 @@ class SQLiteStore:
     SCHEMA: str = ""
     VERSION: int = 1
     KIND: str = "store"
-    _open: dict[tuple[type, Path], SQLiteStore] = {}
+    _open: dict[tuple[type, str], SQLiteStore] = {}
     _open_lock = threading.Lock()
 
     @classmethod
     def at(cls, path: Path) -> Any:
         """The one store of this kind for ``path`` in this process (one writer thread per file)."""
-        key = (cls, Path(path))
+        key = (cls, os.fspath(path))  # a str key: hashing a Path re-parses it on every call
         store = cls._open.get(key)
         if store is None:
             with cls._open_lock:

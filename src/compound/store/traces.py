@@ -11,8 +11,8 @@ tracing is on), and an OpenTelemetry exporter beside it when an OTLP endpoint is
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,7 +26,7 @@ from compound.store.sqlite import SQLiteStore
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()  # 64 random bits, as the first half of a uuid4 gave (cheaper per call)
 
 
 @dataclass(slots=True)

@@ -1,14 +1,23 @@
-"""What ``compound table`` runs: a table operator over a file, as a durable job that can be resumed."""
+"""What ``compound table`` runs: a table operator over a file, as a durable job that can be resumed.
+
+Before any row is computed the job takes its lock, reads the input faithfully and checks the output (format,
+engine, folder, not the input, no sheet dropped). The output is written atomically and only then is the job
+marked ``done``. ``--resume`` takes every option from the job: an option given again with another value is
+refused. A resume over an input that changed since the job started is reported (``TableRun.notes``); rows
+are matched by content, so no result is ever attached to another row.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from compound.core.budget import budget
 from compound.core.errors import ConfigurationError
-from compound.tables.io import TableError, read_table, write_table
-from compound.tables.jobs import TableRun, job_store, new_job_id, process_table
+from compound.tables.io import TableError, check_output, open_table, write_table
+from compound.tables.joblock import check_job_id, job_lock
+from compound.tables.jobs import TableRun, job_store, mark_done, new_job_id, process_table
 from compound.tables.operators import OPERATORS
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -77,6 +86,39 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
     )
 
 
+#: options that are settings of this run, not of the job: they may differ on --resume
+_PER_RUN = ("job_id",)
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
+    return {**spec, **{k: str(Path(spec[k]).resolve()) for k in ("input", "out") if spec.get(k)}}
+
+
+def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str, Any] | None) -> None:
+    given = _resolved({k: v for k, v in (given or {}).items() if v is not None and k not in _PER_RUN})
+    differ = [k for k, v in given.items() if job_spec.get(k) != v]
+    if differ:
+        shown = "; ".join(f"--{k.replace('_', '-')} {given[k]!r} (the job has {job_spec.get(k)!r})" for k in differ)
+        raise ConfigurationError(
+            f"--resume {job_id} takes its options from the job, but these differ: {shown}; drop them to resume, "
+            "or start a new job to change them"
+        )
+
+
+def _written(op: Any, df: Any, result: TableRun) -> dict[str, Any]:
+    """The cells the job wrote: each output column, with the rows written (None: the whole column)."""
+    rows = None if op.spec.get("by") else set(result.outputs or {})
+    return {c: (rows if c in df.columns else None) for c in op.output_columns}
+
+
 def run_file_job(
     spec: dict[str, Any] | None,
     *,
@@ -84,27 +126,43 @@ def run_file_job(
     limits: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> tuple[TableRun, Path]:
+    """Run a new job (``spec``) or finish one (``resume``; ``spec`` then holds only options given again)."""
     store = job_store()
-    if resume is not None:
-        job = store.get(resume)
-        if job is None:
-            raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
-        spec, job_id = job["spec"], resume
-    else:
-        if spec is None:
-            raise ConfigurationError("give a job spec, or resume= the id of a job to finish")
-        job_id = spec.get("job_id") or new_job_id()
-        if store.get(job_id) is not None:
+    if resume is None and spec is None:
+        raise ConfigurationError("give a job spec, or resume= the id of a job to finish")
+    job_id = check_job_id(resume or (spec or {}).get("job_id") or new_job_id())
+    with job_lock(job_id):
+        job = store.get(job_id)
+        if resume is not None:
+            if job is None:
+                raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
+            _check_resume_options(job_id, job["spec"], spec)
+            spec = job["spec"]
+        elif job is not None:
             raise ConfigurationError(
                 f"job {job_id!r} exists already; resume it with --resume {job_id} or pick another id"
             )
-        spec = {**spec, "input": str(Path(spec["input"]).resolve()), "out": str(Path(spec["out"]).resolve())}
-    df = read_table(spec["input"])
-    with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
-        op = build_op(spec, df)  # with --auto this teaches (labelling, training), under the same budget
-        result = process_table(op, df, job_id=job_id, spec=spec, progress=progress)
-    result.setup = op.setup
-    out = write_table(result.df, spec["out"])
+        else:
+            spec = _resolved(spec or {})
+        df, source = open_table(
+            spec["input"], sheet=spec.get("sheet"), encoding=spec.get("encoding"), delimiter=spec.get("delimiter")
+        )
+        out = check_output(spec["out"], source, sheet_chosen=bool(spec.get("sheet")))
+        digest = _digest(spec["input"])
+        changed = resume is not None and spec.get("input_sha256") not in (None, digest)
+        spec = {**spec, "input_sha256": spec.get("input_sha256") or digest}
+        with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
+            op = build_op(spec, df)  # with --auto this teaches (labelling, training), under the same budget
+            result = process_table(op, df, job_id=job_id, spec=spec, progress=progress, finish=False)
+        result.setup = op.setup
+        if changed or result.stale:
+            result.notes.append(
+                f"the input changed since job {job_id} started: rows are matched by content, so "
+                f"{result.from_checkpoint} row input(s) came from the job's earlier run, {result.computed} were "
+                f"computed now, and {result.stale} earlier result(s) match no row any more and were not used"
+            )
+        write_table(result.df, out, source=source, written=_written(op, df, result))
+        mark_done(job_id)
     return result, out
 
 

@@ -1,73 +1,203 @@
-"""Reading and writing tables (CSV, Excel, Parquet), keeping columns and their order. Bad files get an
-error that names the file and, where it can, the row or column. Writes are atomic."""
+"""Reading and writing table files (CSV, TSV, Excel, Parquet) as a faithful round trip.
+
+Guarantees:
+
+- Columns a job does not write come back as they were: CSV and TSV cells are read as text (see
+  ``textfile``), workbook cells as their stored values (see ``workbook``), Parquet with its own types. Types
+  are inferred only where an operator needs them (``check_column_types``, for impute).
+- A bad file is refused with an error that names the file and the line or cell, and says what to do.
+- ``check_output`` checks the output before any row is computed: a known format whose engine is installed,
+  a writable directory, not the input itself (symlinks and hard links included), and no sheet of a
+  multi-sheet workbook silently dropped.
+- Values a job writes are neutralised against formula injection in CSV, TSV and Excel outputs (OWASP):
+  text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``. Columns the
+  job does not write are left byte for byte in CSV; in Excel every text cell is a string cell, never a formula.
+- Writes are atomic (a temporary file in the output's folder, then a rename); the temporary file is removed
+  on failure, and ones left by a killed process are removed by the next write to the same output.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compound.core.errors import ConfigurationError
 
 READERS = {".csv": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".parquet": "parquet", ".pq": "parquet"}
+ENGINES = {"excel": ("openpyxl", "openpyxl"), "parquet": ("pyarrow", "pyarrow")}
+#: the first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class TableError(ConfigurationError):
     """A table file or its contents cannot be used; the message names the file, row or column."""
 
 
+@dataclass
+class TableFile:
+    """Where a table came from and how it was spelled, so that its output is spelled the same way."""
+
+    path: Path
+    format: str
+    text: Any = None  # textfile.TextFormat for CSV and TSV
+    sheet: str | None = None
+    sheets: list[str] = field(default_factory=list)
+
+
 def table_format(path: Path) -> str:
-    fmt = READERS.get(path.suffix.lower())
+    fmt = READERS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise TableError(f"{path}: unknown table format {path.suffix!r}; use one of {', '.join(sorted(READERS))}")
+        raise TableError(f"{path}: unknown table format {Path(path).suffix!r}; use one of {', '.join(sorted(READERS))}")
     return fmt
 
 
-def read_table(path: str | Path, sheet: str | int = 0) -> Any:
-    """Read a table into a DataFrame. Raises ``TableError`` for a missing, unreadable or empty file."""
-    import pandas as pd
+def _engine(fmt: str, path: Path) -> None:
+    if fmt in ENGINES and importlib.util.find_spec(ENGINES[fmt][0]) is None:
+        raise TableError(
+            f"{path}: {fmt} files need the {ENGINES[fmt][1]} package: pip install 'compound[tables]' "
+            f"(or write to .csv instead)"
+        )
 
+
+def open_table(
+    path: str | Path, *, sheet: str | None = None, encoding: str | None = None, delimiter: str | None = None
+) -> tuple[Any, TableFile]:
+    """Read a table and how it is spelled. Raises ``TableError`` for a missing, unreadable or malformed file."""
     path = Path(path)
     fmt = table_format(path)
     if not path.exists():
-        raise TableError(f"{path}: no such file")
+        raise TableError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory; give a table file")
+    if fmt != "excel" and sheet is not None:
+        raise TableError(f"{path}: --sheet applies to Excel workbooks only")
+    _engine(fmt, path)
+    if fmt == "csv":
+        from compound.tables.textfile import read_text_table
+
+        try:
+            df, text = read_text_table(path, encoding, delimiter)
+        except LookupError:
+            raise TableError(f"unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1 or utf-16") from None
+        return df, TableFile(path, fmt, text=text)
+    if fmt == "excel":
+        from compound.tables.workbook import read_sheet
+
+        df, name, names = read_sheet(path, sheet)
+        return df, TableFile(path, fmt, sheet=name, sheets=names)
+    import pandas as pd
+
     try:
-        if fmt == "csv":
-            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        elif fmt == "excel":
-            df = pd.read_excel(path, sheet_name=sheet, engine="openpyxl")
-        else:
-            df = pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: the file is empty") from None
-    except ImportError as e:
-        raise TableError(
-            f"{path}: reading {fmt} needs an extra package: pip install 'compound[tables]' ({e})"
-        ) from None
+        df = pd.read_parquet(path)
     except Exception as e:
-        raise TableError(f"{path}: cannot read it as {fmt}: {type(e).__name__}: {e}") from None
+        raise TableError(f"{path}: cannot read it as parquet: {type(e).__name__}: {e}") from None
     if df.shape[0] == 0:
         raise TableError(f"{path}: the table has no rows")
-    return df
+    return df, TableFile(path, fmt)
 
 
-def write_table(df: Any, path: str | Path) -> Path:
-    """Write atomically (a temporary file, then a rename), so a crash never leaves half a file."""
+def read_table(path: str | Path, sheet: str | None = None, **options: Any) -> Any:
+    """Read a table into a DataFrame (CSV cells as text; see ``open_table``)."""
+    return open_table(path, sheet=sheet, **options)[0]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(out: str | Path, source: TableFile | None = None, *, sheet_chosen: bool = False) -> Path:
+    """Refuse an output that cannot be written, before any work is done; returns the output path."""
+    out = Path(out)
+    fmt = table_format(out)
+    _engine(fmt, out)
+    if source is not None and _same_file(out, source.path):
+        raise TableError(f"--out {out} is the input file; a job never overwrites its input: give another --out")
+    if out.is_dir():
+        raise TableError(f"--out {out} is a directory; give a file name such as {out / 'result.csv'}")
+    if source is not None and len(source.sheets) > 1 and fmt != "excel" and not sheet_chosen:
+        raise TableError(
+            f"{source.path} has {len(source.sheets)} sheets ({', '.join(source.sheets)}) but {out.suffix} holds "
+            f"one: write to .xlsx to keep them all, or pick the sheet to process with --sheet"
+        )
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise TableError(f"--out {out}: cannot write in {folder}; pick a folder you can write to")
+    return out
+
+
+def neutralise(value: Any) -> Any:
+    """OWASP's rule against formula injection: text a spreadsheet would run as a formula gets a leading ``'``."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def write_table(
+    df: Any,
+    path: str | Path,
+    *,
+    source: TableFile | None = None,
+    written: dict[str, Any] | None = None,
+) -> Path:
+    """Write atomically, in the source's spelling. ``written`` maps each column the job wrote to the row
+    labels it wrote (``None``: the whole column); those values are neutralised in CSV, TSV and Excel."""
     path = Path(path)
     fmt = table_format(path)
+    _engine(fmt, path)
+    if written and fmt != "parquet":
+        df = df.copy()
+        for column, rows in written.items():
+            if column in df.columns:
+                mask = df.index.isin(list(rows)) if rows is not None else [True] * len(df)
+                df[column] = [neutralise(v) if m else v for v, m in zip(df[column], mask, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         if fmt == "csv":
-            df.to_csv(tmp, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            from compound.tables.textfile import TextFormat, write_text_table
+
+            text = source.text if source is not None and source.text is not None else TextFormat()
+            if source is None or source.text is None:
+                text = TextFormat(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            write_text_table(df, tmp, text)
         elif fmt == "excel":
-            df.to_excel(tmp, index=False, engine="openpyxl")
+            from compound.tables.workbook import write_sheet
+
+            keep = source is not None and source.format == "excel" and source.path.exists()
+            write_sheet(df, tmp, like=source.path if keep else None, sheet=source.sheet if source else None)
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of this output left by a process that died (a kill -9 mid-write)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def require_columns(df: Any, columns: list[str], source: str = "the table") -> None:
@@ -78,14 +208,34 @@ def require_columns(df: Any, columns: list[str], source: str = "the table") -> N
         )
 
 
+def is_missing(value: Any) -> bool:
+    """An empty cell: None, NaN, or text that is empty or only spaces (``NA`` and ``null`` are text)."""
+    try:
+        return value is None or value != value or (isinstance(value, str) and not value.strip())
+    except Exception:
+        return False
+
+
+#: in a column of numbers these say "no value" (numbers cannot be spelled so); in a text column they are text
+NUMBER_MISSING = frozenset({"na", "n/a", "#n/a", "nan", "null", "none", "-", "?"})
+
+
+def missing_cells(values: Any, kind: str) -> Any:
+    """A boolean Series: the empty cells, and in a column of numbers also the cells spelled NA, null, nan..."""
+    empty = values.map(is_missing)
+    if kind == "number":
+        empty |= values.map(lambda v: isinstance(v, str) and v.strip().lower() in NUMBER_MISSING)
+    return empty
+
+
 def check_column_types(df: Any, column: str, source: str = "the table") -> str:
     """Say whether a column is numeric or text; mixed numbers and words are an error naming the first odd row."""
     import pandas as pd
 
-    values = df[column].dropna()
+    values = df[column][~missing_cells(df[column], "number")]
     if values.empty or pd.api.types.is_numeric_dtype(values):
         return "number" if pd.api.types.is_numeric_dtype(values) and not values.empty else "text"
-    as_num = pd.to_numeric(values, errors="coerce")
+    as_num = pd.to_numeric(values.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
     numeric = as_num.notna()
     if numeric.all():
         return "number"

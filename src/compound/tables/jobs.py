@@ -2,9 +2,19 @@
 
 ``process_table`` computes each distinct row input once (identical prompts share one call), serves rows
 already computed from the row cache, and shows progress (rows, rate, ETA, cost and energy so far).
-With a job id, every finished row is committed to SQLite before the next is reported, so a job stopped
-by a crash, a ``kill -9`` or a budget resumes where it stopped: committed rows are never computed or
-written again, and the output is written once, atomically, when every row is done.
+
+With a job id:
+
+- Every finished row input is committed to SQLite as soon as it is computed, so a job stopped by a crash, a
+  ``kill -9``, an error or a budget resumes where it stopped. A stop lets the calls in flight finish (they are
+  paid for) and commits them; it starts no new call.
+- Rows are identified by their content (the program's fingerprint and the text the row is shown as), never
+  by their position: a resume over an input that was edited or re-sorted reuses exactly the results whose
+  rows are still there, computes the rest, and reports how many results no longer match (``TableRun.stale``).
+  A resume with another program (another fingerprint) is refused.
+- One process at a time holds the job (``joblock``); a second one is refused with a message naming the first.
+- ``finish=False`` leaves the job ``computed`` rather than ``done``: the caller marks it done once its
+  output is written (``mark_done``), so ``done`` always means the output exists.
 """
 
 from __future__ import annotations
@@ -14,14 +24,16 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
-from compound.core.errors import BudgetExceededError, CompoundError, OutputParseError
+from compound.core.errors import BudgetExceededError, CompoundError, ConfigurationError, OutputParseError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, UsageTracker, active_trackers, track_usage
 from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
+from compound.tables.joblock import check_job_id, job_lock
 from compound.tables.operators import TableOp
 
 #: a row whose reply never parsed carries this key in its output, with the reason
@@ -36,7 +48,7 @@ class JobStopped(CompoundError):
         how = (
             f"resume with: compound table --resume {job_id}" if job_id else "run it with a job id to make it resumable"
         )
-        super().__init__(f"job {job_id or '(unnamed)'} stopped after {done}/{total} rows: {cause}\n{how}")
+        super().__init__(f"job {job_id or '(unnamed)'} stopped after {done}/{total} row inputs: {cause}\n{how}")
 
 
 class JobStore(SQLiteStore):
@@ -65,8 +77,11 @@ class JobStore(SQLiteStore):
             return None
         return {"id": job_id, "spec": json.loads(row[0]), "fingerprint": row[1], "status": row[2], "total": row[3]}
 
-    def set_status(self, job_id: str, status: str) -> None:
-        self.connect().execute("UPDATE jobs SET status=?, updated=? WHERE id=?", (status, time.time(), job_id))
+    def set_status(self, job_id: str, status: str, total: int | None = None) -> None:
+        self.connect().execute(
+            "UPDATE jobs SET status=?, total=COALESCE(?, total), updated=? WHERE id=?",
+            (status, total, time.time(), job_id),
+        )
 
     def done(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.connect().execute("SELECT row_key, output FROM results WHERE job_id=?", (job_id,))
@@ -77,7 +92,7 @@ class JobStore(SQLiteStore):
         conn = self.connect()
         with conn:
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO results VALUES (?,?,?,?)", [(job_id, *item) for item in items])
+            conn.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?)", [(job_id, *item) for item in items])
 
     def cached(self, keys: list[str]) -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}
@@ -119,11 +134,19 @@ class TableRun:
     from_checkpoint: int
     usage: UsageTracker
     failed: dict[Any, str] | None = None  # row index -> why its reply never parsed (those cells stay empty)
+    outputs: dict[Any, dict[str, Any]] | None = None  # row index -> the values the job wrote
+    stale: int = 0  # results of an earlier run of the job that match no row of this input
+    notes: list[str] = field(default_factory=list)  # what a caller should tell the user (an input that changed)
     setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
 
 
-def _row_key(index: Any) -> str:
-    return str(index)
+def _input_key(fingerprint: str, text: str) -> str:
+    """A row's identity: what the program is and what the row shows it, never the row's position."""
+    return hashlib.sha256(f"{fingerprint}\x00{text}".encode()).hexdigest()
+
+
+def mark_done(job_id: str) -> None:
+    job_store().set_status(job_id, "done")
 
 
 def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
@@ -140,109 +163,138 @@ async def aprocess_table(
     spec: dict[str, Any] | None = None,
     progress: bool = False,
     concurrency: int | None = None,
+    finish: bool = True,
 ) -> TableRun:
+    with job_lock(check_job_id(job_id)) if job_id is not None else nullcontext():
+        return await _process(op, df, job_id, spec, progress, concurrency, finish)
+
+
+async def _process(op, df, job_id, spec, progress, concurrency, finish) -> TableRun:
     store = job_store()
     fingerprint = op.fingerprint
-    total = len(op.tasks)
+    keys = [_input_key(fingerprint, text) for _, text in op.tasks]
+    texts = {key: text for key, (_, text) in zip(keys, op.tasks, strict=True)}
+    total = len(texts)
     outputs: dict[str, dict[str, Any]] = {}
-    from_checkpoint = 0
+    from_checkpoint = stale = 0
     if job_id is not None:
         job = store.get(job_id)
         if job is None:
             store.create(job_id, spec or op.spec, fingerprint, total)
-        elif job["fingerprint"] != fingerprint or job["total"] != total:
-            raise CompoundError(
-                f"job {job_id} was started with another program or input ({job['total']} rows); "
+        elif job["fingerprint"] != fingerprint:
+            raise ConfigurationError(
+                f"job {job_id} was started with another program (its operation, model or settings differ); "
                 "start a new job instead of resuming this one"
             )
         else:
-            store.set_status(job_id, "running")
-            outputs = store.done(job_id)
-            from_checkpoint = len(outputs)
-    with span("step", f"table.{op.name}", rows=total, job_id=job_id) as s:
+            saved = store.done(job_id)
+            outputs = {k: v for k, v in saved.items() if k in texts}
+            from_checkpoint = sum(1 for key in keys if key in outputs)  # rows
+            stale = len(saved) - len(outputs)
+            store.set_status(job_id, "running", total)
+    with span("step", f"table.{op.name}", rows=len(op.tasks), job_id=job_id) as s:
         tracker = s.usage
-        todo: dict[str, list[str]] = {}  # input key -> row keys waiting for it
-        texts: dict[str, str] = {}
-        for index, text in op.tasks:
-            rk = _row_key(index)
-            if rk in outputs:
-                continue
-            key = hashlib.sha256(f"{fingerprint}\x00{text}".encode()).hexdigest()
-            todo.setdefault(key, []).append(rk)
-            texts[key] = text
+        todo: dict[str, int] = {}  # input key -> how many rows wait for it
+        for key in keys:
+            if key not in outputs:
+                todo[key] = todo.get(key, 0) + 1
         use_cache = get_settings().cache
         hits = store.cached(list(todo)) if use_cache else {}
-        bar = _Progress(total, from_checkpoint, tracker) if progress else None
+        bar = _Progress(len(keys), len(keys) - sum(todo.values()), tracker) if progress else None
         finished: list[tuple[str, str, str]] = []
-        saved = Usage()
+        from_cache = 0  # rows
+        saved_usage = Usage()
         decoded: dict[str, dict[str, Any]] = {}  # many rows share an output (a label): decode each text once
         for key, (out_json, usage_json) in hits.items():
-            saved.add(Usage.from_dict(json.loads(usage_json)))
+            saved_usage.add(Usage.from_dict(json.loads(usage_json)))
             value = decoded.get(out_json)
             if value is None:
                 value = decoded[out_json] = json.loads(out_json)
-            for rk in todo.pop(key):
-                outputs[rk] = value
-                finished.append((rk, out_json, usage_json))
+            outputs[key] = value
+            finished.append((key, out_json, usage_json))
+            from_cache += todo.pop(key)
         for t in active_trackers():
-            t.record(saved, cached=True)
+            t.record(saved_usage, cached=True)
         if job_id is not None and finished:
             store.commit(job_id, finished)
         if bar:
-            bar.advance(len(finished))
+            bar.advance(from_cache)
         computed = await _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, use_cache)
         if job_id is not None:
-            store.set_status(job_id, "done")
+            store.set_status(job_id, "done" if finish else "computed")
         if bar:
             bar.close()
-        s.attrs.update(computed=computed, from_cache=len(finished), from_checkpoint=from_checkpoint)
-    ordered = {index: outputs[_row_key(index)] for index, _ in op.tasks}
+        s.attrs.update(computed=computed, from_cache=from_cache, from_checkpoint=from_checkpoint, stale=stale)
+    ordered = {index: outputs[key] for (index, _), key in zip(op.tasks, keys, strict=True)}
     failed = {index: out[ERROR_KEY] for index, out in ordered.items() if ERROR_KEY in out}
-    return TableRun(op.apply(df, ordered), job_id, total, computed, len(finished), from_checkpoint, tracker, failed)
+    return TableRun(
+        op.apply(df, ordered),
+        job_id,
+        len(op.tasks),
+        computed,
+        from_cache,
+        from_checkpoint,
+        tracker,
+        failed,
+        ordered,
+        stale,
+    )
 
 
 async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, use_cache) -> int:
+    """Compute every input in ``todo``. The first failure stops the job: no new call starts, the calls in
+    flight finish and are committed, then ``JobStopped`` says how far it got (or, without a job id, the
+    failure itself is raised)."""
     sem = asyncio.Semaphore(concurrency or get_settings().max_concurrency)
+    failures: list[Exception] = []
 
     async def one(key: str) -> None:
         failed = None
         async with sem:
-            with track_usage() as row_usage:
-                try:
-                    value = await op.program.acall(row=texts[key])
-                except OutputParseError as e:  # this row's reply never parsed: the cells stay empty, the job goes on
-                    value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
+            if failures:
+                return
+            try:
+                with track_usage() as row_usage:
+                    try:
+                        value = await op.program.acall(row=texts[key])
+                    except OutputParseError as e:  # this reply never parsed: the cells stay empty, the job goes on
+                        value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
+            except Exception as e:
+                failures.append(e)
+                return
         out_json = json.dumps({**_value_dict(value, op.output_columns), **(failed or {})}, default=str)
         usage_json = json.dumps(row_usage.physical.to_dict())
-        rows = todo[key]
         if job_id is not None:
-            store.commit(job_id, [(rk, out_json, usage_json) for rk in rows])
+            store.commit(job_id, [(key, out_json, usage_json)])
         if use_cache and failed is None:  # a failure is not cached: a later run (another model, say) tries again
             store.remember([(key, out_json, usage_json)])
-        decoded = json.loads(out_json)
-        for rk in rows:
-            outputs[rk] = decoded
+        outputs[key] = json.loads(out_json)
         if bar:
-            bar.advance(len(rows))
+            bar.advance(todo[key])
 
     tasks = [asyncio.ensure_future(one(k)) for k in list(todo)]
     try:
         await asyncio.gather(*tasks)
-    except BaseException as e:
-        if not isinstance(e, BudgetExceededError):
-            for t in tasks:
-                t.cancel()
-        # after a budget stop the other rows are not cancelled: those in flight were paid for and are committed,
-        # the rest stop on the budget themselves
+    except BaseException:  # interrupted or cancelled: stop at once; what was committed stays committed
+        for t in tasks:
+            t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if job_id is not None:
-            store.set_status(job_id, "stopped")
-        if bar:
-            bar.close()
-        if isinstance(e, BudgetExceededError):
-            raise JobStopped(job_id, len(outputs), len(op.tasks), e) from e
+        _stopped(store, job_id, bar)
         raise
+    if failures:
+        _stopped(store, job_id, bar)
+        cause = next((e for e in failures if isinstance(e, BudgetExceededError)), failures[0])
+        if job_id is None and not isinstance(cause, BudgetExceededError):
+            raise cause
+        raise JobStopped(job_id, len(outputs), len(texts), cause) from cause
     return len(tasks)
+
+
+def _stopped(store: JobStore, job_id: str | None, bar: Any) -> None:
+    if job_id is not None:
+        store.set_status(job_id, "stopped")
+    if bar:
+        bar.close()
 
 
 class _Progress:

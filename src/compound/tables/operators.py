@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, create_model
 
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
-from compound.tables.io import TableError, check_column_types, require_columns
+from compound.tables.io import TableError, check_column_types, is_missing, missing_cells, require_columns
 
 
 class RowInput(BaseModel):
@@ -26,14 +26,7 @@ class RowInput(BaseModel):
 
 
 def render_row(row: Any, columns: list[str]) -> str:
-    return "\n".join(f"{c}: {row[c]}" for c in columns if not _missing(row[c]))
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return value is None or value != value or (isinstance(value, str) and not value.strip())
-    except Exception:
-        return False
+    return "\n".join(f"{c}: {row[c]}" for c in columns if not is_missing(row[c]))
 
 
 @dataclass
@@ -238,7 +231,8 @@ def impute_op(
     require_columns(df, [column])
     kind = check_column_types(df, column)
     cols = _inputs(df, input_columns, exclude=[column])
-    known = df[df[column].map(lambda v: not _missing(v))]
+    missing = missing_cells(df[column], kind)
+    known = df[~missing]
     if known.empty:
         raise TableError(f"column {column!r} has no filled cells to learn from")
     categories = sorted(map(str, known[column].unique()))
@@ -256,7 +250,7 @@ def impute_op(
         for _, r in sample.iterrows()
     ]
     instruction = f"Fill in the missing {column} of the row, judging from its other columns."
-    todo = df[df[column].map(_missing)]
+    todo = df[missing]
     tasks = [(i, render_row(r, cols)) for i, r in todo.iterrows()]
     setup: dict[str, Any] = {}
     if program == "auto":

@@ -18,7 +18,7 @@ def _row(request):
     text = request.messages[-1].content
     text = text[len("row: ") :] if text.startswith("row: ") else text
     values = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         name, sep, value = line.partition(": ")
         if sep and name not in values:
             values[name] = value
@@ -28,6 +28,8 @@ def _row(request):
 def _value(spec, text, values):
     if "anyOf" in spec:
         spec = next(s for s in spec["anyOf"] if s.get("type") != "null")
+    if "const" in spec:
+        return spec["const"]
     if "enum" in spec:
         return values.get("label") if values.get("label") in spec["enum"] else spec["enum"][0]
     kind = spec.get("type")

@@ -15,14 +15,15 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import threading
 from typing import Any
 
-import xllamacpp
-
 from compound.core.errors import BackendError, ConfigurationError
 from compound.models.engines import Engine, EngineConfig, engine_log_enabled
+
+xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
 # a bounded version of JSON's whitespace: what llama.cpp's GBNF converter allows, and no more
 _JSON_WHITESPACE = {"whitespace_pattern": "[ ]?|\n[ \t]{0,20}"}

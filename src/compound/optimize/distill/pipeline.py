@@ -184,3 +184,19 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
     if not adapter.exists() or sha256_file(adapter) != record["adapter_sha256"]:
         raise ConfigurationError(f"{adapter} is missing or changed since training (its sha256 differs); retrain it")
     return student_program(program, student_spec(record["base"], adapter)), record
+
+
+def check_export(folder: str | Path, base: str | None = None) -> list[dict[str, Any]]:
+    """Replay the greedy replies recorded in the training process through llama.cpp with the exported
+    adapter (in this process): one row per prompt with both replies and whether they are equal."""
+    from compound.models.registry import get_model
+
+    folder = Path(folder)
+    recorded = json.loads((folder / "greedy_check.json").read_text())
+    base = base or read_record(folder)["base"]
+    model = get_model(student_spec(base, folder / "adapter.gguf"))
+    rows = []
+    for messages, want in zip(recorded["prompts"], recorded["replies"], strict=True):
+        got = model.generate(messages, max_tokens=48, temperature=0.0, cache=False).text
+        rows.append({"prompt": messages[-1]["content"], "training": want, "llama_cpp": got, "same": got == want})
+    return rows

@@ -1,52 +1,16 @@
-"""What a student is worth: quality against the teacher on rows neither the student nor the filter saw,
-per-row cost of each, the one-time cost of making the student, and the row count where it pays off.
+"""A student's report files: its record as JSON, and a PNG of the training loss curve beside the
+cumulative CPU of teacher and student over rows (one-time cost included, break-even marked).
 
-``break_even_rows`` is the number of rows after which teacher-per-row x n exceeds one-time + student-per-row
-x n; it is ``None`` when the student is not cheaper per row (it never pays off).
+Quality and per-row costs on unseen rows, and the break-even row count, come from ``compound compare``
+(``student:DIR`` configuration), the one mechanism for comparing configurations.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
-
-
-def break_even_rows(one_time_cpu_s: float, teacher_per_row: float, student_per_row: float) -> int | None:
-    saving = teacher_per_row - student_per_row
-    if saving <= 0:
-        return None
-    return math.ceil(one_time_cpu_s / saving)
-
-
-def summary(
-    *,
-    student_accuracy: float,
-    teacher_accuracy: float,
-    student_cpu_per_row: float,
-    teacher_cpu_per_row: float,
-    label_cpu_s: float,
-    filter_cpu_s: float,
-    train_cpu_s: float,
-    evaluated_rows: int,
-) -> dict[str, Any]:
-    one_time = label_cpu_s + filter_cpu_s + train_cpu_s
-    return {
-        "student_accuracy": student_accuracy,
-        "teacher_accuracy": teacher_accuracy,
-        "quality_ratio": student_accuracy / teacher_accuracy if teacher_accuracy else None,
-        "student_cpu_per_row": student_cpu_per_row,
-        "teacher_cpu_per_row": teacher_cpu_per_row,
-        "cpu_ratio": student_cpu_per_row / teacher_cpu_per_row if teacher_cpu_per_row else None,
-        "label_cpu_s": label_cpu_s,
-        "filter_cpu_s": filter_cpu_s,
-        "train_cpu_s": train_cpu_s,
-        "one_time_cpu_s": one_time,
-        "break_even_rows": break_even_rows(one_time, teacher_cpu_per_row, student_cpu_per_row),
-        "evaluated_rows": evaluated_rows,
-    }
 
 
 def write_json(data: dict[str, Any], path: Path) -> Path:

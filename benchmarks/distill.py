@@ -1,0 +1,85 @@
+"""Distilled LoRA students against their teacher, per data set, on rows neither the student nor its filter saw.
+
+    python benchmarks/distill.py --dataset sms=data/sms_spam.jsonl:spam,not\\ spam \\
+        --dataset sarcasm=data/sarcasm.jsonl:sarcastic,not\\ sarcastic --rows 500 --limit 200 --json out.json
+
+Each ``--dataset NAME=FILE:LABELS`` is a JSON Lines file with ``text`` and ``label``. A student is made
+with ``compound distill`` into ``--work/NAME`` unless one is there already (a killed run resumes), from
+the teacher's labels only; then ``compound compare`` scores ``small``, the student and the teacher
+(``large``) on the first ``--limit`` rows of the seeded shuffle, whose last ``--rows`` rows the student
+was made from. Per-row costs are CPU seconds measured in that one compare run; the one-time cost
+(labelling, filtering, training) comes from the student's record.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import parser, report
+
+
+def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
+    if (folder / "student.json").exists():
+        return
+    cmd = [sys.executable, "-m", "compound.cli", "distill", "--data", str(path), "--input", "text"]
+    cmd += ["--labels", labels, "--teacher", args.teacher, "--student", args.student, "--rows", str(args.rows)]
+    cmd += ["--samples", str(args.samples), "--out", str(folder), "--epochs", str(args.epochs)]
+    subprocess.run(cmd, check=True)
+
+
+def compare(path: Path, labels: str, args, folder: Path) -> dict:
+    out = folder / "compare.json"
+    cmd = [sys.executable, "-m", "compound.cli", "compare", "--data", str(path), "--input", "text"]
+    cmd += ["--label", "label", "--labels", labels, "--configs", f"small,student:{folder},large"]
+    cmd += ["--limit", str(args.limit), "--large", args.teacher, "--small", args.student, "--json", str(out)]
+    subprocess.run(cmd, check=True)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", action="append", required=True, help="NAME=FILE:LABELS (comma-separated labels)")
+    p.add_argument("--work", type=Path, default=Path("data/distill"))
+    p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
+    p.add_argument("--student", default="smollm2-135m")
+    p.add_argument("--rows", type=int, default=500)
+    p.add_argument("--samples", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--limit", type=int, default=200)
+    args = p.parse_args()
+    rows = []
+    for spec in args.dataset:
+        name, _, rest = spec.partition("=")
+        path, _, labels = rest.partition(":")
+        folder = args.work / name
+        distill(name, Path(path), labels, args, folder)
+        result = compare(Path(path), labels, args, folder)
+        by = {r["config"].split(":")[0]: r for r in result["rows"]}
+        record = json.loads((folder / "student.json").read_text())
+        student, teacher, small = by["student"], by["large"], by["small"]
+        rows.append(
+            {
+                "dataset": name,
+                "rows_evaluated": result["evaluated"],
+                "training_rows": record["data"]["rows"],
+                "kept": record["data"]["kept"],
+                "small_accuracy": small["accuracy"],
+                "student_accuracy": student["accuracy"],
+                "teacher_accuracy": teacher["accuracy"],
+                "quality_ratio": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
+                "student_cpu_per_row": student["cpu_s_per_row"],
+                "teacher_cpu_per_row": teacher["cpu_s_per_row"],
+                "cpu_ratio": student["cpu_s_per_row"] / teacher["cpu_s_per_row"],
+                "label_cpu_s": record["cost"]["label_cpu_s"],
+                "train_cpu_s": record["cost"]["train_cpu_s"],
+                "break_even_rows": student["break_even_rows"],
+            }
+        )
+    report("distilled students vs teacher (unseen rows)", rows, {"teacher": args.teacher}, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The embedded engines compared: xllamacpp (the default) against llama-cpp-python, on the same prompts.
+
+    flock /work/heavy.lock python benchmarks/engine.py --json out.json [--models smollm2-135m,...]
+
+For each embedded model, each engine runs in its own fresh process (``_common.run_phase``), the sides
+alternating over ``--rounds`` rounds, on the same distinct prompts of about 200 tokens, greedy,
+``--threads`` llama.cpp threads (2 by default; 1 is robust on a machine shared with other work, where
+two spinning OpenMP threads can stall each other). Each prompt is measured in two engine calls, through the raw engine (no compound layer):
+
+1. ``max_tokens=1``: prompt processing. Prompt tokens/s = prompt tokens / wall seconds.
+2. the same prompt, ``max_tokens=32``: the prompt is now cached (both engines reuse a repeated prefix),
+   so generation tokens/s = completion tokens / wall seconds. ``cached_tokens`` shows the reuse.
+
+CPU-s per call is the process CPU time (llama.cpp's threads included) of both calls together: one prompt
+read and up to 32 tokens generated. One-time costs are apart: the model load (every phase), and with
+``--install-costs xllamacpp,llama-cpp-python`` the time to install each engine (xllamacpp: a prebuilt wheel; llama-cpp-python: a
+compile, AVX2, no AMX), each into a fresh folder with an empty pip cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import parser, report, run_phase
+
+ENGINES = ["xllamacpp", "llama-cpp-python"]
+MAX_TOKENS = 32
+
+
+def prompt(i: int) -> str:
+    """Distinct prompts of about 200 tokens (made here)."""
+    lines = [
+        f"Ticket {i}-{j}: customer {i * 7 + j} reports that order {1000 + i * 13 + j} arrived {j % 4 + 1} days late "
+        f"and the box was {'damaged' if (i + j) % 2 else 'wet'}."
+        for j in range(8)
+    ]
+    return "Read these support tickets and write a one-paragraph summary for the manager.\n" + "\n".join(lines)
+
+
+def phase(engine: str, model: str, prompts: list[int], threads: int) -> dict:
+    from compound.models.engines import EngineConfig, open_engine
+    from compound.models.llama_cpp import resolve_model_path
+
+    t0 = time.perf_counter()
+    eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=threads))
+    load_s = time.perf_counter() - t0
+    base = {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "stop": None, "seed": None}
+    eng.chat({**base, "messages": [{"role": "user", "content": "warm up"}]})
+    calls = []
+    for i in prompts:
+        messages = [{"role": "user", "content": prompt(i)}]
+        read = eng.native_request({**base, "messages": messages})
+        gen = eng.native_request({**base, "messages": messages, "max_tokens": MAX_TOKENS})
+        c0, t0 = time.process_time(), time.perf_counter()
+        first = eng.call_native(read)
+        t1 = time.perf_counter()
+        second = eng.call_native(gen)
+        t2, c2 = time.perf_counter(), time.process_time()
+        details = second["usage"].get("prompt_tokens_details") or {}
+        calls.append(
+            {
+                "prompt_tokens": first["usage"]["prompt_tokens"],
+                "prompt_s": t1 - t0,
+                "completion_tokens": second["usage"]["completion_tokens"],
+                "generate_s": t2 - t1,
+                "cpu_s": c2 - c0,
+                "cached_tokens": details.get("cached_tokens"),
+            }
+        )
+    return {"load_s": load_s, "calls": calls}
+
+
+def install_cost(engine: str) -> float:
+    """Seconds to install the engine alone into a fresh folder with an empty pip cache."""
+    spec = {"xllamacpp": "xllamacpp==2026.10.11549", "llama-cpp-python": "llama-cpp-python==0.3.36"}[engine]
+    env = {
+        **os.environ,
+        "PIP_CACHE_DIR": tempfile.mkdtemp(),
+        "CMAKE_ARGS": "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF",
+    }
+    with tempfile.TemporaryDirectory() as target:
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, spec]
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def summarise(engine: str, model: str, phases: list[dict]) -> dict:
+    calls = [c for p in phases for c in p["calls"]]
+    return {
+        "model": model,
+        "engine": engine,
+        "calls": len(calls),
+        "prompt_tok_per_s": sum(c["prompt_tokens"] for c in calls) / sum(c["prompt_s"] for c in calls),
+        "gen_tok_per_s": sum(c["completion_tokens"] for c in calls) / sum(c["generate_s"] for c in calls),
+        "cpu_s_per_call": statistics.mean(c["cpu_s"] for c in calls),
+        "prompt_tokens": statistics.mean(c["prompt_tokens"] for c in calls),
+        "completion_tokens": statistics.mean(c["completion_tokens"] for c in calls),
+        "reused_prefix_tokens": statistics.mean(c["cached_tokens"] or 0 for c in calls),
+        "load_s (one-time)": statistics.median(p["load_s"] for p in phases),
+    }
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="smollm2-135m,qwen2.5-coder-1.5b")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--prompts-per-phase", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads on both sides")
+    p.add_argument("--install-costs", default="", help="also time installing these engines (comma-separated; network)")
+    p.add_argument("--phase", help=argparse_hidden())
+    p.add_argument("--model", help=argparse_hidden())
+    p.add_argument("--prompts", help=argparse_hidden())
+    args = p.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.model, [int(i) for i in args.prompts.split(",")], args.threads)))
+        return
+    rows, summary = [], {}
+    for model in args.models.split(","):
+        phases: dict[str, list[dict]] = {e: [] for e in ENGINES}
+        for r in range(args.rounds):
+            n = args.prompts_per_phase
+            prompts = ",".join(str(r * n + i) for i in range(n))
+            for engine in ENGINES if r % 2 == 0 else ENGINES[::-1]:  # alternate which side goes first
+                phases[engine].append(
+                    run_phase(__file__, engine, "--model", model, "--prompts", prompts, "--threads", str(args.threads))
+                )
+        pair = [summarise(e, model, phases[e]) for e in ENGINES]
+        rows += pair
+        ours, theirs = pair
+        summary[f"{model}: prompt tok/s ratio xllamacpp / llama-cpp-python"] = (
+            ours["prompt_tok_per_s"] / theirs["prompt_tok_per_s"]
+        )
+        summary[f"{model}: gen tok/s ratio xllamacpp / llama-cpp-python"] = (
+            ours["gen_tok_per_s"] / theirs["gen_tok_per_s"]
+        )
+        summary[f"{model}: CPU-s per call ratio xllamacpp / llama-cpp-python"] = (
+            ours["cpu_s_per_call"] / theirs["cpu_s_per_call"]
+        )
+    for engine in filter(None, args.install_costs.split(",")):
+        summary[f"install {engine} (s, one-time)"] = install_cost(engine)
+    title = f"embedded engines: xllamacpp vs llama-cpp-python ({args.threads} threads, greedy)"
+    report(title, rows, summary, args.json)
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    main()
