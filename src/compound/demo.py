@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from compound.core.errors import ConfigurationError
 from compound.models.embedded import LARGE, SMALL
 from compound.store.traces import start_run
 from compound.tables.jobs import process_table
@@ -69,10 +70,18 @@ def _way(name: str, table: Any, held_out: Any, truth: Any, **op_args: Any) -> di
 
 
 def run_demo(
-    rows: int = 24, console: Console | None = None, seed: int = 0, json_out: Path | None = None
+    rows: int = 24,
+    console: Console | None = None,
+    seed: int = 0,
+    json_out: Path | None = None,
+    large: str = LARGE,
 ) -> dict[str, Any]:
     console = console or Console()
     table = load_penguins().dropna(subset=FEATURES + ["sex"]).reset_index(drop=True)
+    if rows > len(table) - 6:  # impute learns from the rows left complete
+        raise ConfigurationError(
+            f"--rows {rows} is too many: the table has {len(table)} complete rows; give at most {len(table) - 6}"
+        )
     held_out = table.sample(n=rows, random_state=seed).index
     truth = table.loc[held_out, "sex"].copy()
     table.loc[held_out, "sex"] = None
@@ -82,8 +91,8 @@ def run_demo(
     )
     ways = [
         _way("small", table, held_out, truth, model=SMALL),
-        _way("large", table, held_out, truth, model=LARGE),
-        _way("compound", table, held_out, truth, model=LARGE, program="auto"),
+        _way("large", table, held_out, truth, model=large),
+        _way("compound", table, held_out, truth, model=large, program="auto"),
     ]
     large = ways[1]
     out = Table("way", "accuracy", "CPU s", "joules (est.)", "model calls", "vs large CPU", "notes")

@@ -42,26 +42,41 @@ def relio_cli(tmp_path):
     model registered; returns the CompletedProcess (text mode)."""
     home = tmp_path / "home"
 
-    def run(*args, env=None, timeout=120, cwd=None):
+    def environment(extra=None):
         full = {
             **os.environ,
             "COMPOUND_HOME": str(home),
             "PYTHONPATH": os.pathsep.join([str(SRC), str(RELIO_SITE)]),
             "RELIO_FAKE": "1",
             "COLUMNS": "200",
-            **(env or {}),
+            **(extra or {}),
         }
         full.pop("COMPOUND_DEBUG", None)
+        return full
+
+    def run(*args, env=None, timeout=120, cwd=None):
         return subprocess.run(
             [relio_console_script(), *map(str, args)],
-            env=full,
+            env=environment(env),
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd=cwd or tmp_path,
         )
 
+    def popen(*args, env=None):
+        """Start the console script without waiting (its stderr is a pipe)."""
+        return subprocess.Popen(
+            [relio_console_script(), *map(str, args)],
+            env=environment(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+
     run.home = home
+    run.popen = popen
     return run
 
 

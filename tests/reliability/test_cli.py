@@ -116,6 +116,7 @@ def test_home_that_is_a_file(relio_cli, relio_clean_error, tmp_path):
         (["compare", "--data", "bad.jsonl", "--input", "t", "--label", "l"], "JSON Lines"),
         (["compare", "--data", "in.csv", "--input", "text", "--label", "id", "--limit", "50"], "rows"),
         (["models", "install", "no-such-model"], "no-such-model"),
+        (["demo", "--rows", "100000", "--model", "relio-fake"], "--rows 100000 is too many"),
         (["nosuchcommand"], "nosuchcommand"),
     ],
 )

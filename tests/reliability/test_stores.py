@@ -217,3 +217,10 @@ def test_a_healthy_store_opens_again_unchanged(tmp_path, name):
     STORES[name](path).writer.flush()
     STORES[name](path)  # a second open of a good file is fine
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == STORES[name].VERSION
+
+
+@pytest.mark.parametrize("name", list(STORES))
+def test_a_store_path_that_is_a_directory_is_refused(tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(StoreError, match="is a directory"):
+        STORES[name](tmp_path / name)

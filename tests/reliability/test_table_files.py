@@ -399,3 +399,28 @@ def test_write_table_removes_temporaries_of_dead_processes(tmp_path):
     stale.write_text("half a file")
     write_table(pd.DataFrame({"a": ["1"]}), tmp_path / "out.csv")
     assert not stale.exists() and (tmp_path / "out.csv").read_text() == "a\n1\n"
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ({"column": "text"}, "'text'"),
+        ({"op": "extract", "source": "text", "fields": "n:int,id:str"}, "'id'"),
+        ({"op": "describe", "column": None, "input_columns": None}, "'description'"),
+        ({"op": "classify", "column": "id", "labels": ["a", "b"]}, "'id'"),
+    ],
+    ids=["map", "extract", "describe", "classify"],
+)
+def test_a_job_never_silently_overwrites_an_input_column(tmp_path, relio_fake, extra, needle):
+    (tmp_path / "in.csv").write_text("id,text,description\nr1,keep me,mine\n")
+    with pytest.raises(TableError, match=f"already has a column {needle}"):
+        run_file_job(spec(tmp_path, **extra), progress=False)
+    assert not relio_fake.requests and not (tmp_path / "out.csv").exists()
+
+
+def test_labelled_data_drops_unlabelled_rows_but_keeps_NA_labels(tmp_path):
+    from compound.evaluate.compare import load_labelled
+
+    (tmp_path / "d.csv").write_text("text,label\nhello,NA\nbye,\n ,x\nok,00123\n")
+    df = load_labelled(tmp_path / "d.csv", "text", "label")
+    assert df.values.tolist() == [["hello", "NA"], ["ok", "00123"]]

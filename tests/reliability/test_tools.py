@@ -181,3 +181,13 @@ def test_bad_timeouts_are_refused(value):
 def test_bad_result_caps_are_refused(value):
     with pytest.raises(InputError, match="max_result_chars"):
         Tool(lambda: 1, name="t", max_result_chars=value)
+
+
+@pytest.mark.parametrize("arguments", ["rm -rf /", 5, [1, 2], None], ids=repr)
+def test_arguments_that_are_not_an_object_are_answered_to_the_model(arguments):
+    log = []
+    bad = {"thought": "?", "tool": "refund", "arguments": arguments}
+    agent, model = _agent([_refund_tool(log)], Policy().allow("refund"), bad, _CALL, _FINISH)
+    result = asyncio.run(agent.arun("refund order 7"))
+    assert result.answer == "over" and log == [7]
+    assert "must be a JSON object" in model.requests[1].messages[-1].content

@@ -1,9 +1,9 @@
-"""The OpenAI-compatible backend against a small real HTTP server on loopback."""
+"""The OpenAI-compatible backend against small real HTTP servers on loopback (``openai_fake``): calls,
+retries that can succeed, a cache that knows the endpoint, loop-safe clients."""
 
 import asyncio
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import gc
+import time
 
 import pytest
 from pydantic import BaseModel
@@ -13,54 +13,9 @@ from compound import BackendError, ConfigurationError
 from compound.models.openai_compat import OpenAIBackend
 from compound.program.typed import call_typed
 
+from .openai_fake import PYDANTIC_500, FakeServer
+
 pytestmark = pytest.mark.real_backend  # a real backend class against a local fake server
-
-
-class FakeServer:
-    def __init__(self, fail_first: int = 0, status: int = 500):
-        self.requests: list[dict] = []
-        self.fail_left = fail_first
-        self.status = status
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                if server.fail_left > 0:
-                    server.fail_left -= 1
-                    self.send_response(server.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "try again"}}')
-                    return
-                content = '{"city": "Lyon", "country": "France"}' if "response_format" in body else "plain reply"
-                reply = {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-                    ],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                }
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
 
 
 @pytest.fixture
@@ -81,37 +36,115 @@ def test_chat_call_usage_and_energy_estimate(server):
     assert g.text == "plain reply"
     assert (g.usage.prompt_tokens, g.usage.completion_tokens) == (11, 7)
     assert g.usage.energy_estimated and g.usage.energy_j == pytest.approx(18 * 0.3)
-    sent = server.requests[0]
+    sent = server.chat_posts()[0]
     assert sent["model"] == "local-model" and sent["max_tokens"] == 20 and sent["seed"] == 3
+    assert g.meta == {"system_fingerprint": "fp-openai"} and g.usage.unconstrained == 0
 
 
 def test_structured_output_is_sent_as_json_schema(server):
     model = OpenAIBackend("local-model", base_url=server.url)
     out = call_typed(City, "a city", model=model)
     assert out.value.city == "Lyon"
-    fmt = server.requests[0]["response_format"]
+    fmt = server.chat_posts()[0]["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["city", "country"]
+    assert out.generations[0].meta["constraint"] == "json_schema"
 
 
-def test_transient_errors_are_retried():
-    s = FakeServer(fail_first=2, status=503)
+@pytest.mark.parametrize(
+    "status, body, says",
+    [
+        (400, {"error": {"message": "max_tokens is too large: 99999"}}, "max_tokens is too large"),
+        (404, {"error": {"message": "The model `nope` does not exist"}}, "does not exist"),
+        (422, {"detail": [{"loc": ["body", "messages"], "msg": "Field required"}]}, "Field required"),
+        (500, {"error": {"message": PYDANTIC_500, "type": "internal_server_error"}}, "Input should be"),
+    ],
+)
+def test_a_deterministic_error_is_sent_once_with_the_servers_message(status, body, says):
+    s = FakeServer(script=[(status, {}, body)] * 5)
     try:
+        with compound.context(max_retries=4):
+            with pytest.raises(BackendError, match=says) as info:
+                OpenAIBackend("m", base_url=s.url).generate("x")
+        assert len(s.posts) == 1
+        assert info.value.status == status and info.value.retryable is False
+        assert isinstance(info.value, compound.CompoundError)
+    finally:
+        s.close()
+
+
+def test_rate_limits_and_overload_are_retried_after_what_the_server_asks():
+    s = FakeServer(
+        script=[
+            (429, {"Retry-After": "0.4"}, {"error": {"message": "slow down"}}),
+            (503, {"retry-after-ms": "300"}, {"error": {"message": "loading model"}}),
+        ]
+    )
+    try:
+        t0 = time.perf_counter()
         with compound.context(max_retries=3):
             g = OpenAIBackend("m", base_url=s.url).generate("x")
-        assert g.text == "plain reply" and len(s.requests) == 3
+        waited = time.perf_counter() - t0
+        assert g.text == "plain reply" and len(s.posts) == 3
+        assert waited >= 0.7  # 0.4 s, then 0.3 s, as asked
     finally:
         s.close()
 
 
-def test_persistent_errors_raise_backend_error_and_are_not_cached():
-    s = FakeServer(fail_first=10, status=500)
+def test_dropped_connections_and_timeouts_are_retried():
+    s = FakeServer(script=["drop", ("sleep", 1.5)])
     try:
-        with compound.context(max_retries=1):
-            with pytest.raises(BackendError, match="after 1 retries"):
-                OpenAIBackend("m", base_url=s.url).generate("x")
-        assert len(s.requests) == 2
+        with compound.context(max_retries=2, request_timeout_s=0.5):
+            g = OpenAIBackend("m", base_url=s.url).generate("x")
+        assert g.text == "plain reply" and len(s.posts) == 3
     finally:
         s.close()
+
+
+def test_retries_stop_after_max_retries_and_nothing_is_cached():
+    s = FakeServer(script=[(503, {"Retry-After": "0"}, {"error": {"message": "overloaded"}})] * 10)
+    try:
+        with compound.context(max_retries=2):
+            with pytest.raises(BackendError, match="after 2 retries") as info:
+                OpenAIBackend("m", base_url=s.url).generate("x")
+            assert info.value.status == 503 and info.value.retryable
+            assert len(s.posts) == 3
+            s.script.clear()
+            assert OpenAIBackend("m", base_url=s.url).generate("x").cached is False
+    finally:
+        s.close()
+
+
+def test_same_alias_on_two_servers_never_shares_a_cached_answer():
+    a, b = FakeServer("llama-server", reply="from a"), FakeServer("llama-cpp-py", reply="from b")
+    try:
+        first = OpenAIBackend("local", base_url=a.url).generate("same prompt")
+        second = OpenAIBackend("local", base_url=b.url).generate("same prompt")
+        assert (first.text, second.text) == ("from a", "from b")
+        assert not second.cached and len(b.posts) == 1
+        again = OpenAIBackend("local", base_url=a.url).generate("same prompt")
+        assert again.cached and again.text == "from a" and len(a.posts) == 1
+        typed_a = call_typed(City, "a city", model=OpenAIBackend("local", base_url=a.url))
+        typed_b = call_typed(City, "a city", model=OpenAIBackend("local", base_url=b.url))
+        assert not typed_b.generations[0].cached and typed_b.generations[0].meta["constraint"] == "json_object"
+        assert typed_a.value == typed_b.value
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_cache_identity_names_the_endpoint_and_the_served_model():
+    a, b = (
+        FakeServer("llama-server", models=("SmolLM2-135M.gguf",)),
+        FakeServer("llama-server", models=("Qwen-1.5B.gguf",)),
+    )
+    try:
+        ids = [OpenAIBackend("local", base_url=s.url).cache_identity() for s in (a, b)]
+        assert ids[0] != ids[1]
+        assert a.url in ids[0] and "SmolLM2-135M.gguf" in ids[0] and "Qwen-1.5B.gguf" in ids[1]
+        assert compound.ScriptedBackend(["x"]).cache_identity() == "scripted:scripted"
+    finally:
+        a.close()
+        b.close()
 
 
 def test_async_calls_run_concurrently(server):
@@ -120,7 +153,25 @@ def test_async_calls_run_concurrently(server):
     async def main():
         return await compound.gather([model.agenerate(f"q{i}") for i in range(6)])
 
+    t0 = time.perf_counter()
     assert [g.text for g in asyncio.run(main())] == ["plain reply"] * 6
+    assert time.perf_counter() - t0 < 6 * server.latency_s + 1.0
+
+
+def test_async_clients_belong_to_their_loop_and_go_with_it(server):
+    model = OpenAIBackend("m", base_url=server.url)
+
+    async def client_of_this_loop():
+        await model.agenerate("x", cache=False)
+        return model._client(True)
+
+    first = asyncio.run(client_of_this_loop())
+    second = asyncio.run(client_of_this_loop())
+    assert first is not second  # a new loop never gets a client bound to a closed one
+    assert len(model._loop_clients) == 1  # the closed first loop's entry is gone
+    del first, second
+    gc.collect()
+    assert len(model._loop_clients) <= 1
 
 
 def test_settings_and_environment_give_the_endpoint(server, monkeypatch):

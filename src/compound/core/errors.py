@@ -79,7 +79,15 @@ class ModelNotInstalledError(CompoundError):
 
 
 class BackendError(CompoundError):
-    """The backend failed to produce a reply (after any retries)."""
+    """The backend failed to produce a reply (after any retries).
+
+    ``status`` is the server's HTTP status where there was one; ``retryable`` says whether sending the
+    same request again could succeed (rate limits, overload, timeouts, dropped connections)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
+        self.status = status
+        self.retryable = retryable
+        super().__init__(message)
 
 
 class ToolError(CompoundError):

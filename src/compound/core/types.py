@@ -106,6 +106,9 @@ class Completion:
     finish_reason: str = "stop"
     logprobs: list[float] | None = None
     energy_j: float | None = None  # set only by backends that can measure it
+    #: what the backend wants the generation and its trace to show, e.g. ``{"constraint": "unconstrained"}``
+    #: when a schema or grammar was asked for and the server could not enforce it
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -132,6 +135,7 @@ class Generation:
             "logprobs": self.logprobs,
             "call_id": self.call_id,
             "run_id": self.run_id,
+            "meta": self.meta,
         }
 
     @classmethod
@@ -145,4 +149,5 @@ class Generation:
             logprobs=d.get("logprobs"),
             call_id=d.get("call_id", ""),
             run_id=d.get("run_id"),
+            meta=dict(d.get("meta") or {}),
         )

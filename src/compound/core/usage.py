@@ -27,6 +27,7 @@ class Usage:
     cost_usd: float = 0.0
     energy_j: float = 0.0
     energy_estimated: bool = False  # True when any joule in the sum was estimated, not measured
+    unconstrained: int = 0  # calls that asked for a schema or grammar the server could not enforce
 
     @property
     def total_tokens(self) -> int:
@@ -47,6 +48,7 @@ class Usage:
         self.cost_usd += other.cost_usd
         self.energy_j += other.energy_j
         self.energy_estimated = self.energy_estimated or other.energy_estimated
+        self.unconstrained += other.unconstrained
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Usage:
             "cost_usd": self.cost_usd,
             "energy_j": self.energy_j,
             "energy_estimated": self.energy_estimated,
+            "unconstrained": self.unconstrained,
         }
 
     @classmethod

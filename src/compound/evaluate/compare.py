@@ -36,7 +36,7 @@ from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 from compound.strategies.sampling import SelfConsistency
-from compound.tables.io import read_table, require_columns
+from compound.tables.io import is_missing, read_table, require_columns
 from compound.tables.jobs import aprocess_table
 from compound.tables.operators import classify_op, render_row
 
@@ -55,7 +55,7 @@ def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
     else:
         df = read_table(path)
     require_columns(df, [input_col, label_col], str(path))
-    df = df.dropna(subset=[input_col, label_col])
+    df = df[~(df[input_col].map(is_missing) | df[label_col].map(is_missing))].copy()  # unlabelled rows
     df[label_col] = df[label_col].astype(str)
     return df.reset_index(drop=True)
 

@@ -80,6 +80,11 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     def model_id(self) -> str:
         return f"{self.kind}:{self.model}"
 
+    def cache_identity(self) -> str:
+        """What the response cache keys this backend's replies on: two backends share cached replies
+        only when this is equal. Remote backends add their endpoint and the served model's identity."""
+        return self.model_id
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model!r})"
 
@@ -187,7 +192,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         request = call.request
         if not (call.settings.cache if request.cache is None else request.cache):
             return None
-        call.key = cache_key(self.model_id, call.fields())
+        call.key = cache_key(self.cache_identity(), call.fields())
         hit = cache_at(call.settings.cache_path).get(call.key)
         if hit is None:
             return None
@@ -231,6 +236,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             cost_usd=settings.price_for(self.model).cost(completion.prompt_tokens, completion.completion_tokens),
             energy_j=completion.energy_j if measured else self.estimate_energy_j(completion, cpu, settings),
             energy_estimated=not measured,
+            unconstrained=int(completion.meta.get("constraint") == "unconstrained"),
         )
         gen = Generation(
             text=completion.text,
@@ -240,6 +246,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             logprobs=completion.logprobs,
             call_id=span.id,
             run_id=span.run_id,
+            meta=dict(completion.meta),
         )
         budgets.settle(call.plan, usage, gen)
         for tracker in active_trackers():
@@ -263,6 +270,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             "cached": gen.cached,
             "finish_reason": gen.finish_reason,
         }
+        if "constraint" in gen.meta:
+            span.attrs["constraint"] = gen.meta["constraint"]
         record(span)
 
 

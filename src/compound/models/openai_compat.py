@@ -1,9 +1,24 @@
-"""Any OpenAI-compatible server: llama.cpp server, vLLM, Ollama, hosted APIs.
+"""Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp's llama-server, llama-cpp-python, Ollama.
 
 Base URL and key come from the settings (``openai_base_url``, ``openai_api_key``) or the environment
-(``OPENAI_BASE_URL``, ``OPENAI_API_KEY``). Transient errors (429, 5xx, timeouts, dropped connections)
-are retried with exponential backoff by the openai client; requests- and tokens-per-minute limits
-are applied before each request.
+(``OPENAI_BASE_URL``, ``OPENAI_API_KEY``). Guarantees:
+
+- **The server's dialect is used** (``models.dialects``): detected per base URL by a cheap probe, corrected
+  on the first refusal of a constraint, remembered per process. A reply the server could not constrain
+  is marked ``constraint: unconstrained`` in the generation's meta, its usage and its trace span.
+- **Retries that can succeed** (``models.retry``): the openai client's own retries are off; this backend
+  retries only 429, 503, timeouts and dropped connections, up to ``max_retries`` times, waiting what
+  ``Retry-After`` asks. A 400, 404, 422 or 500 is sent once and raised with the server's message.
+- **The cache knows the endpoint**: ``cache_identity`` is the model alias, the base URL and, where the
+  server reports one, the served model's identity, so one alias on two servers never shares a reply.
+- **Loop-safe clients**: async clients are kept per event loop in a ``WeakKeyDictionary`` keyed by the
+  loop object (never ``id(loop)``, which a new loop can reuse), so a client is never handed to another
+  loop; entries of closed loops are dropped at the next lookup (a client's pooled connections keep its
+  loop alive, so the weak key alone would not free it).
+- Requests- and tokens-per-minute limits are applied before each request.
+
+The call logic (dialect, retries, refusals) is written once as a generator that yields HTTP calls or
+waits and receives replies or exceptions; a sync and an async driver run it.
 """
 
 from __future__ import annotations
@@ -11,13 +26,22 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
+import weakref
+from collections.abc import Generator
 from typing import Any
 
-from compound.core.errors import BackendError, ConfigurationError
+from compound.core.errors import ConfigurationError, ModelRequestsForbiddenError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Request
+from compound.models import dialects
 from compound.models.base import Backend
+from compound.models.override import check_allowed
 from compound.models.ratelimit import RateLimiter
+from compound.models.retry import classify, retry_delay, server_message
+
+#: what the call protocol yields: an HTTP call to make, or seconds to wait before the next one
+Step = dialects.Call | float
 
 
 class OpenAIBackend(Backend):
@@ -28,41 +52,62 @@ class OpenAIBackend(Backend):
         self._base_url = base_url
         self._api_key = api_key
 
-    _transient = Backend._transient + ("_clients", "_limiters", "_lock")
+    _transient = Backend._transient + ("_clients", "_loop_clients", "_limiters", "_lock")
 
     def _init_transient(self) -> None:
         super()._init_transient()
-        self._clients: dict[Any, Any] = {}
+        self._clients: dict[tuple, Any] = {}
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._limiters: dict[tuple, RateLimiter] = {}
         self._lock = threading.Lock()
 
-    def _endpoint(self, settings: Settings) -> tuple[str | None, str]:
+    def _endpoint(self, settings: Settings) -> tuple[str, str]:
         base_url = self._base_url or settings.openai_base_url or os.environ.get("OPENAI_BASE_URL")
         key = self._api_key or settings.openai_api_key or os.environ.get("OPENAI_API_KEY")
-        if key is None:
-            if base_url is None:
-                raise ConfigurationError(
-                    "the openai backend needs a server: set OPENAI_BASE_URL (and OPENAI_API_KEY for hosted APIs), "
-                    "or compound.configure(openai_base_url=..., openai_api_key=...)"
-                )
-            key = "not-needed"  # local servers accept any key
-        return base_url, key
+        if base_url is None and key is None:
+            raise ConfigurationError(
+                "the openai backend needs a server: set OPENAI_BASE_URL (and OPENAI_API_KEY for hosted APIs), "
+                "or compound.configure(openai_base_url=..., openai_api_key=...)"
+            )
+        return (base_url or "https://api.openai.com/v1").rstrip("/"), key or "not-needed"  # local servers take any key
 
     def _client(self, asynchronous: bool) -> Any:
         import openai
 
         settings = get_settings()
         base_url, key = self._endpoint(settings)
-        loop = id(asyncio.get_running_loop()) if asynchronous else None  # async clients belong to one loop
-        ident = (asynchronous, loop, base_url, key, settings.request_timeout_s, settings.max_retries)
+        ident = (base_url, key, settings.request_timeout_s)
         with self._lock:
-            client = self._clients.get(ident)
+            if asynchronous:  # an async client belongs to the loop it was made on
+                for dead in [loop for loop in self._loop_clients if loop.is_closed()]:
+                    del self._loop_clients[dead]  # its pooled connections hold the loop: drop them with it
+                clients = self._loop_clients.setdefault(asyncio.get_running_loop(), {})
+            else:
+                clients = self._clients
+            client = clients.get(ident)
             if client is None:
                 cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-                client = self._clients[ident] = cls(
-                    base_url=base_url, api_key=key, timeout=settings.request_timeout_s, max_retries=settings.max_retries
+                # retries are this backend's (models.retry), never the client's
+                client = clients[ident] = cls(
+                    base_url=base_url, api_key=key, timeout=settings.request_timeout_s, max_retries=0
                 )
         return client
+
+    def dialect(self) -> dialects.DialectReport:
+        """What this backend's server speaks (probed once per process and base URL)."""
+        base_url, _ = self._endpoint(get_settings())
+        return dialects.known(base_url) or dialects.report_for(self._client(False), base_url)
+
+    def cache_identity(self) -> str:
+        base_url, _ = self._endpoint(get_settings())
+        try:
+            check_allowed(self)  # where model requests are forbidden, not even the probe is sent
+        except ModelRequestsForbiddenError:
+            return f"{self.model_id}@{base_url}"
+        served = self.dialect().identity(self.model)
+        return f"{self.model_id}@{base_url}" + (f"#{served}" if served else "")
 
     def _limiter(self, settings: Settings) -> RateLimiter | None:
         if not (settings.requests_per_minute or settings.tokens_per_minute):
@@ -78,64 +123,77 @@ class OpenAIBackend(Backend):
         """The server's energy is not visible from here: estimated per token."""
         return (completion.prompt_tokens + completion.completion_tokens) * settings.joules_per_remote_token
 
-    def request_params(self, request: Request) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-        }
-        if request.stop:
-            params["stop"] = list(request.stop)
-        seed = request.seed if request.seed is not None else (request.sample_index if request.temperature > 0 else None)
-        if seed is not None:
-            params["seed"] = seed
-        if request.json_schema is not None:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.json_schema.get("title", "output"), "schema": request.json_schema},
-            }
-        if request.grammar is not None:
-            params["extra_body"] = {"grammar": request.grammar}  # llama.cpp server; vLLM reads it as guided grammar
-        if request.logprobs:
-            params["logprobs"] = True
-        return params
+    def _protocol(self, report: dialects.DialectReport, request: Request) -> Generator[Step, Any, Completion]:
+        """Send ``request`` in the server's dialect; retry what can succeed; step down on a refusal."""
+        import openai
 
-    @staticmethod
-    def _completion(resp: Any) -> Completion:
-        choice = resp.choices[0]
-        logprobs = None
-        if choice.logprobs is not None and choice.logprobs.content:
-            logprobs = [float(t.logprob) for t in choice.logprobs.content]
-        usage = resp.usage
-        return Completion(
-            text=choice.message.content or "",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=choice.finish_reason or "stop",
-            logprobs=logprobs,
-        )
+        start, retries, max_retries = report, 0, get_settings().max_retries
+        while True:
+            call = dialects.encode(report, request, self.model)
+            try:
+                data = yield call
+            except openai.OpenAIError as e:
+                error = classify(e, f"{self.model_id} at {report.base_url}")
+                if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
+                    dialects.forget(report.base_url)  # the server went away: whatever answers next is probed anew
+                if error.retryable and retries < max_retries:
+                    retries += 1
+                    yield retry_delay(e, retries)
+                    continue
+                if dialects.refused(error.status, server_message(e), call):
+                    report = dialects.downgrade(report, call)
+                    continue
+                if error.retryable:
+                    error.args = (f"{error} (after {retries} retries)",)
+                raise error from e
+            if report is not start:
+                dialects.remember(report)  # the plainer form passed: later calls start from it
+            return dialects.decode(call, data)
 
     def _generate(self, request: Request) -> Completion:
         import openai
 
-        settings = get_settings()
-        if (lim := self._limiter(settings)) is not None:
+        if (lim := self._limiter(get_settings())) is not None:
             lim.acquire(self.count_prompt_tokens(request) + request.max_tokens)
+        client = self._client(False)
+        protocol = self._protocol(self.dialect(), request)
         try:
-            return self._completion(self._client(False).chat.completions.create(**self.request_params(request)))
-        except openai.OpenAIError as e:
-            raise BackendError(f"{self.model_id} failed after {settings.max_retries} retries: {e}") from e
+            step = next(protocol)
+            while True:
+                if not isinstance(step, dialects.Call):
+                    time.sleep(step)
+                    step = protocol.send(None)
+                    continue
+                try:
+                    data = client.post(step.url, body=step.body, cast_to=object)
+                except openai.OpenAIError as e:
+                    step = protocol.throw(e)
+                else:
+                    step = protocol.send(data)
+        except StopIteration as done:
+            return done.value
 
     async def _agenerate(self, request: Request) -> Completion:
         import openai
 
-        settings = get_settings()
-        if (lim := self._limiter(settings)) is not None:
+        if (lim := self._limiter(get_settings())) is not None:
             await lim.aacquire(self.count_prompt_tokens(request) + request.max_tokens)
+        base_url, _ = self._endpoint(get_settings())
+        report = dialects.known(base_url) or await asyncio.to_thread(self.dialect)
+        client = self._client(True)
+        protocol = self._protocol(report, request)
         try:
-            resp = await self._client(True).chat.completions.create(**self.request_params(request))
-        except openai.OpenAIError as e:
-            raise BackendError(f"{self.model_id} failed after {settings.max_retries} retries: {e}") from e
-        return self._completion(resp)
+            step = next(protocol)
+            while True:
+                if not isinstance(step, dialects.Call):
+                    await asyncio.sleep(step)
+                    step = protocol.send(None)
+                    continue
+                try:
+                    data = await client.post(step.url, body=step.body, cast_to=object)
+                except openai.OpenAIError as e:
+                    step = protocol.throw(e)
+                else:
+                    step = protocol.send(data)
+        except StopIteration as done:
+            return done.value

@@ -16,6 +16,7 @@ from compound.models.lora import LORA_MARK
 from compound.models.override import models_override, overridden
 
 _instances: dict[str, Backend] = {}
+_registered: set[str] = set()  # names given by register_model (trusted: the program's own code chose them)
 _lock = threading.Lock()
 
 
@@ -55,7 +56,14 @@ def register_model(name: str, backend: Backend) -> Backend:
     """Give a configured backend a name, so programs, jobs and the CLI can refer to it by that name."""
     with _lock:
         _instances[name] = backend
+        _registered.add(name)
     return backend
+
+
+def is_catalogue_model(spec: str) -> bool:
+    """True for models a saved file may name without trust: an embedded model of the catalogue,
+    ``scripted``, or a name given to ``register_model``. Remote backends and model files are not."""
+    return spec in EMBEDDED or spec in ("scripted", "scripted:scripted") or spec in _registered
 
 
 def get_model(model: str | Backend | None = None) -> Backend:

@@ -2,7 +2,11 @@
 
 A ``Module`` is composed in ordinary Python. Its parameters (each ``Predict``'s instructions, demos and
 model) are named by where they sit in the program and can be inspected, changed, saved and loaded.
-Saved programs are versioned JSON, never pickle.
+Saved programs are versioned JSON, never pickle. A file is checked against a schema (pydantic) before
+anything is set: a wrong type is reported naming the file and the parameter. A file may switch a step
+only to a model of the catalogue (an embedded model, ``scripted``, or a name given to
+``register_model``); pointing it at a remote backend (``openai:...``) or a model file needs
+``Module.load(path, trust_remote=True)``.
 
 Write ``forward`` (sync) or ``aforward`` (async), or both; the other is derived. Every call of a module
 is a ``step`` span in the trace, with its inputs and outputs.
@@ -19,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError, InputTypeError
 from compound.store.traces import span
@@ -34,6 +40,10 @@ class Module:
 
     #: the names of this module's own parameters (attributes saved with the program)
     parameter_names: tuple[str, ...] = ()
+    #: the type a saved file must give each parameter (checked strictly on load; unlisted ones: any JSON)
+    parameter_types: dict[str, Any] = {}
+    #: attributes that are run-time state, not configuration (left out of the fingerprint)
+    runtime_attrs: tuple[str, ...] = ()
 
     @property
     def step_name(self) -> str:
@@ -94,18 +104,12 @@ class Module:
         setattr(self, name, value)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that changes what the program answers (for caching whole-program results):
-        its parameters, and each step's strategy and settings."""
-        steps = {}
-        for path, module in self.named_modules():
-            strategy = getattr(module, "strategy", None)
-            steps[path] = {
-                "class": type(module).__qualname__,
-                "strategy": None if strategy is None else [type(strategy).__qualname__, _plain(vars(strategy))],
-            }
+        """Everything that changes what the program answers, as plain values: every step's and strategy's
+        full configuration (see ``compound.core.fingerprint``) and the prompt format's version."""
+        from compound.core.fingerprint import plain
         from compound.program.typed import PROMPT_VERSION
 
-        return {"parameters": self.named_parameters(), "steps": steps, "prompt_version": PROMPT_VERSION}
+        return {"program": plain(self), "prompt_version": PROMPT_VERSION}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -116,20 +120,37 @@ class Module:
             "parameters": self.named_parameters(),
         }
 
-    def load_state(self, state: dict[str, Any], source: str = "state") -> Module:
+    def load_state(self, state: dict[str, Any], source: str = "state", *, trust_remote: bool = False) -> Module:
+        """Set the parameters saved in ``state`` (checked first: nothing is set unless all of it is valid)."""
         state = migrate(state, source)
-        if state.get("program") != type(self).__qualname__:
-            raise ConfigurationError(
-                f"{source} holds a {state.get('program')!r} program, not a {type(self).__qualname__!r}"
-            )
+        try:
+            saved = SavedProgram.model_validate(state)
+        except ValidationError as e:
+            raise ConfigurationError(f"{source} is not a valid saved program: {_errors(e)}") from None
+        if saved.program != type(self).__qualname__:
+            raise ConfigurationError(f"{source} holds a {saved.program!r} program, not a {type(self).__qualname__!r}")
         modules = dict(self.named_modules())
         known = self.named_parameters()
-        unknown = set(state["parameters"]) - set(known)
+        unknown = set(saved.parameters) - set(known)
         if unknown:
             raise ConfigurationError(f"{source} has parameters this program does not: {sorted(unknown)}")
-        for dotted, value in state["parameters"].items():
+        updates = []
+        for dotted, value in saved.parameters.items():
             path, _, name = dotted.rpartition(".")
-            modules[path].set_parameter(name, value)
+            module = modules[path]
+            expected = module.parameter_types.get(name)
+            if expected is not None:
+                try:
+                    TypeAdapter(expected).validate_python(value, strict=True)
+                except ValidationError as e:
+                    raise ConfigurationError(
+                        f"{source}: parameter {dotted!r} has the wrong type ({_errors(e)}); got {value!r:.80}"
+                    ) from None
+            if name == "model" and isinstance(value, str) and value != known[dotted] and not trust_remote:
+                _check_trusted(value, source, dotted)
+            updates.append((module, name, value))
+        for module, name, value in updates:
+            module.set_parameter(name, value)
         return self
 
     def save(self, path: str | Path) -> Path:
@@ -141,14 +162,26 @@ class Module:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *args: Any, **kwargs: Any) -> Module:
-        """Build the program (``cls(*args, **kwargs)``) and load its parameters from ``path``."""
+    def load(cls, path: str | Path, *args: Any, trust_remote: bool = False, **kwargs: Any) -> Module:
+        """Build the program (``cls(*args, **kwargs)``) and load its parameters from ``path``.
+        ``trust_remote=True`` lets the file point steps at remote backends or model files."""
         path = Path(path)
         try:
             state = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigurationError(f"cannot read program file {path}: {e}") from e
-        return cls(*args, **kwargs).load_state(state, str(path))
+        return cls(*args, **kwargs).load_state(state, str(path), trust_remote=trust_remote)
+
+
+class SavedProgram(BaseModel):
+    """The schema of a saved program file (the current version)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    format: str
+    version: int
+    program: str
+    class_path: str | None = Field(None, alias="class")
+    parameters: dict[str, Any]
 
 
 def class_path(cls: type) -> str:
@@ -161,11 +194,28 @@ def class_path(cls: type) -> str:
     return f"{module}:{cls.__qualname__}"
 
 
+def _errors(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}" for err in e.errors())
+
+
+def _check_trusted(model: str, source: str, dotted: str) -> None:
+    from compound.models.registry import is_catalogue_model
+
+    if not is_catalogue_model(model):
+        raise ConfigurationError(
+            f"{source} sets {dotted} to {model!r}, which is a remote backend or a model file outside the "
+            "catalogue; a saved program may only switch steps to catalogue models. If you trust this file, "
+            "load it with trust_remote=True (Module.load(path, trust_remote=True))."
+        )
+
+
 def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") != FORMAT:  # a list, a string, someone else's JSON
         raise ConfigurationError(f'{source} is not a saved compound program (no "format": "{FORMAT}")')
     version = state.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigurationError(f'{source}: "version" must be a whole number >= 1, got {version!r}')
+    if version > VERSION:
         raise ConfigurationError(
             f"{source} was saved by a newer compound (file version {version}, this one reads up to {VERSION}); upgrade compound"
         )
@@ -176,10 +226,6 @@ def migrate(state: dict[str, Any], source: str = "state") -> dict[str, Any]:
         state = step(state)
         version = state["version"]
     return state
-
-
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in d.items()}
 
 
 def _json_default(o: Any) -> Any:

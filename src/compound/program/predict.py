@@ -82,6 +82,7 @@ class Predict(Module):
     """
 
     parameter_names = ("instructions", "demos", "model")
+    parameter_types = {"instructions": str | None, "demos": list[dict[str, Any]], "model": str | None}
 
     def __init__(
         self,

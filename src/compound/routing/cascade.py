@@ -88,6 +88,8 @@ class LLMStage(Stage):
 
 class Cascade(Module):
     parameter_names = ("thresholds", "proxies")
+    parameter_types = {"thresholds": list[dict[str, Any]], "proxies": dict[str, Any]}
+    runtime_attrs = ("answered_by",)
 
     def __init__(
         self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade"
@@ -117,18 +119,6 @@ class Cascade(Module):
             for s in self.stages:
                 if isinstance(s, ProxyStage) and s.name in value:
                     s.classifier.load_state(value[s.name])
-
-    def identity(self) -> dict[str, Any]:
-        stages = [
-            {
-                "name": s.name,
-                "class": type(s).__qualname__,
-                "votes": getattr(s, "votes", None),
-                "step": s.step.identity() if isinstance(s, LLMStage) else None,
-            }
-            for s in self.stages
-        ]
-        return {**super().identity(), "stages": stages}
 
     async def aforward(self, row: str) -> dict[str, Any]:
         for i, stage in enumerate(self.stages):

@@ -177,6 +177,12 @@ class SQLiteStore:
             return self._open_file()
 
     def _open_file(self) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise StoreError(
+                f"the {self.KIND} file {self.path} is a directory. Move it aside, or set COMPOUND_HOME to another "
+                "directory.",
+                self.path,
+            )
         conn = None
         try:
             conn = sqlite3.connect(

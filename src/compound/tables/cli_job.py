@@ -113,6 +113,25 @@ def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str
         )
 
 
+def _check_no_overwrite(spec: dict[str, Any], df: Any) -> None:
+    """A file job adds columns; it never silently replaces one the input has (impute fills its own)."""
+    op = spec.get("op")
+    if op in ("map", "classify"):
+        new = [spec.get("column")]
+    elif op == "extract" and spec.get("fields"):
+        new = list(parse_fields(spec["fields"]))
+    elif op == "describe" and not spec.get("by"):
+        new = [spec.get("column") or "description"]
+    else:
+        new = []
+    clash = [c for c in new if c in df.columns]
+    if clash:
+        raise TableError(
+            f"the input already has a column {clash[0]!r}, which the job would overwrite; give the new column "
+            "another name (--column, or the --fields names), or use impute to fill its empty cells"
+        )
+
+
 def _written(op: Any, df: Any, result: TableRun) -> dict[str, Any]:
     """The cells the job wrote: each output column, with the rows written (None: the whole column)."""
     rows = None if op.spec.get("by") else set(result.outputs or {})
@@ -148,6 +167,7 @@ def run_file_job(
             spec["input"], sheet=spec.get("sheet"), encoding=spec.get("encoding"), delimiter=spec.get("delimiter")
         )
         out = check_output(spec["out"], source, sheet_chosen=bool(spec.get("sheet")))
+        _check_no_overwrite(spec, df)
         digest = _digest(spec["input"])
         changed = resume is not None and spec.get("input_sha256") not in (None, digest)
         spec = {**spec, "input_sha256": spec.get("input_sha256") or digest}

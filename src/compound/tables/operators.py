@@ -8,14 +8,13 @@ deduplication, caching, progress, budgets and (with a job id) checkpoints.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from compound.core.fingerprint import fingerprint
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.tables.io import TableError, check_column_types, is_missing, missing_cells, require_columns
@@ -43,12 +42,7 @@ class TableOp:
     @property
     def fingerprint(self) -> str:
         """Changes whenever the program or the operation would give other outputs."""
-        blob = json.dumps(
-            [self.name, self.output_columns, self.program.identity(), _output_schema(self.program)],
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return fingerprint(self.name, self.output_columns, self.program.identity(), _output_schema(self.program))
 
 
 def _output_schema(program: Module) -> Any:

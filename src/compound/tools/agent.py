@@ -44,6 +44,7 @@ class AgentResult:
 
 class ToolAgent(Module):
     parameter_names = ("instructions", "model")
+    parameter_types = {"instructions": str, "model": str | None}
 
     def __init__(
         self,
@@ -72,7 +73,8 @@ class ToolAgent(Module):
             # the schema (and so constrained decoding) lists the tools, but an unknown name still parses:
             # it is answered to the model as an observation instead of failing the run
             tool=(str, Field(json_schema_extra={"enum": list(names)}, description="the tool to call")),
-            arguments=(dict[str, Any], Field(default_factory=dict)),
+            # any JSON parses; arguments that are not an object are answered to the model, not fatal
+            arguments=(Any, Field(default_factory=dict, json_schema_extra={"type": "object"})),
             answer=(str, Field(default="", description="the final answer, when tool is finish")),
         )
 
@@ -96,7 +98,8 @@ class ToolAgent(Module):
             action: Any = (
                 await adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend)
             ).value
-            step = AgentStep(action.tool, dict(action.arguments), action.thought)
+            arguments = dict(action.arguments) if isinstance(action.arguments, dict) else action.arguments
+            step = AgentStep(action.tool, arguments, action.thought)
             result.steps.append(step)
             messages.append(Message("assistant", action.model_dump_json()))
             if action.tool == FINISH:
@@ -116,6 +119,9 @@ class ToolAgent(Module):
 
     async def _call(self, step: AgentStep) -> Any:
         tool = self.tools.get(step.tool)
+        if not isinstance(step.arguments, dict):
+            step.decision = Decision(False, "the arguments must be a JSON object of named values", "agent")
+            return {"error": step.decision.reason}
         if tool is None:
             known = ", ".join([*self.tools, FINISH])
             step.decision = Decision(False, f"there is no tool named {step.tool!r}; the tools are: {known}", "agent")

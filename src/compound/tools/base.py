@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import inspect
 import json
-import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, create_model
 
 from compound.core.errors import CompoundError, InputError, InputTypeError
+from compound.core.validate import check_number
 
 
 class ToolArgumentError(InputError):
@@ -76,10 +76,10 @@ class Tool:
         timeout_s: float = 30.0,
         max_result_chars: int = 20_000,
     ) -> None:
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < math.inf:
-            raise InputError(f"tool timeout_s={timeout_s!r} must be a finite number of seconds > 0")
-        if isinstance(max_result_chars, bool) or not isinstance(max_result_chars, int) or max_result_chars < 1:
-            raise InputError(f"tool max_result_chars={max_result_chars!r} must be a whole number >= 1")
+        check_number("tool timeout_s", timeout_s, above=0)
+        check_number("tool max_result_chars", max_result_chars, at_least=1, integer=True)
+        if isinstance(max_result_chars, float):
+            raise InputError(f"tool max_result_chars must be a whole number >= 1 (got {max_result_chars!r})")
         self.timeout_s = float(timeout_s)
         self.max_result_chars = max_result_chars
         self.fn = fn

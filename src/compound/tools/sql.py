@@ -1,11 +1,13 @@
 """A SQL tool over SQLAlchemy, read-only by default.
 
-Every statement is parsed with sqlglot before it reaches the database. Read-only mode accepts exactly
-one statement, and only a query (SELECT, set operations, CTEs whose parts are all queries); anything
-else (a second statement, DML or DDL anywhere in the tree, PRAGMA, ATTACH, SELECT INTO, an
-unparseable text) is refused with a reason. SQLite connections are also put in ``query_only`` mode, as
-a second wall. Results are capped at ``row_limit`` rows, and queries at ``timeout_s`` seconds. Write
-access is an explicit opt-in (``read_only=False``).
+Read-only mode has two walls. First, every statement is checked before it reaches the database
+(``compound.tools.sql_guard``): one query, nothing that writes anywhere in its tree, only functions on
+an allow-list of pure ones, no MySQL executable comments, bounded size and nesting. Second, the
+database enforces it too: on PostgreSQL each query runs in a ``SET TRANSACTION READ ONLY`` transaction, on MySQL/MariaDB in ``START TRANSACTION READ ONLY``, and on SQLite
+every connection of the engine is ``query_only``, including connections the engine already pooled
+before it was handed over (set at each checkout). Read-only queries are always rolled back.
+Results are capped at ``row_limit`` rows, and queries at ``timeout_s`` seconds. Write access is an
+explicit opt-in (``read_only=False``).
 """
 
 from __future__ import annotations
@@ -14,65 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-
-from compound.core.errors import InputError
 from compound.tools.base import Tool
+from compound.tools.sql_guard import SQLRefused, check_read_only
 
-_READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
-_WRITE_NODES = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert",
-        "Update",
-        "Delete",
-        "Merge",
-        "Create",
-        "Drop",
-        "Alter",
-        "AlterTable",
-        "TruncateTable",
-        "Command",
-        "Pragma",
-        "Attach",
-        "Detach",
-        "Copy",
-        "LoadData",
-        "Transaction",
-        "Commit",
-        "Rollback",
-        "Grant",
-        "Revoke",
-        "Set",
-        "Use",
-        "Analyze",
-        "Into",
-        "Lock",
-    )
-    if hasattr(exp, name)
-)
+__all__ = ["QueryResult", "SQLDatabase", "SQLRefused", "check_read_only"]
 
 
-class SQLRefused(InputError):
-    """The statement was refused before reaching the database."""
-
-
-def check_read_only(sql: str, dialect: str | None = None) -> exp.Expression:
-    """Return the parsed query, or raise ``SQLRefused`` saying why it is not a single read query."""
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as e:
-        raise SQLRefused(f"could not parse the statement, so it was not run: {e}") from None
-    if len(statements) != 1:
-        raise SQLRefused(f"exactly one statement is allowed, got {len(statements)}")
-    tree = statements[0]
-    if not isinstance(tree, _READ_ROOTS):
-        raise SQLRefused(f"only read queries are allowed in read-only mode, got {tree.key.upper()}")
-    for node in tree.walk():
-        if isinstance(node, _WRITE_NODES):
-            raise SQLRefused(f"the query contains a {node.key.upper()}, which writes; refused in read-only mode")
-    return tree
+def _query_only(dbapi_conn: Any, *_: Any) -> None:
+    dbapi_conn.execute("PRAGMA query_only = ON")
 
 
 @dataclass
@@ -89,7 +40,13 @@ class QueryResult:
 
 class SQLDatabase:
     def __init__(
-        self, url_or_engine: Any, *, read_only: bool = True, row_limit: int = 100, timeout_s: float = 5.0
+        self,
+        url_or_engine: Any,
+        *,
+        read_only: bool = True,
+        row_limit: int = 100,
+        timeout_s: float = 5.0,
+        allow_functions: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         from sqlalchemy import create_engine, event
 
@@ -97,9 +54,12 @@ class SQLDatabase:
         self.read_only = read_only
         self.row_limit = row_limit
         self.timeout_s = timeout_s
+        self.allow_functions = frozenset(allow_functions)
         self.dialect = {"postgresql": "postgres"}.get(self.engine.dialect.name, self.engine.dialect.name)
         if self.engine.dialect.name == "sqlite" and read_only:
-            event.listen(self.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
+            # new connections, and those already in the pool (an engine used before it was handed over)
+            event.listen(self.engine, "connect", _query_only)
+            event.listen(self.engine, "checkout", _query_only)
 
     def schema(self) -> str:
         """CREATE TABLE statements for every table (what a model needs to write queries)."""
@@ -112,9 +72,11 @@ class SQLDatabase:
 
     def query(self, sql: str) -> QueryResult:
         if self.read_only:
-            check_read_only(sql, self.dialect)
+            check_read_only(sql, self.dialect, self.allow_functions)
         start = time.monotonic()
         with self.engine.connect() as conn:
+            if self.read_only:
+                self._read_only_transaction(conn)
             self._set_timeout(conn, start)
             cursor = conn.exec_driver_sql(sql)
             if cursor.returns_rows:
@@ -127,6 +89,14 @@ class SQLDatabase:
         truncated = len(rows) > self.row_limit
         return QueryResult(columns, rows[: self.row_limit], truncated, time.monotonic() - start)
 
+    def _read_only_transaction(self, conn: Any) -> None:
+        """The database's own wall: the transaction the query runs in cannot write (rolled back after)."""
+        name = self.engine.dialect.name
+        if name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # the first statement of the transaction
+        elif name in ("mysql", "mariadb"):
+            conn.exec_driver_sql("START TRANSACTION READ ONLY")
+
     def _set_timeout(self, conn: Any, start: float) -> None:
         name = self.engine.dialect.name
         if name == "sqlite":
@@ -134,7 +104,9 @@ class SQLDatabase:
             conn.connection.driver_connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         elif name == "postgresql":
             conn.exec_driver_sql(f"SET statement_timeout = {int(self.timeout_s * 1000)}")
-        elif name in ("mysql", "mariadb"):
+        elif getattr(conn.dialect, "is_mariadb", False):  # known once connected; seconds, another name
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {self.timeout_s:.3f}")
+        elif name == "mysql":
             conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {int(self.timeout_s * 1000)}")
 
     def as_tool(self, name: str = "sql_query") -> Tool:

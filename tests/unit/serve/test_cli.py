@@ -1,10 +1,11 @@
-"""The installed console script: `compound keys add` and `compound serve` in a subprocess."""
+"""The installed console script: `compound keys add`, `compound serve` and `compound ui` in a subprocess."""
 
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -12,10 +13,25 @@ import httpx
 COMPOUND = shutil.which("compound") or str(Path(sys.prefix) / "bin" / "compound")
 
 
-def free_port() -> int:
+@contextmanager
+def running(*args: str):
+    """Run ``compound ARGS --port P`` until /healthz answers; yield its URL; stop it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([COMPOUND, *args, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_keys_add_then_serve(tmp_path, isolated_home):
@@ -29,21 +45,7 @@ def test_keys_add_then_serve(tmp_path, isolated_home):
     secret = out.stdout.strip()
     assert secret.startswith("sk-compound-") and secret not in keys.read_text()
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [COMPOUND, "serve", "write_email", "-m", "scripted", "--keys", str(keys), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running("serve", "write_email", "-m", "scripted", "--keys", str(keys)) as url:
         assert httpx.get(f"{url}/healthz").json()["programs"] == ["write_email"]
         body = {"model": "scripted", "messages": [{"role": "user", "content": "ping"}]}
         ok = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"})
@@ -52,6 +54,11 @@ def test_keys_add_then_serve(tmp_path, isolated_home):
         assert again.status_code == 429 and "Retry-After" in again.headers
         assert httpx.post(f"{url}/v1/chat/completions", json=body).status_code == 401
         assert "/v1/programs/write_email/run" in httpx.get(f"{url}/openapi.json").json()["paths"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+
+
+def test_compound_ui_serves_the_pages(tmp_path, isolated_home):
+    (tmp_path / "r.json").write_text('{"rows": [{"config": "small", "accuracy": 0.5, "cpu_s": 1.0, "pareto": true}]}')
+    with running("ui", "--reports", str(tmp_path)) as url:
+        for path in ("/ui/runs", "/ui/jobs", "/ui/reports", "/ui/write", "/ui/reports/r"):
+            assert httpx.get(f"{url}{path}").status_code == 200, path
+        assert httpx.get(f"{url}/ui/reports/r/plot.png").headers["content-type"] == "image/png"

@@ -153,3 +153,23 @@ def test_health_and_metrics(server):
     assert 'compound_request_seconds_count{route="/v1/programs/run"} 2.0' in text
     assert 'compound_tokens_total{kind="completion"}' in text and "compound_energy_joules_total" in text
     assert "compound_cache_hits_total 1.0" in text  # the second identical call came from the cache
+
+
+def test_ui_pages_show_jobs_runs_and_refuse_unknown(server):
+    import json
+
+    from compound.core.usage import Usage
+    from compound.tables.jobs import job_store
+
+    url, _ = server
+    store = job_store()
+    store.create("job-ui", {"op": "classify", "input": "in.csv", "out": "out.csv"}, "fp", 4)
+    usage = json.dumps(Usage(calls=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.25, energy_j=3.0).to_dict())
+    store.commit("job-ui", [("0", "{}", usage), ("1", "{}", usage)])
+    store.set_status("job-ui", "stopped")
+    page = httpx.get(f"{url}/ui/jobs").text
+    assert "job-ui" in page and "2/4" in page and "compound table --resume job-ui" in page
+    assert "0.5000" in page and "6.0" in page  # cost and joules so far: two rows of $0.25 and 3 J
+    assert httpx.get(f"{url}/ui/runs/nope").status_code == 404
+    assert httpx.get(f"{url}/ui/reports/nope").status_code == 404
+    assert httpx.get(f"{url}/ui", follow_redirects=True).url.path == "/ui/runs"
