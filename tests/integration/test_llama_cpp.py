@@ -93,6 +93,7 @@ def test_cli_ask_with_schema_prints_valid_json_and_is_traced(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
+    assert "llama_model_loader" not in out.stderr and "srv " not in out.stderr  # the engine's logs are silent
     value = json.loads(out.stdout)
     import jsonschema
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,101 +74,67 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
+def _server(user: str, setup: Callable[[Path, str], list], serve: Callable[[Path, str, int], list], url: str):
+    """Set up a data directory, start the server as ``user`` on a free loopback port, yield its URL
+    (``url`` formatted with the port), then stop it and remove everything."""
+    drop, uid, gid = _as_user(user)
+    name = pwd.getpwuid(uid).pw_name
+    root = _workdir(uid, gid)
+    port = _free_port()
+    log = root / "server.log"
+    try:
+        subprocess.run(setup(root, name), preexec_fn=drop, check=True, capture_output=True, cwd=root)
+        with open(log, "w") as out:
+            os.chown(log, uid, gid)
+            proc = subprocess.Popen(
+                serve(root, name, port), preexec_fn=drop, stdout=out, stderr=subprocess.STDOUT, cwd=root
+            )
+        try:
+            _wait(port, proc, log)
+            yield url.format(port=port)
+        finally:
+            _stop(proc)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def postgres_server():
-    """Yield a SQLAlchemy URL of a fresh PostgreSQL cluster (trust auth on loopback), then stop it."""
+    """A fresh PostgreSQL cluster (trust auth on loopback): a context manager yielding its SQLAlchemy URL."""
     bin_dir = postgres_bin()
-    drop, uid, gid = _as_user("postgres")
-    root = _workdir(uid, gid)
-    port = _free_port()
-    log = root / "server.log"
-    try:
-        subprocess.run(
-            [bin_dir / "initdb", "-D", root / "data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            preexec_fn=drop,
-            check=True,
-            capture_output=True,
-            cwd=root,
-        )
-        with open(log, "w") as out:
-            os.chown(log, uid, gid)
-            proc = subprocess.Popen(
-                [
-                    bin_dir / "postgres",
-                    "-D",
-                    root / "data",
-                    "-p",
-                    str(port),
-                    "-k",
-                    root,
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    "fsync=off",
-                ],
-                preexec_fn=drop,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-            )
-        try:
-            _wait(port, proc, log)
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        finally:
-            _stop(proc)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return _server(
+        "postgres",
+        lambda root, _: [
+            bin_dir / "initdb",
+            "-D",
+            root / "data",
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        lambda root, _, port: [
+            *(bin_dir / "postgres", "-D", root / "data", "-p", str(port), "-k", root),
+            *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),
+        ],
+        "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+    )
 
 
-@contextmanager
 def mariadb_server():
-    """Yield a SQLAlchemy URL of a fresh MariaDB server (no grant tables, loopback only), then stop it."""
+    """A fresh MariaDB server (no grant tables, loopback only): a context manager yielding its SQLAlchemy URL."""
     install, server = mariadb_bins()
-    drop, uid, gid = _as_user("mysql")
-    user = pwd.getpwuid(uid).pw_name
-    root = _workdir(uid, gid)
-    port = _free_port()
-    log = root / "server.log"
-    try:
-        subprocess.run(
-            [
-                install,
-                "--no-defaults",
-                f"--datadir={root / 'data'}",
-                f"--user={user}",
-                "--skip-test-db",
-                "--auth-root-authentication-method=normal",
-            ],
-            preexec_fn=drop,
-            check=True,
-            capture_output=True,
-            cwd=root,
-        )
-        with open(log, "w") as out:
-            os.chown(log, uid, gid)
-            proc = subprocess.Popen(
-                [
-                    server,
-                    "--no-defaults",
-                    f"--datadir={root / 'data'}",
-                    f"--socket={root / 'sock'}",
-                    f"--port={port}",
-                    "--bind-address=127.0.0.1",
-                    "--skip-grant-tables",
-                    "--skip-name-resolve",
-                    f"--user={user}",
-                    f"--pid-file={root / 'pid'}",
-                    "--innodb-buffer-pool-size=16M",
-                    "--skip-log-bin",
-                ],
-                preexec_fn=drop,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-            )
-        try:
-            _wait(port, proc, log)
-            yield f"mysql+pymysql://root@127.0.0.1:{port}/mysql"
-        finally:
-            _stop(proc)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return _server(
+        "mysql",
+        lambda root, user: [
+            *(install, "--no-defaults", f"--datadir={root / 'data'}", f"--user={user}"),
+            *("--skip-test-db", "--auth-root-authentication-method=normal"),
+        ],
+        lambda root, user, port: [
+            *(server, "--no-defaults", f"--datadir={root / 'data'}", f"--socket={root / 'sock'}", f"--port={port}"),
+            *("--bind-address=127.0.0.1", "--skip-grant-tables", "--skip-name-resolve", f"--user={user}"),
+            *(f"--pid-file={root / 'pid'}", "--innodb-buffer-pool-size=16M", "--skip-log-bin"),
+        ],
+        "mysql+pymysql://root@127.0.0.1:{port}/mysql",
+    )
