@@ -469,15 +469,15 @@ def scale(
 
 @app.command()
 def demo(
-    rows: int = typer.Option(12, help="how many held-out rows to impute", callback=COUNT),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="model for the job (default: the embedded small model)"
-    ),
+    rows: int = typer.Option(24, help="how many held-out rows to impute", callback=COUNT),
+    model: str | None = typer.Option(None, "--model", "-m", help="the large model (default: qwen2.5-coder-1.5b)"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the figures here too"),
 ) -> None:
-    """The main job: impute a real table's held-out cells with a typed compound program, then report."""
+    """The main job: impute a real table's held-out cells three ways (small, large, compound); compare the costs."""
     from compound.demo import run_demo
 
-    run_demo(rows=rows, model=model, console=console)
+    kwargs = {"large": model} if model else {}
+    run_demo(rows=rows, console=console, json_out=json_out, **kwargs)
 
 
 if __name__ == "__main__":

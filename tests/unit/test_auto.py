@@ -104,3 +104,37 @@ def test_tabular_student_round_trips_through_json():
     clf = TabularClassifier().fit(texts, ["x", "x", "y", "y"])
     again = TabularClassifier(json.loads(json.dumps(clf.state())))
     assert again.predict(texts) == clf.predict(texts)
+
+
+def test_compare_learned_configurations_report_one_time_cost_and_break_even():
+    import asyncio
+
+    from compound.evaluate.compare import compare
+
+    def small_fn(request):  # right only when shown demos (kNN or bootstrapped)
+        text = request.messages[-1].content
+        informed = len(request.messages) > 2
+        return json.dumps({"label": ("pos" if any(w in text for w in POS) else "neg") if informed else "neg"})
+
+    compound.register_model("teach-small", ScriptedBackend(small_fn, model="teach-small", latency_s=0.002))
+    compound.register_model("teach-large", teacher())
+    df = reviews(400).rename(columns={"gold": "label"})
+    result = asyncio.run(
+        compare(
+            df,
+            "text",
+            "label",
+            ["small", "small-knn", "small-boot", "large", "auto"],
+            limit=200,
+            calibration=200,
+            small="teach-small",
+            large="teach-large",
+        )
+    )
+    rows = {r["config"]: r for r in result["rows"]}
+    assert rows["small-knn"]["accuracy"] >= rows["small"]["accuracy"] + 0.3
+    assert rows["small-boot"]["accuracy"] >= rows["small"]["accuracy"] + 0.3
+    assert rows["auto"]["accuracy"] >= rows["large"]["accuracy"] - 0.05
+    assert json.loads(rows["auto"]["answered_by"])["proxy"] > 0.8 * 200  # the student answered nearly every row
+    assert rows["small"]["one_time_cpu_s"] == 0 and rows["small"]["break_even_rows"] == 0
+    assert rows["auto"]["one_time_cpu_s"] > 0 and "auto" in result["details"]

@@ -215,7 +215,11 @@ async def compare(
     parts = split(df, limit, calibration if needs_calibration else 0, seed)
     rows, details = [], {}
     for name in configs:
-        program = build(name, labels, small, large, [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()])
+        program = (
+            None
+            if name == "auto"  # built by learn(), from the calibration rows
+            else build(name, labels, small, large, [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()])
+        )
         calib_usage = Usage()
         if name.startswith("student:"):  # its one-time cost: teacher labelling, filtering and training
             from compound.optimize.distill.cli import student_one_time_cpu_s

@@ -12,8 +12,9 @@ The recipe for classification-style work (``compare``'s ``auto``, ``classify ...
 3. **Certify it**: its confidence threshold is learned with the Clopper-Pearson fixed-sequence test of
    ``routing.calibrate``: with probability at least ``1 - delta``, the answers it keeps agree with the
    reference at ``target`` or better. The reference is the teacher's label (no gold), or the gold label,
-   in which case the target is the teacher's own accuracy on the sample it labelled (so the kept answers
-   are at least as good as the teacher's, with the stated confidence). Rounds stop once the student keeps
+   in which case the target is the teacher's own accuracy on the sample it labelled, at most
+   ``max_target`` (so the kept answers are as good as the teacher's, with the stated confidence; a
+   near-perfect teacher would otherwise set a target no few hundred rows could ever show). Rounds stop once the student keeps
    ``enough`` of the labelled rows, or the label budget is spent.
 4. **Escalate** every row below the threshold to the teacher. Rows the teacher already labelled keep
    that label (a cache hit, not a second call).
@@ -64,6 +65,7 @@ async def teach(
     label_budget: int | None = None,
     first: int = 48,
     enough: float = 0.9,
+    max_target: float = 0.97,
     seed: int = 0,
 ) -> tuple[Cascade, dict[str, Any]]:
     """Learn an ``auto`` cascade (student, then teacher) for classifying ``texts``; see the module doc.
@@ -95,7 +97,7 @@ async def teach(
             if gold:  # reference: gold; target: the teacher's accuracy on what it labelled
                 ref_texts, ref = [t for t, _ in gold], [g for _, g in gold]
                 hits = sum(labelled[i] == gold[i][1] for i in labelled)
-                goal = target if target is not None else min(0.99, max(0.01, hits / max(1, len(labelled))))
+                goal = target if target is not None else min(max_target, max(0.01, hits / max(1, len(labelled))))
             else:  # reference: the teacher's labels; target: agreement with it
                 keys = sorted(labelled)
                 ref_texts, ref = [texts[i] for i in keys], [labelled[i] for i in keys]

@@ -5,6 +5,9 @@ uses). The labelled examples are a program parameter (saved in the program's JSO
 an index on disk, ``<home>/knn/<sha256 of the examples>.npy`` (numpy, ``allow_pickle=False``), built once
 and reused by every later run and by a loaded program. Embedding time is counted like model time.
 
+For table rows (``space="table"``) similarity is instead the distance between rows' standardised column
+values (numbers as they are, other values one-hot), which needs no embedding model.
+
 Long example inputs are cut to ``demo_chars`` characters in demos, so k demos do not multiply a long
 prompt's cost k times.
 """
@@ -50,21 +53,46 @@ def embed_cached(texts: list[str]) -> Any:
 class KNNPredict(Predict):
     """A ``Predict`` whose demos are chosen per input: the ``k`` nearest of its ``examples``."""
 
-    parameter_names = (*Predict.parameter_names, "examples", "k", "demo_chars")
+    parameter_names = (*Predict.parameter_names, "examples", "k", "demo_chars", "space")
 
-    def __init__(self, *args: Any, examples: list[Example] | None = None, k: int = 4, demo_chars: int = 400, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        examples: list[Example] | None = None,
+        k: int = 4,
+        demo_chars: int = 400,
+        space: str = "minilm",
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.examples = list(examples or [])
         self.k = k
         self.demo_chars = demo_chars
+        self.space = space
         self._index: tuple[list[str], Any] | None = None
 
     @classmethod
-    def from_step(cls, step: Predict, examples: list[Example], k: int, demo_chars: int) -> KNNPredict:
+    def from_step(
+        cls, step: Predict, examples: list[Example], k: int, demo_chars: int, space: str = "minilm"
+    ) -> KNNPredict:
         new = cls.__new__(cls)
         new.__dict__.update(step.__dict__)
-        new.examples, new.k, new.demo_chars, new._index = list(examples), k, demo_chars, None
+        new.examples, new.k, new.demo_chars, new.space, new._index = list(examples), k, demo_chars, space, None
         return new
+
+    def _table_scores(self, keys: list[str], query: str) -> Any:
+        import numpy as np
+
+        from compound.routing.tabular import feature_names, row_matrix
+
+        if self._index is None or self._index[0] != keys:
+            features = feature_names(keys)
+            x = row_matrix(keys, features)
+            mean, scale = x.mean(axis=0), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+            self._index = (keys, ((x - mean) / scale, features, mean, scale))
+        x, features, mean, scale = self._index[1]
+        q = (row_matrix([query], features)[0] - mean) / scale
+        return -np.linalg.norm(x - q, axis=1)
 
     def _key(self, values: dict[str, Any]) -> str:
         return render_inputs({k: values[k] for k in self.signature.inputs.model_fields if k in values})
@@ -77,10 +105,12 @@ class KNNPredict(Predict):
         if not self.examples or self.k <= 0:
             return []
         keys = [self._key(ex) for ex in self.examples]
-        if self._index is None or self._index[0] != keys:
-            self._index = (keys, embed_cached(keys))
-        query = embed_texts([self._key(inputs)])[0]
-        scores = self._index[1] @ query
+        if self.space == "table":
+            scores = self._table_scores(keys, self._key(inputs))
+        else:
+            if self._index is None or self._index[0] != keys:
+                self._index = (keys, embed_cached(keys))
+            scores = self._index[1] @ embed_texts([self._key(inputs)])[0]
         order = np.argsort(-scores)[: self.k]
         return [self.examples[int(i)] for i in order[::-1]]  # the nearest last, next to the question
 

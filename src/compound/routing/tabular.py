@@ -30,6 +30,28 @@ def parse_row(text: str) -> dict[str, Any]:
     return out
 
 
+def feature_names(texts: Sequence[str]) -> list[str]:
+    names = set()
+    for text in texts:
+        for key, value in parse_row(text).items():
+            names.add(key if isinstance(value, float) else f"{key}={value}")
+    return sorted(names)
+
+
+def row_matrix(texts: Sequence[str], features: Sequence[str]) -> Any:
+    """Rows as numbers: numeric columns as they are, other values one-hot (``column=value``)."""
+    import numpy as np
+
+    index = {f: i for i, f in enumerate(features)}
+    x = np.zeros((len(texts), len(features)))
+    for r, text in enumerate(texts):
+        for key, value in parse_row(text).items():
+            name, v = (key, value) if isinstance(value, float) else (f"{key}={value}", 1.0)
+            if name in index:
+                x[r, index[name]] = v
+    return x
+
+
 class TabularClassifier:
     def __init__(self, state: dict[str, Any] | None = None) -> None:
         self.load_state(
@@ -46,13 +68,7 @@ class TabularClassifier:
     def _matrix(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        index = {f: i for i, f in enumerate(self.features)}
-        x = np.zeros((len(texts), len(self.features)))
-        for r, text in enumerate(texts):
-            for key, value in parse_row(text).items():
-                name, v = (key, value) if isinstance(value, float) else (f"{key}={value}", 1.0)
-                if name in index:
-                    x[r, index[name]] = v
+        x = row_matrix(texts, self.features)
         n = x.shape[1]
         pairs = [x[:, i] * x[:, j] for i in range(n) for j in range(i, n)]
         return np.column_stack([x, *pairs]) if pairs else x
@@ -64,11 +80,7 @@ class TabularClassifier:
         if len(set(labels)) < 2:
             raise ValueError("the tabular student needs at least two distinct labels to learn from")
         t0, c0 = time.perf_counter(), time.process_time()
-        names = set()
-        for text in texts:
-            for key, value in parse_row(text).items():
-                names.add(key if isinstance(value, float) else f"{key}={value}")
-        self.features = sorted(names)
+        self.features = feature_names(texts)
         x = self._matrix(texts)
         self.mean, self.scale = x.mean(axis=0).tolist(), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0).tolist()
         clf = LogisticRegression(C=C, max_iter=5000).fit((x - self.mean) / self.scale, list(labels))

@@ -270,7 +270,7 @@ def _impute_auto(
     instruction = f"Fill in the missing {column} of the row, judging from its other columns."
     step = label_step(categories, model or LARGE, column, instruction)
     examples = [{"row": t, column: g} for t, g in gold]
-    teacher = KNNPredict.from_step(step, examples, k, 400)
+    teacher = KNNPredict.from_step(step, examples, k, 400, space="table")
     return teach(
         [t for _, t in tasks],
         categories,
