@@ -475,9 +475,9 @@ def demo(
 ) -> None:
     """The main job: impute a real table's held-out cells three ways (small, large, compound); compare the costs."""
     from compound.demo import run_demo
+    from compound.models.embedded import LARGE as LARGE_MODEL
 
-    kwargs = {"large": model} if model else {}
-    run_demo(rows=rows, console=console, json_out=json_out, **kwargs)
+    run_demo(rows=rows, console=console, json_out=json_out, large=model or LARGE_MODEL)
 
 
 if __name__ == "__main__":

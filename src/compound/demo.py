@@ -94,7 +94,7 @@ def run_demo(
         _way("large", table, held_out, truth, model=large),
         _way("compound", table, held_out, truth, model=large, program="auto"),
     ]
-    large = ways[1]
+    reference = ways[1]
     out = Table("way", "accuracy", "CPU s", "joules (est.)", "model calls", "vs large CPU", "notes")
     for w in ways:
         note = ""
@@ -106,7 +106,7 @@ def run_demo(
             f"{w['cpu_s']:.1f}",
             f"{w['joules']:.0f}",
             str(w["calls"]),
-            f"{w['cpu_s'] / large['cpu_s']:.0%}" if large["cpu_s"] else "",
+            f"{w['cpu_s'] / reference['cpu_s']:.0%}" if reference["cpu_s"] else "",
             note,
         )
     console.print(out)
