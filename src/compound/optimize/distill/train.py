@@ -112,7 +112,8 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def lora_model(model: Any, cfg: TrainConfig) -> Any:
-    from peft import LoraConfig, get_peft_model
+    # peft comes with the optional [train] extra, which the test set-up does not install
+    from peft import LoraConfig, get_peft_model  # pyright: ignore[reportMissingImports]
 
     config = LoraConfig(
         r=cfg.rank, lora_alpha=cast(Any, cfg.alpha), lora_dropout=0.0, target_modules=TARGET_MODULES, bias="none"
