@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from compound.core.errors import BackendError, InputError
 
@@ -79,7 +80,9 @@ def local_server(
 
 def main() -> None:
     """llama.cpp's server through xllamacpp, listening until killed or until its stdin closes."""
-    import xllamacpp  # type: ignore[import-not-found]
+    import importlib
+
+    xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
     path, port, threads, n_ctx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     params = xllamacpp.CommonParams()
