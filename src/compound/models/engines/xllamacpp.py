@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from compound.core.errors import BackendError, ConfigurationError
-from compound.models.engines import Engine, EngineConfig, engine_log_enabled
+from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
 
 xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
@@ -82,17 +82,7 @@ class XLlamaCppEngine(Engine):
         self._lock = threading.Lock()
 
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        native: dict[str, Any] = {
-            "messages": request["messages"],
-            "max_tokens": request["max_tokens"],
-            "temperature": request["temperature"],
-            "top_p": request["top_p"],
-            "cache_prompt": True,
-        }
-        if request.get("stop"):
-            native["stop"] = list(request["stop"])
-        if request.get("seed") is not None:
-            native["seed"] = request["seed"]
+        native = {**sampling(request), "cache_prompt": True}
         if request.get("json_schema") is not None:
             native["grammar"] = schema_grammar(json.dumps(request["json_schema"], sort_keys=True))
         elif request.get("grammar") is not None:
