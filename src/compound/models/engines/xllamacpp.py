@@ -8,6 +8,9 @@
 - JSON schemas become llguidance grammars (llama.cpp's own converter) whose whitespace is bounded:
   one space, or a newline and up to 20 spaces or tabs of indentation. Small models were trained on
   indented JSON and answer worse when forced compact; unbounded whitespace lets them loop on newlines.
+- Greedy requests (temperature 0, no logprobs) are sent with ``top_k=1``: the server's default sampler
+  chain (penalties, top-k 40, typical, top-p, min-p, XTC, temperature) picks the same token, the argmax,
+  but first sorts the whole vocabulary for every token it generates.
 - LoRA adapters (GGUF) are applied at load with their scales.
 - The server's logs are off (verbosity -1) unless ``COMPOUND_ENGINE_LOG=1``.
 """
@@ -90,6 +93,8 @@ class XLlamaCppEngine(Engine):
         if request.get("logprobs"):
             native["logprobs"] = True
             native["top_logprobs"] = 1
+        elif request["temperature"] <= 0:
+            native["top_k"] = 1  # greedy: the argmax, without the default chain sorting the vocabulary per token
         return native
 
     def call_native(self, native: dict[str, Any]) -> dict[str, Any]:
