@@ -74,6 +74,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     return lines
 
 
+EXTRA_COLUMNS = ("rows_to_large", "large_calls", "rows_per_s", "answered")  # where a task has them
 CONFIG_COLUMNS = ["peer", "config", "accuracy", "agreement_with_large", "calls", "tokens", "cpu_s", "wall_s"]
 
 
@@ -87,7 +88,7 @@ def config_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
         row["server_cpu_s"] = sum(
             s["cpu_s"] for part in ("one_time_cost", "rows_cost") for s in c.get(part, {}).get("servers", {}).values()
         )
-        for key in ("rows_to_large", "large_calls", "rows_per_s"):
+        for key in EXTRA_COLUMNS:
             if key in c:
                 row[key] = c[key]
         rows.append(row)
@@ -117,7 +118,7 @@ def render_readme(result: dict[str, Any]) -> str:
         rows = config_rows(task)
         columns = [
             c
-            for c in [*CONFIG_COLUMNS, "one_time_cpu_s", "server_cpu_s", "rows_to_large", "large_calls", "rows_per_s"]
+            for c in [*CONFIG_COLUMNS, "one_time_cpu_s", "server_cpu_s", *EXTRA_COLUMNS]
             if any(r.get(c) is not None for r in rows)
         ]
         lines += table(rows, columns) + [""]

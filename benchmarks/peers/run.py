@@ -71,13 +71,26 @@ def sms_spam() -> list[dict[str, str]]:
     return [{"text": r["text"], "label": LABELS[r["spam"] == "1"]} for r in csv.DictReader(io.StringIO(text))]
 
 
-def split(rows: list[dict[str, str]], n: int, train: int, map_rows: int, seed: int) -> dict[str, list]:
+def split(rows: list[dict[str, str]], sizes: dict[str, int], train: int, seed: int) -> dict[str, list]:
+    """One shuffled order: each task takes its first ``sizes[task]`` rows (so the tasks share their first
+    rows) and the optimizers' trainset is the last ``train`` rows, apart from every task's rows."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     pool = [rows[i] for i in order]
-    if n + train > len(pool) or map_rows > len(pool):
-        raise SystemExit(f"the data set has {len(pool)} rows: --rows plus --train, and --map-rows, must fit")
-    return {"rows": pool[:n], "train": pool[n : n + train], "map": pool[:map_rows]}
+    if max(sizes.values(), default=0) + train > len(pool):
+        raise SystemExit(f"the data set has {len(pool)} rows: each task's rows plus --train must fit")
+    return {"train": pool[len(pool) - train :], **{name: pool[:n] for name, n in sizes.items()}}
+
+
+def task_sizes(args: argparse.Namespace, names: list[str]) -> dict[str, int]:
+    """Rows per task: ``--rows``, the map ``--map-rows``, any task overridden by ``--task-rows NAME=N,...``."""
+    sizes = {name: args.map_rows if name == "map" else args.rows for name in names}
+    for item in filter(None, args.task_rows.split(",")):
+        name, _, n = item.partition("=")
+        if name not in TASKS or not n.isdigit():
+            raise SystemExit(f"--task-rows: {item!r} is not TASK=N with a task of {', '.join(TASKS)}")
+        sizes[name] = int(n)
+    return {k: v for k, v in sizes.items() if k in names}
 
 
 def run_side(peer: str, task: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +115,7 @@ def _env() -> dict[str, str]:
 
 def run_task(name: str, data: dict[str, list], servers: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     task = TASKS[name]
-    rows = data["map"] if name == "map" else data["rows"]
+    rows = data[name]
     if name == "cascade":
         servers = {"small": servers["small-logprobs"], "large": servers["large"]}
     else:
@@ -139,7 +152,7 @@ def run_task(name: str, data: dict[str, list], servers: dict[str, Any], extra: d
 
 def agreement_with_large(tasks: list[dict[str, Any]]) -> None:
     """On the cascade task: each configuration's agreement with compound's large zero-shot answers on the
-    same rows (from the classify task of this run, when it ran)."""
+    rows both tasks ran (the cascade's first rows are the classify task's rows)."""
     classify = next((t for t in tasks if t["name"] == "classify"), None)
     large = (
         next((c for c in classify["configs"] if c["config"] == "large zero-shot" and c["peer"] == "compound"), None)
@@ -149,7 +162,9 @@ def agreement_with_large(tasks: list[dict[str, Any]]) -> None:
     for t in tasks:
         if t["name"] == "cascade" and large is not None:
             for c in t["configs"]:
-                c["agreement_with_large"] = accuracy(c["predictions"], large["predictions"])
+                n = min(len(c["predictions"]), len(large["predictions"]))
+                c["agreement_with_large"] = accuracy(c["predictions"][:n], large["predictions"][:n])
+                c["agreement_rows"] = n
 
 
 def print_task(task: dict[str, Any]) -> None:
@@ -165,6 +180,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, required=True, help="write the results here (read with --readme-only)")
     p.add_argument("--rows", type=int, default=100, help="held-out rows per task (classify, vote, optimize, cascade)")
     p.add_argument("--train", type=int, default=60, help="labelled rows the optimizers learn from")
+    p.add_argument("--task-rows", default="", help="rows for some tasks, e.g. vote=20,cascade=200")
     p.add_argument("--map-rows", type=int, default=1000, help="rows of the semantic map")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"a subset of {','.join(TASKS)}")
     p.add_argument("--seed", type=int, default=0)
@@ -194,7 +210,7 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     kept = [t for t in old["tasks"] if t["name"] not in ran]
     order = list(TASKS)
     new["tasks"] = sorted(kept + new["tasks"], key=lambda t: order.index(t["name"]))
-    new["commands"] = sorted({*old.get("commands", [old["command"]]), *new["commands"]})
+    new["commands"] = sorted({*old["commands"], *new["commands"]})
     agreement_with_large(new["tasks"])
     return new
 
@@ -212,10 +228,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
     t0 = time.perf_counter()
     ensure_peers()
-    data = split(sms_spam(), args.rows, args.train, args.map_rows if "map" in names else 0, args.seed)
-    print(
-        f"rows: {args.rows} held-out per task, {args.train} train, {args.map_rows if 'map' in names else 0} for the map"
-    )
+    sizes = task_sizes(args, names)
+    data = split(sms_spam(), sizes, args.train, args.seed)
+    print("rows per task: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; trainset {args.train}")
     models = get_settings().models_dir
     servers = {
         "small": ModelServer("small", get_embedded(SMALL).path(models)),
@@ -236,9 +251,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             s.close()
     return {
         "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
-        "rows": args.rows,
         "train": args.train,
-        "map_rows": args.map_rows if "map" in names else 0,
         "seed": args.seed,
         "models": {"small": SMALL, "large": LARGE},
         "tasks": tasks,

@@ -8,8 +8,9 @@ default concurrency (8 requests in flight; the server answers one at a time).
 - classify: the short typed classification step of ``compound compare`` (greedy, 24 tokens at most).
 - vote: that step with ``SelfConsistency(5)`` (first sample greedy, the rest at 0.7).
 - optimize: ``KNNFewShot(k=4)`` (the trainset's labelled rows as demos, no model call at compile), and
-  ``BootstrapFewShot(large, max_demos=4, candidates=1, max_bootstrap_rows=8)`` scored on 8 trainset rows:
-  at most 8 + 3 x 8 = 32 calls, the budget both optimizers get.
+  ``BootstrapFewShot(large, max_demos=4, candidates=1, max_bootstrap_rows=8)`` scored on 8 trainset rows
+  (8 + 3 x 8 = 32 calls without repairs), under ``compound.budget(calls=32)``: the search stops at the
+  cap and keeps the best so far. DSPy's ``BootstrapFewShot`` stops by itself once it has 4 demos.
 - cascade: ``optimize.auto.teach`` (the large model labels a sample of the rows, an embedding student is
   cross-fitted and certified, the rest escalates), at LOTUS's targets: agreement 0.8, delta 0.2.
 - map: ``map_op`` with its default typed step (256 tokens at most).
@@ -37,6 +38,7 @@ from compound.tables.jobs import run_table  # noqa: E402
 from compound.tables.operators import classify_op, map_op, render_row  # noqa: E402
 
 compound.configure(cache=False)
+OPTIMIZER_CALLS = 32
 
 
 def backends(spec: dict[str, Any]) -> dict[str, OpenAIBackend]:
@@ -70,6 +72,11 @@ def vote(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     return [{"config": "SelfConsistency(5)", "predictions": predictions, "rows_cost": cost}]
 
 
+def budgeted(fn: Any, *args: Any) -> Any:
+    with compound.budget(calls=OPTIMIZER_CALLS):  # a cap stops the search; the best so far is kept
+        return fn(*args)
+
+
 def optimize(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     models, labels = backends(spec), spec["labels"]
     examples = [{"row": render_row({"text": r["text"]}, ["text"]), "label": r["label"]} for r in spec["train"]]
@@ -77,7 +84,7 @@ def optimize(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     boot = BootstrapFewShot(models["large"], max_demos=4, candidates=1, max_bootstrap_rows=8)
     knn = KNNFewShot(k=4)
     for name, compile_ in (
-        ("BootstrapFewShot", lambda step: boot.compile(step, examples, examples[-8:])),
+        ("BootstrapFewShot", lambda step: budgeted(boot.compile, step, examples, examples[-8:])),
         ("KNNFewShot", lambda step: knn.compile(step, examples)),
     ):
         program, one_time = meter.measure(compile_, classifier(labels, models["small"], name=name))
@@ -96,7 +103,7 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
 
     program, one_time = meter.measure(learn)
     predictions, cost = meter.measure(label_rows, program, spec)
-    large = program.answered_by.get("teacher", 0)
+    large = cost["servers"]["large"]["calls"]  # the program run_table ran is a copy: count at the server
     return [
         {
             "config": "auto (embedding student, then large)",

@@ -6,6 +6,8 @@ Settings, and where they depart from DSPy's defaults (and why):
   memory caches off; the default adapter (``ChatAdapter``, which falls back to ``JSONAdapter`` by itself).
 - ``temperature=0`` and ``max_tokens=64`` for classification: DSPy leaves both to the server, whose
   defaults are sampling at 0.8 and no length cap; compound classifies greedily with a short cap too.
+  DSPy sends the cap as ``max_completion_tokens``, which ``llama_cpp.server`` ignores, so it is also
+  sent as ``max_tokens`` (LiteLLM's ``extra_body``); without that the cap would not hold.
 - Self-consistency: ``dspy.majority`` over 5 samples at temperature 0.7 (the temperature DSPy itself
   picks for ``n > 1``). The samples are 5 calls, because ``llama_cpp.server`` answers ``n=5`` with a single
   choice (DSPy would then vote over one answer).
@@ -32,6 +34,8 @@ import dspy  # noqa: E402
 
 
 def lm(server: dict[str, Any], **kwargs: Any) -> Any:
+    if "max_tokens" in kwargs:  # DSPy sends it as max_completion_tokens, which llama_cpp.server ignores
+        kwargs["extra_body"] = {"max_tokens": kwargs["max_tokens"]}
     return dspy.LM(f"openai/{server['model']}", api_base=server["base_url"], cache=False, **kwargs)
 
 

@@ -39,7 +39,9 @@ TASKS: dict[str, dict[str, Any]] = {
             "LOTUS `sem_filter` with its helper-model cascade against compound's `auto` (an embedding student "
             "certified against the large model, the rest escalated), at the same targets (0.8, failure "
             "probability 0.2), neither using gold labels. `agreement_with_large`: agreement with compound's "
-            "large zero-shot answers on the same rows (task 1); `large_calls`: calls the large model served."
+            "large zero-shot answers on the rows both tasks ran (task 1); `large_calls`: calls the large model "
+            "served, labelling included; `rows_to_large`: rows LOTUS sent to the large model (its stats), and "
+            "for compound the large model's calls while answering the rows (repairs included)."
         ),
         "peers": [L, C],
         "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
@@ -98,7 +100,8 @@ def settings() -> list[str]:
         "token logprobs; compound's cascade does not call the small model); the other tasks use a plain server.",
         "DSPy 3.4.1 (`side_dspy.py`): `dspy.LM('openai/ALIAS', api_base=..., cache=False)`, default "
         "`ChatAdapter`; temperature 0 and `max_tokens=64` for classification (DSPy leaves both to the "
-        "server: sampling at 0.8, no cap); `dspy.majority` over 5 calls at temperature 0.7 (the server "
+        "server: sampling at 0.8, no cap; the cap also goes as `max_tokens` in `extra_body`, since the server "
+        "ignores the `max_completion_tokens` DSPy sends); `dspy.majority` over 5 calls at temperature 0.7 (the server "
         "answers `n=5` with one choice); `BootstrapFewShot` defaults with the large model as teacher "
         "(`teacher_settings`); `KNNFewShot(k=4)` with the same MiniLM embedding as compound's.",
         "LOTUS 1.2.4 (`side_lotus.py`, own virtual environment): `LM('openai/ALIAS', api_base=...)` "
@@ -106,7 +109,7 @@ def settings() -> list[str]:
         "0.2, helper-model logprobs as proxy scores); `sem_map` defaults.",
         "compound (`side_compound.py`): `OpenAIBackend(ALIAS, base_url=...)`, table operators at the "
         "default concurrency; `SelfConsistency(5)`; `KNNFewShot(k=4)`; `BootstrapFewShot(large, "
-        "max_demos=4, candidates=1, max_bootstrap_rows=8)` scored on 8 trainset rows (at most 32 calls); "
+        "max_demos=4, candidates=1, max_bootstrap_rows=8)` scored on 8 trainset rows under `compound.budget(calls=32)`; "
         "`auto` with target 0.8 and delta 0.2.",
         "Calls and tokens are counted by a proxy in front of each server from the server's replies; the "
         "proxy runs in the runner's process and is not counted in any side's CPU.",

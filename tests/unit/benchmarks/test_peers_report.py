@@ -121,3 +121,21 @@ def test_counting_proxy_forwards_and_counts_usage():
     finally:
         proxy.close()
         upstream.shutdown()
+
+
+def test_rows_per_task_share_one_order_and_the_trainset_is_apart():
+    import argparse
+
+    import run
+
+    rows = [{"text": str(i), "label": "spam" if i % 3 else "not spam"} for i in range(100)]
+    args = argparse.Namespace(rows=10, map_rows=30, task_rows="vote=4,cascade=50", train=20)
+    sizes = run.task_sizes(args, ["classify", "vote", "cascade", "map"])
+    assert sizes == {"classify": 10, "vote": 4, "cascade": 50, "map": 30}
+    data = run.split(rows, sizes, 20, seed=0)
+    assert data["vote"] == data["classify"][:4] == data["cascade"][:4]
+    assert not {r["text"] for r in data["train"]} & {r["text"] for r in data["cascade"]}
+    with pytest.raises(SystemExit):
+        run.split(rows, {"cascade": 90}, 20, seed=0)
+    with pytest.raises(SystemExit):
+        run.task_sizes(argparse.Namespace(rows=1, map_rows=1, task_rows="nope=3", train=1), ["map"])
