@@ -7,6 +7,14 @@ from typing import Any
 
 C, D, L = "compound", "dspy", "lotus"
 
+CASCADE_COST = (
+    "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
+    "default: on a job of a few dozen rows that is most of them) before it trusts the student, and a "
+    "labelled row that escalates is asked again because the cache is off. LOTUS's default samples 10% of "
+    "the rows for the large model and runs the small model on every row. How the two compare on jobs of "
+    "thousands of rows, where the labelling is a small share, this run does not measure."
+)
+
 TASKS: dict[str, dict[str, Any]] = {
     "classify": {
         "title": "1. Zero-shot classification, small and large model",
@@ -45,12 +53,14 @@ TASKS: dict[str, dict[str, Any]] = {
         ),
         "peers": [L, C],
         "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
-        "notes": [
-            "compound's `auto` has the large model label at least 48 rows (its `first` default) before it "
-            "trusts the student, and rows it labelled are asked again when escalated, because the cache is "
-            "off; on a job of a few hundred rows that fixed cost is a large share. LOTUS's default samples "
-            "10% of the rows for the large model and runs the small model on every row.",
-        ],
+        "why": {
+            "cpu <= peer": CASCADE_COST,
+            "cpu <= 0.5x peer at >= quality": CASCADE_COST,
+            "quality >= peer": (
+                "compound's student learns from the large model's labels of the job's own rows, so its "
+                "answers are at best as good as the large model's; LOTUS's answers are too."
+            ),
+        },
     },
     "map": {
         "title": "5. Semantic map on the small model",
@@ -59,6 +69,13 @@ TASKS: dict[str, dict[str, Any]] = {
         "pairs": [[[C, "table map"], [L, "sem_map"]]],
         "quality": None,
         "instruction": "Name the topic of the text in at most five words.",
+        "why": {
+            "cpu <= peer": (
+                "compound's map is a typed step (JSON output under a schema); the small model's replies often "
+                "fail to parse and each such reply gets one repair call, so compound makes more calls per row "
+                "than LOTUS, which asks for plain text."
+            ),
+        },
         "notes": [
             "Each side uses its own default length cap (compound's map step: 256 tokens; LOTUS: none), "
             "so tokens generated differ; `answered` is the share of rows with a non-empty answer.",
@@ -73,7 +90,7 @@ def intro(result: dict[str, Any]) -> str:
     scale = (
         f"The issue asks for at least 300 rows per task and 1,000 in the map; {', '.join(short)} ran on fewer "
         "(the rows each table states), what fitted the compute of a 2-core machine shared by four engineers. "
-        "The runner repeats every task at any size (`--rows`, `--train`, `--map-rows`). "
+        "The runner repeats every task at any size (`--rows`, `--task-rows`, `--train`, `--map-rows`). "
         if short
         else ""
     )
