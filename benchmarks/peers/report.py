@@ -121,10 +121,14 @@ def render_readme(result: dict[str, Any]) -> str:
         "",
     ]
     for task in result["tasks"]:
+        base = task.get("majority")
+        base_text = (
+            f" Always answering {base['label']!r} would score {base['share']:.3g} on these rows." if base else ""
+        )
         lines += [
             f"## {task['title']}",
             "",
-            f"{task['about']} Rows: {task['rows']}, measured by `{task['command']}`.",
+            f"{task['about']} Rows: {task['rows']}, measured by `{task['command']}`.{base_text}",
             "",
         ]
         rows = config_rows(task)

@@ -21,6 +21,17 @@ TASKS: dict[str, dict[str, Any]] = {
         "about": "SMS spam or not, one call per row: DSPy `Predict` against compound's typed classification step.",
         "peers": [D, C],
         "pairs": [[[C, "small zero-shot"], [D, "small zero-shot"]], [[C, "large zero-shot"], [D, "large zero-shot"]]],
+        "notes": [
+            "A DSPy answer that its adapters could not parse (after ChatAdapter's fallback to JSONAdapter) "
+            "counts as wrong; the small model's replies to DSPy's longer structured prompts mostly were.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "with compound's typed label step (JSON constrained to the two labels) the large model answered "
+                "`spam` for most rows, far above the share of spam in the data; DSPy's prompt did not lead it "
+                "there as often. Not investigated further in this run."
+            ),
+        },
     },
     "vote": {
         "title": "2. Self-consistency, 5 samples of the small model",
@@ -40,6 +51,20 @@ TASKS: dict[str, dict[str, Any]] = {
             [[C, "BootstrapFewShot"], [D, "BootstrapFewShot"]],
             [[C, "KNNFewShot"], [D, "KNNFewShot"]],
         ],
+        "notes": [
+            "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`; the servers answered more "
+            "requests than that (see `calls`), consistent with the budget counting a typed call once and "
+            "not its repair request after a reply that failed to parse. DSPy's `BootstrapFewShot` stopped by "
+            "itself after its 4 demos.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "a likely reason, not checked: compound's search chose its demos on 8 trainset rows, too few "
+                "to tell the candidates apart, while DSPy's default puts up to 16 labelled demos in every "
+                "prompt, at a higher cost per row."
+            ),
+            "cpu <= 0.5x peer at >= quality": "the CPU goal is met; the quality goal is not (above).",
+        },
     },
     "cascade": {
         "title": "4. Cascade: small helper, then the large model",
@@ -57,8 +82,10 @@ TASKS: dict[str, dict[str, Any]] = {
             "cpu <= peer": CASCADE_COST,
             "cpu <= 0.5x peer at >= quality": CASCADE_COST,
             "quality >= peer": (
-                "compound's student learns from the large model's labels of the job's own rows, so its "
-                "answers are at best as good as the large model's; LOTUS's answers are too."
+                "on this run's rows the embedding student was not certified (the JSON's `stats`), so the large "
+                "model answered every row through compound's label step, which makes it over-answer `spam` "
+                "(task 1); LOTUS's filter prompt made the large model answer `not spam` for nearly every row, "
+                "which is the commoner label here (compare the table's `agreement_with_large`)."
             ),
         },
     },
