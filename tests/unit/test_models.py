@@ -1,4 +1,5 @@
 import asyncio
+import os
 
 import pytest
 
@@ -136,3 +137,15 @@ def test_override_replaces_models_by_name_or_all_of_them_and_is_undone_after():
         assert compound.get_model("openai:gpt-4o-mini") is fake
         assert compound.get_model(other) is fake
     assert compound.get_model(other) is other
+
+
+def test_engines_make_openmp_threads_wait_passively_unless_told_otherwise(monkeypatch):
+    pytest.importorskip("xllamacpp")
+    from compound.models.engines import engine_class
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    engine_class("xllamacpp")
+    assert os.environ["OMP_WAIT_POLICY"] == "passive"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    engine_class("xllamacpp")
+    assert os.environ["OMP_WAIT_POLICY"] == "active"  # the user's choice wins

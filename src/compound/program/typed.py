@@ -42,10 +42,32 @@ class OutputSpec(Generic[T]):
         raise NotImplementedError
 
 
+def closed_schema(schema: Any) -> Any:
+    """A copy of a JSON schema in which every object that lists its properties allows no others.
+
+    JSON Schema (and llama.cpp's grammar converter) allow extra properties unless told otherwise, so a
+    constrained small model could add invented keys after the real ones and run out of tokens mid-string.
+    A pydantic output type never needs them; an object that states ``additionalProperties`` keeps it."""
+    if isinstance(schema, list):
+        return [closed_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    maps = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+    out = {
+        k: {name: closed_schema(v2) for name, v2 in v.items()}
+        if k in maps and isinstance(v, dict)
+        else closed_schema(v)
+        for k, v in schema.items()
+    }
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 class PydanticOutput(OutputSpec[T]):
     def __init__(self, model: type[T]) -> None:
         self.model = model
-        self.schema = model.model_json_schema()  # type: ignore[attr-defined]
+        self.schema = closed_schema(model.model_json_schema())  # type: ignore[attr-defined]
 
     def parse(self, text: str) -> T:
         try:

@@ -2,7 +2,8 @@
 
 A ``Cascade`` tries its stages from cheap to expensive. Each stage but the last answers with a
 confidence; the answer is accepted when the confidence reaches the stage's learned threshold, otherwise
-the next stage is asked. The last stage always answers. Thresholds are learned on a calibration sample
+the next stage is asked. The last stage always answers. A stage certified for nothing (no threshold
+passed) is skipped, so a failed calibration costs nothing per row. Thresholds are learned on a calibration sample
 (``calibrate``), labelled by the last (largest) stage or by gold labels, to reach a target agreement
 with a stated failure probability (see ``routing.calibrate``); they are saved with the program.
 
@@ -132,8 +133,10 @@ class Cascade(Module):
 
     async def aforward(self, row: str) -> dict[str, Any]:
         for i, stage in enumerate(self.stages):
-            ((label, confidence),) = await stage.answer([row])
             last = i == len(self.stages) - 1
+            if not last and not math.isfinite(self.thresholds[i].value):
+                continue  # a stage certified for nothing is not asked: it would only add its cost
+            ((label, confidence),) = await stage.answer([row])
             if last or confidence >= self.thresholds[i].value:
                 self.answered_by[stage.name] += 1
                 span = current_span()

@@ -12,7 +12,8 @@ Guarantees every engine keeps: ``chat`` takes one engine-neutral request (OpenAI
 ``json_schema`` and ``grammar``) and returns an OpenAI chat-completion dict whose ``usage`` holds the real
 prompt and completion token counts; constrained requests are really constrained (grammar-driven
 sampling, JSON that may be indented); ``count_prompt_tokens`` never under-counts; the engine's own logs
-stay silent unless ``COMPOUND_ENGINE_LOG=1``.
+stay silent unless ``COMPOUND_ENGINE_LOG=1``; llama.cpp's OpenMP threads wait passively
+(``OMP_WAIT_POLICY=passive`` unless set), so they do not spin against each other on a shared machine.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def engine_class(name: str) -> type[Engine]:
     if entry is None:
         raise ConfigurationError(f"unknown engine {name!r}; the engines are: {', '.join(ENGINES)}")
     module, cls, extra = entry
+    # Both engines run llama.cpp's threads under GNU OpenMP, whose idle threads spin by default. On a
+    # machine shared with other work two spinning threads stall each other: one 32-token reply of the
+    # 135M model took 0.9 s or 82 s with 2 threads, depending on the load; with passive waiting, 0.9 s
+    # each time. libgomp reads this when it loads (with the engine's native module): a value already
+    # set wins, and a libgomp that another library loaded earlier keeps its own setting.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         return getattr(importlib.import_module(module), cls)
     except ImportError as e:
