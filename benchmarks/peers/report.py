@@ -95,6 +95,18 @@ def config_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def why_missed(task: dict[str, Any], pair_rows: list[dict[str, Any]]) -> list[str]:
+    """For each goal missed on this task: why (the task's own explanation, and the noise of few rows)."""
+    missed = sorted({k for r in pair_rows for k, v in r["goals"].items() if not v})
+    lines = []
+    for goal in missed:
+        why = task.get("why", {}).get(goal, "")
+        if goal == "quality >= peer":
+            why = f"{why} On {task['rows']} rows one row is {100 / task['rows']:.0f} points of accuracy.".strip()
+        lines.append(f"- Missed, {goal}: {why or 'see the figures above.'}")
+    return [*lines, ""] if lines else []
+
+
 def render_readme(result: dict[str, Any]) -> str:
     """benchmarks/peers/README.md from the runner's JSON: every figure comes from ``result``."""
     lines = [
@@ -109,10 +121,14 @@ def render_readme(result: dict[str, Any]) -> str:
         "",
     ]
     for task in result["tasks"]:
+        base = task.get("majority")
+        base_text = (
+            f" Always answering {base['label']!r} would score {base['share']:.3g} on these rows." if base else ""
+        )
         lines += [
             f"## {task['title']}",
             "",
-            f"{task['about']} Rows: {task['rows']}, measured by `{task['command']}`.",
+            f"{task['about']} Rows: {task['rows']}, measured by `{task['command']}`.{base_text}",
             "",
         ]
         rows = config_rows(task)
@@ -131,6 +147,7 @@ def render_readme(result: dict[str, Any]) -> str:
             cols = ["compound", "peer", *([quality] if quality else []), "cpu_s", "wall_s", "goals met", "goals missed"]
             lines += ["compound/peer ratios (CPU and wall: one-time plus per-row):", ""]
             lines += table(pair_rows, cols) + [""]
+            lines += why_missed(task, pair_rows)
         if task.get("notes"):
             lines += [*(f"- {n}" for n in task["notes"]), ""]
     lines += ["## Settings", "", *(f"- {s}" for s in result["settings"]), ""]

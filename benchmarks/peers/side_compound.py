@@ -97,11 +97,10 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     models, labels = backends(spec), spec["labels"]
     texts = [render_row({"text": r["text"]}, ["text"]) for r in spec["rows"]]
 
-    def learn() -> Cascade:
-        program, _ = compound.run_sync(teach(texts, labels, teacher=models["large"], target=0.8, delta=0.2))
-        return program
+    def learn() -> tuple[Cascade, dict[str, Any]]:
+        return compound.run_sync(teach(texts, labels, teacher=models["large"], target=0.8, delta=0.2))
 
-    program, one_time = meter.measure(learn)
+    (program, report), one_time = meter.measure(learn)
     predictions, cost = meter.measure(label_rows, program, spec)
     large = cost["servers"]["large"]["calls"]  # the program run_table ran is a copy: count at the server
     return [
@@ -111,6 +110,7 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
             "one_time_cost": one_time,
             "rows_cost": cost,
             "rows_to_large": large,
+            "stats": {k: report[k] for k in ("teacher_labelled", "certified", "threshold")},
         }
     ]
 

@@ -7,12 +7,31 @@ from typing import Any
 
 C, D, L = "compound", "dspy", "lotus"
 
+CASCADE_COST = (
+    "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
+    "default: on a job of a few dozen rows that is most of them) before it trusts the student, and a "
+    "labelled row that escalates is asked again because the cache is off. LOTUS's default samples 10% of "
+    "the rows for the large model and runs the small model on every row. How the two compare on jobs of "
+    "thousands of rows, where the labelling is a small share, this run does not measure."
+)
+
 TASKS: dict[str, dict[str, Any]] = {
     "classify": {
         "title": "1. Zero-shot classification, small and large model",
         "about": "SMS spam or not, one call per row: DSPy `Predict` against compound's typed classification step.",
         "peers": [D, C],
         "pairs": [[[C, "small zero-shot"], [D, "small zero-shot"]], [[C, "large zero-shot"], [D, "large zero-shot"]]],
+        "notes": [
+            "A DSPy answer that its adapters could not parse (after ChatAdapter's fallback to JSONAdapter) "
+            "counts as wrong; the small model's replies to DSPy's longer structured prompts mostly were.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "with compound's typed label step (JSON constrained to the two labels) the large model answered "
+                "`spam` for most rows, far above the share of spam in the data; DSPy's prompt did not lead it "
+                "there as often. Not investigated further in this run."
+            ),
+        },
     },
     "vote": {
         "title": "2. Self-consistency, 5 samples of the small model",
@@ -32,6 +51,20 @@ TASKS: dict[str, dict[str, Any]] = {
             [[C, "BootstrapFewShot"], [D, "BootstrapFewShot"]],
             [[C, "KNNFewShot"], [D, "KNNFewShot"]],
         ],
+        "notes": [
+            "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`; the servers answered more "
+            "requests than that (see `calls`), consistent with the budget counting a typed call once and "
+            "not its repair request after a reply that failed to parse. DSPy's `BootstrapFewShot` stopped by "
+            "itself after its 4 demos.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "a likely reason, not checked: compound's search chose its demos on 8 trainset rows, too few "
+                "to tell the candidates apart, while DSPy's default puts up to 16 labelled demos in every "
+                "prompt, at a higher cost per row."
+            ),
+            "cpu <= 0.5x peer at >= quality": "the CPU goal is met; the quality goal is not (above).",
+        },
     },
     "cascade": {
         "title": "4. Cascade: small helper, then the large model",
@@ -45,12 +78,16 @@ TASKS: dict[str, dict[str, Any]] = {
         ),
         "peers": [L, C],
         "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
-        "notes": [
-            "compound's `auto` has the large model label at least 48 rows (its `first` default) before it "
-            "trusts the student, and rows it labelled are asked again when escalated, because the cache is "
-            "off; on a job of a few hundred rows that fixed cost is a large share. LOTUS's default samples "
-            "10% of the rows for the large model and runs the small model on every row.",
-        ],
+        "why": {
+            "cpu <= peer": CASCADE_COST,
+            "cpu <= 0.5x peer at >= quality": CASCADE_COST,
+            "quality >= peer": (
+                "on this run's rows the embedding student was not certified (the JSON's `stats`), so the large "
+                "model answered every row through compound's label step, which makes it over-answer `spam` "
+                "(task 1); LOTUS's filter prompt made the large model answer `not spam` for nearly every row, "
+                "which is the commoner label here (compare the table's `agreement_with_large`)."
+            ),
+        },
     },
     "map": {
         "title": "5. Semantic map on the small model",
@@ -59,6 +96,13 @@ TASKS: dict[str, dict[str, Any]] = {
         "pairs": [[[C, "table map"], [L, "sem_map"]]],
         "quality": None,
         "instruction": "Name the topic of the text in at most five words.",
+        "why": {
+            "cpu <= peer": (
+                "compound's map is a typed step (JSON output under a schema); the small model's replies often "
+                "fail to parse and each such reply gets one repair call, so compound makes more calls per row "
+                "than LOTUS, which asks for plain text."
+            ),
+        },
         "notes": [
             "Each side uses its own default length cap (compound's map step: 256 tokens; LOTUS: none), "
             "so tokens generated differ; `answered` is the share of rows with a non-empty answer.",
@@ -73,7 +117,7 @@ def intro(result: dict[str, Any]) -> str:
     scale = (
         f"The issue asks for at least 300 rows per task and 1,000 in the map; {', '.join(short)} ran on fewer "
         "(the rows each table states), what fitted the compute of a 2-core machine shared by four engineers. "
-        "The runner repeats every task at any size (`--rows`, `--train`, `--map-rows`). "
+        "The runner repeats every task at any size (`--rows`, `--task-rows`, `--train`, `--map-rows`). "
         if short
         else ""
     )

@@ -58,16 +58,30 @@ class ProxyStage(Stage):
         """Out-of-fold answers for every text (each from a proxy that did not see it), then fit on all.
 
         Lets every calibration row serve both to train the proxy and to set its threshold. The threshold
-        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good."""
-        answers: list[tuple[str, float] | None] = [None] * len(texts)
+        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good.
+        Folds are stratified (each label's rows are dealt round the folds), so a rare label is in every
+        fold's training rows when it has at least two rows; a fold whose training rows still hold a single
+        label answers with confidence 0 (never accepted)."""
+        fold_of: dict[int, int] = {}
+        for label in dict.fromkeys(labels):
+            for j, i in enumerate(i for i, y in enumerate(labels) if y == label):
+                fold_of[i] = j % folds
+        answers: list[tuple[str, float]] = [("", 0.0)] * len(texts)
         for k in range(folds):
-            train = [i for i in range(len(texts)) if i % folds != k]
-            test = [i for i in range(len(texts)) if i % folds == k]
+            train = [i for i in range(len(texts)) if fold_of[i] != k]
+            test = [i for i in range(len(texts)) if fold_of[i] == k]
+            seen = {labels[i] for i in train}
+            if not test:
+                continue
+            if len(seen) < 2:
+                for i in test:
+                    answers[i] = (next(iter(seen), ""), 0.0)
+                continue
             fold = self.classifier.blank().fit([texts[i] for i in train], [labels[i] for i in train])
-            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=False):
+            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=True):
                 answers[i] = answer
         self.fit(texts, labels)
-        return [a for a in answers if a is not None]
+        return answers
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         # embedding blocks for a while: a worker thread keeps the event loop free (context carried over)

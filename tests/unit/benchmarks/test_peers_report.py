@@ -139,3 +139,13 @@ def test_rows_per_task_share_one_order_and_the_trainset_is_apart():
         run.split(rows, {"cascade": 90}, 20, seed=0)
     with pytest.raises(SystemExit):
         run.task_sizes(argparse.Namespace(rows=1, map_rows=1, task_rows="nope=3", train=1), ["map"])
+
+
+def test_readme_says_why_a_goal_is_missed():
+    worse = task()
+    worse["configs"][0]["accuracy"] = 0.6
+    worse["why"] = {"quality >= peer": "Because."}
+    result = {"json_path": "r.json", "commands": ["c"], "intro": "I.", "settings": [], "tasks": [worse]}
+    text = report.render_readme(result)
+    assert "- Missed, quality >= peer: Because. On 5 rows one row is 20 points of accuracy." in text
+    assert "Missed, cpu <= peer" not in text
