@@ -249,6 +249,7 @@ async def compare(
                         name, parts.calibrate, input_col, label_col, labels, small, large, delta
                     )
             calib_usage = tracker.total
+        assert program is not None  # "auto" is built by learn() above
         accuracy, u = await score(program, parts.evaluate, input_col, label_col, labels, progress)
         row = {
             "config": name,
