@@ -117,8 +117,9 @@ def learn_threshold(
         if i < next_test and i < len(pairs):
             continue  # between grid points
         next_test = i + stride
-        if lower_bound(ok, i, delta) >= target:
-            best = Threshold(conf, target, delta, i, ok / i, lower_bound(ok, i, delta))
+        bound = lower_bound(ok, i, delta)
+        if bound >= target:
+            best = Threshold(conf, target, delta, i, ok / i, bound)
         else:
             break  # fixed sequence: the first failure ends the search
     return best

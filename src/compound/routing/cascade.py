@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -62,17 +63,18 @@ class ProxyStage(Stage):
         Folds are stratified (each label's rows are dealt round the folds), so a rare label is in every
         fold's training rows when it has at least two rows; a fold whose training rows still hold a single
         label answers with confidence 0 (never accepted)."""
-        fold_of: dict[int, int] = {}
-        for label in dict.fromkeys(labels):
-            for j, i in enumerate(i for i, y in enumerate(labels) if y == label):
-                fold_of[i] = j % folds
+        dealt: Counter[str] = Counter()
+        fold_of = []
+        for label in labels:  # the n-th row of a label goes to fold n % folds
+            fold_of.append(dealt[label] % folds)
+            dealt[label] += 1
         answers: list[tuple[str, float]] = [("", 0.0)] * len(texts)
         for k in range(folds):
-            train = [i for i in range(len(texts)) if fold_of[i] != k]
-            test = [i for i in range(len(texts)) if fold_of[i] == k]
-            seen = {labels[i] for i in train}
+            train = [i for i, f in enumerate(fold_of) if f != k]
+            test = [i for i, f in enumerate(fold_of) if f == k]
             if not test:
                 continue
+            seen = {labels[i] for i in train}
             if len(seen) < 2:
                 for i in test:
                     answers[i] = (next(iter(seen), ""), 0.0)

@@ -251,14 +251,21 @@ def impute_op(
     if program == "auto":
         if kind == "number" or len(categories) > max_categories:
             raise TableError(f"impute --auto fills columns of categories; {column!r} is not one")
-        program, setup = _auto(lambda: _impute_auto(known, column, cols, categories, tasks, model, target))
+        program, setup = _auto(lambda: _impute_auto(known, column, cols, categories, tasks, model, target, instruction))
     step = _step(out, instruction, model, _program(program), demos)
     spec = {"op": "impute", "column": column, "input_columns": cols, "examples": examples}
     return TableOp("impute", step, [column], tasks, _assign([column]), spec, setup)
 
 
 def _impute_auto(
-    known: Any, column: str, cols: list[str], categories: list[str], tasks: list, model: Any, target: float
+    known: Any,
+    column: str,
+    cols: list[str],
+    categories: list[str],
+    tasks: list,
+    model: Any,
+    target: float,
+    instruction: str,
 ) -> Any:
     from compound.models.embedded import LARGE
     from compound.optimize.auto import label_step, teach
@@ -266,7 +273,6 @@ def _impute_auto(
     from compound.routing.tabular import TabularClassifier
 
     gold = [(render_row(r, cols), str(r[column])) for _, r in known.iterrows()]
-    instruction = f"Fill in the missing {column} of the row, judging from its other columns."
     # the teacher answers the few cells the student leaves with a short prompt and no demos: demo rows
     # (per-row nearest ones, or a fixed set) made its prompts ~500 tokens, and on 24 held-out penguins its
     # 5 calls cost 74-108 CPU s, most of what the large model spent on all 24 with a cached demo prefix
