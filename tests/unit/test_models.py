@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 import pytest
 
@@ -136,3 +137,50 @@ def test_override_replaces_models_by_name_or_all_of_them_and_is_undone_after():
         assert compound.get_model("openai:gpt-4o-mini") is fake
         assert compound.get_model(other) is fake
     assert compound.get_model(other) is other
+
+
+def _burn(seconds: float) -> None:
+    """Busy work on the calling thread (holds the GIL, like a native call that computes)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_in_process_cpu_is_counted_once_when_calls_and_local_work_overlap():
+    """Two in-process models (process clock) and an embedding-like local step run concurrently, as a
+    cascade's rows do. The process clock counts every thread, so overlapping measurements used to count
+    each other's work: the recorded CPU must not exceed what the process actually spent."""
+    from compound.core.types import Completion
+    from compound.core.usage import process_cpu
+    from compound.routing.proxy import record_local_work
+
+    class Native(Backend):
+        kind = "native-fake"
+        simulated = True
+        serialize = True  # one context per model, as llama.cpp
+        process_clock = True
+
+        def _generate(self, request):
+            _burn(0.03)
+            return Completion("ok", 5, 1)
+
+    small, large = Native("small"), Native("large")
+
+    def local_step() -> None:
+        with process_cpu() as spent:
+            _burn(0.02)
+        record_local_work(*spent)
+
+    async def main() -> None:
+        with compound.context(max_concurrency=8, cache=False):
+            await asyncio.gather(
+                *(m.agenerate(f"row {i}") for i in range(8) for m in (small, large)),
+                *(asyncio.to_thread(local_step) for _ in range(8)),
+            )
+
+    c0 = time.process_time()
+    with compound.track_usage() as t:
+        asyncio.run(main())
+    spent = time.process_time() - c0
+    assert t.physical.calls == 24
+    assert 8 * 0.08 * 0.9 <= t.physical.cpu_s <= spent * 1.05 + 0.02

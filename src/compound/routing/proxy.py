@@ -5,13 +5,12 @@ plain lists, saved with the program as JSON; its CPU time is counted like any mo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from compound.core.errors import InputError
 from compound.core.settings import get_settings
-from compound.core.usage import Usage, active_trackers
+from compound.core.usage import Usage, active_trackers, process_cpu
 
 
 def record_local_work(wall_s: float, cpu_s: float) -> Usage:
@@ -28,11 +27,11 @@ def embed_texts(texts: Sequence[str], model_path: str | None = None) -> Any:
     """Unit-length MiniLM embeddings (float32 rows), their CPU time counted in every active tracker."""
     from compound.retrieval.dense import load_embedder
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    vectors = load_embedder(model_path).encode(
-        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+    with process_cpu() as spent:
+        vectors = load_embedder(model_path).encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    record_local_work(*spent)
     return vectors.astype("float32")
 
 
