@@ -1,6 +1,12 @@
 """A tiny distillation end to end: a few LoRA steps on CPU torch, the GGUF export, then the adapter loaded
 by llama.cpp in a fresh process gives the training process's greedy replies; a SIGKILLed training
-resumes from its last checkpoint and finishes every step."""
+resumes from its last checkpoint and finishes every step.
+
+The training process computes in fp32 on the dequantized base; llama.cpp computes with quantized
+activations and an f16 KV cache. Measured on this model, the two disagree by up to about 1.4 logits on
+the base model and by the same amount with the adapter (the export adds no error of its own), so a greedy
+replay is only expected where the training process's reply wins every token by a clear margin. The tiny
+run trains until its replies do (and asserts so), then requires llama.cpp to replay them exactly."""
 
 import json
 import os
@@ -26,10 +32,11 @@ examples = [
      "reply": json.dumps({"label": "zebra" if t in pos else "walrus"})}
     for t in pos + neg
 ]
-cfg = TrainConfig(lr=5e-3, epochs=3, batch_size=4, warmup=1, checkpoint_every=1, threads=2)
+cfg = TrainConfig(lr=5e-3, epochs=EPOCHS, batch_size=4, warmup=1, checkpoint_every=1, threads=2)
 fit = fit_student("smollm2-135m", examples, Path(sys.argv[1]), cfg, progress=False, check_prompts=3)
-greedy = json.loads((Path(sys.argv[1]) / "greedy_check.json").read_text())["replies"]
-print(json.dumps({"sha256": fit["adapter_sha256"], "train": fit["train"], "greedy": greedy}))
+check = json.loads((Path(sys.argv[1]) / "greedy_check.json").read_text())
+margins = [min(t["margins"]) for t in check["tokens"]]
+print(json.dumps({"sha256": fit["adapter_sha256"], "train": fit["train"], "greedy": check["replies"], "margins": margins}))
 """
 
 
@@ -42,6 +49,11 @@ base = get_model("smollm2-135m")
 prompts = json.load(open(sys.argv[1] + "/greedy_check.json"))["prompts"]
 print(json.dumps([rows, [base.generate(p, max_tokens=48, temperature=0.0, cache=False).text for p in prompts]]))
 """
+
+
+EPOCHS = 6  # 12 steps: enough for every reply to win each token by well over NOISE
+NOISE = 1.5  # logits: the largest fp32-vs-llama.cpp difference measured on this model, with margin
+SCRIPT = SCRIPT.replace("EPOCHS", str(EPOCHS))
 
 
 def run_training(out: Path) -> dict:
@@ -60,6 +72,9 @@ def straight(tmp_path_factory):
 def test_tiny_student_exports_a_gguf_adapter_that_llama_cpp_replays(straight):
     out, fit = straight
     assert fit["train"]["losses"][-1] < fit["train"]["losses"][0]
+    # the training process learned its labels, each reply token by more than llama.cpp's numeric noise
+    assert fit["greedy"] == ['{"label": "zebra"}'] * 3, fit["greedy"]
+    assert min(fit["margins"]) > 2 * NOISE, fit["margins"]
     (out / "student.json").write_text(json.dumps({"format": "compound.student", "version": 1, "base": "smollm2-135m"}))
     check = subprocess.run([sys.executable, "-c", CHECK, str(out)], capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stderr[-2000:]

@@ -6,8 +6,9 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
 1. the teacher labels the inputs (``trainset`` rows; gold columns are never read), after writing
    synthetic inputs where there are fewer than ``min_rows``;
 2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
-3. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
-4. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
+3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
+4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
+5. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
    student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program.
 
 Reading a student back: ``load_student(out)`` gives the student program (its model spec names the
@@ -28,6 +29,8 @@ from compound.core.errors import ConfigurationError
 from compound.core.usage import track_usage
 from compound.optimize.distill.data import (
     as_teacher,
+    balance,
+    class_field,
     label,
     program_inputs,
     student_program,
@@ -56,6 +59,7 @@ class Distill:
     samples: int = 3
     filter: Filter = field(default_factory=Filter)
     min_rows: int = 0  # write synthetic inputs up to this many rows
+    max_repeat: int = 3  # repeat a minority label's examples up to this many times (1: no balancing)
     train: TrainConfig = field(default_factory=TrainConfig)
     progress: bool = True
     check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
@@ -83,6 +87,9 @@ class Distill:
             await self.filter.decide(rows, teacher.requirements)
         stats = write_decisions(rows, out / "examples.jsonl")
         examples = training_examples(student_program(program, self.student), rows)
+        balanced = None
+        if (field_name := class_field(program)) is not None and self.max_repeat != 1:
+            examples, balanced = balance(examples, field_name, self.max_repeat)
         fit = fit_student(self.student, examples, out, self.train, self.progress, self.check_prompts)
         spec = student_spec(self.student, out / "adapter.gguf")
         student = student_program(program, spec)
@@ -99,7 +106,12 @@ class Distill:
                 "inputs": list(program.signature.inputs.model_fields),
                 "output_schema": program.output_type.model_json_schema(),
             },
-            "data": {**stats, "training_examples": len(examples), "samples_per_row": self.samples},
+            "data": {
+                **stats,
+                "training_examples": len(examples),
+                "samples_per_row": self.samples,
+                "balance": balanced,
+            },
             "filter": asdict(self.filter) | {"judge": str(self.filter.judge) if self.filter.judge else None},
             "input_digests": sorted(input_digest(r.inputs) for r in rows),
             "cost": {
@@ -144,7 +156,10 @@ def fit_student(
     result = train(tok, model, examples, out / "checkpoints", cfg, fingerprint=fingerprint, progress=progress)
     adapter = write_gguf_adapter(lora_pairs(model), cfg.alpha, gguf, out / "adapter.gguf", name=f"{base}-student")
     prompts = [e["messages"] for e in examples[:check_prompts]]
-    write_json({"prompts": prompts, "replies": greedy_replies(tok, model, prompts)}, out / "greedy_check.json")
+    greedy = greedy_replies(tok, model, prompts)
+    write_json(
+        {"prompts": prompts, "replies": [g.pop("reply") for g in greedy], "tokens": greedy}, out / "greedy_check.json"
+    )
     plot(result.losses, out / "loss.png")
     return {
         "adapter_sha256": sha256_file(adapter),
@@ -188,7 +203,11 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
 
 def check_export(folder: str | Path, base: str | None = None) -> list[dict[str, Any]]:
     """Replay the greedy replies recorded in the training process through llama.cpp with the exported
-    adapter (in this process): one row per prompt with both replies and whether they are equal."""
+    adapter (in this process): one row per prompt with both replies, whether they are equal, the
+    training process's smallest logit margin over its reply (``min_margin``) and, where the replies
+    differ, its margin at the first differing token (``margin_at_divergence``). llama.cpp's quantized
+    arithmetic moves logits by up to about one, so a difference where that margin is below one is a near
+    tie resolved the other way, and a difference at a large margin points at the export."""
     from compound.models.registry import get_model
 
     folder = Path(folder)
@@ -196,7 +215,23 @@ def check_export(folder: str | Path, base: str | None = None) -> list[dict[str, 
     base = base or str(read_record(folder)["base"])
     model = get_model(student_spec(base, folder / "adapter.gguf"))
     rows = []
-    for messages, want in zip(recorded["prompts"], recorded["replies"], strict=True):
+    for messages, want, tokens in zip(recorded["prompts"], recorded["replies"], recorded["tokens"], strict=True):
         got = model.generate(messages, max_tokens=48, temperature=0.0, cache=False).text
-        rows.append({"prompt": messages[-1]["content"], "training": want, "llama_cpp": got, "same": got == want})
+        at = None
+        if got != want:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want))
+            )
+            token = max((k for k, start in enumerate(tokens["offsets"]) if start <= first), default=0)
+            at = tokens["margins"][min(token, len(tokens["margins"]) - 1)] if tokens["margins"] else None
+        rows.append(
+            {
+                "prompt": messages[-1]["content"],
+                "training": want,
+                "llama_cpp": got,
+                "same": got == want,
+                "min_margin": min(tokens["margins"], default=None),
+                "margin_at_divergence": at,
+            }
+        )
     return rows

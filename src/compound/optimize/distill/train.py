@@ -112,8 +112,7 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def lora_model(model: Any, cfg: TrainConfig) -> Any:
-    # peft comes with the optional [train] extra, which the test set-up does not install
-    from peft import LoraConfig, get_peft_model  # pyright: ignore[reportMissingImports]
+    from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
         r=cfg.rank, lora_alpha=cast(Any, cfg.alpha), lora_dropout=0.0, target_modules=TARGET_MODULES, bias="none"
@@ -273,8 +272,14 @@ def _progress(enabled: bool, total: int, done: int) -> tuple[Any, Any] | None:
     return bar, task
 
 
-def greedy_replies(tok: Any, model: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int = 48) -> list[str]:
-    """The trained model's own greedy replies, to compare with llama.cpp's in another process."""
+def greedy_replies(
+    tok: Any, model: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int = 48
+) -> list[dict[str, Any]]:
+    """The trained model's own greedy replies, to compare with llama.cpp's in another process. Each is
+    ``{"reply", "margins", "offsets"}``: per generated token, the gap in logits between the chosen token
+    and the runner-up, and where the token starts in ``reply``. llama.cpp computes with quantized
+    activations, so its logits differ from these by up to about a logit: a reply can only be expected to
+    replay where every margin is clearly larger than that."""
     import torch
 
     out = []
@@ -289,6 +294,16 @@ def greedy_replies(tok: Any, model: Any, prompts: list[list[dict[str, str]]], ma
                 do_sample=False,
                 eos_token_id=eos,
                 pad_token_id=eos,
+                output_scores=True,
+                return_dict_in_generate=True,
             )
-            out.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True))
+            new = gen.sequences[0, ids.shape[1] :].tolist()
+            top2 = [s[0].float().topk(2).values for s in gen.scores]
+            out.append(
+                {
+                    "reply": tok.decode(new, skip_special_tokens=True),
+                    "margins": [round(float(t[0] - t[1]), 3) for t in top2],
+                    "offsets": [len(tok.decode(new[:k], skip_special_tokens=True)) for k in range(len(new))],
+                }
+            )
     return out
