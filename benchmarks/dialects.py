@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +22,7 @@ from pydantic import BaseModel
 import compound
 from compound.models import dialects
 from compound.models.embedded import SMALL, get_embedded
+from compound.models.local_server import KINDS, local_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = [
@@ -38,47 +36,6 @@ REVIEWS = [
 
 class Sentiment(BaseModel):
     label: Literal["positive", "negative"]
-
-
-def start(kind: str, model: Path, port: int, log: Path) -> subprocess.Popen:
-    if kind == "llama-cpp-py":
-        cmd = [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-        ]
-        cmd += [
-            "--port",
-            str(port),
-            "--n_threads",
-            "2",
-            "--n_threads_batch",
-            "2",
-            "--n_ctx",
-            "1024",
-        ]
-    else:
-        cmd = [
-            sys.executable,
-            str(ROOT / "tests" / "fixtures" / "llama_server.py"),
-            str(model),
-            str(port),
-        ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=out)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    proc.kill()
-    raise SystemExit(f"{kind} did not start:\n{log.read_text()[-2000:]}")
 
 
 SENT: list[tuple[str, str, int]] = []  # (method, path, status) of every HTTP request the process made
@@ -139,11 +96,8 @@ def main() -> None:
     _count_requests()
     model = get_embedded(SMALL).path(Path(tempfile.mkdtemp()))
     rows = []
-    for port, kind in enumerate(("llama-cpp-py", "llama-server"), start=18471):
-        log = Path(tempfile.mkdtemp()) / "server.log"
-        proc = start(kind, model, port, log)
-        try:
-            url = f"http://127.0.0.1:{port}/v1"
+    for kind in KINDS:
+        with local_server(kind, model, log=Path(tempfile.mkdtemp()) / "server.log", ready_timeout_s=120) as url:
             for unrecognised in (False, True):
                 before = len(SENT)
                 row = run(kind, url, args.calls, unrecognised)
@@ -155,9 +109,6 @@ def main() -> None:
                 }
                 row["refused"] = sum(s != 200 for s in chats)
                 rows.append(row)
-        finally:
-            proc.kill()
-            proc.wait()
     cols = [
         "server",
         "start",

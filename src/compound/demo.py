@@ -8,7 +8,7 @@ The task: the Palmer penguins table (shipped in the ``palmerpenguins`` package) 
 - **compound**: ``impute(..., program="auto")``: the table's complete rows are labelled data, so a
   logistic regression on the other columns learns from them, is certified on them (out of fold, with a
   Clopper-Pearson guarantee), fills the cells it is sure of, and sends only the rest to the large model,
-  with the most similar complete rows as its demos.
+  with a short prompt (no example rows: it sees only the few cells the student leaves).
 
 Each way runs under its own trace run; its CPU seconds and joules include everything it did (the compound
 row's one-time training and embedding too). Cached replies count at the cost of the call they stand for,

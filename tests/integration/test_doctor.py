@@ -48,26 +48,15 @@ def test_an_unreachable_server_is_reported_not_raised():
     assert report["models"][0]["status"] == "ok" and "cannot reach" in report["server"]["error"]
 
 
-def test_doctor_reports_what_a_local_server_serves():
+def test_doctor_reports_what_a_local_server_serves(tmp_path):
     """llama.cpp's own server, listening on loopback through xllamacpp, as ``--base-url``."""
-    import xllamacpp
-
     from compound.models.llama_cpp import resolve_model_path
+    from compound.models.local_server import local_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    params = xllamacpp.CommonParams()
-    params.model.path = str(resolve_model_path("smollm2-135m"))
-    params.n_ctx, params.warmup, params.verbosity = 512, False, -1
-    params.cpuparams.n_threads = 1
-    params.hostnames, params.port = ["127.0.0.1"], port
-    server = xllamacpp.Server(params)
-    try:
-        out = doctor("--model", "smollm2-135m", "--base-url", f"http://127.0.0.1:{port}/v1", "--json")
-    finally:
-        del server
+    model = resolve_model_path("smollm2-135m")
+    with local_server("llama-server", model, log=tmp_path / "server.log", threads=1) as url:
+        out = doctor("--model", "smollm2-135m", "--base-url", url, "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads(out.stdout)["server"]
     assert "error" not in report and any("SmolLM2-135M" in m for m in report["models"])
-    assert report["dialect"] in ("llama-server", "unknown")  # "unknown" until the dialects module is installed
+    assert report["dialect"] == "llama-server"

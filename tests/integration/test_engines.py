@@ -70,6 +70,20 @@ def test_a_repeated_prefix_is_not_read_again(small_model):
     assert second["timings"]["prompt_n"] < 30
 
 
+def test_greedy_with_top_k_1_gives_what_the_default_sampler_chain_gives(small_model):
+    """The engine sends greedy requests with top_k=1 (engines/xllamacpp.py): the same tokens as the
+    server's full default chain at temperature 0, including under a grammar."""
+    engine = small_model.engine
+    grammar = 'root ::= "yes" | "no" | "maybe"'
+    for prompt, extra in [(LONG_PROMPT, {}), ("Is a tomato a fruit?", {"grammar": grammar})]:
+        request = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 24, "temperature": 0.0}
+        native = {**engine.native_request({**request, "top_p": 1.0, **extra}), "cache_prompt": False}
+        assert native["top_k"] == 1  # both read the prompt afresh: a reused prefix can itself tip a near-tie
+        ours = engine.call_native(native)
+        default = engine.call_native({**native, "top_k": 40})
+        assert ours["choices"][0]["message"]["content"] == default["choices"][0]["message"]["content"]
+
+
 def test_the_llama_cpp_python_engine_behind_the_same_interface(small_model):
     pytest.importorskip("llama_cpp", reason="the optional llama-cpp-python engine is not installed")
     from pydantic import BaseModel

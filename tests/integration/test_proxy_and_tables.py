@@ -1,9 +1,6 @@
 """The embedding proxy and a table job on the real embedded models."""
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -40,7 +37,7 @@ def test_embedding_proxy_learns_and_reports_confidence():
     assert len(state["coef"]) == 2 and state["labels"] == ["neg", "pos"]
 
 
-def test_cli_table_impute_on_the_embedded_model(tmp_path):
+def test_cli_table_impute_on_the_embedded_model(tmp_path, compound_cli):
     df = pd.DataFrame(
         {
             "species": ["Adelie", "Gentoo", "Adelie", "Gentoo", "Adelie"],
@@ -49,25 +46,8 @@ def test_cli_table_impute_on_the_embedded_model(tmp_path):
         }
     )
     df.to_csv(tmp_path / "p.csv", index=False)
-    env = {**os.environ, "COMPOUND_HOME": str(tmp_path / "home")}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compound.cli",
-            "table",
-            "impute",
-            str(tmp_path / "p.csv"),
-            "--column",
-            "sex",
-            "--out",
-            str(tmp_path / "filled.csv"),
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    out = compound_cli(
+        "table", "impute", tmp_path / "p.csv", "--column", "sex", "--out", tmp_path / "filled.csv", "--no-progress"
     )
     assert out.returncode == 0, out.stderr
     filled = pd.read_csv(tmp_path / "filled.csv")

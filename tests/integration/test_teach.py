@@ -21,11 +21,6 @@ def test_knn_demos_make_the_small_model_follow_the_labelled_examples(small_model
     assert [loaded(row=t).label for t, _ in tests] == got
 
 
-@pytest.mark.xfail(
-    reason="issue #12: on a fresh clone the tabular student was certified for only 2 of the held-out cells "
-    "(the rest went to the LLM); the certification target for impute needs work",
-    strict=False,
-)
 def test_impute_auto_on_penguins_answers_most_cells_without_the_llm(small_model):
     pytest.importorskip("sklearn", reason="needs the evaluate extra")
     pytest.importorskip("palmerpenguins", reason="needs the demo extra")

@@ -73,6 +73,21 @@ def test_auto_escalates_everything_when_the_student_cannot_be_certified():
     assert [r["labelled"] for r in report["rounds"]] == [48, 64]  # grew in rounds up to the budget
 
 
+def test_auto_learns_when_one_label_is_rare_in_the_teachers_sample():
+    # 2,000 SMS-like rows, about 1 in 40 "spam": the first 48 labels hold one or two of them, so a plain
+    # two-fold split left a fold with a single label and the student could not be fitted at all
+    rows = [f"win a prize now {i}" if i % 40 == 0 else f"see you at lunch {i}" for i in range(2000)]
+
+    def reply(request):
+        return json.dumps({"label": "spam" if "prize" in request.messages[-1].content else "ham"})
+
+    model = ScriptedBackend(reply, model="rare", latency_s=0.002)
+    cascade, report = run_sync(teach(rows, ["spam", "ham"], teacher=model))
+    assert report["rounds"] and report["teacher_labelled"] <= 200
+    outs = [cascade(row=r)["label"] for r in rows[:80]]
+    assert outs == ["spam" if "prize" in r else "ham" for r in rows[:80]]
+
+
 def test_auto_in_a_budget_never_spends_past_the_cap():
     df = reviews(400)
     with compound.budget(calls=20) as b, pytest.raises(compound.BudgetExceededError):

@@ -61,3 +61,40 @@ def test_a_failing_store_write_is_reported_on_flush_not_lost_or_hung():
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         w.flush()
     w.flush()  # the error is reported once; the writer keeps serving
+
+
+def test_cache_keys_are_the_sorted_json_keys_whatever_the_request():
+    """The key is encoded without ``sort_keys`` (key_fields are in canonical order): it must stay the
+    sha256 of the sorted JSON, so caches written before keep answering."""
+    import hashlib
+    import json
+
+    from compound.core.types import Message, Request
+    from compound.store.cache import cache_key
+
+    def sorted_everywhere(value):
+        if isinstance(value, dict):
+            return list(value) == sorted(value) and all(sorted_everywhere(v) for v in value.values())
+        return all(sorted_everywhere(v) for v in value) if isinstance(value, list) else True
+
+    requests = [
+        Request((Message("user", "hi"),)),
+        Request(
+            (Message("system", "Réponds en JSON ✓"), Message("user", "q"), Message("assistant", "a")),
+            max_tokens=7,
+            temperature=0.7,
+            top_p=0.9,
+            stop=("\n", "END"),
+            seed=3,
+            json_schema={"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}},
+            logprobs=True,
+            sample_index=4,
+        ),
+        Request((Message("user", "x"),), grammar='root ::= "yes" | "no"'),
+    ]
+    for request in requests:
+        fields = request.key_fields()
+        assert sorted_everywhere(fields)
+        blob = json.dumps(["llama_cpp:m", fields], sort_keys=True, separators=(",", ":"), default=str)
+        assert cache_key("llama_cpp:m", fields) == hashlib.sha256(blob.encode()).hexdigest()
+    assert len({cache_key("m", r.key_fields()) for r in requests}) == len(requests)

@@ -60,7 +60,10 @@ def test_the_probe_names_the_dialect_and_typed_calls_need_no_refusal(fake, diale
     if dialect == "ollama":
         assert all(path == "/api/chat" and body["format"]["required"] == ["city", "country"] for path, body in s.posts)
     elif dialect == "llama-cpp-py":
-        assert s.posts[0][1]["response_format"] == {"type": "json_object", "schema": City.model_json_schema()}
+        assert s.posts[0][1]["response_format"] == {
+            "type": "json_object",
+            "schema": {**City.model_json_schema(), "additionalProperties": False},
+        }
 
 
 def test_an_unrecognised_server_is_corrected_on_its_first_refusal_and_it_is_remembered(fake):

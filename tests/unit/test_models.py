@@ -90,25 +90,14 @@ def test_unknown_generation_parameter_is_an_error():
 
 
 def test_concurrency_is_bounded_by_settings():
-    active = peak = 0
-
-    class Counting(ScriptedBackend):
-        async def _agenerate(self, request):
-            nonlocal active, peak
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.01)
-            active -= 1
-            return self._reply(request)
-
-    m = Counting(["x"])
+    m = ScriptedBackend(["x"], latency_s=0.01)
 
     async def main():
         with compound.context(max_concurrency=3, cache=False):
             await asyncio.gather(*(m.agenerate(f"q{i}") for i in range(12)))
 
     asyncio.run(main())
-    assert peak == 3
+    assert m.peak_in_flight == 3 and m.in_flight == 0
 
 
 def test_backends_pickle_without_process_state():

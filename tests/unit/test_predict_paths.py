@@ -140,26 +140,32 @@ def test_chain_of_thought_counts_its_reasoning_call():
 
 
 def test_a_later_max_concurrency_takes_effect_and_loop_state_does_not_outlive_its_loop():
-    active = peak = 0
-
-    class Counting(compound.ScriptedBackend):
-        async def _agenerate(self, request):
-            nonlocal active, peak
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.005)
-            active -= 1
-            return self._reply(request)
-
-    model = Counting(["x"])
+    model = compound.ScriptedBackend(["x"], latency_s=0.005)
 
     async def burst():
         await asyncio.gather(*(model.agenerate(f"q{i}", cache=False) for i in range(12)))
 
     for limit in (2, 5):
-        peak = 0
+        model.peak_in_flight = 0
         compound.configure(max_concurrency=limit)
         asyncio.run(burst())
-        assert peak == limit
+        assert model.peak_in_flight == limit
     gc.collect()
     assert len(model._loop_slots) == 0  # each finished loop's slots went with it
+
+
+def test_with_changes_only_what_it_names_and_keeps_the_class():
+    first = compound.ScriptedBackend(["Let me think.", VALID], model="first")
+    other = compound.ScriptedBackend(["Thinking again.", VALID], model="other")
+    step = compound.ChainOfThought(
+        "question -> answer", model=first, demos=[{"question": "1+1?", "answer": "2"}], parse_repairs=2, logprobs=True
+    )
+    copy = step.with_(model=other, name="copy")
+    assert type(copy) is compound.ChainOfThought and copy.reasoning_tokens == step.reasoning_tokens
+    assert (copy.parse_repairs, copy.logprobs, copy.demos) == (2, True, step.demos)
+    assert copy.result(question="q").value.reasoning == "Thinking again."
+    assert len(other.requests) == 2 and not first.requests and step.model is first and step.name is None
+    copy.demos.append({"question": "2+2?", "answer": "4"})
+    assert len(step.demos) == 1  # nothing mutable is shared
+    with pytest.raises(compound.InputError, match="no setting"):
+        step.with_(modle=other)

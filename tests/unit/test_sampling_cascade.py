@@ -109,6 +109,24 @@ def test_cascade_calibrates_thresholds_and_routes_hard_inputs_to_the_large_stage
     assert again.thresholds[0] == thresholds[0]  # thresholds are saved with the program
 
 
+def test_a_stage_certified_for_nothing_is_not_asked():
+    small_model = stage_model(lambda t: 0.55, 1)  # never sure enough: no threshold can be certified
+    small = LLMStage(label_step(small_model), "label", "small", votes=3)
+    large = LLMStage(label_step(stage_model(lambda t: 1.0, 2)), "label", "large")
+    cascade = Cascade([small, large], "label")
+    texts = [f"text: {'good' if i % 3 else 'bad'} {i}" for i in range(60)]
+    thresholds = asyncio.run(cascade.calibrate(texts, target=0.95, delta=0.1))
+    assert not math.isfinite(thresholds[0].value)
+    asked = len(small_model.requests)
+
+    async def run_all():
+        return [await cascade.acall(row=t) for t in [f"text: good {i}" for i in range(100, 110)]]
+
+    outs = asyncio.run(run_all())
+    assert [o["label"] for o in outs] == ["pos"] * 10 and cascade.answered_by == {"small": 0, "large": 10}
+    assert len(small_model.requests) == asked  # it would only have added its cost
+
+
 def test_router_sends_each_input_to_one_route():
     short = label_step(ScriptedBackend(['{"label": "pos"}']))
     long = label_step(ScriptedBackend(['{"label": "neg"}']))

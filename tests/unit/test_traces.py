@@ -67,3 +67,14 @@ def test_traces_cli_list_show_export(tmp_path):
     assert {r["id"] for r in rows} == {run.id, g.call_id}
     missing = runner.invoke(app, ["traces", "show", "nope"])
     assert missing.exit_code == 1 and "compound traces list" in missing.output
+
+
+def test_span_ids_do_not_follow_the_programs_random_seed():
+    import random
+
+    from compound.store.traces import new_id
+
+    random.seed(7)
+    first = new_id()
+    random.seed(7)
+    assert new_id() != first and len(first) == 16 and int(first, 16) >= 0

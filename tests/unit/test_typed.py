@@ -19,8 +19,26 @@ def test_valid_reply_parses_and_the_schema_is_sent():
     assert out.value == City(city="Lyon", country="France")
     assert not out.repaired
     req = model.requests[0]
-    assert req.json_schema == City.model_json_schema()
+    assert req.json_schema == {**City.model_json_schema(), "additionalProperties": False}
     assert req.messages[0].role == "system" and '"city"' in req.messages[0].content
+
+
+class Trip(BaseModel):
+    start: City
+    stops: list[City]
+    properties: int  # a field named like a schema keyword stays a field
+
+
+def test_the_constraint_forbids_keys_the_output_type_does_not_have_at_every_level():
+    # llama.cpp's grammar converter allows extra keys unless told not to: a small model then invents
+    # keys after the real ones and runs out of tokens mid-string
+    model = ScriptedBackend(['{"start": {"city": "Lyon", "country": "France"}, "stops": [], "properties": 1}'])
+    call_typed(Trip, "Plan a trip", model=model)
+    schema = model.requests[0].json_schema
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["City"]["additionalProperties"] is False
+    assert set(schema["properties"]) == {"start", "stops", "properties"}
+    assert schema["properties"]["properties"] == Trip.model_json_schema()["properties"]["properties"]
 
 
 def test_one_repair_attempt_sees_the_errors():

@@ -126,29 +126,21 @@ _OPEN: list[Budget] = []  # budgets with threads=True whose block is open, in an
 
 
 @contextmanager
-def budget(
-    *,
-    tokens: int | None = None,
-    cost_usd: float | None = None,
-    wall_s: float | None = None,
-    energy_j: float | None = None,
-    calls: int | None = None,
-    threads: bool = True,
-) -> Iterator[Budget]:
+def budget(*, threads: bool = True, **limits: Any) -> Iterator[Budget]:
     """Enforce limits on every call made inside the block (see the module docstring for which calls
-    count). Nested budgets all apply. Limits must be finite and >= 0; ``None`` means no limit."""
-    b = Budget(tokens=tokens, cost_usd=cost_usd, wall_s=wall_s, energy_j=energy_j, calls=calls, threads=threads)
-    token = _BUDGETS.set(active_budgets() + (b,))
-    if b.threads:
-        with _COND:
-            _OPEN.append(b)
-    try:
-        yield b
-    finally:
+    count): ``tokens``, ``cost_usd``, ``wall_s``, ``energy_j`` and ``calls``, as ``Budget`` takes them.
+    Nested budgets all apply. Limits must be finite and >= 0; ``None`` means no limit."""
+    b = Budget(threads=threads, **limits)
+    with using(b):  # in this context first, then open to other threads (never counted twice)
         if b.threads:
             with _COND:
-                _OPEN.remove(b)
-        _BUDGETS.reset(token)
+                _OPEN.append(b)
+        try:
+            yield b
+        finally:
+            if b.threads:
+                with _COND:
+                    _OPEN.remove(b)
 
 
 @contextmanager

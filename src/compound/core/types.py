@@ -82,17 +82,19 @@ class Request:
         return replace(self, **changes)
 
     def key_fields(self) -> dict[str, Any]:
+        """Everything that changes the reply, in canonical order: every dict's keys sorted, so its JSON
+        text is the same with or without ``sort_keys`` (``store.cache.cache_key`` relies on it)."""
         return {
-            "messages": [m.to_dict() for m in self.messages],
+            "grammar": self.grammar,
+            "json_schema": schema_digest(self.json_schema),
+            "logprobs": self.logprobs,
             "max_tokens": self.max_tokens,
+            "messages": [{"content": m.content, "role": m.role} for m in self.messages],
+            "sample_index": self.sample_index,
+            "seed": self.seed,
+            "stop": list(self.stop),
             "temperature": self.temperature,
             "top_p": self.top_p,
-            "stop": list(self.stop),
-            "seed": self.seed,
-            "json_schema": schema_digest(self.json_schema),
-            "grammar": self.grammar,
-            "logprobs": self.logprobs,
-            "sample_index": self.sample_index,
         }
 
 

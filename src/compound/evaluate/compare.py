@@ -177,6 +177,19 @@ async def calibrate(
     return info
 
 
+async def score(
+    program: Module, df: Any, input_col: str, label_col: str, labels: list[str], progress: bool = False
+) -> tuple[float, Usage]:
+    """Run a classification program over ``df`` as a table job: its accuracy against ``label_col``, and
+    what it used (cache hits at the cost of the calls they stand for)."""
+    result = await aprocess_table(
+        classify_op(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress
+    )
+    predicted = result.df[FIELD].astype(str).tolist()
+    accuracy = sum(p == g for p, g in zip(predicted, df[label_col].astype(str), strict=False)) / len(df)
+    return accuracy, result.usage.total
+
+
 def add_break_even(rows: list[dict[str, Any]], reference: str = "large") -> None:
     """Rows after which a configuration's one-time cost is paid back by its per-row saving over ``reference``
     (0 with no one-time cost; None when it saves nothing per row, or the reference was not run)."""
@@ -236,11 +249,8 @@ async def compare(
                         name, parts.calibrate, input_col, label_col, labels, small, large, delta
                     )
             calib_usage = tracker.total
-        op = classify_op(parts.evaluate, FIELD, labels, input_columns=[input_col], program=program)
-        result = await aprocess_table(op, parts.evaluate, progress=progress)
-        predicted = result.df[FIELD].astype(str).tolist()
-        accuracy = sum(p == g for p, g in zip(predicted, parts.evaluate[label_col], strict=False)) / limit
-        u = result.usage.total
+        assert program is not None  # "auto" is built by learn() above
+        accuracy, u = await score(program, parts.evaluate, input_col, label_col, labels, progress)
         row = {
             "config": name,
             "accuracy": accuracy,

@@ -14,10 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from compound.evaluate.compare import FIELD, classifier
+from compound.evaluate.compare import classifier, score
 from compound.strategies.sampling import SelfConsistency
-from compound.tables.jobs import aprocess_table
-from compound.tables.operators import classify_op
 
 
 async def returns_curve(
@@ -33,13 +31,7 @@ async def returns_curve(
     rows: list[dict[str, Any]] = []
     for n in ns:
         program = classifier(labels, model, SelfConsistency(n) if n > 1 else None, name=f"vote{n}")
-        result = await aprocess_table(
-            classify_op(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress
-        )
-        acc = sum(p == g for p, g in zip(result.df[FIELD].astype(str), df[label_col].astype(str), strict=False)) / len(
-            df
-        )
-        u = result.usage.total
+        acc, u = await score(program, df, input_col, label_col, labels, progress)
         row = {
             "n": n,
             "accuracy": acc,

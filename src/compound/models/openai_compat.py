@@ -18,7 +18,7 @@ Base URL and key come from the settings (``openai_base_url``, ``openai_api_key``
 - Requests- and tokens-per-minute limits are applied before each request.
 
 The call logic (dialect, retries, refusals) is written once as a generator that yields HTTP calls or
-waits and receives replies or exceptions; a sync and an async driver run it.
+waits and receives replies or exceptions; ``core.protocol``'s sync and async drivers run it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from collections.abc import Generator
 from typing import Any
 
 from compound.core.errors import ConfigurationError, ModelRequestsForbiddenError
+from compound.core.protocol import adrive, drive
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Request
 from compound.models import dialects
@@ -156,22 +157,13 @@ class OpenAIBackend(Backend):
         if (lim := self._limiter(get_settings())) is not None:
             lim.acquire(self.count_prompt_tokens(request) + request.max_tokens)
         client = self._client(False)
-        protocol = self._protocol(self.dialect(), request)
-        try:
-            step = next(protocol)
-            while True:
-                if not isinstance(step, dialects.Call):
-                    time.sleep(step)
-                    step = protocol.send(None)
-                    continue
-                try:
-                    data = client.post(step.url, body=step.body, cast_to=object)
-                except openai.OpenAIError as e:
-                    step = protocol.throw(e)
-                else:
-                    step = protocol.send(data)
-        except StopIteration as done:
-            return done.value
+
+        def handle(step: Step) -> Any:
+            if isinstance(step, dialects.Call):
+                return client.post(step.url, body=step.body, cast_to=object)
+            time.sleep(step)
+
+        return drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,))
 
     async def _agenerate(self, request: Request) -> Completion:
         import openai
@@ -181,19 +173,10 @@ class OpenAIBackend(Backend):
         base_url, _ = self._endpoint(get_settings())
         report = dialects.known(base_url) or await asyncio.to_thread(self.dialect)
         client = self._client(True)
-        protocol = self._protocol(report, request)
-        try:
-            step = next(protocol)
-            while True:
-                if not isinstance(step, dialects.Call):
-                    await asyncio.sleep(step)
-                    step = protocol.send(None)
-                    continue
-                try:
-                    data = await client.post(step.url, body=step.body, cast_to=object)
-                except openai.OpenAIError as e:
-                    step = protocol.throw(e)
-                else:
-                    step = protocol.send(data)
-        except StopIteration as done:
-            return done.value
+
+        async def handle(step: Step) -> Any:
+            if isinstance(step, dialects.Call):
+                return await client.post(step.url, body=step.body, cast_to=object)
+            await asyncio.sleep(step)
+
+        return await adrive(self._protocol(report, request), handle, (openai.OpenAIError,))

@@ -1,6 +1,7 @@
 """A deterministic fake backend for tests and benchmarks: scripted replies or a reply function,
 with realistic token counts (about four characters a token) so budgets and reports behave as on a
-real model."""
+real model, an optional latency per call (``latency_s``), and a count of the calls inside it at once
+(``in_flight``, ``peak_in_flight``), so tests can see the concurrency a program really had."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class ScriptedBackend(Backend):
         super().__init__(model)
         self.latency_s = latency_s
         self.requests: list[Request] = []  # every request that reached the backend (not cache hits)
+        self.in_flight = 0  # calls inside the backend now (after their latency began, before the reply)
+        self.peak_in_flight = 0  # the most calls that were inside the backend at once
         if replies is None:
             self._fn: Callable[[Request], str] | None = lambda r: r.messages[-1].content
             self._replies = None
@@ -81,12 +84,25 @@ class ScriptedBackend(Backend):
             text, tokens, finish = text[: request.max_tokens * 4], request.max_tokens, "length"
         return Completion(text, self.count_prompt_tokens(request), tokens, finish)
 
+    def _count(self, step: int) -> None:
+        with self._lock:
+            self.in_flight += step
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
     def _generate(self, request: Request) -> Completion:
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        return self._reply(request)
+        self._count(1)
+        try:
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            return self._reply(request)
+        finally:
+            self._count(-1)
 
     async def _agenerate(self, request: Request) -> Completion:
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        return self._reply(request)
+        self._count(1)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            return self._reply(request)
+        finally:
+            self._count(-1)

@@ -100,15 +100,9 @@ async def aevaluate(program: Module, examples: Sequence[Example], metric: Metric
 class Optimizer:
     """Base class: subclasses write ``_compile`` (async) on a clone of the program."""
 
-    def compile(
-        self,
-        program: Module,
-        trainset: Sequence[Example],
-        valset: Sequence[Example] | None = None,
-        *,
-        metric: Metric | None = None,
-    ) -> Module:
-        return run_sync(self.acompile(program, trainset, valset, metric=metric))
+    def compile(self, program: Module, *args: Any, **kwargs: Any) -> Module:
+        """``acompile`` run to its end without an event loop; the same arguments."""
+        return run_sync(self.acompile(program, *args, **kwargs))
 
     async def acompile(
         self,

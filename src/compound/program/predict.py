@@ -9,6 +9,7 @@ yields requests and returns a ``Candidate``), driven sync or async by the same c
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Generator
 from typing import Any
@@ -17,12 +18,13 @@ from pydantic import BaseModel, Field, create_model
 
 from compound.control.requirements import as_requirement
 from compound.core.concurrency import run_sync
-from compound.core.errors import ConfigurationError, OutputParseError
+from compound.core.errors import ConfigurationError, InputError, OutputParseError
+from compound.core.protocol import adrive, drive
 from compound.core.types import Generation, Message, Request
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import adrive, drive, model_with, typed_call
+from compound.program.typed import model_with, typed_call
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -124,6 +126,22 @@ class Predict(Module):
         """The step's name in traces."""
         return self.name or f"{type(self).__name__}({self.signature.outputs.__name__})"
 
+    def with_(self, **changes: Any) -> Predict:
+        """A copy of this step with some of its settings changed (``model=``, ``name=``, ``demos=`` ...).
+
+        Everything not named is kept, the step's class too (a ``ChainOfThought`` stays one); the copy
+        shares nothing mutable with this step.
+        """
+        unknown = sorted(set(changes) - set(vars(self)))
+        if unknown:
+            raise InputError(f"{type(self).__name__} has no setting(s) {unknown}; it has {sorted(vars(self))}")
+        new = copy.copy(self)
+        new.demos = list(self.demos)
+        new.requirements = list(self.requirements)
+        for name, value in changes.items():
+            setattr(new, name, [as_requirement(r) for r in value] if name == "requirements" else value)
+        return new
+
     # --- parameters: a backend object is kept when its id is loaded back -----------------------------
     def get_parameter(self, name: str) -> Any:
         """A parameter's value; a backend object is saved as its model id."""
@@ -201,7 +219,7 @@ class Predict(Module):
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
         """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise."""
-        return await adrive(self.protocol(inputs, index, feedback), get_model(self.model))
+        return await adrive(self.protocol(inputs, index, feedback), get_model(self.model).agenerate)
 
     # --- running -----------------------------------------------------------------------------------------
     async def aresult(self, **inputs: Any) -> StrategyResult:
@@ -224,7 +242,7 @@ class Predict(Module):
             return run_sync(self.aresult(**inputs))
         checked = self._checked_inputs(inputs)
         backend = get_model(self.model)
-        return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend))
+        return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend.generate))
 
     #: the old names, kept for one release
     run, arun = result, aresult

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError, create_model
 
 from compound.core.errors import ConfigurationError, InputError, InputTypeError, OutputParseError
+from compound.core.protocol import adrive, drive
 from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
@@ -41,10 +42,32 @@ class OutputSpec(Generic[T]):
         raise NotImplementedError
 
 
+def closed_schema(schema: Any) -> Any:
+    """A copy of a JSON schema in which every object that lists its properties allows no others.
+
+    JSON Schema (and llama.cpp's grammar converter) allow extra properties unless told otherwise, so a
+    constrained small model could add invented keys after the real ones and run out of tokens mid-string.
+    A pydantic output type never needs them; an object that states ``additionalProperties`` keeps it."""
+    if isinstance(schema, list):
+        return [closed_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    maps = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+    out = {
+        k: {name: closed_schema(v2) for name, v2 in v.items()}
+        if k in maps and isinstance(v, dict)
+        else closed_schema(v)
+        for k, v in schema.items()
+    }
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 class PydanticOutput(OutputSpec[T]):
     def __init__(self, model: type[T]) -> None:
         self.model = model
-        self.schema = model.model_json_schema()  # type: ignore[attr-defined]
+        self.schema = closed_schema(model.model_json_schema())  # type: ignore[attr-defined]
 
     def parse(self, text: str) -> T:
         try:
@@ -212,31 +235,12 @@ def typed_call(
     output: Any, prompt: Any, instructions: str | None = None, *, parse_repairs: int = 1, **params: Any
 ) -> Generator[Request, Generation, Typed]:
     """The protocol of one typed call: ``output`` (a pydantic model, a JSON schema or an ``OutputSpec``)
-    asked for with ``prompt``; run it with ``drive`` (sync) or ``adrive`` (async)."""
+    asked for with ``prompt``; run it with ``core.protocol.drive(protocol, model.generate)`` (sync) or
+    ``adrive(protocol, model.agenerate)`` (async)."""
     if parse_repairs < 0:
         raise InputError(f"parse_repairs must be 0 or more, got {parse_repairs}")
     spec = output_spec(output)
     return typed_protocol(spec, typed_request(spec, prompt, instructions, **params), parse_repairs)
-
-
-def drive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
-    """Run a request protocol synchronously (no event loop)."""
-    try:
-        request = next(protocol)
-        while True:
-            request = protocol.send(model.generate(request))
-    except StopIteration as done:
-        return done.value
-
-
-async def adrive(protocol: Generator[Request, Generation, T], model: Backend) -> T:
-    """Run a request protocol on the event loop."""
-    try:
-        request = next(protocol)
-        while True:
-            request = protocol.send(await model.agenerate(request))
-    except StopIteration as done:
-        return done.value
 
 
 def call_typed(
@@ -265,18 +269,11 @@ def call_typed(
     Raises:
         OutputParseError: no reply validated; it carries the raw text and every generation.
     """
-    return drive(typed_call(output, prompt, instructions, parse_repairs=parse_repairs, **params), get_model(model))
-
-
-async def acall_typed(
-    output: Any,
-    prompt: Any,
-    *,
-    model: str | Backend | None = None,
-    instructions: str | None = None,
-    parse_repairs: int = 1,
-    **params: Any,
-) -> Typed:
-    """``call_typed`` on the event loop."""
     protocol = typed_call(output, prompt, instructions, parse_repairs=parse_repairs, **params)
-    return await adrive(protocol, get_model(model))
+    return drive(protocol, get_model(model).generate)
+
+
+async def acall_typed(output: Any, prompt: Any, *, model: str | Backend | None = None, **options: Any) -> Typed:
+    """``call_typed`` on the event loop; the same arguments (``instructions``, ``parse_repairs`` and the
+    generation parameters are passed on as keywords)."""
+    return await adrive(typed_call(output, prompt, **options), get_model(model).agenerate)

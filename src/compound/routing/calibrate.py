@@ -88,28 +88,38 @@ def learn_threshold(
     target: float,
     delta: float = 0.05,
     min_accepted: int | None = None,
+    steps: int = 20,
 ) -> Threshold:
     """The most lenient threshold whose accepted calibration points agree at ``target`` with prob. ``1 - delta``.
 
-    Thresholds that accept fewer than ``min_accepted`` points (by default the fewest that could pass at
-    all) are not tested, so the sequence starts where a test can succeed."""
+    The fixed sequence is a coarse grid: the strictest threshold that accepts ``min_accepted`` points (by
+    default the fewest that could pass at all, at least a ``steps``-th of the points), then one every
+    ``steps``-th of the points. Testing every distinct confidence would let one early disagreement, among
+    the first few points where the bound is weakest, end the search; a grid of about ``steps`` tests, each
+    on a growing share of the points, does not. The grid depends on the confidences only, so the
+    guarantee of the fixed-sequence test holds."""
     if len(confidences) != len(agrees):
         raise InputError("confidences and agrees must have the same length")
     if not 0 < target < 1 or not 0 < delta < 1:
         raise InputError("target must be in (0, 1) and delta in (0, 1)")
-    min_accepted = min_points(target, delta) if min_accepted is None else min_accepted
+    stride = max(1, math.ceil(len(confidences) / max(1, steps)))
+    min_accepted = max(min_points(target, delta), stride) if min_accepted is None else min_accepted
     pairs = sorted(zip(confidences, agrees, strict=False), key=lambda p: -p[0])
     best = Threshold(math.inf, target, delta, 0, 0.0, 0.0)
     ok = 0
     i = 0
+    next_test = min_accepted
     while i < len(pairs):
         conf = pairs[i][0]
         while i < len(pairs) and pairs[i][0] == conf:  # ties enter together
             ok += pairs[i][1]
             i += 1
+        if i < next_test and i < len(pairs):
+            continue  # between grid points
+        next_test = i + stride
         bound = lower_bound(ok, i, delta)
-        if i >= min_accepted and bound >= target:
+        if bound >= target:
             best = Threshold(conf, target, delta, i, ok / i, bound)
-        elif i >= min_accepted:
+        else:
             break  # fixed sequence: the first failure ends the search
     return best

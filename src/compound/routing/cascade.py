@@ -2,7 +2,8 @@
 
 A ``Cascade`` tries its stages from cheap to expensive. Each stage but the last answers with a
 confidence; the answer is accepted when the confidence reaches the stage's learned threshold, otherwise
-the next stage is asked. The last stage always answers. Thresholds are learned on a calibration sample
+the next stage is asked. The last stage always answers. A stage certified for nothing (no threshold
+passed) is skipped, so a failed calibration costs nothing per row. Thresholds are learned on a calibration sample
 (``calibrate``), labelled by the last (largest) stage or by gold labels, to reach a target agreement
 with a stated failure probability (see ``routing.calibrate``); they are saved with the program.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -57,16 +59,31 @@ class ProxyStage(Stage):
         """Out-of-fold answers for every text (each from a proxy that did not see it), then fit on all.
 
         Lets every calibration row serve both to train the proxy and to set its threshold. The threshold
-        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good."""
-        answers: list[tuple[str, float] | None] = [None] * len(texts)
+        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good.
+        Folds are stratified (each label's rows are dealt round the folds), so a rare label is in every
+        fold's training rows when it has at least two rows; a fold whose training rows still hold a single
+        label answers with confidence 0 (never accepted)."""
+        dealt: Counter[str] = Counter()
+        fold_of = []
+        for label in labels:  # the n-th row of a label goes to fold n % folds
+            fold_of.append(dealt[label] % folds)
+            dealt[label] += 1
+        answers: list[tuple[str, float]] = [("", 0.0)] * len(texts)
         for k in range(folds):
-            train = [i for i in range(len(texts)) if i % folds != k]
-            test = [i for i in range(len(texts)) if i % folds == k]
+            train = [i for i, f in enumerate(fold_of) if f != k]
+            test = [i for i, f in enumerate(fold_of) if f == k]
+            if not test:
+                continue
+            seen = {labels[i] for i in train}
+            if len(seen) < 2:
+                for i in test:
+                    answers[i] = (next(iter(seen), ""), 0.0)
+                continue
             fold = self.classifier.blank().fit([texts[i] for i in train], [labels[i] for i in train])
-            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=False):
+            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=True):
                 answers[i] = answer
         self.fit(texts, labels)
-        return [a for a in answers if a is not None]
+        return answers
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         # embedding blocks for a while: a worker thread keeps the event loop free (context carried over)
@@ -132,8 +149,10 @@ class Cascade(Module):
 
     async def aforward(self, row: str) -> dict[str, Any]:
         for i, stage in enumerate(self.stages):
-            ((label, confidence),) = await stage.answer([row])
             last = i == len(self.stages) - 1
+            if not last and not math.isfinite(self.thresholds[i].value):
+                continue  # a stage certified for nothing is not asked: it would only add its cost
+            ((label, confidence),) = await stage.answer([row])
             if last or confidence >= self.thresholds[i].value:
                 self.answered_by[stage.name] += 1
                 span = current_span()

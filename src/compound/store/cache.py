@@ -16,7 +16,10 @@ from compound.store.sqlite import SQLiteStore
 
 
 def cache_key(model_id: str, request_fields: dict[str, Any]) -> str:
-    blob = json.dumps([model_id, request_fields], sort_keys=True, separators=(",", ":"), default=str)
+    """sha256 of the sorted JSON of ``[model_id, request_fields]``. ``request_fields`` comes in canonical
+    order (``Request.key_fields``: every dict's keys sorted), so it is encoded as it stands: the same
+    text as with ``sort_keys``, at half the cost, and the same keys as caches already hold."""
+    blob = json.dumps([model_id, request_fields], separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -287,16 +287,14 @@ class _Connection(sqlite3.Connection):
     store: SQLiteStore
 
     def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        try:
-            return super().execute(*args)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.DatabaseError as e:
-            raise self.store.problem(e) from e
+        return self._checked(super().execute, args)
 
     def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self._checked(super().executemany, args)
+
+    def _checked(self, run: Callable[..., sqlite3.Cursor], args: tuple) -> sqlite3.Cursor:
         try:
-            return super().executemany(*args)
+            return run(*args)
         except sqlite3.IntegrityError:
             raise
         except sqlite3.DatabaseError as e:

@@ -11,11 +11,12 @@ from typing import Any
 from pydantic import Field, create_model
 
 from compound.core.errors import InputError
+from compound.core.protocol import adrive
 from compound.core.types import Message
 from compound.models.base import Backend
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import adrive, typed_call
+from compound.program.typed import typed_call
 from compound.tools.base import Tool
 from compound.tools.policy import Decision, Policy, guarded_call
 
@@ -96,7 +97,7 @@ class ToolAgent(Module):
         calls = 0
         for _ in range(self.max_steps):
             action: Any = (
-                await adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend)
+                await adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend.agenerate)
             ).value
             arguments = dict(action.arguments) if isinstance(action.arguments, dict) else action.arguments
             step = AgentStep(action.tool, arguments, action.thought)

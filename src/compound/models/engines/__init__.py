@@ -50,6 +50,17 @@ class EngineConfig:
     logits_all: bool = False
 
 
+def sampling(request: dict[str, Any]) -> dict[str, Any]:
+    """The fields every engine takes as they are: messages, length, temperature, top_p, and the stop
+    strings and seed where given."""
+    out = {k: request[k] for k in ("messages", "max_tokens", "temperature", "top_p")}
+    if request.get("stop"):
+        out["stop"] = list(request["stop"])
+    if request.get("seed") is not None:
+        out["seed"] = request["seed"]
+    return out
+
+
 class Engine(ABC):
     """One loaded model. ``chat`` is called from one thread at a time (the backend serializes calls)."""
 

@@ -22,7 +22,7 @@ import llama_cpp.llama_cpp as lib
 from llama_cpp import Llama, LlamaGrammar
 
 from compound.core.errors import ConfigurationError
-from compound.models.engines import Engine, EngineConfig, engine_log_enabled
+from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
 
 # llama-cpp-python's converter allows only a single space between JSON tokens, which forces compact JSON
 # and, measured here, changes small models' answers (they were trained on indented JSON).
@@ -89,15 +89,7 @@ class LlamaCppPythonEngine(Engine):
         self.llm: Any = _load(config, safe=self.amx_safe_load)
 
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "messages": request["messages"],
-            "max_tokens": request["max_tokens"],
-            "temperature": request["temperature"],
-            "top_p": request["top_p"],
-            "stop": list(request.get("stop") or ()) or None,
-        }
-        if request.get("seed") is not None:
-            kwargs["seed"] = request["seed"]
+        kwargs = sampling(request)
         if request.get("json_schema") is not None:
             kwargs["grammar"] = _grammar(schema_grammar(json.dumps(request["json_schema"], sort_keys=True)))
         elif request.get("grammar") is not None:

@@ -8,6 +8,9 @@
 - JSON schemas become llguidance grammars (llama.cpp's own converter) whose whitespace is bounded:
   one space, or a newline and up to 20 spaces or tabs of indentation. Small models were trained on
   indented JSON and answer worse when forced compact; unbounded whitespace lets them loop on newlines.
+- Greedy requests (temperature 0, no logprobs) are sent with ``top_k=1``: the server's default sampler
+  chain (penalties, top-k 40, typical, top-p, min-p, XTC, temperature) picks the same token, the argmax,
+  but first sorts the whole vocabulary for every token it generates.
 - LoRA adapters (GGUF) are applied at load with their scales.
 - The server's logs are off (verbosity -1) unless ``COMPOUND_ENGINE_LOG=1``.
 """
@@ -21,7 +24,7 @@ import threading
 from typing import Any
 
 from compound.core.errors import BackendError, ConfigurationError
-from compound.models.engines import Engine, EngineConfig, engine_log_enabled
+from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
 
 xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
@@ -82,17 +85,7 @@ class XLlamaCppEngine(Engine):
         self._lock = threading.Lock()
 
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        native: dict[str, Any] = {
-            "messages": request["messages"],
-            "max_tokens": request["max_tokens"],
-            "temperature": request["temperature"],
-            "top_p": request["top_p"],
-            "cache_prompt": True,
-        }
-        if request.get("stop"):
-            native["stop"] = list(request["stop"])
-        if request.get("seed") is not None:
-            native["seed"] = request["seed"]
+        native = {**sampling(request), "cache_prompt": True}
         if request.get("json_schema") is not None:
             native["grammar"] = schema_grammar(json.dumps(request["json_schema"], sort_keys=True))
         elif request.get("grammar") is not None:
@@ -100,6 +93,8 @@ class XLlamaCppEngine(Engine):
         if request.get("logprobs"):
             native["logprobs"] = True
             native["top_logprobs"] = 1
+        elif request["temperature"] <= 0:
+            native["top_k"] = 1  # greedy: the argmax, without the default chain sorting the vocabulary per token
         return native
 
     def call_native(self, native: dict[str, Any]) -> dict[str, Any]:

@@ -58,18 +58,7 @@ def as_teacher(program: Predict, teacher: Any) -> Predict:
     program with its model swapped for the teacher model."""
     if isinstance(teacher, Predict):
         return teacher
-    clone = Predict(
-        program.signature,
-        instructions=program.instructions,
-        demos=program.demos,
-        model=teacher,
-        requirements=program.requirements,
-        strategy=program.strategy,
-        max_tokens=program.max_tokens,
-        sample_temperature=program.sample_temperature,
-        name=f"teacher({program.step_name})",
-    )
-    return clone
+    return program.with_(model=teacher, name=f"teacher({program.step_name})")
 
 
 async def label(

