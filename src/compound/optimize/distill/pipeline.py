@@ -9,7 +9,8 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
 3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
 4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
 5. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
-   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program.
+   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program;
+   ``export_check.json`` holds the trained model's greedy replies and logits, for ``check_export``.
 
 Reading a student back: ``load_student(out)`` gives the student program (its model spec names the
 adapter, so its cache identity is its own).
@@ -138,12 +139,13 @@ def fit_student(
     progress: bool = True,
     check_prompts: int = 4,
 ) -> dict[str, Any]:
-    """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record greedy
-    replies of the trained model for the export check, and plot the loss curve."""
+    """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record the
+    trained model's greedy replies and logits for the export check (``check``), and plot the loss curve."""
     from compound.core.settings import get_settings
     from compound.models.embedded import get_embedded
+    from compound.optimize.distill.check import record as record_export_check
     from compound.optimize.distill.export import lora_pairs, sha256_file, write_gguf_adapter
-    from compound.optimize.distill.train import greedy_replies, load_base, lora_model, train
+    from compound.optimize.distill.train import load_base, lora_model, train
 
     gguf = get_embedded(base).path(get_settings().models_dir)
     fingerprint = hashlib.sha256(
@@ -156,10 +158,7 @@ def fit_student(
     result = train(tok, model, examples, out / "checkpoints", cfg, fingerprint=fingerprint, progress=progress)
     adapter = write_gguf_adapter(lora_pairs(model), cfg.alpha, gguf, out / "adapter.gguf", name=f"{base}-student")
     prompts = [e["messages"] for e in examples[:check_prompts]]
-    greedy = greedy_replies(tok, model, prompts)
-    write_json(
-        {"prompts": prompts, "replies": [g.pop("reply") for g in greedy], "tokens": greedy}, out / "greedy_check.json"
-    )
+    write_json(record_export_check(tok, model, prompts), out / "export_check.json")
     plot(result.losses, out / "loss.png")
     return {
         "adapter_sha256": sha256_file(adapter),
@@ -201,37 +200,11 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
     return student_program(program, student_spec(record["base"], adapter)), record
 
 
-def check_export(folder: str | Path, base: str | None = None) -> list[dict[str, Any]]:
-    """Replay the greedy replies recorded in the training process through llama.cpp with the exported
-    adapter (in this process): one row per prompt with both replies, whether they are equal, the
-    training process's smallest logit margin over its reply (``min_margin``) and, where the replies
-    differ, its margin at the first differing token (``margin_at_divergence``). llama.cpp's quantized
-    arithmetic moves logits by up to about one, so a difference where that margin is below one is a near
-    tie resolved the other way, and a difference at a large margin points at the export."""
-    from compound.models.registry import get_model
+def check_export(folder: str | Path, base: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
+    """llama.cpp with the exported adapter, in this process, against what the training process recorded:
+    logits on the same token ids, the adapter's effect, and the greedy replies (see ``check.compare``)."""
+    from compound.optimize.distill.check import compare
 
     folder = Path(folder)
-    recorded = json.loads((folder / "greedy_check.json").read_text())
     base = base or str(read_record(folder)["base"])
-    model = get_model(student_spec(base, folder / "adapter.gguf"))
-    rows = []
-    for messages, want, tokens in zip(recorded["prompts"], recorded["replies"], recorded["tokens"], strict=True):
-        got = model.generate(messages, max_tokens=48, temperature=0.0, cache=False).text
-        at = None
-        if got != want:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want))
-            )
-            token = max((k for k, start in enumerate(tokens["offsets"]) if start <= first), default=0)
-            at = tokens["margins"][min(token, len(tokens["margins"]) - 1)] if tokens["margins"] else None
-        rows.append(
-            {
-                "prompt": messages[-1]["content"],
-                "training": want,
-                "llama_cpp": got,
-                "same": got == want,
-                "min_margin": min(tokens["margins"], default=None),
-                "margin_at_divergence": at,
-            }
-        )
-    return rows
+    return compare(folder, base, student_spec(base, folder / "adapter.gguf"), threads)
