@@ -12,7 +12,7 @@ TEST_STAMP := $(VENV)/.test-$(SUM)
 MODELS := smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 EMBEDDERS := all-mpnet-base-v2
 DEMO_EXTRAS := llama,tables,demo
-TEST_EXTRAS := $(DEMO_EXTRAS),llama-cpp-python,retrieval,dense,mcp,ray,evaluate,dev,serve,otel,serve-test,sql
+TEST_EXTRAS := $(DEMO_EXTRAS),llama-cpp-python,retrieval,dense,mcp,ray,evaluate,dev,serve,otel,serve-test,sql,train
 # a portable AVX2 build: no -march=native, so no AMX or AVX-512 kernels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 
