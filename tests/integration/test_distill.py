@@ -1,6 +1,16 @@
-"""A tiny distillation end to end: a few LoRA steps on CPU torch, the GGUF export, then the adapter loaded
-by llama.cpp in a fresh process gives the training process's greedy replies; a SIGKILLed training
-resumes from its last checkpoint and finishes every step."""
+"""A tiny distillation end to end, in separate processes as a user runs it: a few LoRA steps on CPU torch,
+SIGKILLed mid-way and resumed to the end; then the exported GGUF adapter, loaded by llama.cpp in a fresh
+process, computes what the training process computed (``compound.optimize.distill.check``):
+
+- on the same token ids (the reply positions of three prompts), llama.cpp's logits stay within NOISE of
+  the trained model's (llama.cpp's quantized arithmetic alone differs from fp32 by up to 1.4 here), and
+  where the trained model's top-1 wins by more than 2 x NOISE, llama.cpp picks the same token;
+- the adapter has its effect: training moved the logits from the base's by far more than NOISE, and
+  llama.cpp's move (with minus without adapter) has the same direction and size, so an adapter that is
+  not loaded, wrongly scaled (alpha / r) or transposed fails.
+
+A greedy reply can differ where the trained model's margin is a near tie (a few steps leave the label token
+at about one logit), so replies are compared only where every margin exceeds 2 x NOISE."""
 
 import json
 import os
@@ -8,12 +18,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("peft", reason="needs the train extra: pip install 'compound[train]'")
 
+STEPS = 6  # 8 examples, batch 4, 3 epochs
 SCRIPT = """
 import json, sys
 from pathlib import Path
@@ -28,52 +38,28 @@ examples = [
 ]
 cfg = TrainConfig(lr=5e-3, epochs=3, batch_size=4, warmup=1, checkpoint_every=1, threads=2)
 fit = fit_student("smollm2-135m", examples, Path(sys.argv[1]), cfg, progress=False, check_prompts=3)
-greedy = json.loads((Path(sys.argv[1]) / "greedy_check.json").read_text())["replies"]
-print(json.dumps({"sha256": fit["adapter_sha256"], "train": fit["train"], "greedy": greedy}))
+print(json.dumps(fit))
 """
-
 
 CHECK = """
 import json, sys
-from compound.models.registry import get_model
 from compound.optimize.distill.pipeline import check_export
-rows = check_export(sys.argv[1])
-base = get_model("smollm2-135m")
-prompts = json.load(open(sys.argv[1] + "/greedy_check.json"))["prompts"]
-print(json.dumps([rows, [base.generate(p, max_tokens=48, temperature=0.0, cache=False).text for p in prompts]]))
+print(json.dumps(check_export(sys.argv[1], "smollm2-135m", threads=2)))
 """
 
 
-def run_training(out: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, timeout=900)
+def python(code: str, *args: str, timeout: int = 900) -> object:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
-    """One uninterrupted tiny training (shared: the export check and the resume reference)."""
+def resumed(tmp_path_factory):
+    """A tiny training SIGKILLed after its second checkpoint, then resumed to the end: (folder, killed at
+    step, the resumed run's fit record)."""
     out = tmp_path_factory.mktemp("distill") / "student"
-    return out, run_training(out)
-
-
-def test_tiny_student_exports_a_gguf_adapter_that_llama_cpp_replays(straight):
-    out, fit = straight
-    assert fit["train"]["losses"][-1] < fit["train"]["losses"][0]
-    (out / "student.json").write_text(json.dumps({"format": "compound.student", "version": 1, "base": "smollm2-135m"}))
-    check = subprocess.run([sys.executable, "-c", CHECK, str(out)], capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stderr[-2000:]
-    rows, base = json.loads(check.stdout.strip().splitlines()[-1])
-    assert len(rows) == 3 and all(r["same"] for r in rows), rows
-    assert [r["llama_cpp"] for r in rows] != base  # the adapter is applied: the base model answers otherwise
-
-
-def test_sigkill_during_training_then_resume_gives_the_same_adapter(straight, tmp_path):
-    reference = straight[1]
-    out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = out / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
@@ -81,13 +67,34 @@ def test_sigkill_during_training_then_resume_gives_the_same_adapter(straight, tm
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.2)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"training ended before it could be killed: {err[-2000:]!r}"
     killed_at = json.loads(latest.read_text())["step"]
-    resumed = run_training(out)
-    train = resumed["train"]
-    assert train["resumed_from"] == killed_at and train["steps"] == train["total_steps"] == reference["train"]["steps"]
-    assert len(train["losses"]) == train["steps"]  # the curve continues where the checkpoint left it
-    assert (out / "adapter.gguf").read_bytes()[:4] == b"GGUF" and len(resumed["greedy"]) == 3
-    # CPU matmuls are not bitwise reproducible across processes here (AdamW's first steps amplify the
-    # difference), so the resumed adapter is not compared bit for bit with the uninterrupted one
+    return out, killed_at, python(SCRIPT, str(out))
+
+
+def test_a_sigkilled_training_resumes_from_its_checkpoint_and_finishes(resumed):
+    out, killed_at, fit = resumed
+    train = fit["train"]
+    assert 2 <= killed_at < STEPS and train["resumed_from"] == killed_at
+    assert train["steps"] == train["total_steps"] == STEPS and train["stopped"] == "done"
+    assert len(train["losses"]) == STEPS  # the curve continues where the checkpoint left it
+    assert train["losses"][-1] < train["losses"][0] / 2
+    assert (out / "adapter.gguf").read_bytes()[:4] == b"GGUF"
+
+
+def test_llama_cpp_with_the_exported_adapter_computes_what_training_computed(resumed):
+    out, _, _ = resumed
+    recorded = json.loads((out / "export_check.json").read_text())
+    noise = recorded["noise"]
+    rows = python(CHECK, str(out), timeout=300)
+    assert len(rows) == 3, rows
+    for row in rows:
+        # the training process learned the reply format (the label token itself may still be a near tie)
+        assert json.loads(row["training"])["label"] in {"zebra", "walrus"}, row
+        assert row["max_diff"] < noise, row
+        assert row["argmax_checked"] >= 5 and row["argmax_differs"] == 0, row
+        assert row["moved"] > 3 * noise, row  # training moved the logits well beyond llama.cpp's noise
+        assert row["effect_cosine"] > 0.9 and 0.8 < row["effect_scale"] < 1.25, row
+        if row["min_margin"] > 2 * noise:
+            assert row["same"], row

@@ -153,3 +153,31 @@ def test_compare_learned_configurations_report_one_time_cost_and_break_even():
     assert json.loads(rows["auto"]["answered_by"])["proxy"] > 0.8 * 200  # the student answered nearly every row
     assert rows["small"]["one_time_cpu_s"] == 0 and rows["small"]["break_even_rows"] == 0
     assert rows["auto"]["one_time_cpu_s"] > 0 and "auto" in result["details"]
+
+
+def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkeypatch):
+    from compound.routing.proxy import EmbeddingClassifier
+
+    seen = []
+    monkeypatch.setattr("compound.retrieval.dense.best_embedder", lambda: "all-mpnet-base-v2")
+    import compound.routing.proxy as proxy
+
+    fake = proxy.embed_texts  # the bag-of-words stand-in
+
+    def embed(texts, model_path=None):
+        seen.append(model_path)
+        return fake(texts)
+
+    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+    df = reviews(40)
+    texts, labels = list(df["text"]), list(df["gold"])
+    clf = EmbeddingClassifier().fit(texts, labels)
+    state = clf.state()
+    assert state["embedder"] == "all-mpnet-base-v2" and seen[-1] == "all-mpnet-base-v2"
+    loaded = EmbeddingClassifier()
+    loaded.load_state(json.loads(json.dumps(state)))
+    assert loaded.predict(texts[:5]) == clf.predict(texts[:5]) and seen[-1] == "all-mpnet-base-v2"
+    older = EmbeddingClassifier()
+    older.load_state({k: v for k, v in state.items() if k != "embedder"})
+    older.predict(texts[:1])
+    assert seen[-1] == "all-minilm-l6-v2"

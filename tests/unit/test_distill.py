@@ -13,7 +13,9 @@ from compound.control.requirements import Check
 from compound.evaluate.compare import classifier
 from compound.optimize.distill.data import (
     as_teacher,
+    balance,
     chat_of,
+    class_field,
     dedupe,
     label,
     program_inputs,
@@ -102,6 +104,33 @@ async def _test_training_examples_are_the_students_own_prompt():
     assert [m.to_dict() for m in seen.requests[0].messages] == example["messages"]
 
 
+def test_rarer_teacher_labels_are_oversampled_up_to_the_cap():
+    from compound.core.errors import ConfigurationError
+
+    labels = ["ham"] * 7 + ["spam"] * 2 + ["other"]
+    examples = [
+        {"messages": [{"role": "user", "content": f"m{i}"}], "reply": json.dumps({"label": x})}
+        for i, x in enumerate(labels)
+    ]
+    out, record = balance(examples, "label", 3)
+    assert out[: len(examples)] == examples  # the originals, in order, then the repeats
+    assert all(e in examples for e in out)  # nothing invented
+    assert record == {
+        "field": "label",
+        "max_repeat": 3,
+        "before": {"ham": 7, "spam": 2, "other": 1},
+        "after": {"ham": 7, "spam": 6, "other": 3},
+    }
+    spam = [e["messages"][0]["content"] for e in out if '"spam"' in e["reply"]]
+    assert sorted(spam) == ["m7"] * 3 + ["m8"] * 3  # each minority example repeated evenly
+    assert balance(examples, "label", 10)[1]["after"] == {"ham": 7, "spam": 7, "other": 7}
+    assert balance(examples, "label", 1)[0] == examples
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        balance(examples, "label", 0)
+    assert class_field(classifier(["spam", "ham"], None)) == "label"
+    assert class_field(Predict("question -> answer")) is None  # free text: nothing to balance
+
+
 def test_dedupe_drops_near_copies():
     rows = [{"t": "win a free prize now"}, {"t": "Win a FREE prize now!"}, {"t": "lunch at noon?"}]
     assert dedupe(rows) == [0, 2]
@@ -172,11 +201,15 @@ def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_
     from compound.optimize.distill.export import sha256_file
 
     def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4):  # training is an integration test
+        trained.append(examples)
         (out / "adapter.gguf").write_bytes(b"GGUF" + json.dumps(examples).encode())
         return {"adapter_sha256": sha256_file(out / "adapter.gguf"), "train": {"cpu_s": 5.0, "losses": [1.0]}}
 
+    trained = []
     monkeypatch.setattr(pipeline, "fit_student", fake_fit)
-    synthetic = json.dumps({"items": [{"row": "text: win a car"}, {"row": "text: Win a car!"}, {"row": "text: at 6?"}]})
+    synthetic = json.dumps(
+        {"items": [{"row": "text: win a car"}, {"row": "text: Win a car!"}, {"row": "text: win a boat"}]}
+    )
 
     def reply(request):
         return synthetic if "new, varied inputs" in request.messages[-1].content else teacher_backend()._fn(request)
@@ -188,6 +221,10 @@ def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_
     assert student.instructions == "" and student.demos == []
     record = json.loads((tmp_path / "s" / "student.json").read_text())
     assert record["data"]["synthetic"] == 2 and record["data"]["rows"] == 4  # the near-copy was dropped
+    # teacher labels spam 3, ham 1: the ham example is repeated (up to 3 times its count) before training
+    assert record["data"]["balance"]["before"] == {"spam": 3, "ham": 1}
+    assert record["data"]["balance"]["after"] == {"spam": 3, "ham": 3}
+    assert len(trained[0]) == record["data"]["training_examples"] == 6
     assert record["cost"]["train_cpu_s"] == 5.0
     assert student_one_time_cpu_s(tmp_path / "s") == pytest.approx(sum(record["cost"].values()))
     assert student_classifier(tmp_path / "s", ["text: something else"]).model == student.model

@@ -30,7 +30,7 @@ from compound.core.concurrency import Slots
 from compound.core.errors import CompoundError, InputTypeError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
-from compound.core.usage import Usage, active_trackers
+from compound.core.usage import Usage, active_trackers, process_cpu
 from compound.models.override import check_allowed
 from compound.store.cache import ResponseCache, cache_at, cache_key
 from compound.store.traces import Span, child_span, record
@@ -71,9 +71,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         self.model = model
         self._init_transient()
 
-    def cpu_clock(self) -> float:
-        """How to measure a call's CPU time: per thread here; process-wide for in-process inference."""
-        return time.thread_time()
+    #: True for in-process inference on native threads (llama.cpp): a call's CPU is then measured with
+    #: the process clock, one measurement at a time (``core.usage.process_cpu``); otherwise per thread
+    process_clock: ClassVar[bool] = False
 
     def _init_transient(self) -> None:
         """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
@@ -216,9 +216,13 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         call.span = child_span("llm", self.model_id)
 
     def _timed(self, request: Request) -> tuple[Completion, float, float]:
-        t0, c0 = time.perf_counter(), self.cpu_clock()
+        if self.process_clock:
+            with process_cpu() as spent:
+                completion = self._generate(request)
+            return completion, spent[0], spent[1]
+        t0, c0 = time.perf_counter(), time.thread_time()
         completion = self._generate(request)
-        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+        return completion, time.perf_counter() - t0, time.thread_time() - c0
 
     async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
         if self._worker is not None:
@@ -226,9 +230,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             return await asyncio.wrap_future(self._worker.submit(ctx.run, self._timed, request))
         if type(self)._agenerate is Backend._agenerate and self.blocking:
             return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
-        t0, c0 = time.perf_counter(), self.cpu_clock()
+        t0, c0 = time.perf_counter(), time.thread_time()
         completion = await self._agenerate(request)
-        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+        return completion, time.perf_counter() - t0, time.thread_time() - c0
 
     def _lookup(self, call: _Call) -> Generation | None:
         request = call.request

@@ -55,6 +55,7 @@ def distill_command(
     samples: int = typer.Option(3, help="teacher samples per row (greedy + sampled) for the agreement filter"),
     min_agreement: float = typer.Option(1.0, help="share of samples that must equal the greedy answer"),
     judge: str | None = typer.Option(None, help="a model that judges each teacher answer (reason + verdict)"),
+    max_repeat: int = typer.Option(3, help="oversample rarer teacher labels up to this many repeats (1: off)"),
     epochs: float = typer.Option(2.0),
     lr: float = typer.Option(1e-3),
     rank: int = typer.Option(8),
@@ -94,11 +95,22 @@ def distill_command(
         max_seconds=max_seconds,
         threads=threads,
     )
-    job = Distill(teacher, student=student, out=out, samples=samples, filter=Filter(min_agreement, judge), train=cfg)
+    job = Distill(
+        teacher,
+        student=student,
+        out=out,
+        samples=samples,
+        filter=Filter(min_agreement, judge),
+        max_repeat=max_repeat,
+        train=cfg,
+    )
     console.print(f"teacher {teacher} labels {rows} rows ({samples} sample(s) each); student {student}")
     job.compile(classifier(names, teacher), trainset)
     record = json.loads((out / "student.json").read_text())
     train = record["train"]
+    balanced = record["data"]["balance"]
+    if balanced:
+        console.print(f"teacher labels {balanced['before']}, oversampled to {balanced['after']}")
     console.print(
         f"kept {record['data']['kept']}/{record['data']['rows']} teacher answers; trained {train['steps']}/"
         f"{train['total_steps']} steps ({train['stopped']}), final loss {train['losses'][-1] if train['losses'] else 'n/a'}; "

@@ -9,12 +9,17 @@ Guarantees:
 - synthetic inputs are marked ``synthetic: true``; near-copies (of each other or of real inputs, by
   word-set Jaccard similarity) are dropped;
 - a training example is the exact chat the student program will send (its schema note and rendered
-  inputs, no instructions and no demos) plus the teacher's reply as compact JSON.
+  inputs, no instructions and no demos) plus the teacher's reply as compact JSON;
+- ``balance`` only repeats examples (never invents or drops one): a label the teacher gave less often is
+  repeated, in order, until it has as many examples as the most common label or ``max_repeat`` times its
+  own count, whichever is fewer; the counts before and after are returned for the record.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,3 +143,33 @@ def training_examples(student: Predict, rows: list[Labelled]) -> list[dict[str, 
         for r in rows
         if r.decision.get("kept")
     ]
+
+
+# --- class balance --------------------------------------------------------------------------------------
+def class_field(program: Predict) -> str | None:
+    """The output field whose values are a closed set of labels (an enum or Literal), or None."""
+    schema = program.output_type.model_json_schema()
+    for name, prop in schema.get("properties", {}).items():
+        if "$ref" in prop:
+            prop = schema.get("$defs", {}).get(prop["$ref"].rsplit("/", 1)[-1], {})
+        if "enum" in prop:
+            return name
+    return None
+
+
+def balance(examples: list[dict[str, Any]], field: str, max_repeat: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Oversample the examples of minority labels of ``field`` (read from each teacher reply). Returns the
+    examples (the originals in order, then the repeats) and ``{field, max_repeat, before, after}``."""
+    if max_repeat < 1:
+        raise ConfigurationError(f"max_repeat must be at least 1 (1 turns balancing off), not {max_repeat}")
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for e in examples:
+        by_label.setdefault(str(json.loads(e["reply"]).get(field)), []).append(e)
+    before = {k: len(v) for k, v in by_label.items()}
+    most = max(before.values(), default=0)
+    extra = []
+    for group in by_label.values():
+        want = min(most, max_repeat * len(group))
+        extra += [group[i % len(group)] for i in range(want - len(group))]
+    after = Counter(str(json.loads(e["reply"]).get(field)) for e in examples + extra)
+    return examples + extra, {"field": field, "max_repeat": max_repeat, "before": before, "after": dict(after)}

@@ -6,9 +6,11 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
 1. the teacher labels the inputs (``trainset`` rows; gold columns are never read), after writing
    synthetic inputs where there are fewer than ``min_rows``;
 2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
-3. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
-4. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
-   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program.
+3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
+4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
+5. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
+   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program;
+   ``export_check.json`` holds the trained model's greedy replies and logits, for ``check_export``.
 
 Reading a student back: ``load_student(out)`` gives the student program (its model spec names the
 adapter, so its cache identity is its own).
@@ -28,6 +30,8 @@ from compound.core.errors import ConfigurationError
 from compound.core.usage import track_usage
 from compound.optimize.distill.data import (
     as_teacher,
+    balance,
+    class_field,
     label,
     program_inputs,
     student_program,
@@ -56,6 +60,7 @@ class Distill:
     samples: int = 3
     filter: Filter = field(default_factory=Filter)
     min_rows: int = 0  # write synthetic inputs up to this many rows
+    max_repeat: int = 3  # repeat a minority label's examples up to this many times (1: no balancing)
     train: TrainConfig = field(default_factory=TrainConfig)
     progress: bool = True
     check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
@@ -83,6 +88,9 @@ class Distill:
             await self.filter.decide(rows, teacher.requirements)
         stats = write_decisions(rows, out / "examples.jsonl")
         examples = training_examples(student_program(program, self.student), rows)
+        balanced = None
+        if (field_name := class_field(program)) is not None and self.max_repeat != 1:
+            examples, balanced = balance(examples, field_name, self.max_repeat)
         fit = fit_student(self.student, examples, out, self.train, self.progress, self.check_prompts)
         spec = student_spec(self.student, out / "adapter.gguf")
         student = student_program(program, spec)
@@ -99,7 +107,12 @@ class Distill:
                 "inputs": list(program.signature.inputs.model_fields),
                 "output_schema": program.output_type.model_json_schema(),
             },
-            "data": {**stats, "training_examples": len(examples), "samples_per_row": self.samples},
+            "data": {
+                **stats,
+                "training_examples": len(examples),
+                "samples_per_row": self.samples,
+                "balance": balanced,
+            },
             "filter": asdict(self.filter) | {"judge": str(self.filter.judge) if self.filter.judge else None},
             "input_digests": sorted(input_digest(r.inputs) for r in rows),
             "cost": {
@@ -126,12 +139,13 @@ def fit_student(
     progress: bool = True,
     check_prompts: int = 4,
 ) -> dict[str, Any]:
-    """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record greedy
-    replies of the trained model for the export check, and plot the loss curve."""
+    """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record the
+    trained model's greedy replies and logits for the export check (``check``), and plot the loss curve."""
     from compound.core.settings import get_settings
     from compound.models.embedded import get_embedded
+    from compound.optimize.distill.check import record as record_export_check
     from compound.optimize.distill.export import lora_pairs, sha256_file, write_gguf_adapter
-    from compound.optimize.distill.train import greedy_replies, load_base, lora_model, train
+    from compound.optimize.distill.train import load_base, lora_model, train
 
     gguf = get_embedded(base).path(get_settings().models_dir)
     fingerprint = hashlib.sha256(
@@ -144,7 +158,7 @@ def fit_student(
     result = train(tok, model, examples, out / "checkpoints", cfg, fingerprint=fingerprint, progress=progress)
     adapter = write_gguf_adapter(lora_pairs(model), cfg.alpha, gguf, out / "adapter.gguf", name=f"{base}-student")
     prompts = [e["messages"] for e in examples[:check_prompts]]
-    write_json({"prompts": prompts, "replies": greedy_replies(tok, model, prompts)}, out / "greedy_check.json")
+    write_json(record_export_check(tok, model, prompts), out / "export_check.json")
     plot(result.losses, out / "loss.png")
     return {
         "adapter_sha256": sha256_file(adapter),
@@ -186,17 +200,11 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
     return student_program(program, student_spec(record["base"], adapter)), record
 
 
-def check_export(folder: str | Path, base: str | None = None) -> list[dict[str, Any]]:
-    """Replay the greedy replies recorded in the training process through llama.cpp with the exported
-    adapter (in this process): one row per prompt with both replies and whether they are equal."""
-    from compound.models.registry import get_model
+def check_export(folder: str | Path, base: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
+    """llama.cpp with the exported adapter, in this process, against what the training process recorded:
+    logits on the same token ids, the adapter's effect, and the greedy replies (see ``check.compare``)."""
+    from compound.optimize.distill.check import compare
 
     folder = Path(folder)
-    recorded = json.loads((folder / "greedy_check.json").read_text())
     base = base or str(read_record(folder)["base"])
-    model = get_model(student_spec(base, folder / "adapter.gguf"))
-    rows = []
-    for messages, want in zip(recorded["prompts"], recorded["replies"], strict=True):
-        got = model.generate(messages, max_tokens=48, temperature=0.0, cache=False).text
-        rows.append({"prompt": messages[-1]["content"], "training": want, "llama_cpp": got, "same": got == want})
-    return rows
+    return compare(folder, base, student_spec(base, folder / "adapter.gguf"), threads)

@@ -112,8 +112,7 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def lora_model(model: Any, cfg: TrainConfig) -> Any:
-    # peft comes with the optional [train] extra, which the test set-up does not install
-    from peft import LoraConfig, get_peft_model  # pyright: ignore[reportMissingImports]
+    from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
         r=cfg.rank, lora_alpha=cast(Any, cfg.alpha), lora_dropout=0.0, target_modules=TARGET_MODULES, bias="none"
@@ -271,24 +270,3 @@ def _progress(enabled: bool, total: int, done: int) -> tuple[Any, Any] | None:
     task = bar.add_task("train", total=total, completed=done, loss=float("nan"))
     bar.start()
     return bar, task
-
-
-def greedy_replies(tok: Any, model: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int = 48) -> list[str]:
-    """The trained model's own greedy replies, to compare with llama.cpp's in another process."""
-    import torch
-
-    out = []
-    eos = tok.convert_tokens_to_ids(tok.eos_token)
-    with torch.no_grad():
-        for messages in prompts:
-            ids = tok(render_prompt(tok, messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
-            gen = model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=eos,
-                pad_token_id=eos,
-            )
-            out.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True))
-    return out
