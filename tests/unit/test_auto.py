@@ -1,5 +1,6 @@
 import json
 import random
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -71,6 +72,22 @@ def test_auto_escalates_everything_when_the_student_cannot_be_certified():
     cascade, report = run_sync(teach(df["text"].tolist(), ["pos", "neg"], teacher=model, label_budget=64))
     assert not report["certified"] and report["teacher_labelled"] == 64
     assert [r["labelled"] for r in report["rounds"]] == [48, 64]  # grew in rounds up to the budget
+
+
+def test_auto_never_asks_the_teacher_twice_for_a_row_it_labelled_while_learning():
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(120)]})  # nothing to learn: every row escalates
+
+    def coin(request):
+        return json.dumps({"label": random.Random(request.messages[-1].content).choice(["pos", "neg"])})
+
+    model = ScriptedBackend(coin, model="coin", latency_s=0.002)
+    with compound.context(cache=False):  # no response cache to hide a second call
+        op = classify_op(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
+        assert not op.setup["certified"] and op.setup["teacher_labelled"] == 48
+        result = process_table(op, df)
+    asked = Counter(r.messages[-1].content for r in model.requests)
+    assert len(asked) == len(df) and max(asked.values()) == 1  # each row asked once, learning included
+    assert result.df["label"].notna().all()
 
 
 def test_auto_learns_when_one_label_is_rare_in_the_teachers_sample():
