@@ -190,11 +190,13 @@ def main() -> None:
     args = p.parse_args()
     if not args.readme_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
-        result = measure(args)
-        if args.add and args.json.exists():
-            result = merge(json.loads(args.json.read_text()), result)
-        args.json.write_text(json.dumps(result, indent=1, default=str))
-        print(f"wrote {args.json}")
+        old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None
+
+        def save(result: dict[str, Any]) -> None:  # after every task: a stopped run keeps what it finished
+            args.json.write_text(json.dumps(merge(old, result) if old else result, indent=1, default=str))
+            print(f"wrote {args.json}")
+
+        measure(args, save)
     result = json.loads(args.json.read_text())
     result["json_path"] = (
         args.json.resolve().relative_to(ROOT) if args.json.resolve().is_relative_to(ROOT) else args.json
@@ -224,12 +226,12 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     kept = [t for t in old["tasks"] if t["name"] not in ran]
     order = list(TASKS)
     new["tasks"] = sorted(kept + new["tasks"], key=lambda t: order.index(t["name"]))
-    new["commands"] = sorted({*old["commands"], *new["commands"]})
+    new["commands"] = sorted({t["command"] for t in new["tasks"]})  # the commands of the figures shown
     agreement_with_large(new["tasks"])
     return new
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, save: Any) -> None:
     from servers import ModelServer
 
     from compound.core.settings import get_settings
@@ -253,24 +255,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if "cascade" in names:  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
         servers["small-logprobs"] = ModelServer("small", get_embedded(SMALL).path(models), logits_all=True)
     extra = {"embedding_model": str(embedding_model_path()), "map_instruction": TASKS["map"]["instruction"]}
+    tasks: list[dict[str, Any]] = []
     try:
         described = {k: s.describe() for k, s in servers.items()}
-        tasks = []
         for name in names:
             tasks.append(run_task(name, data, described, extra))
             agreement_with_large(tasks)
             print_task(tasks[-1])
+            save(
+                {
+                    "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
+                    "train": args.train,
+                    "seed": args.seed,
+                    "models": {"small": SMALL, "large": LARGE},
+                    "tasks": list(tasks),
+                    "total_wall_s": time.perf_counter() - t0,
+                }
+            )
     finally:
         for s in servers.values():
             s.close()
-    return {
-        "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
-        "train": args.train,
-        "seed": args.seed,
-        "models": {"small": SMALL, "large": LARGE},
-        "tasks": tasks,
-        "total_wall_s": time.perf_counter() - t0,
-    }
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ C, D, L = "compound", "dspy", "lotus"
 
 CASCADE_COST = (
     "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
-    "default: on a job of a few dozen rows that is most of them) before it trusts the student, and a "
-    "labelled row that escalates is asked again because the cache is off. LOTUS's default samples 10% of "
+    "default: on a job of a few dozen rows that is most of them) before it trusts the student (a labelled "
+    "row that escalates keeps the teacher's label: it is not asked again). LOTUS's default samples 10% of "
     "the rows for the large model and runs the small model on every row. How the two compare on jobs of "
     "thousands of rows, where the labelling is a small share, this run does not measure."
 )
@@ -52,10 +52,9 @@ TASKS: dict[str, dict[str, Any]] = {
             [[C, "KNNFewShot"], [D, "KNNFewShot"]],
         ],
         "notes": [
-            "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`; the servers answered more "
-            "requests than that (see `calls`), consistent with the budget counting a typed call once and "
-            "not its repair request after a reply that failed to parse. DSPy's `BootstrapFewShot` stopped by "
-            "itself after its 4 demos.",
+            "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`, which counts every request "
+            "that reaches a server (retries and refused requests sent again included). DSPy's "
+            "`BootstrapFewShot` stopped by itself after its 4 demos.",
         ],
         "why": {
             "quality >= peer": (
@@ -156,5 +155,7 @@ def settings() -> list[str]:
         "max_demos=4, candidates=1, max_bootstrap_rows=8)` scored on 8 trainset rows under `compound.budget(calls=32)`; "
         "`auto` with target 0.8 and delta 0.2.",
         "Calls and tokens are counted by a proxy in front of each server from the server's replies; the "
-        "proxy runs in the runner's process and is not counted in any side's CPU.",
+        "proxy runs in the runner's process and is not counted in any side's CPU. It passes the server's "
+        "`Server` header on, so a client that recognises `llama_cpp.server` by it (compound does) sees the "
+        "server as it is.",
     ]
