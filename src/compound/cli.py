@@ -80,10 +80,10 @@ def models_list(ctx: typer.Context) -> None:
     """List the embedded models, their size and whether they are installed."""
     if ctx.invoked_subcommand is not None:
         return
-    from compound.models.embedded import EMBEDDED
+    from compound.models.embedded import EMBEDDED, EMBEDDERS
 
     table = Table("name", "description", "size", "installed", "install with")
-    for m in EMBEDDED.values():
+    for m in [*EMBEDDED.values(), *EMBEDDERS.values()]:
         ok = m.installed()
         table.add_row(
             m.name,

@@ -12,7 +12,8 @@ With ``listing=False`` the server answers no GET (404), so nothing identifies it
 
 ``script`` holds replies sent first to POSTs, in order: ``(status, headers, body)``, ``"drop"`` (close
 the connection unanswered) or ``("sleep", seconds)`` (answer normally, late). Every reply takes
-``latency_s``. ``posts`` records each POST as ``(path, body)``.
+``latency_s``. ``posts`` records each POST as ``(path, body)``; ``served_tokens`` adds up the tokens of
+every reply the server sent with a usage block (including late replies the client gave up on).
 """
 
 import json
@@ -48,6 +49,7 @@ class FakeServer:
         self.script = list(script)
         self.posts: list[tuple[str, dict]] = []
         self.gets: list[str] = []
+        self.served_tokens = 0
         self.lock = threading.Lock()
         fake = self
 
@@ -59,6 +61,9 @@ class FakeServer:
 
             def send(self, status, body, headers=None):
                 data = (body if isinstance(body, str) else json.dumps(body)).encode()
+                if isinstance(body, dict) and "usage" in body:
+                    with fake.lock:
+                        fake.served_tokens += body["usage"]["total_tokens"]
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

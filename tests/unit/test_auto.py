@@ -1,5 +1,6 @@
 import json
 import random
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -71,6 +72,22 @@ def test_auto_escalates_everything_when_the_student_cannot_be_certified():
     cascade, report = run_sync(teach(df["text"].tolist(), ["pos", "neg"], teacher=model, label_budget=64))
     assert not report["certified"] and report["teacher_labelled"] == 64
     assert [r["labelled"] for r in report["rounds"]] == [48, 64]  # grew in rounds up to the budget
+
+
+def test_auto_never_asks_the_teacher_twice_for_a_row_it_labelled_while_learning():
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(120)]})  # nothing to learn: every row escalates
+
+    def coin(request):
+        return json.dumps({"label": random.Random(request.messages[-1].content).choice(["pos", "neg"])})
+
+    model = ScriptedBackend(coin, model="coin", latency_s=0.002)
+    with compound.context(cache=False):  # no response cache to hide a second call
+        op = classify_op(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
+        assert not op.setup["certified"] and op.setup["teacher_labelled"] == 48
+        result = process_table(op, df)
+    asked = Counter(r.messages[-1].content for r in model.requests)
+    assert len(asked) == len(df) and max(asked.values()) == 1  # each row asked once, learning included
+    assert result.df["label"].notna().all()
 
 
 def test_auto_learns_when_one_label_is_rare_in_the_teachers_sample():
@@ -153,3 +170,31 @@ def test_compare_learned_configurations_report_one_time_cost_and_break_even():
     assert json.loads(rows["auto"]["answered_by"])["proxy"] > 0.8 * 200  # the student answered nearly every row
     assert rows["small"]["one_time_cpu_s"] == 0 and rows["small"]["break_even_rows"] == 0
     assert rows["auto"]["one_time_cpu_s"] > 0 and "auto" in result["details"]
+
+
+def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkeypatch):
+    from compound.routing.proxy import EmbeddingClassifier
+
+    seen = []
+    monkeypatch.setattr("compound.retrieval.dense.best_embedder", lambda: "all-mpnet-base-v2")
+    import compound.routing.proxy as proxy
+
+    fake = proxy.embed_texts  # the bag-of-words stand-in
+
+    def embed(texts, model_path=None):
+        seen.append(model_path)
+        return fake(texts)
+
+    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+    df = reviews(40)
+    texts, labels = list(df["text"]), list(df["gold"])
+    clf = EmbeddingClassifier().fit(texts, labels)
+    state = clf.state()
+    assert state["embedder"] == "all-mpnet-base-v2" and seen[-1] == "all-mpnet-base-v2"
+    loaded = EmbeddingClassifier()
+    loaded.load_state(json.loads(json.dumps(state)))
+    assert loaded.predict(texts[:5]) == clf.predict(texts[:5]) and seen[-1] == "all-mpnet-base-v2"
+    older = EmbeddingClassifier()
+    older.load_state({k: v for k, v in state.items() if k != "embedder"})
+    older.predict(texts[:1])
+    assert seen[-1] == "all-minilm-l6-v2"

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 import pytest
 
@@ -136,3 +137,95 @@ def test_override_replaces_models_by_name_or_all_of_them_and_is_undone_after():
         assert compound.get_model("openai:gpt-4o-mini") is fake
         assert compound.get_model(other) is fake
     assert compound.get_model(other) is other
+
+
+def _burn(seconds: float) -> None:
+    """Busy work on the calling thread (holds the GIL, like a native call that computes)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_in_process_cpu_is_counted_once_when_calls_and_local_work_overlap():
+    """Two in-process models (process clock) and an embedding-like local step run concurrently, as a
+    cascade's rows do. The process clock counts every thread, so overlapping measurements used to count
+    each other's work: the recorded CPU must not exceed what the process actually spent."""
+    from compound.core.types import Completion
+    from compound.core.usage import process_cpu
+    from compound.routing.proxy import record_local_work
+
+    class Native(Backend):
+        kind = "native-fake"
+        simulated = True
+        serialize = True  # one context per model, as llama.cpp
+        process_clock = True
+
+        def _generate(self, request):
+            _burn(0.03)
+            return Completion("ok", 5, 1)
+
+    small, large = Native("small"), Native("large")
+
+    def local_step() -> None:
+        with process_cpu() as spent:
+            _burn(0.02)
+        record_local_work(*spent)
+
+    async def main() -> None:
+        with compound.context(max_concurrency=8, cache=False):
+            await asyncio.gather(
+                *(m.agenerate(f"row {i}") for i in range(8) for m in (small, large)),
+                *(asyncio.to_thread(local_step) for _ in range(8)),
+            )
+
+    c0 = time.process_time()
+    with compound.track_usage() as t:
+        asyncio.run(main())
+    spent = time.process_time() - c0
+    assert t.physical.calls == 24
+    assert 8 * 0.08 * 0.9 <= t.physical.cpu_s <= spent * 1.05 + 0.02
+
+
+def _zip_parts(tmp_path, members: dict[str, bytes], n_parts: int = 2):
+    """Fake part packages on sys.path whose parts join into a zip holding ``members``."""
+    import hashlib
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    blob = buf.getvalue()
+    step = len(blob) // n_parts + 1
+    folders, files = [], []
+    for i in range(n_parts):
+        folder = f"fake-embedder-part_{i}"
+        (tmp_path / "site" / folder / "input").mkdir(parents=True)
+        (tmp_path / "site" / folder / "input" / f"m.zip.{i}").write_bytes(blob[i * step : (i + 1) * step])
+        folders.append(folder)
+        files.append(f"input/m.zip.{i}")
+    return hashlib.sha256(blob).hexdigest(), tuple(folders), tuple(files)
+
+
+def test_an_embedding_model_in_zip_parts_is_joined_verified_and_unpacked_once(tmp_path, monkeypatch):
+    sha, folders, files = _zip_parts(tmp_path, {"enc/config.json": b"{}", "enc/model.safetensors": b"w" * 100})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    m = EmbeddedModel(
+        "enc", "", 0, sha, tuple(f.replace("_", "-") for f in folders), files, False, "embedding", folders
+    )
+    assert m.installed()
+    folder = m.path(tmp_path / "models")
+    assert folder == tmp_path / "models" / "enc" and (folder / "model.safetensors").read_bytes() == b"w" * 100
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["enc"]  # the joined zip is not kept
+    (folder / "model.safetensors").write_bytes(b"kept")
+    assert m.path(tmp_path / "models") == folder and (folder / "model.safetensors").read_bytes() == b"kept"
+
+
+def test_an_embedding_zip_with_a_path_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    sha, folders, files = _zip_parts(tmp_path, {"enc/config.json": b"{}", "../evil.txt": b"x"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    m = EmbeddedModel("enc", "", 0, sha, folders, files, False, "embedding", folders)
+    with pytest.raises(ConfigurationError, match="outside its folder"):
+        m.path(tmp_path / "models")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "models" / "enc").exists()

@@ -1,6 +1,8 @@
 """Hard budgets on tokens, money, wall time, energy and calls.
 
-A call *reserves* its worst case before it starts: its prompt tokens plus its whole ``max_tokens``, and
+A call *reserves* its worst case before it starts (a typed call's repair is a call of its own; a retry
+or a refused constraint sent again reserves one more call, and its tokens again if the request before
+it got no reply, at once or fails: it never waits, since it already holds a reservation): its prompt tokens plus its whole ``max_tokens``, and
 the money those would cost. The reservation is atomic across every budget that applies to the call, so
 many calls in flight can never push a token, money or call cap past its limit. When the call ends, the
 reservation is replaced by what the call really used, and its result is kept on the budget.
@@ -201,13 +203,15 @@ def _in_event_loop() -> bool:
     return True
 
 
-def reserve(tokens: int, cost_usd: float) -> list[tuple[Budget, _Reservation]]:
+def reserve(tokens: int, cost_usd: float, *, wait: bool = True) -> list[tuple[Budget, _Reservation]]:
     """Reserve a call's worst case in every budget that applies, waiting while reservations in flight
-    stand in the way; raise ``BudgetExceededError`` without reserving anything when it cannot fit."""
+    stand in the way; raise ``BudgetExceededError`` without reserving anything when it cannot fit.
+    With ``wait=False`` it fits now or raises: a call that already holds a reservation never waits
+    for more (calls in flight that all held one and waited for another would wait for ever)."""
     budgets = active_budgets()
     if not budgets:
         return []
-    can_wait = not _in_event_loop()
+    can_wait = wait and not _in_event_loop()
     with _COND:
         while True:
             plan = _try_reserve(budgets, tokens, cost_usd, can_wait)
@@ -241,8 +245,9 @@ def _wake(fut: asyncio.Future) -> None:
 
 
 def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result: Any = None) -> None:
-    """Replace reservations with what the call really used (``None`` if it failed and used nothing),
-    keep its result, and wake the calls waiting for room."""
+    """Replace a call's reservations (one per request it sent, in every budget) with what it really
+    used (``None`` if it failed and used nothing), keep its result once per budget, and wake the calls
+    waiting for room."""
     if not plan:
         return
     with _COND:
@@ -251,6 +256,7 @@ def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result:
             b.reserved_cost -= r.cost_usd
             b.reserved_energy -= r.energy_j
             b.reserved_calls -= 1
+        for b in dict.fromkeys(b for b, _ in plan):  # a call that sent several requests holds several
             if usage is not None:
                 b.used.add(usage)
             if result is not None:

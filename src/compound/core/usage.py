@@ -3,11 +3,17 @@
 Every call's ``Usage`` is recorded into all trackers active in the current context, split into
 *physical* usage (work actually computed) and *cached* usage (work served from the cache, which cost
 nothing this time), as LOTUS does.
+
+In-process work (llama.cpp on its native threads, an embedding model, a classifier) is timed with the
+process-wide CPU clock, which counts every thread. Two such measurements that overlap in time would each
+count the other's work, so ``process_cpu`` lets one run at a time per process: each CPU second is
+counted once, whatever the concurrency.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -118,3 +124,22 @@ def track_usage(name: str = "") -> Iterator[UsageTracker]:
         yield tracker
     finally:
         _TRACKERS.reset(token)
+
+
+_PROCESS_CLOCK = threading.RLock()
+
+
+@contextmanager
+def process_cpu() -> Iterator[list[float]]:
+    """Time in-process work: yields a list that holds ``[wall_s, cpu_s]`` once the block ends.
+
+    Measurements with the process clock are serialized (see the module doc), so concurrent rows never
+    count each other's CPU; the work itself is what is serialized, which costs nothing on a machine whose
+    cores the measured work already fills."""
+    spent = [0.0, 0.0]
+    with _PROCESS_CLOCK:
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield spent
+        finally:
+            spent[0], spent[1] = time.perf_counter() - t0, time.process_time() - c0

@@ -3,6 +3,14 @@
 ``Backend.generate`` and ``Backend.agenerate`` are final: they do caching, budget reservation, usage
 accounting and tracing around the abstract ``_generate`` (or ``_agenerate``) that each backend writes,
 so a new backend cannot skip any of them.
+
+Budgets are charged per request that reaches the model, not per call: a backend that may send one call
+as several requests (retries, a refused constraint sent again) calls ``reserve_request`` before each,
+and ``unanswered`` when one got no reply. The first request is the one ``generate`` reserved; each
+further one reserves one more call before it is sent (and the call's worst case in tokens and money
+again when the request before it got no reply), or fails with ``BudgetExceededError``. A call's
+``usage.calls`` is the number of requests it sent; a request that got no reply (a timeout, a dropped
+connection) may still have been computed, so a budget charges it its whole worst case.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import contextvars
 import time
 from abc import ABC
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 from weakref import WeakKeyDictionary
@@ -21,12 +30,14 @@ from compound.core.concurrency import Slots
 from compound.core.errors import CompoundError, InputTypeError
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
-from compound.core.usage import Usage, active_trackers
+from compound.core.usage import Usage, active_trackers, process_cpu
 from compound.models.override import check_allowed
 from compound.store.cache import ResponseCache, cache_at, cache_key
 from compound.store.traces import Span, child_span, record
 
 _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
+#: the call whose requests the running ``_generate`` sends (set by ``generate``/``agenerate``)
+_CURRENT: ContextVar[_Call | None] = ContextVar("compound_call", default=None)
 
 
 def build_request(prompt: Any, params: dict[str, Any]) -> Request:
@@ -60,9 +71,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         self.model = model
         self._init_transient()
 
-    def cpu_clock(self) -> float:
-        """How to measure a call's CPU time: per thread here; process-wide for in-process inference."""
-        return time.thread_time()
+    #: True for in-process inference on native threads (llama.cpp): a call's CPU is then measured with
+    #: the process clock, one measurement at a time (``core.usage.process_cpu``); otherwise per thread
+    process_clock: ClassVar[bool] = False
 
     def _init_transient(self) -> None:
         """Create per-process state. Subclasses extend it (and ``_transient``) for their own."""
@@ -129,7 +140,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             return hit
         self._open(call)
         if budgets.active_budgets():
-            call.plan = budgets.reserve(*self._worst_case(call.request, call.settings))
+            call.worst = self._worst_case(call.request, call.settings)
+            call.plan = budgets.reserve(*call.worst)
+        current = _CURRENT.set(call)
         try:
             if self._worker is None:
                 completion, wall, cpu = self._timed(call.request)
@@ -140,6 +153,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         except BaseException as e:
             self._failed(call, e)
             raise
+        finally:
+            _CURRENT.reset(current)
         return self._finish(call, completion, wall, cpu)
 
     @final
@@ -153,13 +168,39 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         async with self._slots().hold(call.settings.max_concurrency):
             self._open(call)
             if budgets.active_budgets():
-                call.plan = await budgets.areserve(*self._worst_case(call.request, call.settings))
+                call.worst = self._worst_case(call.request, call.settings)
+                call.plan = await budgets.areserve(*call.worst)
+            current = _CURRENT.set(call)
             try:
                 completion, wall, cpu = await self._atimed(call.request)
             except BaseException as e:
                 self._failed(call, e)
                 raise
+            finally:
+                _CURRENT.reset(current)
         return self._finish(call, completion, wall, cpu)
+
+    # --- for backends that send a call as several requests -------------------------------------------
+    @staticmethod
+    def reserve_request() -> None:
+        """Before each request of the running call: the first was reserved by ``generate``; each further
+        one reserves one more call (and the worst case again if the one before got no reply) at once,
+        or raises ``BudgetExceededError``: a call that holds a reservation never waits for more."""
+        call = _CURRENT.get()
+        if call is None:
+            return
+        if call.requests and call.worst is not None:
+            lost = call.unanswered > call.charged_lost
+            call.plan += budgets.reserve(*(call.worst if lost else (0, 0.0)), wait=False)
+            call.charged_lost = call.unanswered
+        call.requests += 1
+
+    @staticmethod
+    def unanswered() -> None:
+        """The request just sent got no reply: the server may have computed it all, so it is charged."""
+        call = _CURRENT.get()
+        if call is not None:
+            call.unanswered += 1
 
     # --- the machinery the final methods share ---------------------------------------------------------
     def _slots(self) -> Slots:
@@ -175,9 +216,13 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         call.span = child_span("llm", self.model_id)
 
     def _timed(self, request: Request) -> tuple[Completion, float, float]:
-        t0, c0 = time.perf_counter(), self.cpu_clock()
+        if self.process_clock:
+            with process_cpu() as spent:
+                completion = self._generate(request)
+            return completion, spent[0], spent[1]
+        t0, c0 = time.perf_counter(), time.thread_time()
         completion = self._generate(request)
-        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+        return completion, time.perf_counter() - t0, time.thread_time() - c0
 
     async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
         if self._worker is not None:
@@ -185,9 +230,9 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             return await asyncio.wrap_future(self._worker.submit(ctx.run, self._timed, request))
         if type(self)._agenerate is Backend._agenerate and self.blocking:
             return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
-        t0, c0 = time.perf_counter(), self.cpu_clock()
+        t0, c0 = time.perf_counter(), time.thread_time()
         completion = await self._agenerate(request)
-        return completion, time.perf_counter() - t0, self.cpu_clock() - c0
+        return completion, time.perf_counter() - t0, time.thread_time() - c0
 
     def _lookup(self, call: _Call) -> Generation | None:
         request = call.request
@@ -215,8 +260,19 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             prompt_tokens, request.max_tokens
         )
 
+    def _charged(self, call: _Call, usage: Usage | None) -> Usage | None:
+        """What the call's budgets are charged: its usage (or, for a call that failed after sending
+        requests, their count) plus the worst case of each request that got no reply."""
+        if usage is None and call.requests == 0:
+            return None
+        charged = Usage(calls=call.requests) if usage is None else Usage() + usage
+        if call.unanswered and call.worst is not None:
+            tokens, cost = call.worst
+            charged.add(Usage(prompt_tokens=tokens * call.unanswered, cost_usd=cost * call.unanswered))
+        return charged
+
     def _failed(self, call: _Call, error: BaseException) -> None:
-        budgets.settle(call.plan, None)
+        budgets.settle(call.plan, self._charged(call, None))
         span = call.span
         span.ended = time.time()
         span.status = "error"
@@ -230,7 +286,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         settings, span = call.settings, call.span
         measured = completion.energy_j is not None
         usage = Usage(
-            calls=1,
+            calls=max(1, call.requests),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             wall_s=wall,
@@ -252,7 +308,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             run_id=span.run_id,
             meta=dict(completion.meta),
         )
-        budgets.settle(call.plan, usage, gen)
+        budgets.settle(call.plan, self._charged(call, usage), gen)
         for tracker in active_trackers():
             tracker.record(usage, cached=False)
         if call.cache is not None and call.key is not None:
@@ -281,7 +337,8 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
 
 @dataclass(slots=True)
 class _Call:
-    """One call in flight: its request and settings, cache key, span and budget reservation."""
+    """One call in flight: its request and settings, cache key, span, budget reservations (one per
+    request sent, each of the worst case ``worst``), and how many requests it sent and lost."""
 
     request: Request
     settings: Settings
@@ -289,6 +346,10 @@ class _Call:
     cache: ResponseCache | None = None  # the cache it was looked up in, and is stored in
     span: Any = None
     plan: list = field(default_factory=list)
+    worst: tuple[int, float] | None = None
+    requests: int = 0
+    unanswered: int = 0
+    charged_lost: int = 0  # unanswered requests whose worst case a later request has reserved
     _fields: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:

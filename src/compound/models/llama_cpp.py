@@ -20,7 +20,6 @@ import atexit
 import hashlib
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,7 @@ def resolve_model_path(model: str) -> Path:
 class LlamaCppBackend(Backend):
     kind = "llama_cpp"
 
-    def cpu_clock(self) -> float:
-        return (
-            time.process_time()
-        )  # llama.cpp computes on its own native threads  # llama.cpp computes on its own native threads
+    process_clock = True  # llama.cpp computes on its own native threads
 
     serialize = True  # a llama.cpp context serves one call at a time
 

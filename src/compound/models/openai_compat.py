@@ -6,6 +6,8 @@ Base URL and key come from the settings (``openai_base_url``, ``openai_api_key``
 - **The server's dialect is used** (``models.dialects``): detected per base URL by a cheap probe, corrected
   on the first refusal of a constraint, remembered per process. A reply the server could not constrain
   is marked ``constraint: unconstrained`` in the generation's meta, its usage and its trace span.
+- **Every request is budgeted** (``models.base``): each retry or re-sent request reserves its worst case
+  before it goes out, and one that got no reply is charged in full.
 - **Retries that can succeed** (``models.retry``): the openai client's own retries are off; this backend
   retries only 429, 503, timeouts and dropped connections, up to ``max_retries`` times, waiting what
   ``Retry-After`` asks. A 400, 404, 422 or 500 is sent once and raised with the server's message.
@@ -160,7 +162,12 @@ class OpenAIBackend(Backend):
 
         def handle(step: Step) -> Any:
             if isinstance(step, dialects.Call):
-                return client.post(step.url, body=step.body, cast_to=object)
+                self.reserve_request()
+                try:
+                    return client.post(step.url, body=step.body, cast_to=object)
+                except openai.APIConnectionError:  # a timeout too: the server may have computed it
+                    self.unanswered()
+                    raise
             time.sleep(step)
 
         return drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,))
@@ -176,7 +183,12 @@ class OpenAIBackend(Backend):
 
         async def handle(step: Step) -> Any:
             if isinstance(step, dialects.Call):
-                return await client.post(step.url, body=step.body, cast_to=object)
+                self.reserve_request()
+                try:
+                    return await client.post(step.url, body=step.body, cast_to=object)
+                except openai.APIConnectionError:  # a timeout too: the server may have computed it
+                    self.unanswered()
+                    raise
             await asyncio.sleep(step)
 
         return await adrive(self._protocol(report, request), handle, (openai.OpenAIError,))

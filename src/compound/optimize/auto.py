@@ -17,7 +17,7 @@ The recipe for classification-style work (``compare``'s ``auto``, ``classify ...
    near-perfect teacher would otherwise set a target no few hundred rows could ever show). Rounds stop once the student keeps
    ``enough`` of the labelled rows, or the label budget is spent.
 4. **Escalate** every row below the threshold to the teacher. Rows the teacher already labelled keep
-   that label (a cache hit, not a second call).
+   that label without a second call, cache or no cache (the cascade's ``known`` answers).
 
 The one-time cost (labelling, embedding, training) is returned in the report and counted by the caller
 in the job's total; nothing is hidden.
@@ -121,7 +121,8 @@ async def teach(
         certified=cascade.thresholds[0].accepted > 0,
         teacher_labelled=len(labelled),
     )
-    report["known"] = {} if gold else {texts[i]: label for i, label in labelled.items()}
+    if not gold:  # the teacher's labels of the job's own rows: never asked for again
+        cascade.known = {texts[i]: label for i, label in labelled.items()}
     return cascade, report
 
 

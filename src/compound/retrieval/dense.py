@@ -24,9 +24,38 @@ def embedding_model_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+MINILM = "all-minilm-l6-v2"
+
+
+def embedder_path(name: str) -> Path:
+    """The folder of an embedder by name: ``all-minilm-l6-v2`` (the default package) or one of the
+    catalogue's ``EMBEDDERS`` (joined and unpacked on first use)."""
+    if name == MINILM:
+        return embedding_model_path()
+    from compound.core.settings import get_settings
+    from compound.models.embedded import EMBEDDERS
+
+    if name not in EMBEDDERS:
+        raise ConfigurationError(f"unknown embedder {name!r}; known: {', '.join([MINILM, *EMBEDDERS])}")
+    return EMBEDDERS[name].path(get_settings().models_dir)
+
+
+def best_embedder() -> str:
+    """all-mpnet-base-v2 where its packages are installed (it separates classes better: +12 points on
+    movie-review sentiment with 200 labels, +0.5 to +3 elsewhere), else all-MiniLM-L6-v2."""
+    from compound.models.embedded import EMBEDDERS, MPNET
+
+    return MPNET if EMBEDDERS[MPNET].installed() else MINILM
+
+
 def load_embedder(path: str | Path | None = None) -> Any:
-    """A sentence-transformers model from a local folder (cached per process), never from a hub."""
-    path = str(path or embedding_model_path())
+    """A sentence-transformers model from a local folder or by embedder name (cached per process), never
+    from a hub."""
+    from compound.models.embedded import EMBEDDERS
+
+    if path is None or str(path) in (MINILM, *EMBEDDERS):
+        path = embedder_path(str(path or MINILM))
+    path = str(path)
     if path not in _models:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

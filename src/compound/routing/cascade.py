@@ -7,6 +7,10 @@ passed) is skipped, so a failed calibration costs nothing per row. Thresholds ar
 (``calibrate``), labelled by the last (largest) stage or by gold labels, to reach a target agreement
 with a stated failure probability (see ``routing.calibrate``); they are saved with the program.
 
+Rows the last stage has already answered (the teacher's labels while ``auto`` learned, in ``known``)
+are never sent to it again: a known row that would escalate gets that answer without a call, whether
+or not a response cache is on.
+
 Stages: ``ProxyStage`` (embedding + logistic regression, not an LLM) and ``LLMStage`` (a typed
 classification step; its confidence is the agreement of ``votes`` samples).
 """
@@ -119,12 +123,19 @@ class Cascade(Module):
     runtime_attrs = ("answered_by",)
 
     def __init__(
-        self, stages: list[Stage], field: str, thresholds: list[Threshold] | None = None, name: str = "Cascade"
+        self,
+        stages: list[Stage],
+        field: str,
+        thresholds: list[Threshold] | None = None,
+        name: str = "Cascade",
+        known: dict[str, str] | None = None,
     ) -> None:
         if len(stages) < 2:
             raise InputError("a cascade needs at least two stages")
         self.stages = stages
         self.field = field
+        #: row -> the last stage's answer, already paid for (it is part of the program's fingerprint)
+        self.known: dict[str, str] = dict(known or {})
         self.thresholds = thresholds or [Threshold(math.inf, 1.0, 1.0, 0, 0.0, 0.0) for _ in stages[:-1]]
         self.name = name
         self.answered_by: dict[str, int] = {s.name: 0 for s in stages}
@@ -152,12 +163,13 @@ class Cascade(Module):
             last = i == len(self.stages) - 1
             if not last and not math.isfinite(self.thresholds[i].value):
                 continue  # a stage certified for nothing is not asked: it would only add its cost
-            ((label, confidence),) = await stage.answer([row])
+            known = last and row in self.known
+            ((label, confidence),) = [(self.known[row], 1.0)] if known else await stage.answer([row])
             if last or confidence >= self.thresholds[i].value:
                 self.answered_by[stage.name] += 1
                 span = current_span()
                 if span is not None:
-                    span.attrs.update(stage=stage.name, confidence=confidence)
+                    span.attrs.update(stage=stage.name, confidence=confidence, known=known)
                 return {self.field: label, "stage": stage.name, "confidence": confidence}
         raise AssertionError("unreachable")
 

@@ -1,17 +1,17 @@
-"""A cheap first stage that is not an LLM: a local sentence embedding (all-MiniLM-L6-v2, shipped in a
-PyPI package) and a logistic regression trained on calibration labels, as LOTUS's helper models and
-FrugalGPT's scorer do. Its confidence is the predicted probability of its answer. Its parameters are
+"""A cheap first stage that is not an LLM: a local sentence embedding (all-mpnet-base-v2 where installed,
+else all-MiniLM-L6-v2, both shipped in PyPI packages) and a logistic regression trained on calibration
+labels, as LOTUS's helper models and FrugalGPT's scorer do. The embedder is chosen when the classifier is
+first trained and saved with it (a saved classifier without one used MiniLM). Its confidence is the predicted probability of its answer. Its parameters are
 plain lists, saved with the program as JSON; its CPU time is counted like any model call's."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from compound.core.errors import InputError
 from compound.core.settings import get_settings
-from compound.core.usage import Usage, active_trackers
+from compound.core.usage import Usage, active_trackers, process_cpu
 
 
 def record_local_work(wall_s: float, cpu_s: float) -> Usage:
@@ -25,14 +25,15 @@ def record_local_work(wall_s: float, cpu_s: float) -> Usage:
 
 
 def embed_texts(texts: Sequence[str], model_path: str | None = None) -> Any:
-    """Unit-length MiniLM embeddings (float32 rows), their CPU time counted in every active tracker."""
+    """Unit-length sentence embeddings (float32 rows), their CPU time counted in every active tracker.
+    ``model_path``: a sentence-transformers folder or an embedder's name (default: all-MiniLM-L6-v2)."""
     from compound.retrieval.dense import load_embedder
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    vectors = load_embedder(model_path).encode(
-        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+    with process_cpu() as spent:
+        vectors = load_embedder(model_path).encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    record_local_work(*spent)
     return vectors.astype("float32")
 
 
@@ -43,22 +44,28 @@ class EmbeddingClassifier:
         coef: list[list[float]] | None = None,
         intercept: list[float] | None = None,
         model_path: str | None = None,
+        embedder: str | None = None,
     ) -> None:
         self.labels = list(labels or [])
         self.coef = coef
         self.intercept = intercept
-        self.model_path = model_path
+        self.model_path = model_path  # an explicit sentence-transformers folder, else the named embedder
+        self.embedder = embedder
 
     def blank(self) -> EmbeddingClassifier:
         """An untrained classifier of the same kind (for cross-fitting)."""
-        return EmbeddingClassifier(model_path=self.model_path)
+        return EmbeddingClassifier(model_path=self.model_path, embedder=self.embedder)
 
     @property
     def trained(self) -> bool:
         return self.coef is not None
 
     def embed(self, texts: Sequence[str]) -> Any:
-        return embed_texts(texts, self.model_path)
+        from compound.retrieval.dense import best_embedder
+
+        if self.model_path is None:
+            self.embedder = self.embedder or best_embedder()
+        return embed_texts(texts, self.model_path or self.embedder)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], C: float = 4.0) -> EmbeddingClassifier:
         from sklearn.linear_model import LogisticRegression
@@ -90,7 +97,12 @@ class EmbeddingClassifier:
         return [(self.labels[b], float(probs[i, b])) for i, b in enumerate(best)]
 
     def state(self) -> dict[str, Any]:
-        return {"labels": self.labels, "coef": self.coef, "intercept": self.intercept}
+        return {"labels": self.labels, "coef": self.coef, "intercept": self.intercept, "embedder": self.embedder}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        from compound.retrieval.dense import MINILM
+
         self.labels, self.coef, self.intercept = state["labels"], state["coef"], state["intercept"]
+        embedder = state.get("embedder") or MINILM
+        if embedder != self.embedder:
+            self.embedder, self.model_path = embedder, None

@@ -9,10 +9,10 @@ counted as local work, like the embedding proxy.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from compound.core.usage import process_cpu
 from compound.routing.proxy import record_local_work
 
 
@@ -79,17 +79,17 @@ class TabularClassifier:
 
         if len(set(labels)) < 2:
             raise ValueError("the tabular student needs at least two distinct labels to learn from")
-        t0, c0 = time.perf_counter(), time.process_time()
-        self.features = feature_names(texts)
-        x = self._matrix(texts)
-        self.mean, self.scale = x.mean(axis=0).tolist(), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0).tolist()
-        clf = LogisticRegression(C=C, max_iter=5000).fit((x - self.mean) / self.scale, list(labels))
-        self.labels = [str(c) for c in clf.classes_]
-        coef, intercept = clf.coef_, clf.intercept_
-        if len(self.labels) == 2:
-            coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
-        self.coef, self.intercept = coef.tolist(), intercept.tolist()
-        record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+        with process_cpu() as spent:
+            self.features = feature_names(texts)
+            x = self._matrix(texts)
+            self.mean, self.scale = x.mean(axis=0).tolist(), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0).tolist()
+            clf = LogisticRegression(C=C, max_iter=5000).fit((x - self.mean) / self.scale, list(labels))
+            self.labels = [str(c) for c in clf.classes_]
+            coef, intercept = clf.coef_, clf.intercept_
+            if len(self.labels) == 2:
+                coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+            self.coef, self.intercept = coef.tolist(), intercept.tolist()
+        record_local_work(*spent)
         return self
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
@@ -97,13 +97,14 @@ class TabularClassifier:
 
         if not self.trained:
             raise RuntimeError("the tabular student is not trained")
-        t0, c0 = time.perf_counter(), time.process_time()
-        logits = ((self._matrix(texts) - self.mean) / self.scale) @ np.asarray(self.coef).T + np.asarray(self.intercept)
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(axis=1, keepdims=True)
-        best = probs.argmax(axis=1)
-        record_local_work(time.perf_counter() - t0, time.process_time() - c0)
+        with process_cpu() as spent:
+            x = (self._matrix(texts) - self.mean) / self.scale
+            logits = x @ np.asarray(self.coef).T + np.asarray(self.intercept)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            best = probs.argmax(axis=1)
+        record_local_work(*spent)
         return [(self.labels[b], float(probs[i, b])) for i, b in enumerate(best)]
 
     def state(self) -> dict[str, Any]:

@@ -96,6 +96,9 @@ def test_counting_proxy_forwards_and_counts_usage():
         def log_message(self, *a):
             pass
 
+        def version_string(self):  # llama_cpp.server runs under uvicorn; clients recognise it by that
+            return "uvicorn"
+
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             reply = json.dumps({"echo": body, "usage": {"prompt_tokens": 7, "completion_tokens": 2}}).encode()
@@ -115,7 +118,9 @@ def test_counting_proxy_forwards_and_counts_usage():
                 data=json.dumps({"i": i}).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            assert json.loads(urllib.request.urlopen(req).read())["echo"] == {"i": i}
+            with urllib.request.urlopen(req) as resp:
+                assert json.loads(resp.read())["echo"] == {"i": i}
+                assert resp.headers["Server"] == "uvicorn"  # the proxy says what the server is
         stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{proxy.port}/_peers/stats").read())
         assert stats == {"calls": 2, "prompt_tokens": 14, "completion_tokens": 4}
     finally:
