@@ -27,6 +27,7 @@ def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
     cmd = [sys.executable, "-m", "compound.cli", "distill", "--data", str(path), "--input", "text"]
     cmd += ["--labels", labels, "--teacher", args.teacher, "--student", args.student, "--rows", str(args.rows)]
     cmd += ["--samples", str(args.samples), "--out", str(folder), "--epochs", str(args.epochs)]
+    cmd += ["--threads", str(args.threads)]
     subprocess.run(cmd, check=True)
 
 
@@ -49,6 +50,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     args = p.parse_args()
     rows = []
     for spec in args.dataset:
@@ -70,11 +72,14 @@ def main() -> None:
                 "student_accuracy": student["accuracy"],
                 "teacher_accuracy": teacher["accuracy"],
                 "quality_ratio": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
+                "small_cpu_per_row": small["cpu_s_per_row"],
                 "student_cpu_per_row": student["cpu_s_per_row"],
                 "teacher_cpu_per_row": teacher["cpu_s_per_row"],
                 "cpu_ratio": student["cpu_s_per_row"] / teacher["cpu_s_per_row"],
                 "label_cpu_s": record["cost"]["label_cpu_s"],
                 "train_cpu_s": record["cost"]["train_cpu_s"],
+                "train_steps": record["train"]["steps"],
+                "resumed_from_step": record["train"]["resumed_from"],
                 "break_even_rows": student["break_even_rows"],
             }
         )

@@ -35,6 +35,9 @@ def test_embedding_proxy_learns_and_reports_confidence():
     assert 0.5 < conf_a <= 1 and 0.5 < conf_b <= 1
     state = stage.classifier.state()
     assert len(state["coef"]) == 2 and state["labels"] == ["neg", "pos"]
+    from compound.retrieval.dense import best_embedder
+
+    assert state["embedder"] == best_embedder()  # all-mpnet-base-v2 where make test installed it
 
 
 def test_cli_table_impute_on_the_embedded_model(tmp_path, compound_cli):

@@ -233,3 +233,54 @@ def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_
     (tmp_path / "s" / "adapter.gguf").write_bytes(b"GGUF changed")
     with pytest.raises(ConfigurationError, match="changed since training"):
         student_classifier(tmp_path / "s")
+
+
+def test_export_check_measures_logit_noise_argmax_and_the_adapters_effect(tmp_path, monkeypatch):
+    """check.compare on scripted logits: llama.cpp as base + scale x training's move + noise."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from compound.models import registry
+    from compound.optimize.distill import check
+
+    base = np.array([[0.0, 1, 2, 3, 4, 5], [5.0, 4, 3, 2, 1, 0]])  # two reply positions, six tokens
+    move = np.array([[6.0, 0, 0, 0, 0, -6], [0.0, 0, 0, 0, 0, 15]])  # what training did to them
+    trained = base + move  # position 0: top 0 by 2 (a near tie); position 1: top 5 by 10
+    positions = [
+        {"ids": list(range(6)), "trained": t.tolist(), "base": b.tolist(), "top": int(t.argmax()), "margin": m}
+        for t, b, m in zip(trained, base, [2.0, 10.0], strict=True)
+    ]
+    messages = [{"role": "user", "content": "hi"}]
+    prompt = {"messages": messages, "reply": "ok", "tokens": [7, 8, 9, 10], "start": 1, "positions": positions}
+    (tmp_path / "export_check.json").write_text(json.dumps({"noise": check.NOISE, "prompts": [prompt]}))
+
+    class FakeLlama:  # llama.cpp's logits on the reply positions, rows start .. len(tokens) - 2
+        def __init__(self, logits):
+            self.logits = logits
+
+        def reset(self):
+            self.scores = None
+
+        def eval(self, tokens):
+            self.scores = np.vstack([np.zeros((1, 6)), self.logits, np.zeros((1, 6))])
+
+    def run(scale, noise=0.3):
+        jitter = noise * np.array([[1.0, -1, 1, -1, 1, -1], [-1.0, 1, -1, 1, -1, 1]])
+        llms = {"base+lora": FakeLlama(base + scale * move + jitter), "base": FakeLlama(base - jitter)}
+        monkeypatch.setattr(check, "_llama", lambda spec, threads: llms[spec])
+        reply = SimpleNamespace(generate=lambda *a, **k: SimpleNamespace(text="ok" if scale == 1 else "no"))
+        monkeypatch.setattr(registry, "get_model", lambda spec: reply)
+        (row,) = check.compare(tmp_path, "base", "base+lora")
+        return row
+
+    good = run(1.0)
+    assert good["max_diff"] == pytest.approx(0.3) and good["same"] and good["min_margin"] == 2.0
+    assert good["argmax_checked"] == 1 and good["argmax_differs"] == 0  # only the clear position is checked
+    assert (
+        good["moved"] == 15.0 and good["effect_cosine"] > 0.99 and good["effect_scale"] == pytest.approx(1.0, abs=0.1)
+    )
+    half = run(0.5)  # a wrongly scaled adapter
+    assert half["max_diff"] == pytest.approx(7.5, abs=0.3) and half["effect_scale"] == pytest.approx(0.5, abs=0.1)
+    unloaded = run(0.0)  # the adapter is not applied
+    assert unloaded["argmax_differs"] == 1 and abs(unloaded["effect_scale"]) < 0.1 and not unloaded["same"]
