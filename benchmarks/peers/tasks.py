@@ -7,6 +7,14 @@ from typing import Any
 
 C, D, L = "compound", "dspy", "lotus"
 
+EARLIER_RUN = (
+    "Not re-run yet: these figures are from the first run (20:40 UTC on 23 Nov, the command above), made "
+    "before three changes to compound: closed output schemas for typed steps, budgets that count every "
+    "request, and the runner's proxy passing the server's identity on (without it compound's first 8 "
+    "concurrent requests to each server were refused and sent again, so its calls here include them). "
+    "Tasks 1, 4 and 5 were re-run after them."
+)
+
 CASCADE_COST = (
     "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
     "default: on a job of a few dozen rows that is most of them) before it trusts the student (a labelled "
@@ -38,6 +46,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "about": "DSPy's `dspy.majority` over 5 samples against compound's `SelfConsistency(5)`.",
         "peers": [D, C],
         "pairs": [[[C, "SelfConsistency(5)"], [D, "majority of 5"]]],
+        "notes": [EARLIER_RUN],
     },
     "optimize": {
         "title": "3. Few-shot optimization of the small model",
@@ -52,6 +61,7 @@ TASKS: dict[str, dict[str, Any]] = {
             [[C, "KNNFewShot"], [D, "KNNFewShot"]],
         ],
         "notes": [
+            EARLIER_RUN,
             "compound's `BootstrapFewShot` ran under `compound.budget(calls=32)`, which counts every request "
             "that reaches a server (retries and refused requests sent again included). DSPy's "
             "`BootstrapFewShot` stopped by itself after its 4 demos.",
@@ -79,12 +89,16 @@ TASKS: dict[str, dict[str, Any]] = {
         "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
         "why": {
             "cpu <= peer": CASCADE_COST,
-            "cpu <= 0.5x peer at >= quality": CASCADE_COST,
+            "cpu <= 0.5x peer at >= quality": (
+                "the goal needs both: the CPU ratio is in the table; the quality is below LOTUS's (next line). "
+                + CASCADE_COST
+            ),
             "quality >= peer": (
-                "on this run's rows the embedding student was not certified (the JSON's `stats`), so the large "
-                "model answered every row through compound's label step, which makes it over-answer `spam` "
-                "(task 1); LOTUS's filter prompt made the large model answer `not spam` for nearly every row, "
-                "which is the commoner label here (compare the table's `agreement_with_large`)."
+                "on this run's rows the embedding student was not certified (the JSON's `stats`), so every "
+                "row kept the large model's label from compound's label step, under which it over-answers "
+                "`spam` (task 1); LOTUS's filter prompt made the large model answer `not spam` for nearly every "
+                "row, which is the commoner label here (compare the majority baseline and the table's "
+                "`agreement_with_large`)."
             ),
         },
     },
@@ -97,9 +111,10 @@ TASKS: dict[str, dict[str, Any]] = {
         "instruction": "Name the topic of the text in at most five words.",
         "why": {
             "cpu <= peer": (
-                "compound's map is a typed step (JSON output under a schema); the small model's replies often "
-                "fail to parse and each such reply gets one repair call, so compound makes more calls per row "
-                "than LOTUS, which asks for plain text."
+                "both sides made one call per row and compound's used fewer tokens, yet its server spent more "
+                "CPU: compound's map is a typed step, decoded under the JSON schema's grammar, which "
+                "llama-cpp-python checks at every sampled token; LOTUS asks for plain text. A likely reason, "
+                "not measured apart in this run."
             ),
         },
         "notes": [
