@@ -151,8 +151,7 @@ def test_in_process_cpu_is_counted_once_when_calls_and_local_work_overlap():
     cascade's rows do. The process clock counts every thread, so overlapping measurements used to count
     each other's work: the recorded CPU must not exceed what the process actually spent."""
     from compound.core.types import Completion
-    from compound.core.usage import process_cpu
-    from compound.routing.proxy import record_local_work
+    from compound.core.usage import local_work
 
     class Native(Backend):
         kind = "native-fake"
@@ -167,9 +166,8 @@ def test_in_process_cpu_is_counted_once_when_calls_and_local_work_overlap():
     small, large = Native("small"), Native("large")
 
     def local_step() -> None:
-        with process_cpu() as spent:
+        with local_work():
             _burn(0.02)
-        record_local_work(*spent)
 
     async def main() -> None:
         with compound.context(max_concurrency=8, cache=False):

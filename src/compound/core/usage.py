@@ -143,3 +143,31 @@ def process_cpu() -> Iterator[list[float]]:
             yield spent
         finally:
             spent[0], spent[1] = time.perf_counter() - t0, time.process_time() - c0
+
+
+@contextmanager
+def local_work() -> Iterator[list[float]]:
+    """Time in-process work done outside any backend (an embedding, a classifier) with ``process_cpu`` and
+    count it, as one call, in every active tracker when the block ends (also when it fails: the CPU was
+    spent)."""
+    spent = [0.0, 0.0]
+    try:
+        with process_cpu() as measured:
+            spent = measured
+            yield measured
+    finally:
+        _record_local(spent)
+
+
+def _record_local(spent: list[float]) -> None:
+    from compound.core.settings import get_settings
+
+    usage = Usage(
+        calls=1,
+        wall_s=spent[0],
+        cpu_s=spent[1],
+        energy_j=spent[1] * get_settings().watts_per_core,
+        energy_estimated=True,
+    )
+    for t in active_trackers():
+        t.record(usage, cached=False)

@@ -104,7 +104,7 @@ async def teach(
                 goal = target if target is not None else 0.95
             step: dict[str, Any] = {"labelled": len(labelled), "target": goal}
             if len(set(ref)) >= 2:
-                oof = student.cross_fit(ref_texts, ref, folds=2 if len(ref) < 100 else 4)
+                oof = student.cross_fit(ref_texts, ref)
                 threshold = learn_threshold(
                     [c for _, c in oof], [a == r for (a, _), r in zip(oof, ref, strict=True)], goal, delta
                 )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -43,8 +42,8 @@ class Stage:
 class Classifier(Protocol):
     """What a ``ProxyStage`` runs: a local classifier that is fitted on labels and says how sure it is."""
 
-    def blank(self) -> Classifier: ...
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any: ...
+    def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int) -> list[tuple[str, float]]: ...
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]: ...
     def state(self) -> dict[str, Any]: ...
     def load_state(self, state: dict[str, Any]) -> None: ...
@@ -59,35 +58,11 @@ class ProxyStage(Stage):
         self.classifier.fit(texts, labels)
         return self
 
-    def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int = 2) -> list[tuple[str, float]]:
-        """Out-of-fold answers for every text (each from a proxy that did not see it), then fit on all.
-
-        Lets every calibration row serve both to train the proxy and to set its threshold. The threshold
-        is certified for the fold proxies; the final one, trained on all rows, is usually at least as good.
-        Folds are stratified (each label's rows are dealt round the folds), so a rare label is in every
-        fold's training rows when it has at least two rows; a fold whose training rows still hold a single
-        label answers with confidence 0 (never accepted)."""
-        dealt: Counter[str] = Counter()
-        fold_of = []
-        for label in labels:  # the n-th row of a label goes to fold n % folds
-            fold_of.append(dealt[label] % folds)
-            dealt[label] += 1
-        answers: list[tuple[str, float]] = [("", 0.0)] * len(texts)
-        for k in range(folds):
-            train = [i for i, f in enumerate(fold_of) if f != k]
-            test = [i for i, f in enumerate(fold_of) if f == k]
-            if not test:
-                continue
-            seen = {labels[i] for i in train}
-            if len(seen) < 2:
-                for i in test:
-                    answers[i] = (next(iter(seen), ""), 0.0)
-                continue
-            fold = self.classifier.blank().fit([texts[i] for i in train], [labels[i] for i in train])
-            for i, answer in zip(test, fold.predict([texts[i] for i in test]), strict=True):
-                answers[i] = answer
-        self.fit(texts, labels)
-        return answers
+    def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int = 4) -> list[tuple[str, float]]:
+        """Out-of-fold answers for every text (each from a fold model that did not see it); the fold models
+        are then what this stage deploys, so the threshold learned on these answers is about the models
+        that answer later (``routing.linear``). Every calibration row both trains and certifies."""
+        return self.classifier.cross_fit(texts, labels, folds)
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         # embedding blocks for a while: a worker thread keeps the event loop free (context carried over)
