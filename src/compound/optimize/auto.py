@@ -6,9 +6,11 @@ The recipe for classification-style work (``compare``'s ``auto``, ``classify ...
 1. **Label a sample.** The teacher (the large model) labels a random sample of the job's own rows, in
    rounds (``first`` rows, then doubling), never more than ``label_budget`` rows in all.
    Gold labels the user already has (``gold``: labelled rows, or a table's complete rows) are used too.
-2. **Train the cheapest student**: a MiniLM embedding + logistic regression (``routing.proxy``), about
-   1% of a 1.5B model call per row. It is cross-fitted, so every labelled row both trains it and, out of
-   fold, tests it.
+2. **Train the cheapest student**: a sentence embedding + logistic regression (``routing.proxy``;
+   all-mpnet-base-v2 where installed, else MiniLM), a few percent of a 1.5B model call per row. It is
+   cross-fitted in 4 folds, so every labelled row both trains it and, out of fold, tests it; the fold
+   models, averaged, are what answers the job's rows, so the certificate is about the deployed student
+   (``routing.linear``).
 3. **Certify it**: its confidence threshold is learned with the Clopper-Pearson fixed-sequence test of
    ``routing.calibrate``: with probability at least ``1 - delta``, the answers it keeps agree with the
    reference at ``target`` or better. The reference is the teacher's label (no gold), or the gold label,
