@@ -111,3 +111,36 @@ def test_fold_heads_round_trip_through_json_and_a_single_head_save_still_loads(m
     older = EmbeddingClassifier()
     older.load_state(single)  # the format before fold heads: one head
     assert len(older.heads) == 1 and [a for a, _ in older.predict(texts)] == labels
+
+
+def test_a_saved_cascade_with_a_malformed_student_is_refused_and_nothing_is_loaded(tmp_path, monkeypatch):
+    from compound import ScriptedBackend
+    from compound.core.errors import ConfigurationError
+    from compound.routing.cascade import Cascade, LLMStage, ProxyStage
+
+    vectors = {f"t{i}": np.eye(7)[i % 7] for i in range(42)}
+    monkeypatch.setattr(
+        "compound.routing.proxy.embed_texts", lambda texts, model_path=None: np.stack([vectors[t] for t in texts])
+    )
+    texts, labels = list(vectors), ["x" if i % 7 < 3 else "y" for i in range(42)]
+
+    def build():
+        from compound.optimize.auto import label_step
+
+        large = ScriptedBackend(lambda r: json.dumps({"label": "x"}), model="large")
+        return Cascade([ProxyStage("proxy"), LLMStage(label_step(["x", "y"], large), "label", "teacher")], "label")
+
+    cascade = build()
+    cascade.stages[0].cross_fit(texts, labels)
+    cascade.save(tmp_path / "auto.json")
+    state = json.loads((tmp_path / "auto.json").read_text())
+    fresh = build()
+    fresh.load_state(json.loads(json.dumps(state)))
+    assert fresh.stages[0].classifier.predict(texts) == cascade.stages[0].classifier.predict(texts)
+
+    head = state["parameters"]["proxies"]["proxy"]["heads"][1]
+    head["coef"] = head["coef"][:1]  # one row for two labels
+    untouched = build()
+    with pytest.raises(ConfigurationError, match="1 coefficient rows and 2 intercepts for 2 labels"):
+        untouched.load_state(state, "auto.json")
+    assert not untouched.stages[0].classifier.trained

@@ -26,6 +26,7 @@ from compound.core.errors import InputError
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold
+from compound.routing.linear import LinearState
 from compound.routing.proxy import EmbeddingClassifier
 from compound.store.traces import current_span
 from compound.strategies.sampling import SelfConsistency
@@ -94,7 +95,7 @@ class LLMStage(Stage):
 
 class Cascade(Module):
     parameter_names = ("thresholds", "proxies")
-    parameter_types = {"thresholds": list[dict[str, Any]], "proxies": dict[str, Any]}
+    parameter_types = {"thresholds": list[dict[str, Any]], "proxies": dict[str, LinearState]}
     runtime_attrs = ("answered_by",)
 
     def __init__(

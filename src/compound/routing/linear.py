@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from compound.core.errors import InputError
 from compound.core.usage import local_work
 
@@ -36,6 +38,38 @@ def stratified_folds(labels: Sequence[str], folds: int) -> list[int]:
         out.append(dealt[label] % folds)
         dealt[label] += 1
     return out
+
+
+class Head(BaseModel):
+    coef: list[list[float]]
+    intercept: list[float]
+
+
+class LinearState(BaseModel):
+    """A saved linear student, checked before anything is loaded: one coefficient row and one intercept
+    per label in every head, all rows of one width (other keys belong to the subclass)."""
+
+    model_config = ConfigDict(extra="allow")
+    labels: list[str]
+    heads: list[Head] | None = None
+    coef: list[list[float]] | None = None  # the single-head format
+    intercept: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> LinearState:
+        heads = self.heads if self.heads is not None else []
+        if self.heads is None and self.coef is not None:
+            heads = [Head(coef=self.coef, intercept=self.intercept or [])]
+        widths = {len(row) for h in heads for row in h.coef}
+        for h in heads:
+            if len(h.coef) != len(self.labels) or len(h.intercept) != len(self.labels):
+                raise ValueError(
+                    f"a head has {len(h.coef)} coefficient rows and {len(h.intercept)} intercepts for "
+                    f"{len(self.labels)} labels; save the student again"
+                )
+        if len(widths) > 1:
+            raise ValueError(f"the heads' coefficient rows differ in width ({sorted(widths)}); save the student again")
+        return self
 
 
 class LinearClassifier:
