@@ -12,7 +12,8 @@ EARLIER_RUN = (
     "before three changes to compound: closed output schemas for typed steps, budgets that count every "
     "request, and the runner's proxy passing the server's identity on (without it compound's first 8 "
     "concurrent requests to each server were refused and sent again, so its calls here include them). "
-    "Tasks 1, 4 and 5 were re-run after them."
+    "Tasks 1, 2, 4 and 5 were re-run after them; a re-run of this task at 24 rows and a trainset of 24 "
+    "(24 Nov) did not finish within its 14-minute hold of the machine."
 )
 
 CASCADE_COST = (
@@ -46,7 +47,13 @@ TASKS: dict[str, dict[str, Any]] = {
         "about": "DSPy's `dspy.majority` over 5 samples against compound's `SelfConsistency(5)`.",
         "peers": [D, C],
         "pairs": [[[C, "SelfConsistency(5)"], [D, "majority of 5"]]],
-        "notes": [EARLIER_RUN],
+        "notes": [
+            "Re-run after the library fixes, at 24 rows (one hold of the machine, 24 Nov). DSPy's majority "
+            "has no label for 20 of the 24 rows: the 135M model's replies parsed neither with DSPy's default "
+            "`ChatAdapter` nor with the `JSONAdapter` it falls back to, so each sample cost two calls (240 "
+            "calls for 120 samples) and most votes were empty. compound decodes under the output schema, so "
+            "each of its 120 calls is one vote for a label.",
+        ],
     },
     "optimize": {
         "title": "3. Few-shot optimization of the small model",
