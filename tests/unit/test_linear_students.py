@@ -144,3 +144,6 @@ def test_a_saved_cascade_with_a_malformed_student_is_refused_and_nothing_is_load
     with pytest.raises(ConfigurationError, match="1 coefficient rows and 2 intercepts for 2 labels"):
         untouched.load_state(state, "auto.json")
     assert not untouched.stages[0].classifier.trained
+    head["coef"] = [[float("nan")] * 7, [0.0] * 7]  # json.loads reads NaN
+    with pytest.raises(ConfigurationError, match="finite number"):
+        untouched.load_state(json.loads(json.dumps(state)), "auto.json")

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compound.core.errors import InputError
 from compound.core.usage import local_work
@@ -40,9 +40,12 @@ def stratified_folds(labels: Sequence[str], folds: int) -> list[int]:
     return out
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class Head(BaseModel):
-    coef: list[list[float]]
-    intercept: list[float]
+    coef: list[list[Finite]]
+    intercept: list[Finite]
 
 
 class LinearState(BaseModel):
@@ -52,8 +55,8 @@ class LinearState(BaseModel):
     model_config = ConfigDict(extra="allow")
     labels: list[str]
     heads: list[Head] | None = None
-    coef: list[list[float]] | None = None  # the single-head format
-    intercept: list[float] | None = None
+    coef: list[list[Finite]] | None = None  # the single-head format
+    intercept: list[Finite] | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> LinearState:
