@@ -43,6 +43,23 @@ def test_cached_rerun_costs_nothing():
     assert second.usage.physical.calls == 0 and second.usage.cached.calls == 3  # one per distinct input
 
 
+def test_a_row_computed_from_cached_replies_still_counts_what_they_cost_when_served_from_the_row_cache():
+    """A row whose calls were all reply-cache hits stands for those calls: served later from the row
+    cache, it counts their cost, not nothing (benchmarks re-run over cached rows reported 0 per row)."""
+    model = ScriptedBackend(sentiment, latency_s=0.01)
+    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    first = run_table(op, REVIEWS)  # computed: 3 calls
+    store = job_store()
+    store.writer.flush()
+    with store.connect() as db:  # the rows are forgotten, the replies are still cached
+        db.execute("DELETE FROM row_cache")
+    second = run_table(op, REVIEWS)  # computed again, every call a reply-cache hit
+    third = run_table(op, REVIEWS)  # served from the row cache
+    assert len(model.requests) == 3 and second.computed == 3 and third.from_cache == 4
+    assert second.usage.physical.calls == 0 and second.usage.cached.calls == 3
+    assert third.usage.cached.calls == 3 and third.usage.total.total_tokens == first.usage.total.total_tokens > 0
+
+
 def test_impute_fills_only_missing_cells_with_examples():
     df = pd.DataFrame({"mass": [3000, 5000, 3100, 5200, 4900], "sex": ["female", "male", None, "male", None]})
 

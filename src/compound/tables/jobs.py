@@ -264,7 +264,8 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
                 failures.append(e)
                 return
         out_json = json.dumps({**_value_dict(value, op.output_columns), **(failed or {})}, default=str)
-        usage_json = json.dumps(row_usage.physical.to_dict())
+        # what the row cost with no cache at all: a row whose calls were cache hits still stands for them
+        usage_json = json.dumps(row_usage.total.to_dict())
         if job_id is not None:
             store.commit(job_id, [(key, out_json, usage_json)])
         if use_cache and failed is None:  # a failure is not cached: a later run (another model, say) tries again
