@@ -6,8 +6,8 @@
 Each ``--dataset NAME=FILE:LABELS`` is a JSON Lines file with ``text`` and ``label``. A student is made
 with ``compound distill`` into ``--work/NAME`` unless one is there already (a killed run resumes), from
 the teacher's labels only; then ``compound compare`` scores ``small``, the student and the teacher
-(``large``) on the first ``--limit`` rows of the seeded shuffle, whose last ``--rows`` rows the student
-was made from. Per-row costs are CPU seconds measured in that one compare run; the one-time cost
+(``large``) on ``--limit`` rows of the data without every row whose text the student was made from
+(``NAME/unseen.jsonl``; compare refuses any row the student saw). Per-row costs are CPU seconds measured in that one compare run; the one-time cost
 (labelling, filtering, training) comes from the student's record.
 """
 
@@ -26,9 +26,25 @@ def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
         return
     cmd = [sys.executable, "-m", "compound.cli", "distill", "--data", str(path), "--input", "text"]
     cmd += ["--labels", labels, "--teacher", args.teacher, "--student", args.student, "--rows", str(args.rows)]
-    cmd += ["--samples", str(args.samples), "--out", str(folder), "--epochs", str(args.epochs)]
+    cmd += ["--samples", str(args.samples), "--out", str(folder), "--epochs", str(args.epochs), "--lr", str(args.lr)]
     cmd += ["--threads", str(args.threads)]
     subprocess.run(cmd, check=True)
+
+
+def unseen(path: Path, folder: Path) -> tuple[Path, int]:
+    """The data without every row whose text the student was made from (a data set may repeat a text: the
+    SMS collection does), so no evaluated row was seen by the student or its filter; and how many were cut."""
+    import pandas as pd
+
+    from compound.optimize.distill.pipeline import input_digest
+    from compound.tables.operators import render_row
+
+    seen = set(json.loads((folder / "student.json").read_text())["input_digests"])
+    df = pd.read_json(path, lines=True)
+    keep = [input_digest({"row": render_row(r, ["text"])}) not in seen for _, r in df.iterrows()]
+    out = folder / "unseen.jsonl"
+    df[keep].to_json(out, orient="records", lines=True, force_ascii=False)
+    return out, len(df) - sum(keep)
 
 
 def compare(path: Path, labels: str, args, folder: Path) -> dict:
@@ -49,6 +65,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=500)
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the LoRA fine-tune")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     args = p.parse_args()
@@ -58,7 +75,8 @@ def main() -> None:
         path, _, labels = rest.partition(":")
         folder = args.work / name
         distill(name, Path(path), labels, args, folder)
-        result = compare(Path(path), labels, args, folder)
+        evaluate, cut = unseen(Path(path), folder)
+        result = compare(evaluate, labels, args, folder)
         by = {r["config"].split(":")[0]: r for r in result["rows"]}
         record = json.loads((folder / "student.json").read_text())
         student, teacher, small = by["student"], by["large"], by["small"]
@@ -66,6 +84,7 @@ def main() -> None:
             {
                 "dataset": name,
                 "rows_evaluated": result["evaluated"],
+                "rows_cut_as_seen": cut,
                 "training_rows": record["data"]["rows"],
                 "kept": record["data"]["kept"],
                 "small_accuracy": small["accuracy"],
