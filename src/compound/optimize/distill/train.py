@@ -234,7 +234,7 @@ def train(
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            losses.append(round(float(loss), 5))
+            losses.append(round(loss.item(), 5))  # .item(): the value, without autograd's warning
             if bar is not None:
                 bar[0].update(bar[1], completed=step, loss=losses[-1])
             if step % cfg.checkpoint_every == 0 or step == total:
