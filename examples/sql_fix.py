@@ -16,15 +16,18 @@ random rows).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import random
 import re
 import sqlite3
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -254,28 +257,50 @@ INSTRUCTIONS = (
 )
 
 
+def parses(fix: Fix) -> tuple[bool, str]:
+    try:
+        sqlglot.parse_one(fix.fixed_sql, read="sqlite")
+        return True, "parses"
+    except sqlglot.errors.SqlglotError as e:
+        return False, f"the fixed query does not parse: {str(e).splitlines()[0]}"
+
+
+_SCHEMA_FOLDERS: list[tempfile.TemporaryDirectory] = []
+
+
+@functools.lru_cache(maxsize=64)
+def schema_database(schema_sql: str) -> SQLDatabase:
+    """An empty SQLite database made from the schema's CREATE TABLE statements (the program's own input),
+    so the check needs nothing but the inputs: SQLite resolves every table and column before it runs."""
+    folder = tempfile.TemporaryDirectory(prefix="sql_fix_")
+    _SCHEMA_FOLDERS.append(folder)  # removed when the process exits
+    path = Path(folder.name) / "schema.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(schema_sql)
+    return SQLDatabase(f"sqlite:///{path}", row_limit=1000)
+
+
+def runs(fix: Fix, inputs: dict[str, Any]) -> tuple[bool, str]:
+    _, error = run_sql(schema_database(inputs["schema_sql"]), fix.fixed_sql)
+    return (True, "runs") if error is None else (False, f"the fixed query fails on the database: {error}")
+
+
+def fix_step(model: Any = None, attempts: int = 3) -> Predict:
+    """The typed step: schema, broken query and error in; bug and fixed query out, checked to parse and to
+    run on the schema (``Repair`` feeds failures back). One ``Predict``, so ``Distill`` can compile it."""
+    return Predict(
+        Signature(BrokenQuery, Fix, INSTRUCTIONS),
+        model=model,
+        max_tokens=300,
+        strategy=Repair(attempts),
+        requirements=[Check(parses, "fix parses"), Check(runs, "fix runs")],
+    )
+
+
 class SQLFix(Module):
     def __init__(self, db: SQLDatabase, model: Any = None, attempts: int = 3) -> None:
         self.db = db
-
-        def parses(fix: Fix) -> tuple[bool, str]:
-            try:
-                sqlglot.parse_one(fix.fixed_sql, read="sqlite")
-                return True, "parses"
-            except sqlglot.errors.SqlglotError as e:
-                return False, f"the fixed query does not parse: {str(e).splitlines()[0]}"
-
-        def runs(fix: Fix) -> tuple[bool, str]:
-            _, error = run_sql(self.db, fix.fixed_sql)
-            return (True, "runs") if error is None else (False, f"the fixed query fails on the database: {error}")
-
-        self.fix = Predict(
-            Signature(BrokenQuery, Fix, INSTRUCTIONS),
-            model=model,
-            max_tokens=300,
-            strategy=Repair(attempts),
-            requirements=[Check(parses, "fix parses"), Check(runs, "fix runs")],
-        )
+        self.fix = fix_step(model, attempts)
 
     async def aforward(self, query: str, error: str):
         return await self.fix.arun(schema_sql=self.db.schema(), query=query, error=error)

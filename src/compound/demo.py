@@ -12,7 +12,8 @@ The task: the Palmer penguins table (shipped in the ``palmerpenguins`` package) 
 
 Each way runs under its own trace run; its CPU seconds and joules include everything it did (the compound
 row's one-time training and embedding too). Cached replies count at the cost of the call they stand for,
-so a second run reports the same figures. ``--json F`` writes the same table.
+so a second run reports the same figures, and its notes say how many calls came from the cache.
+``--json F`` writes the same table.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _way(name: str, table: Any, held_out: Any, truth: Any, **op_args: Any) -> di
         "cpu_s": u.cpu_s,
         "joules": u.energy_j,
         "calls": u.calls,
+        "calls_from_cache": r.usage.cached.calls,
         "run_id": r.id,
     }
     if op.setup:
@@ -97,9 +99,11 @@ def run_demo(
     reference = ways[1]
     out = Table("way", "accuracy", "CPU s", "joules (est.)", "model calls", "vs large CPU", "notes")
     for w in ways:
-        note = ""
+        notes = []
         if "answered_by" in w:
-            note = f"one-time {w['one_time_cpu_s']:.1f} CPU s included; answered by {w['answered_by']}"
+            notes.append(f"one-time {w['one_time_cpu_s']:.1f} CPU s included; answered by {w['answered_by']}")
+        if w["calls_from_cache"]:
+            notes.append(f"{w['calls_from_cache']} of {w['calls']} calls answered from an earlier run's cache")
         out.add_row(
             w["way"],
             f"{w['accuracy']:.2f} ({w['correct']}/{w['rows']})",
@@ -107,7 +111,7 @@ def run_demo(
             f"{w['joules']:.0f}",
             str(w["calls"]),
             f"{w['cpu_s'] / reference['cpu_s']:.0%}" if reference["cpu_s"] else "",
-            note,
+            "; ".join(notes),
         )
     console.print(out)
     majority = truth.value_counts().iloc[0] / rows

@@ -57,3 +57,15 @@ def test_the_program_repairs_with_the_database_error(tmp_path):
     assert result.value.fixed_sql == GOLD
     rows = sql_fix.run_sql(db, result.value.fixed_sql)[0]
     assert sql_fix.same_rows(rows, sql_fix.run_sql(db, GOLD)[0])
+
+
+def test_the_run_check_needs_only_the_inputs_schema(tmp_path):
+    """The step's checks read the schema from its inputs (so Distill's filter can use them on any case):
+    a fix naming a column the schema lacks fails with SQLite's message; the gold fix passes."""
+    schema_sql = database(tmp_path).schema()
+    inputs = {"schema_sql": schema_sql, "query": "", "error": ""}
+    bad = sql_fix.Fix(bug="b", fixed_sql="SELECT nme FROM customer")
+    ok, reason = sql_fix.runs(bad, inputs)
+    assert not ok and "no such column: nme" in reason
+    assert sql_fix.runs(sql_fix.Fix(bug="b", fixed_sql=GOLD), inputs) == (True, "runs")
+    assert not sql_fix.runs(sql_fix.Fix(bug="b", fixed_sql=GOLD), {**inputs, "schema_sql": "CREATE TABLE t (x);"})[0]
