@@ -96,6 +96,7 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-len", type=int, default=1024, help="training sequence length in tokens")
+    p.add_argument("--batch-size", type=int, default=4, help="8 sequences of ~700 tokens took 24 GB: keep it small")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=Path("data/distill/sql_fix"))
     args = p.parse_args()
@@ -118,7 +119,7 @@ def main() -> None:
             samples=1,
             filter=Filter(),  # the program's requirements: the fix parses and runs on the schema
             max_repeat=1,
-            train=TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len),
+            train=TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size),
         )
         distill.compile(program, [inputs(c) for c in train])
     student, record = load_student(program, folder)

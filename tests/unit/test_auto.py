@@ -16,19 +16,7 @@ from compound.tables.operators import classify_op, impute_op
 POS, NEG = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"]
 
 
-@pytest.fixture(autouse=True)
-def bag_of_words_embeddings(monkeypatch):
-    """A fast stand-in for MiniLM (unit tests must not load torch): unit-length hashed bags of words."""
-    import numpy as np
-
-    def embed(texts, model_path=None):
-        out = np.zeros((len(texts), 64), dtype="float32")
-        for i, t in enumerate(texts):
-            for w in t.split():
-                out[i, sum(map(ord, w)) % 64] += 1.0
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+pytestmark = pytest.mark.usefixtures("bag_of_words_embeddings")
 
 
 def reviews(n, seed=0):

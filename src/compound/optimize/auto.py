@@ -36,6 +36,7 @@ from pydantic import create_model
 from compound.core.errors import ConfigurationError
 from compound.core.usage import track_usage
 from compound.models.embedded import LARGE
+from compound.optimize.auto_lora import LoraStudent
 from compound.program.predict import Predict, Signature
 from compound.routing.calibrate import learn_threshold
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
@@ -69,11 +70,14 @@ async def teach(
     enough: float = 0.9,
     max_target: float = 0.97,
     seed: int = 0,
+    lora: LoraStudent | None = None,
 ) -> tuple[Cascade, dict[str, Any]]:
     """Learn an ``auto`` cascade (student, then teacher) for classifying ``texts``; see the module doc.
 
     ``student`` defaults to the embedding proxy (``ProxyStage``; give one holding a ``TabularClassifier``
-    for table rows); ``teacher_step`` defaults to a short classification step on ``teacher``."""
+    for table rows); ``teacher_step`` defaults to a short classification step on ``teacher``. ``lora``
+    lets ``auto`` add a distilled LoRA student as a middle stage when the job is long enough to pay for
+    it (``optimize.auto_lora``; its decision is in the report's ``lora``)."""
     labels = list(labels)
     if len(labels) < 2:
         raise ConfigurationError("auto needs at least two labels")
@@ -86,6 +90,7 @@ async def teach(
     random.Random(seed).shuffle(order)
     report: dict[str, Any] = {"rounds": [], "gold_rows": len(gold)}
     labelled: dict[int, str] = {}  # row (of texts, or of gold) -> teacher label
+    teacher_cpu, oof = 0.0, []
     with track_usage("auto: one-time") as one_time:
         size = min(first, budget_rows)
         while True:
@@ -93,7 +98,9 @@ async def teach(
             if gold and target is not None:
                 todo = []  # gold labels and a given target: the teacher need not label anything
             pool = [gold[i][0] for i in todo] if gold else [texts[i] for i in todo]
-            answers = await cascade.stages[-1].answer(pool) if pool else []
+            with track_usage("auto: teacher labels") as teacher_usage:
+                answers = await cascade.stages[-1].answer(pool) if pool else []
+            teacher_cpu += teacher_usage.total.cpu_s
             for i, (label, _) in zip(todo, answers, strict=True):
                 labelled[i] = label
             if gold:  # reference: gold; target: the teacher's accuracy on what it labelled
@@ -117,6 +124,19 @@ async def teach(
             if done or len(labelled) >= min(budget_rows, len(order)) or gold:
                 break
             size = min(budget_rows, 2 * len(labelled))
+        if lora is not None and oof:
+            kept = report["rounds"][-1].get("kept", 0.0)
+            report["lora"] = await lora.add_to(
+                cascade,
+                ref_texts,
+                ref,
+                oof,
+                target=goal,
+                delta=delta,
+                rows_to_teacher=(len(texts) - (0 if gold else len(labelled))) * (1 - kept),
+                teacher_cpu_per_row=teacher_cpu / max(1, len(labelled)),
+                seed=seed,
+            )
     report.update(
         one_time=one_time.total.to_dict(),
         threshold=cascade.thresholds[0].to_dict(),
@@ -133,8 +153,15 @@ def summary_line(report: dict[str, Any], job: dict[str, Any], df: Any = None) ->
     one = report["one_time"]
     total = one["cpu_s"] + job["cpu_s"]
     t = report["threshold"]
+    lora = report.get("lora")
+    if lora is None:
+        second = ""
+    elif lora["picked"]:
+        second = f"LoRA student trained ({lora['reason']}), certified: {lora['certified']}; "
+    else:
+        second = f"no LoRA student ({lora['reason']}); "
     return (
         f"auto: teacher labelled {report['teacher_labelled']} rows (+{report['gold_rows']} gold); student certified: "
-        f"{report['certified']} (threshold {t['value']}, target {t['target']:.3f}, delta {t['delta']}); "
+        f"{report['certified']} (threshold {t['value']}, target {t['target']:.3f}, delta {t['delta']}); {second}"
         f"CPU s one-time {one['cpu_s']:.1f} + job {job['cpu_s']:.1f} = total {total:.1f}"
     )

@@ -73,6 +73,12 @@ def _teach(*args: Any, **kwargs: Any) -> Any:
     return teach(*args, **kwargs)
 
 
+def _lora() -> Any:
+    from compound.optimize.auto_lora import LoraStudent
+
+    return LoraStudent()
+
+
 def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
     """Run the one-time teaching step now (under the caller's budget and run) and return its program."""
     from compound.core.concurrency import run_sync
@@ -139,7 +145,9 @@ def classify_op(
     """A new column ``column`` holding one of ``labels`` per row.
 
     ``program="auto"``: the large model (or ``model``) labels a sample of the rows and teaches an
-    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``)."""
+    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``).
+    When the job is long enough to pay for it and the ``[train]`` extra is installed, a LoRA student of
+    the small model, distilled from the same labels, answers next (``compound.optimize.auto_lora``)."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
     cols = _inputs(df, input_columns, exclude=[column])
@@ -149,7 +157,7 @@ def classify_op(
     setup: dict[str, Any] = {}
     if program == "auto":
         program, setup = _auto(
-            lambda: _teach([t for _, t in tasks], labels, field=column, teacher=model, instruction=text)
+            lambda: _teach([t for _, t in tasks], labels, field=column, teacher=model, instruction=text, lora=_lora())
         )
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
