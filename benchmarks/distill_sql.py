@@ -16,14 +16,15 @@ is scored on the cases of the others, so every scored case has a schema it never
 3. The small base model (with the instructions), the student and the teacher each fix every test case once,
    the same program for all (one attempt, no repair round). Each fix is scored by running it on the
    database filled with random rows: ``runs`` (it executes) and ``exec_match`` (the gold query's rows), the
-   task score. Per-row CPU is what each config's calls cost; the one-time cost is labelling and training.
+   task score. Per-row CPU is what each config's calls cost (a reply from the response cache counts at
+   the cost of the call it stands for, so a re-run reports the same); the one-time cost is labelling and training.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +68,37 @@ def inputs(case: dict[str, Any]) -> dict[str, str]:
 
 async def score(program: Any, cases: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """Every case fixed once by ``program``; the fix run on the filled database and compared with the gold."""
-    runs = match = 0
-    t0 = time.monotonic()
+    rows = []
     with compound.track_usage(name) as usage:
         for i, case in enumerate(cases):
             result = await program.arun(**inputs(case))
             fixed = result.value.fixed_sql if result.value is not None else ""
-            rows, error = sql_fix.run_sql(case["db"], fixed) if fixed else (None, "no fix")
-            runs += error is None
-            match += sql_fix.same_rows(rows, case["gold_rows"])
-            print(f"{name} [{i + 1}/{len(cases)}] runs={runs} exec_match={match}", flush=True)
+            got, error = sql_fix.run_sql(case["db"], fixed) if fixed else (None, "no fix")
+            rows.append(
+                {
+                    "db_id": case["db_id"],
+                    "corruption": case["corruption"],
+                    "broken": case["broken"],
+                    "fixed": fixed,
+                    "unchanged": " ".join(fixed.split()) == " ".join(case["broken"].split()),
+                    "runs": error is None,
+                    "exec_match": sql_fix.same_rows(got, case["gold_rows"]),
+                }
+            )
+            print(f"{name} [{i + 1}/{len(cases)}] exec_match={sum(r['exec_match'] for r in rows)}", flush=True)
     n = len(cases)
+    kinds = sorted({r["corruption"] for r in rows})
     return {
-        "runs": runs / n,
-        "exec_match": match / n,
+        "runs": sum(r["runs"] for r in rows) / n,
+        "exec_match": sum(r["exec_match"] for r in rows) / n,
+        "returned_the_query_unchanged": sum(r["unchanged"] for r in rows) / n,
+        "exec_match_by_corruption": {
+            k: f"{sum(r['exec_match'] for r in rows if r['corruption'] == k)}/{sum(r['corruption'] == k for r in rows)}"
+            for k in kinds
+        },
         "cpu_s_per_row": usage.total.cpu_s / n,
         "tokens_per_row": usage.total.total_tokens / n,
-        "wall_s": time.monotonic() - t0,
+        "rows": rows,
     }
 
 
@@ -151,8 +166,16 @@ def main() -> None:
         "train_steps": record["train"]["steps"],
         "break_even_rows": round(one_time / saving) if saving > 0 else None,
     }
-    summary = {"teacher": args.teacher, "student": args.student, "score": "exec_match", "configs": results}
+    summary = {
+        "teacher": args.teacher,
+        "student": args.student,
+        "score": "exec_match",
+        "configs": {k: {m: v for m, v in r.items() if m != "rows"} for k, r in results.items()},
+        "test_databases": sorted({c["db_id"] for c in test}),
+    }
     report("distilled SQL-fixing student vs teacher (unseen databases)", [row], summary, args.json)
+    if args.json:  # every fix, for reading the failures
+        args.json.with_suffix(".rows.json").write_text(json.dumps({k: r["rows"] for k, r in results.items()}, indent=1))
 
 
 if __name__ == "__main__":
