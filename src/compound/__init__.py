@@ -36,6 +36,7 @@ _EXPORTS = {
     "BackendError": "compound.core.errors",
     "ToolError": "compound.core.errors",
     "OutputParseError": "compound.core.errors",
+    "ContextLengthError": "compound.core.errors",
     "ModelNotInstalledError": "compound.core.errors",
     "ToolArgumentError": "compound.tools.base",
     "SQLRefused": "compound.tools.sql",

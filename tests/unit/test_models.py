@@ -227,3 +227,14 @@ def test_an_embedding_zip_with_a_path_outside_its_folder_is_refused(tmp_path, mo
     with pytest.raises(ConfigurationError, match="outside its folder"):
         m.path(tmp_path / "models")
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "models" / "enc").exists()
+
+
+def test_llama_cpp_refusing_an_over_long_request_is_a_context_length_error():
+    from compound.models.engines.xllamacpp import raise_for_error
+
+    reply = {"error": {"type": "exceed_context_size_error", "message": "request (4177 tokens) exceeds 4096"}}
+    with pytest.raises(compound.ContextLengthError, match="4177 tokens.*Shorten the input, or load the model"):
+        raise_for_error(reply)
+    with pytest.raises(compound.BackendError, match="refused the request: busy"):
+        raise_for_error({"error": {"type": "server_error", "message": "busy"}})
+    assert raise_for_error({"choices": []}) == {"choices": []}

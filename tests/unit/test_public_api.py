@@ -12,7 +12,8 @@ PUBLIC = {
     "configure", "context", "get_settings", "Settings", "Price", "budget", "Budget", "track_usage", "Usage",
     # errors
     "CompoundError", "InputError", "InputTypeError", "ConfigurationError", "BudgetExceededError", "BackendError",
-    "ToolError", "OutputParseError", "ModelNotInstalledError", "ToolArgumentError", "SQLRefused", "TableError",
+    "ToolError", "OutputParseError", "ContextLengthError", "ModelNotInstalledError", "ToolArgumentError", "SQLRefused",
+    "TableError",
     "JobStopped",
     # types and models
     "Message", "Request", "Completion", "Generation", "Backend", "get_model", "register_model",

@@ -215,3 +215,21 @@ def test_a_row_whose_reply_never_parses_is_left_empty_and_the_job_goes_on():
     assert job_store().get("flaky-job")["status"] == "done"
     again = run_table(op, REVIEWS)  # without the job: the failure was not cached, so it is tried again
     assert again.computed == 1 and list(again.failed) == [1]
+
+
+def test_a_row_too_long_for_the_models_context_is_left_empty_and_the_job_goes_on():
+    # a real data file (the SMS collection) holds two rows of 14,000 characters, where a quoting error
+    # swallowed hundreds of messages: one such row must not stop a 2,000-row job
+    def small_context(request):
+        if len(request.messages[1].content) > 2000:
+            raise compound.ContextLengthError("llama.cpp: request (4177 tokens) exceeds the available context size")
+        return sentiment(request)
+
+    df = pd.concat([REVIEWS, pd.DataFrame({"review": ["great " * 600]})], ignore_index=True)
+    model = ScriptedBackend(small_context, model="short-context", latency_s=0.005)
+    op = ops.classify_op(df, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    result = run_table(op, df, job_id="long-row-job")
+    last = len(df) - 1
+    assert list(result.failed) == [last] and "exceeds the available context size" in result.failed[last]
+    assert pd.isna(result.df["sentiment"].iloc[last]) and result.df["sentiment"].iloc[:last].notna().all()
+    assert job_store().get("long-row-job")["status"] == "done"

@@ -45,6 +45,14 @@ class ConfigurationError(InputError):
     """A setting, model name or argument is wrong; the message says how to fix it."""
 
 
+class ContextLengthError(ConfigurationError):
+    """One request is longer than the model's context window.
+
+    It says nothing about the other requests: a table job leaves that row's cells empty with this message
+    and goes on.
+    """
+
+
 class StoreError(ConfigurationError):
     """A store file (the cache, traces, tables) or compound's home folder cannot be used.
 

@@ -28,7 +28,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from compound.core.errors import BudgetExceededError, CompoundError, ConfigurationError, OutputParseError
+from compound.core.errors import (
+    BudgetExceededError,
+    CompoundError,
+    ConfigurationError,
+    ContextLengthError,
+    OutputParseError,
+)
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, UsageTracker, active_trackers, track_usage
 from compound.store.sqlite import SQLiteStore
@@ -260,6 +266,8 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
                         value = await op.program.acall(row=texts[key])
                     except OutputParseError as e:  # this reply never parsed: the cells stay empty, the job goes on
                         value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
+                    except ContextLengthError as e:  # this row is too long for the model: the same, for this row
+                        value, failed = {}, {ERROR_KEY: str(e)}
             except Exception as e:
                 failures.append(e)
                 return

@@ -23,7 +23,7 @@ import json
 import threading
 from typing import Any
 
-from compound.core.errors import BackendError, ConfigurationError
+from compound.core.errors import BackendError, ConfigurationError, ContextLengthError
 from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
 
 xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
@@ -49,8 +49,8 @@ def raise_for_error(reply: dict[str, Any]) -> dict[str, Any]:
         return reply
     message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
     if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
-        raise ConfigurationError(
-            f"llama.cpp: {message}. Load the model with a larger context: "
+        raise ContextLengthError(
+            f"llama.cpp: {message}. Shorten the input, or load the model with a larger context: "
             f"LlamaCppBackend(model, n_ctx=...) or compound.configure(n_ctx=...)"
         )
     raise BackendError(f"llama.cpp refused the request: {message}")
