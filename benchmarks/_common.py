@@ -51,3 +51,22 @@ def report(title: str, rows: list[dict[str, Any]], summary: dict[str, Any], out:
     if out is not None:
         out.write_text(json.dumps({**summary, "rows": rows, "machine": machine()}, indent=2))
         console.print(f"wrote {out}")
+
+
+def student_vs_teacher(score: str, small: dict, student: dict, teacher: dict, record: dict) -> dict[str, Any]:
+    """What every distillation benchmark reports: the task ``score`` of the small model, the student and the
+    teacher, their CPU per row, and the student's one-time cost (from its ``student.json`` record)."""
+    return {
+        f"small_{score}": small[score],
+        f"student_{score}": student[score],
+        f"teacher_{score}": teacher[score],
+        "quality_ratio": student[score] / teacher[score] if teacher[score] else None,
+        "small_cpu_per_row": small["cpu_s_per_row"],
+        "student_cpu_per_row": student["cpu_s_per_row"],
+        "teacher_cpu_per_row": teacher["cpu_s_per_row"],
+        "cpu_ratio": student["cpu_s_per_row"] / teacher["cpu_s_per_row"],
+        "label_cpu_s": record["cost"]["label_cpu_s"],
+        "train_cpu_s": record["cost"]["train_cpu_s"],
+        "train_steps": record["train"]["steps"],
+        "resumed_from_step": record["train"]["resumed_from"],
+    }

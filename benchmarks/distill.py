@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import parser, report
+from _common import parser, report, student_vs_teacher
 
 
 def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
@@ -87,18 +87,7 @@ def main() -> None:
                 "rows_cut_as_seen": cut,
                 "training_rows": record["data"]["rows"],
                 "kept": record["data"]["kept"],
-                "small_accuracy": small["accuracy"],
-                "student_accuracy": student["accuracy"],
-                "teacher_accuracy": teacher["accuracy"],
-                "quality_ratio": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
-                "small_cpu_per_row": small["cpu_s_per_row"],
-                "student_cpu_per_row": student["cpu_s_per_row"],
-                "teacher_cpu_per_row": teacher["cpu_s_per_row"],
-                "cpu_ratio": student["cpu_s_per_row"] / teacher["cpu_s_per_row"],
-                "label_cpu_s": record["cost"]["label_cpu_s"],
-                "train_cpu_s": record["cost"]["train_cpu_s"],
-                "train_steps": record["train"]["steps"],
-                "resumed_from_step": record["train"]["resumed_from"],
+                **student_vs_teacher("accuracy", small, student, teacher, record),
                 "break_even_rows": student["break_even_rows"],
             }
         )

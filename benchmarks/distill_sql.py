@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report
+from _common import parser, report, student_vs_teacher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import sql_fix  # noqa: E402
@@ -151,19 +151,9 @@ def main() -> None:
         "training_cases": len(train),
         "kept": record["data"]["kept"],
         "test_cases": len(test),
-        "small_exec_match": results["small"]["exec_match"],
-        "student_exec_match": s["exec_match"],
-        "teacher_exec_match": t["exec_match"],
+        **student_vs_teacher("exec_match", results["small"], s, t, record),
         "student_runs": s["runs"],
         "teacher_runs": t["runs"],
-        "quality_ratio": s["exec_match"] / t["exec_match"] if t["exec_match"] else None,
-        "small_cpu_per_row": results["small"]["cpu_s_per_row"],
-        "student_cpu_per_row": s["cpu_s_per_row"],
-        "teacher_cpu_per_row": t["cpu_s_per_row"],
-        "cpu_ratio": s["cpu_s_per_row"] / t["cpu_s_per_row"],
-        "label_cpu_s": record["cost"]["label_cpu_s"],
-        "train_cpu_s": record["cost"]["train_cpu_s"],
-        "train_steps": record["train"]["steps"],
         "break_even_rows": round(one_time / saving) if saving > 0 else None,
     }
     summary = {
