@@ -4,6 +4,7 @@ pays is the decision's job, tested in the unit tests; ``payback=0`` here forces 
 
 import hashlib
 import json
+import math
 
 import pytest
 
@@ -45,5 +46,8 @@ def test_auto_trains_a_lora_student_and_llama_cpp_answers_as_its_middle_stage(tm
     assert hashlib.sha256(adapter.read_bytes()).hexdigest() == decision["student"]["adapter_sha256"]
     assert f"+lora={adapter}" in str(cascade.stages[1].step.model)
     assert decision["train_cpu_s"] > 1.0 and report["one_time"]["cpu_s"] >= decision["train_cpu_s"]
-    ((label, confidence),) = run_sync(cascade.stages[1].answer(["item 7"]))
-    assert label in ("even", "odd") and 0.0 < confidence < 1.0  # llama.cpp's token logprobs, not a default
+    result = run_sync(cascade.stages[1].step.aresult(row="item 7"))
+    assert result.value.label in ("even", "odd")
+    logprobs = result.best.generations[-1].logprobs  # llama.cpp's, without the forced end token
+    assert logprobs and len(logprobs) < result.best.generations[-1].usage.completion_tokens
+    assert result.confidence == pytest.approx(math.exp(sum(logprobs) / len(logprobs))) and result.confidence > 0.3

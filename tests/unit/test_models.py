@@ -238,3 +238,19 @@ def test_llama_cpp_refusing_an_over_long_request_is_a_context_length_error():
     with pytest.raises(compound.BackendError, match="refused the request: busy"):
         raise_for_error({"error": {"type": "server_error", "message": "busy"}})
     assert raise_for_error({"choices": []}) == {"choices": []}
+
+
+def test_a_grammar_forced_end_of_generation_token_is_not_part_of_the_confidence():
+    from compound.models.llama_cpp import answer_logprobs
+
+    # what llama.cpp reported for a distilled classifier's reply {"label":"not spam"}: sure of every token,
+    # then an end token the grammar forced where the model's top choice was a newline
+    content = [{"token": t, "logprob": lp} for t, lp in [('{"', -0.0001), ("label", -0.0008), ('":"', -0.002)]]
+    content += [
+        {"token": "not", "logprob": -0.13},
+        {"token": ' spam"}', "logprob": -0.0002},
+        {"token": "", "logprob": -21.8},
+    ]
+    assert answer_logprobs(content) == [-0.0001, -0.0008, -0.002, -0.13, -0.0002]
+    assert answer_logprobs(content[:3]) == [-0.0001, -0.0008, -0.002]  # cut by max_tokens: nothing to drop
+    assert answer_logprobs([]) == []
