@@ -213,7 +213,7 @@ def train(
     pad = tok.convert_tokens_to_ids(tok.pad_token or tok.eos_token)
     model.train()
     stopped = "done"
-    bar = _progress(progress, total, start)
+    bar = _progress(progress, total, start, losses[-1] if losses else float("nan"))
     step = start
     try:
         while step < total:
@@ -254,7 +254,8 @@ def _state(fingerprint: str, losses: list[float], cpu_s: float, cfg: TrainConfig
     return {"fingerprint": fingerprint, "losses": losses, "cpu_s": cpu_s, "config": asdict(cfg)}
 
 
-def _progress(enabled: bool, total: int, done: int) -> tuple[Any, Any] | None:
+def _progress(enabled: bool, total: int, done: int, loss: float = float("nan")) -> tuple[Any, Any] | None:
+    """A bar with the step, the latest loss (a resumed run's last one until its first step) and the ETA."""
     if not enabled:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -267,6 +268,6 @@ def _progress(enabled: bool, total: int, done: int) -> tuple[Any, Any] | None:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    task = bar.add_task("train", total=total, completed=done, loss=float("nan"))
+    task = bar.add_task("train", total=total, completed=done, loss=loss)
     bar.start()
     return bar, task
