@@ -100,8 +100,9 @@ def run_demo(
     out = Table("way", "accuracy", "CPU s", "joules (est.)", "model calls", "vs large CPU", "notes")
     for w in ways:
         notes = []
-        if "answered_by" in w:
-            notes.append(f"one-time {w['one_time_cpu_s']:.1f} CPU s included; answered by {w['answered_by']}")
+        if "answered_by" in w:  # none when the job's row cache gave every row (a second run)
+            who = f"answered by {w['answered_by']}" if sum(w["answered_by"].values()) else "rows from the row cache"
+            notes.append(f"one-time {w['one_time_cpu_s']:.1f} CPU s included; {who}")
         if w["calls_from_cache"]:
             notes.append(f"{w['calls_from_cache']} of {w['calls']} calls answered from an earlier run's cache")
         out.add_row(

@@ -27,6 +27,7 @@ def test_a_second_demo_run_reports_the_same_cost_and_names_the_calls_from_the_ca
         assert 0 < b["calls_from_cache"] <= b["calls"]
     assert [w["calls_from_cache"] == w["calls"] for w in second["ways"]] == [True, True, False]
     printed = console.file.getvalue()
+    assert "answered by {'tabular'" in printed and "rows from the row cache" in printed  # first run, second
     assert "answered from an earlier run's cache" in printed
     way = second["ways"][0]
     assert f"{way['calls']} of {way['calls']} calls answered from an earlier run's cache" in printed
