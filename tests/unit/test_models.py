@@ -241,7 +241,7 @@ def test_llama_cpp_refusing_an_over_long_request_is_a_context_length_error():
 
 
 def test_a_grammar_forced_end_of_generation_token_is_not_part_of_the_confidence():
-    from compound.models.llama_cpp import answer_logprobs
+    from compound.core.types import answer_logprobs
 
     # what llama.cpp reported for a distilled classifier's reply {"label":"not spam"}: sure of every token,
     # then an end token the grammar forced where the model's top choice was a newline
@@ -254,3 +254,8 @@ def test_a_grammar_forced_end_of_generation_token_is_not_part_of_the_confidence(
     assert answer_logprobs(content) == [-0.0001, -0.0008, -0.002, -0.13, -0.0002]
     assert answer_logprobs(content[:3]) == [-0.0001, -0.0008, -0.002]  # cut by max_tokens: nothing to drop
     assert answer_logprobs([]) == []
+    # llama.cpp's server over HTTP reports the same forced token: the openai: backend drops it too
+    from compound.models.dialects import Call, decode
+
+    reply = {"choices": [{"message": {"content": '{"label":"not spam"}'}, "logprobs": {"content": content}}]}
+    assert decode(Call("/chat/completions", {}), reply).logprobs == [-0.0001, -0.0008, -0.002, -0.13, -0.0002]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from compound.core.errors import BackendError
-from compound.core.types import Completion, Request, as_messages
+from compound.core.types import Completion, Request, answer_logprobs, as_messages
 from compound.models.retry import server_message
 
 
@@ -334,7 +334,7 @@ def decode(call: Call, data: Any) -> Completion:
         prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
         finish = choice.get("finish_reason") or "stop"
         content = (choice.get("logprobs") or {}).get("content")
-        logprobs = [float(t["logprob"]) for t in content] if content else None
+        logprobs = answer_logprobs(content) if content else None
         if data.get("system_fingerprint"):
             meta["system_fingerprint"] = data["system_fingerprint"]
     if call.constraint == "unconstrained" and call.wanted == "schema":

@@ -25,7 +25,7 @@ from typing import Any
 
 from compound.core.errors import ConfigurationError
 from compound.core.settings import get_settings
-from compound.core.types import Completion, Request
+from compound.core.types import Completion, Request, answer_logprobs
 from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED, get_embedded
 from compound.models.engines import DEFAULT_ENGINE, ENGINES, Engine, EngineConfig, open_engine
@@ -41,19 +41,6 @@ def resolve_model_path(model: str) -> Path:
     raise ConfigurationError(
         f"llama_cpp model {model!r} is neither an embedded model ({', '.join(EMBEDDED)}) nor an existing .gguf file"
     )
-
-
-def answer_logprobs(content: list[dict[str, Any]]) -> list[float]:
-    """The logprobs of the reply's tokens, without a closing end-of-generation token (empty text).
-
-    Where a grammar ends the output, that token is forced: llama.cpp reports how little the model wanted to
-    stop there (-12 to -22 seen on smollm2-135m, base and fine-tuned alike, whose top choice was a newline),
-    which says nothing about the answer and, in a mean over a short reply, swamps it: every reply of a
-    distilled classifier scored about 0.04 however sure it was.
-    """
-    if content and content[-1].get("token") == "":
-        content = content[:-1]
-    return [float(t["logprob"]) for t in content]
 
 
 class LlamaCppBackend(Backend):
