@@ -89,26 +89,24 @@ class LoraStudent:
             "calibration_rows": round(calibration_rows, 1),
             "rows_needed_to_certify": needed,
         }
-        if importlib.util.find_spec("peft") is None or importlib.util.find_spec("torch") is None:
-            return {**figures, "picked": False, "reason": "the [train] extra is not installed"}
-        if examples < self.min_examples:
-            return {
-                **figures,
-                "picked": False,
-                "reason": f"{examples} training examples, fewer than {self.min_examples}",
-            }
-        if calibration_rows < needed:
-            return {
-                **figures,
-                "picked": False,
-                "reason": f"about {calibration_rows:.0f} held-out rows would reach it, {needed} are needed to certify it",
-            }
-        if saving < self.payback * cost:
-            return {
-                **figures,
-                "picked": False,
-                "reason": f"the job is too short: saving {saving:.0f} < {self.payback:g} x cost {cost:.0f} CPU s",
-            }
+        refusals = [
+            (
+                importlib.util.find_spec("peft") is None or importlib.util.find_spec("torch") is None,
+                "the [train] extra is not installed",
+            ),
+            (examples < self.min_examples, f"{examples} training examples, fewer than {self.min_examples}"),
+            (
+                calibration_rows < needed,
+                f"about {calibration_rows:.0f} held-out rows would reach it, {needed} are needed to certify it",
+            ),
+            (
+                saving < self.payback * cost,
+                f"the job is too short: saving {saving:.0f} < {self.payback:g} x cost {cost:.0f} CPU s",
+            ),
+        ]
+        reason = next((why for refused, why in refusals if refused), None)
+        if reason is not None:
+            return {**figures, "picked": False, "reason": reason}
         return {**figures, "picked": True, "reason": f"saving {saving:.0f} >= {self.payback:g} x cost {cost:.0f} CPU s"}
 
     def split(self, n: int, seed: int) -> tuple[list[int], list[int]]:
@@ -137,8 +135,8 @@ class LoraStudent:
         with local_work():  # counted in every active tracker: teach's one-time usage
             fit = fit_student(self.base, examples, folder, self.train, self.progress, check_prompts=0)
         record = {"folder": str(folder), "examples": len(examples), "balance": balanced, **fit}
-        student = student_program(step, student_spec(self.base, folder / "adapter.gguf")).with_(logprobs=True)
-        return student.with_(name="lora student"), record
+        student = student_program(step, student_spec(self.base, folder / "adapter.gguf"))
+        return student.with_(logprobs=True, name="lora student"), record
 
     async def add_to(
         self,
