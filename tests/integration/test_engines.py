@@ -49,6 +49,18 @@ def test_a_json_schema_reply_is_json_from_the_first_token(small_model):
     assert g.text.lstrip().startswith("{") and "`" not in g.text
 
 
+def test_a_json_schema_reply_keeps_the_schemas_field_order(small_model):
+    """Fields come in the order the schema lists them, not sorted: a step that reasons before it answers
+    must get to reason first, and a student trained on replies in field order meets the same order."""
+    schema = {
+        "type": "object",
+        "properties": {"zeta": {"type": "integer"}, "alpha": {"type": "integer"}},
+        "required": ["zeta", "alpha"],
+    }
+    g = small_model.generate("Reply in JSON with two small numbers.", json_schema=schema, max_tokens=24, cache=False)
+    assert 0 <= g.text.index('"zeta"') < g.text.index('"alpha"'), g.text
+
+
 def test_a_repeated_prefix_is_not_read_again(small_model):
     """llama.cpp's prompt cache: the second call re-reads only what differs from the first."""
     engine = small_model.engine

@@ -26,6 +26,7 @@ from compound.optimize.distill.export import gguf_name, permute_rows, write_gguf
 from compound.optimize.distill.filter import Filter, write_decisions
 from compound.program.predict import Predict
 from compound.strategies.rejection import RejectionSampling
+from compound.strategies.repair import Repair
 
 
 def teacher_backend():
@@ -64,6 +65,16 @@ async def _test_label_and_agreement_filter_save_every_decision(tmp_path):
     assert all(s["reason"] for s in saved) and len(saved[2]["samples"]) == 3
 
 
+def test_labelling_shows_its_progress(capsys):
+    """A long teacher pass says how far it is: rows done of all, under a 'labelling' bar."""
+    program = classifier(["spam", "ham"], "teacher")
+    inputs = [{"row": f"text: win {i}"} for i in range(3)]
+    rows = asyncio.run(label(as_teacher(program, teacher_backend()), inputs, samples=1, progress=True))
+    assert len(rows) == 3
+    out = capsys.readouterr().out
+    assert "labelling" in out and "3/3" in out
+
+
 def test_program_requirements_drop_outputs():
     asyncio.run(_test_program_requirements_drop_outputs())
 
@@ -80,6 +91,21 @@ async def _test_program_requirements_drop_outputs():
     await Filter(min_agreement=1.0).decide(rows, program.requirements)
     assert [r.decision["kept"] for r in rows] == [True, False]
     assert "short answer" in rows[1].decision["reason"]
+
+
+def test_the_teacher_answers_as_the_program_does_repair_included():
+    """With a Repair strategy, the answer the student learns is the repaired one the program returns."""
+    program = Predict(
+        "question -> answer",
+        requirements=[Check(lambda v: len(v.answer) < 10, "short answer")],
+        strategy=Repair(2),
+    )
+    backend = ScriptedBackend(
+        lambda r: json.dumps({"answer": "ok" if "short answer" in r.messages[-1].content else "x" * 20})
+    )
+    (row,) = asyncio.run(label(as_teacher(program, backend), [{"question": "a"}], samples=1))
+    asyncio.run(Filter().decide([row], program.requirements))
+    assert row.greedy.value.answer == "ok" and row.decision["kept"]
 
 
 def test_training_examples_are_the_students_own_prompt():

@@ -34,7 +34,8 @@ _load_lock = threading.Lock()  # the AMX-safe load swaps a module function for t
 
 @functools.lru_cache(maxsize=64)
 def schema_grammar(schema_json: str) -> str:
-    """GBNF for a JSON schema (given as canonical JSON text), allowing indented JSON."""
+    """GBNF for a JSON schema (as JSON text, its properties in the schema's own order: the reply
+    follows that order, so a step can be made to reason before it answers), allowing indented JSON."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     return json_schema_to_gbnf(schema_json).replace(_COMPACT_SPACE, _JSON_SPACE)
@@ -91,7 +92,7 @@ class LlamaCppPythonEngine(Engine):
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
         kwargs = sampling(request)
         if request.get("json_schema") is not None:
-            kwargs["grammar"] = _grammar(schema_grammar(json.dumps(request["json_schema"], sort_keys=True)))
+            kwargs["grammar"] = _grammar(schema_grammar(json.dumps(request["json_schema"])))
         elif request.get("grammar") is not None:
             kwargs["grammar"] = _grammar(request["grammar"])
         if request.get("logprobs"):

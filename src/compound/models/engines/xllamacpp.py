@@ -35,7 +35,8 @@ _SAFETY_TOKENS = 4  # per message, on top of the measured template cost and one 
 
 @functools.lru_cache(maxsize=64)
 def schema_grammar(schema_json: str) -> str:
-    """The llama.cpp grammar for a JSON schema (given as canonical JSON text), allowing indented JSON."""
+    """The llama.cpp grammar for a JSON schema (as JSON text, its properties in the schema's own order: the reply
+    follows that order, so a step can be made to reason before it answers), allowing indented JSON."""
     schema = json.loads(schema_json)
     if isinstance(schema, dict) and "x-guidance" not in schema:
         schema = {**schema, "x-guidance": _JSON_WHITESPACE}
@@ -87,7 +88,7 @@ class XLlamaCppEngine(Engine):
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
         native = {**sampling(request), "cache_prompt": True}
         if request.get("json_schema") is not None:
-            native["grammar"] = schema_grammar(json.dumps(request["json_schema"], sort_keys=True))
+            native["grammar"] = schema_grammar(json.dumps(request["json_schema"]))
         elif request.get("grammar") is not None:
             native["grammar"] = request["grammar"]
         if request.get("logprobs"):

@@ -28,6 +28,7 @@ from pydantic import create_model
 
 from compound.core.concurrency import gather
 from compound.core.errors import ConfigurationError
+from compound.optimize.distill.report import Bar
 from compound.program.predict import Predict
 from compound.program.typed import acall_typed, model_with, output_spec, typed_request
 
@@ -62,17 +63,29 @@ def as_teacher(program: Predict, teacher: Any) -> Predict:
 
 
 async def label(
-    teacher: Predict, inputs: list[dict[str, Any]], samples: int = 1, synthetic: list[bool] | None = None
+    teacher: Predict,
+    inputs: list[dict[str, Any]],
+    samples: int = 1,
+    synthetic: list[bool] | None = None,
+    progress: bool = False,
 ) -> list[Labelled]:
-    """Every input with ``samples`` teacher candidates (0 greedy, the rest sampled)."""
+    """Every input with ``samples`` teacher candidates: first the program's own answer (its strategy run,
+    a ``Repair`` round included, so the student learns what the program returns), then samples for the
+    agreement filter. ``progress``: a bar with the rows done and the ETA."""
     flags = synthetic or [False] * len(inputs)
+    bar = Bar(progress, "labelling", len(inputs))
 
     async def one(row: dict[str, Any], synth: bool) -> Labelled:
         checked = teacher._checked_inputs(row)
-        cands = [await teacher.sample(checked, i, ()) for i in range(samples)]
+        first = (await teacher.aresult(**checked)).best if teacher.strategy else await teacher.sample(checked, 0, ())
+        cands = [first] + [await teacher.sample(checked, i, ()) for i in range(1, samples)]
+        bar.update()
         return Labelled(row, cands, synth)
 
-    return await gather(one(r, s) for r, s in zip(inputs, flags, strict=True))
+    try:
+        return await gather(one(r, s) for r, s in zip(inputs, flags, strict=True))
+    finally:
+        bar.stop()
 
 
 # --- synthetic inputs -----------------------------------------------------------------------------------

@@ -81,9 +81,8 @@ class Distill:
             synthetic = []
             if len(inputs) < self.min_rows:
                 synthetic = await synthesize(program, teacher.model, inputs, self.min_rows - len(inputs))
-            rows = await label(
-                teacher, inputs + synthetic, self.samples, [False] * len(inputs) + [True] * len(synthetic)
-            )
+            flags = [False] * len(inputs) + [True] * len(synthetic)
+            rows = await label(teacher, inputs + synthetic, self.samples, flags, self.progress)
         with track_usage("distill.filter") as filter_usage:
             await self.filter.decide(rows, teacher.requirements)
         stats = write_decisions(rows, out / "examples.jsonl")

@@ -1,5 +1,6 @@
 """A student's report files: its record as JSON, and a PNG of the training loss curve beside the
-cumulative CPU of teacher and student over rows (one-time cost included, break-even marked).
+cumulative CPU of teacher and student over rows (one-time cost included, break-even marked); and the
+progress bar of its long steps (labelling, training).
 
 Quality and per-row costs on unseen rows, and the break-even row count, come from ``compound compare``
 (``student:DIR`` configuration), the one mechanism for comparing configurations.
@@ -19,6 +20,36 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
     return path
+
+
+class Bar:
+    """A rich progress bar with done/total and the ETA, and the latest loss when given one. Disabled, every
+    method does nothing, so callers need no branches."""
+
+    def __init__(self, enabled: bool, title: str, total: int, done: int = 0, loss: float | None = None) -> None:
+        self.bar: Any = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = [TextColumn(title), BarColumn(), MofNCompleteColumn()]
+        if loss is not None:
+            columns.append(TextColumn("loss {task.fields[loss]:.4f}"))
+        self.bar = Progress(*columns, TextColumn("ETA"), TimeRemainingColumn())
+        self.task = self.bar.add_task(title, total=total, completed=done, loss=loss)
+        self.bar.start()
+
+    def update(self, done: int | None = None, **fields: Any) -> None:
+        """Set the count (``done``) or, without one, advance it by one; ``fields``: the loss, say."""
+        if self.bar is None:
+            return
+        if done is None:
+            self.bar.advance(self.task)
+        self.bar.update(self.task, **({"completed": done} if done is not None else {}), **fields)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def plot(losses: list[float], path: Path, costs: dict[str, Any] | None = None) -> Path:

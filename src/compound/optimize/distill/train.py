@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from compound.core.errors import ConfigurationError
 from compound.optimize.distill.export import TARGET_MODULES
+from compound.optimize.distill.report import Bar
 
 CHECKPOINT_VERSION = 1
 
@@ -213,7 +214,8 @@ def train(
     pad = tok.convert_tokens_to_ids(tok.pad_token or tok.eos_token)
     model.train()
     stopped = "done"
-    bar = _progress(progress, total, start, losses[-1] if losses else float("nan"))
+    # the latest loss: a resumed run shows its last recorded one until its first step
+    bar = Bar(progress, "training", total, start, losses[-1] if losses else float("nan"))
     step = start
     try:
         while step < total:
@@ -235,14 +237,12 @@ def train(
             opt.zero_grad(set_to_none=True)
             step += 1
             losses.append(round(loss.item(), 5))  # .item(): the value, without autograd's warning
-            if bar is not None:
-                bar[0].update(bar[1], completed=step, loss=losses[-1])
+            bar.update(step, loss=losses[-1])
             if step % cfg.checkpoint_every == 0 or step == total:
                 cpu = state["cpu_s"] + time.process_time() - cpu0
                 save_checkpoint(folder, model, opt, step, _state(fingerprint, losses, cpu, cfg))
     finally:
-        if bar is not None:
-            bar[0].stop()
+        bar.stop()
     cpu = state["cpu_s"] + time.process_time() - cpu0
     if step % cfg.checkpoint_every and step != total:  # a budget stop: keep what was learned
         save_checkpoint(folder, model, opt, step, _state(fingerprint, losses, cpu, cfg))
@@ -252,22 +252,3 @@ def train(
 
 def _state(fingerprint: str, losses: list[float], cpu_s: float, cfg: TrainConfig) -> dict[str, Any]:
     return {"fingerprint": fingerprint, "losses": losses, "cpu_s": cpu_s, "config": asdict(cfg)}
-
-
-def _progress(enabled: bool, total: int, done: int, loss: float = float("nan")) -> tuple[Any, Any] | None:
-    """A bar with the step, the latest loss (a resumed run's last one until its first step) and the ETA."""
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    task = bar.add_task("train", total=total, completed=done, loss=loss)
-    bar.start()
-    return bar, task
