@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import vitals  # noqa: E402
 
 import compound  # noqa: E402
+from compound.core.settings import configured  # noqa: E402
 from compound.optimize.distill import Distill, Filter, TrainConfig, load_student  # noqa: E402
 
 
@@ -95,7 +96,7 @@ def main() -> None:
         # the teacher answers as the program does: a reply that invents a number gets one repair round
         distill.compile(vitals.extract_step(attempts=2), [{"case": c["case"]} for c in train])
     student, record = load_student(program, folder)
-    with compound.configured(cache=False):  # every scored answer is a fresh call, measured now
+    with configured(cache=False):  # every scored answer is a fresh call, measured now
         results = {
             "small": compound.run_sync(score(program.with_(model=args.student), test, "small")),
             "student": compound.run_sync(score(student, test, "student")),

@@ -98,3 +98,18 @@ def test_cache_keys_are_the_sorted_json_keys_whatever_the_request():
         blob = json.dumps(["llama_cpp:m", fields], sort_keys=True, separators=(",", ":"), default=str)
         assert cache_key("llama_cpp:m", fields) == hashlib.sha256(blob.encode()).hexdigest()
     assert len({cache_key("m", r.key_fields()) for r in requests}) == len(requests)
+
+
+def test_schemas_that_differ_only_in_field_order_are_different_requests():
+    """A constrained reply follows the schema's field order, so the order is part of what is asked."""
+    from compound.core.types import Message, Request
+    from compound.store.cache import cache_key
+
+    def request(properties):
+        return Request((Message("user", "q"),), json_schema={"type": "object", "properties": properties})
+
+    first = request({"reasoning": {"type": "string"}, "answer": {"type": "string"}})
+    second = request({"answer": {"type": "string"}, "reasoning": {"type": "string"}})
+    again = request({"reasoning": {"type": "string"}, "answer": {"type": "string"}})
+    assert cache_key("m", first.key_fields()) != cache_key("m", second.key_fields())
+    assert cache_key("m", first.key_fields()) == cache_key("m", again.key_fields())

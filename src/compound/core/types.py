@@ -43,13 +43,16 @@ _digests: dict[int, tuple[dict[str, Any], str]] = {}
 
 
 def schema_digest(schema: dict[str, Any] | None) -> str | None:
-    """A short digest of a JSON schema, memoized per schema object (schemas are treated as immutable)."""
+    """A short digest of a JSON schema, memoized per schema object (schemas are treated as immutable).
+    Property order counts: a constrained reply writes its fields in the schema's order, so two schemas
+    that differ only in order are different requests (and replies cached before compound kept that order,
+    when every reply came in sorted order, are not served for them)."""
     if schema is None:
         return None
     hit = _digests.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
-    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(json.dumps(schema).encode()).hexdigest()[:32]
     if len(_digests) > 1024:
         _digests.clear()
     _digests[id(schema)] = (schema, digest)
