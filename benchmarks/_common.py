@@ -53,6 +53,32 @@ def report(title: str, rows: list[dict[str, Any]], summary: dict[str, Any], out:
         console.print(f"wrote {out}")
 
 
+def distill_parser(description: str, max_len: int, work: str) -> argparse.ArgumentParser:
+    """The options of a generative distillation benchmark: models, training settings, its work folder."""
+    p = parser(description)
+    p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
+    p.add_argument("--student", default="smollm2-135m")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--max-len", type=int, default=max_len, help="training sequence length in tokens")
+    p.add_argument("--batch-size", type=int, default=4, help="8 sequences of ~700 tokens took 24 GB: keep it small")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=Path(work))
+    return p
+
+
+def distill_once(args: Any, program: Any, rows: list[dict[str, Any]], folder: Path) -> None:
+    """Distill ``program`` into ``folder`` from ``rows`` (one teacher answer each, kept when it meets the
+    program's requirements), unless a student is already there; a killed run resumes from its checkpoint."""
+    from compound.optimize.distill import Distill, Filter, TrainConfig
+
+    if (folder / "student.json").exists():
+        return
+    train = TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size)
+    distill = Distill(args.teacher, args.student, folder, samples=1, filter=Filter(), max_repeat=1, train=train)
+    distill.compile(program, rows)
+
+
 def student_vs_teacher(score: str, small: dict, student: dict, teacher: dict, record: dict) -> dict[str, Any]:
     """What every distillation benchmark reports: the task ``score`` of the small model, the student and the
     teacher, their CPU per row, and the student's one-time cost (from its ``student.json`` record)."""
@@ -70,3 +96,31 @@ def student_vs_teacher(score: str, small: dict, student: dict, teacher: dict, re
         "train_steps": record["train"]["steps"],
         "resumed_from_step": record["train"]["resumed_from"],
     }
+
+
+def report_distilled(title: str, score: str, results: dict, record: dict, args: Any, row: dict, summary: dict) -> None:
+    """What each generative distillation benchmark prints and writes: one row (``row``: the task and its
+    sizes, then the ``student_vs_teacher`` figures, ``row``'s ``extra`` figures, the break-even row count),
+    every config's figures beside ``summary``, and every answer in ``<json>.rows.json``."""
+    s, t = results["student"], results["teacher"]
+    cost = record["cost"]
+    one_time = cost["label_cpu_s"] + cost["filter_cpu_s"] + cost["train_cpu_s"]
+    saving = t["cpu_s_per_row"] - s["cpu_s_per_row"]
+    extra = row.pop("extra", {})
+    row = {
+        **row,
+        "kept": record["data"]["kept"],
+        **student_vs_teacher(score, results["small"], s, t, record),
+        **extra,
+        "break_even_rows": round(one_time / saving) if saving > 0 else None,
+    }
+    summary = {
+        "teacher": args.teacher,
+        "student": args.student,
+        "score": score,
+        "configs": {k: {m: v for m, v in r.items() if m != "rows"} for k, r in results.items()},
+        **summary,
+    }
+    report(title, [row], summary, args.json)
+    if args.json:
+        args.json.with_suffix(".rows.json").write_text(json.dumps({k: r["rows"] for k, r in results.items()}, indent=1))

@@ -21,20 +21,19 @@ with two requirements that need no gold: every number is written in the case, an
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report, student_vs_teacher
+from _common import distill_once, distill_parser, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import vitals  # noqa: E402
 
 import compound  # noqa: E402
 from compound.core.settings import configured  # noqa: E402
-from compound.optimize.distill import Distill, Filter, TrainConfig, load_student  # noqa: E402
+from compound.optimize.distill import load_student  # noqa: E402
 
 
 async def score(program: Any, cases: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -60,18 +59,10 @@ async def score(program: Any, cases: list[dict[str, Any]], name: str) -> dict[st
 
 
 def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
+    p = distill_parser(__doc__.split("\n\n")[0], max_len=768, work="data/distill/vitals")
     p.add_argument("--train", type=int, default=240, help="training vignettes (the teacher answers each once)")
     p.add_argument("--test", type=int, default=100, help="scored vignettes, never trained on")
-    p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
-    p.add_argument("--student", default="smollm2-135m")
-    p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-len", type=int, default=768, help="training sequence length in tokens")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="llama.cpp threads for every model (default: all cores)")
-    p.add_argument("--work", type=Path, default=Path("data/distill/vitals"))
     args = p.parse_args()
     cases = vitals.cases()
     random.Random(args.seed).shuffle(cases)
@@ -83,18 +74,8 @@ def main() -> None:
         compound.configure(n_threads=args.threads)
     program = vitals.extract_step(attempts=1)  # scoring: one answer per vignette, no repair round
     folder = args.work / "student"
-    if not (folder / "student.json").exists():
-        distill = Distill(
-            teacher=args.teacher,
-            student=args.student,
-            out=folder,
-            samples=1,
-            filter=Filter(),  # the program's requirements: grounded and plausible
-            max_repeat=1,
-            train=TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size),
-        )
-        # the teacher answers as the program does: a reply that invents a number gets one repair round
-        distill.compile(vitals.extract_step(attempts=2), [{"case": c["case"]} for c in train])
+    # the teacher answers as the program does: a reply that invents a number gets one repair round
+    distill_once(args, vitals.extract_step(attempts=2), [{"case": c["case"]} for c in train], folder)
     student, record = load_student(program, folder)
     with configured(cache=False):  # every scored answer is a fresh call, measured now
         results = {
@@ -103,27 +84,14 @@ def main() -> None:
             "teacher": compound.run_sync(score(program.with_(model=args.teacher), test, "teacher")),
         }
     s, t = results["student"], results["teacher"]
-    one_time = record["cost"]["label_cpu_s"] + record["cost"]["filter_cpu_s"] + record["cost"]["train_cpu_s"]
-    saving = t["cpu_s_per_row"] - s["cpu_s_per_row"]
     row = {
         "task": "vitals",
         "training_vignettes": len(train),
-        "kept": record["data"]["kept"],
         "test_vignettes": len(test),
-        **student_vs_teacher("field_accuracy", results["small"], s, t, record),
-        "student_all_fields_right": s["all_fields_right"],
-        "teacher_all_fields_right": t["all_fields_right"],
-        "break_even_rows": round(one_time / saving) if saving > 0 else None,
+        "extra": {"student_all_fields_right": s["all_fields_right"], "teacher_all_fields_right": t["all_fields_right"]},
     }
-    summary = {
-        "teacher": args.teacher,
-        "student": args.student,
-        "score": "field_accuracy",
-        "configs": {k: {m: v for m, v in r.items() if m != "rows"} for k, r in results.items()},
-    }
-    report("distilled extraction student vs teacher (unseen vignettes)", [row], summary, args.json)
-    if args.json:  # every answer, for reading the failures
-        args.json.with_suffix(".rows.json").write_text(json.dumps({k: r["rows"] for k, r in results.items()}, indent=1))
+    title = "distilled extraction student vs teacher (unseen vignettes)"
+    report_distilled(title, "field_accuracy", results, record, args, row, {"threads": args.threads})
 
 
 if __name__ == "__main__":

@@ -22,19 +22,18 @@ is scored on the cases of the others, so every scored case has a schema it never
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report, student_vs_teacher
+from _common import distill_once, distill_parser, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import sql_fix  # noqa: E402
 
 import compound  # noqa: E402
-from compound.optimize.distill import Distill, Filter, TrainConfig, load_student  # noqa: E402
+from compound.optimize.distill import load_student  # noqa: E402
 
 
 def split_cases(cases: list[dict[str, Any]], test_share: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -103,17 +102,9 @@ async def score(program: Any, cases: list[dict[str, Any]], name: str) -> dict[st
 
 
 def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
+    p = distill_parser(__doc__.split("\n\n")[0], max_len=1024, work="data/distill/sql_fix")
     p.add_argument("--train", type=int, default=240, help="training cases (the teacher fixes each once)")
     p.add_argument("--test", type=int, default=80, help="scored cases, from databases not trained on")
-    p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
-    p.add_argument("--student", default="smollm2-135m")
-    p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-len", type=int, default=1024, help="training sequence length in tokens")
-    p.add_argument("--batch-size", type=int, default=4, help="8 sequences of ~700 tokens took 24 GB: keep it small")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, default=Path("data/distill/sql_fix"))
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cases = distinct_gold(int((args.train + args.test) * 1.4), args.seed, args.work / "databases")
@@ -126,17 +117,7 @@ def main() -> None:
     )
     program = sql_fix.fix_step(attempts=1)
     folder = args.work / "student"
-    if not (folder / "student.json").exists():
-        distill = Distill(
-            teacher=args.teacher,
-            student=args.student,
-            out=folder,
-            samples=1,
-            filter=Filter(),  # the program's requirements: the fix parses and runs on the schema
-            max_repeat=1,
-            train=TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size),
-        )
-        distill.compile(program, [inputs(c) for c in train])
+    distill_once(args, program, [inputs(c) for c in train], folder)  # kept: fixes that parse and run
     student, record = load_student(program, folder)
     results = {
         "small": compound.run_sync(score(program.with_(model=args.student), test, "small")),
@@ -144,28 +125,16 @@ def main() -> None:
         "teacher": compound.run_sync(score(program.with_(model=args.teacher), test, "teacher")),
     }
     s, t = results["student"], results["teacher"]
-    one_time = record["cost"]["label_cpu_s"] + record["cost"]["filter_cpu_s"] + record["cost"]["train_cpu_s"]
-    saving = t["cpu_s_per_row"] - s["cpu_s_per_row"]
     row = {
         "task": "sql_fix",
         "training_cases": len(train),
-        "kept": record["data"]["kept"],
         "test_cases": len(test),
-        **student_vs_teacher("exec_match", results["small"], s, t, record),
-        "student_runs": s["runs"],
-        "teacher_runs": t["runs"],
-        "break_even_rows": round(one_time / saving) if saving > 0 else None,
+        "extra": {"student_runs": s["runs"], "teacher_runs": t["runs"]},
     }
-    summary = {
-        "teacher": args.teacher,
-        "student": args.student,
-        "score": "exec_match",
-        "configs": {k: {m: v for m, v in r.items() if m != "rows"} for k, r in results.items()},
-        "test_databases": sorted({c["db_id"] for c in test}),
-    }
-    report("distilled SQL-fixing student vs teacher (unseen databases)", [row], summary, args.json)
-    if args.json:  # every fix, for reading the failures
-        args.json.with_suffix(".rows.json").write_text(json.dumps({k: r["rows"] for k, r in results.items()}, indent=1))
+    title = "distilled SQL-fixing student vs teacher (unseen databases)"
+    report_distilled(
+        title, "exec_match", results, record, args, row, {"test_databases": sorted({c["db_id"] for c in test})}
+    )
 
 
 if __name__ == "__main__":
