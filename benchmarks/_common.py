@@ -67,16 +67,30 @@ def distill_parser(description: str, max_len: int, work: str) -> argparse.Argume
     return p
 
 
-def distill_once(args: Any, program: Any, rows: list[dict[str, Any]], folder: Path) -> None:
-    """Distill ``program`` into ``folder`` from ``rows`` (one teacher answer each, kept when it meets the
-    program's requirements), unless a student is already there; a killed run resumes from its checkpoint."""
-    from compound.optimize.distill import Distill, Filter, TrainConfig
+def distill_and_score(args: Any, teacher: Any, program: Any, rows: list[dict[str, Any]], score: Any, cases: list):
+    """Distill ``teacher`` (the program the teacher runs) from ``rows`` into ``<work>/student``, unless a
+    student is already there (one teacher answer per row, kept when it meets the program's requirements;
+    a killed run resumes from its checkpoint). Then ``score(program, cases, name)`` for the small base
+    model, the student and the teacher, each with the same ``program`` and the response cache off, so
+    every scored answer is a fresh call measured now. Returns (results by config, the student's record)."""
+    import compound
+    from compound.core.settings import configured
+    from compound.optimize.distill import Distill, Filter, TrainConfig, load_student
 
-    if (folder / "student.json").exists():
-        return
-    train = TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size)
-    distill = Distill(args.teacher, args.student, folder, samples=1, filter=Filter(), max_repeat=1, train=train)
-    distill.compile(program, rows)
+    folder = args.work / "student"
+    if not (folder / "student.json").exists():
+        train = TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size)
+        distill = Distill(args.teacher, args.student, folder, samples=1, filter=Filter(), max_repeat=1, train=train)
+        distill.compile(teacher, rows)
+    student, record = load_student(program, folder)
+    configs = {
+        "small": program.with_(model=args.student),
+        "student": student,
+        "teacher": program.with_(model=args.teacher),
+    }
+    with configured(cache=False):
+        results = {name: compound.run_sync(score(p, cases, name)) for name, p in configs.items()}
+    return results, record
 
 
 def student_vs_teacher(score: str, small: dict, student: dict, teacher: dict, record: dict) -> dict[str, Any]:

@@ -26,14 +26,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import distill_once, distill_parser, report_distilled
+from _common import distill_and_score, distill_parser, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import vitals  # noqa: E402
 
 import compound  # noqa: E402
-from compound.core.settings import configured  # noqa: E402
-from compound.optimize.distill import load_student  # noqa: E402
 
 
 async def score(program: Any, cases: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -73,16 +71,9 @@ def main() -> None:
     if args.threads:
         compound.configure(n_threads=args.threads)
     program = vitals.extract_step(attempts=1)  # scoring: one answer per vignette, no repair round
-    folder = args.work / "student"
     # the teacher answers as the program does: a reply that invents a number gets one repair round
-    distill_once(args, vitals.extract_step(attempts=2), [{"case": c["case"]} for c in train], folder)
-    student, record = load_student(program, folder)
-    with configured(cache=False):  # every scored answer is a fresh call, measured now
-        results = {
-            "small": compound.run_sync(score(program.with_(model=args.student), test, "small")),
-            "student": compound.run_sync(score(student, test, "student")),
-            "teacher": compound.run_sync(score(program.with_(model=args.teacher), test, "teacher")),
-        }
+    teacher = vitals.extract_step(attempts=2)
+    results, record = distill_and_score(args, teacher, program, [{"case": c["case"]} for c in train], score, test)
     s, t = results["student"], results["teacher"]
     row = {
         "task": "vitals",

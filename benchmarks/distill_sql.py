@@ -14,10 +14,10 @@ is scored on the cases of the others, so every scored case has a schema it never
    instructions, so it answers from the schema, query and error alone. A killed run resumes from its
    checkpoint: run the same command again.
 3. The small base model (with the instructions), the student and the teacher each fix every test case once,
-   the same program for all (one attempt, no repair round). Each fix is scored by running it on the
-   database filled with random rows: ``runs`` (it executes) and ``exec_match`` (the gold query's rows), the
-   task score. Per-row CPU is what each config's calls cost (a reply from the response cache counts at
-   the cost of the call it stands for, so a re-run reports the same); the one-time cost is labelling and training.
+   the same program for all (one attempt, no repair round, the response cache off). Each fix is scored by
+   running it on the database filled with random rows: ``runs`` (it executes) and ``exec_match`` (the gold
+   query's rows), the task score. Per-row CPU is what each config's calls cost; the one-time cost is
+   labelling and training.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import distill_once, distill_parser, report_distilled
+from _common import distill_and_score, distill_parser, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import sql_fix  # noqa: E402
 
 import compound  # noqa: E402
-from compound.optimize.distill import load_student  # noqa: E402
 
 
 def split_cases(cases: list[dict[str, Any]], test_share: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -116,14 +115,8 @@ def main() -> None:
         flush=True,
     )
     program = sql_fix.fix_step(attempts=1)
-    folder = args.work / "student"
-    distill_once(args, program, [inputs(c) for c in train], folder)  # kept: fixes that parse and run
-    student, record = load_student(program, folder)
-    results = {
-        "small": compound.run_sync(score(program.with_(model=args.student), test, "small")),
-        "student": compound.run_sync(score(student, test, "student")),
-        "teacher": compound.run_sync(score(program.with_(model=args.teacher), test, "teacher")),
-    }
+    # kept: the fixes that parse and run on the schema (the program's requirements)
+    results, record = distill_and_score(args, program, program, [inputs(c) for c in train], score, test)
     s, t = results["student"], results["teacher"]
     row = {
         "task": "sql_fix",
