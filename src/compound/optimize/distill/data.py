@@ -77,8 +77,8 @@ async def label(
 
     async def one(row: dict[str, Any], synth: bool) -> Labelled:
         checked = teacher._checked_inputs(row)
-        first = (await teacher.aresult(**checked)).best if teacher.strategy else await teacher.sample(checked, 0, ())
-        cands = [first] + [await teacher.sample(checked, i, ()) for i in range(1, samples)]
+        cands = [(await teacher.aresult(**checked)).best]  # without a strategy: one greedy sample
+        cands += [await teacher.sample(checked, i, ()) for i in range(1, samples)]
         bar.update()
         return Labelled(row, cands, synth)
 

@@ -37,8 +37,9 @@ class Bar:
         from rich.console import Console
 
         self.title, self.total, self.done, self.fields = title, max(1, total), done, {"loss": loss}
-        if not Console(stderr=False).is_terminal:
-            self.log, self.start, self.first = Console(soft_wrap=True), time.monotonic(), done
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:
+            self.log, self.start, self.first = console, time.monotonic(), done
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
