@@ -71,23 +71,26 @@ def distill_and_score(args: Any, teacher: Any, program: Any, rows: list[dict[str
     """Distill ``teacher`` (the program the teacher runs) from ``rows`` into ``<work>/student``, unless a
     student is already there (one teacher answer per row, kept when it meets the program's requirements;
     a killed run resumes from its checkpoint). Then ``score(program, cases, name)`` for the small base
-    model, the student and the teacher, each with the same ``program`` and the response cache off, so
-    every scored answer is a fresh call measured now. Returns (results by config, the student's record)."""
+    model, the student as served (merged into its base where the merge passed its check; a student saved
+    before merging existed is merged first), the same student with its adapter unmerged, and the teacher,
+    each with the same ``program`` and the response cache off, so every scored answer is a fresh call
+    measured now. Returns (results by config, the student's record)."""
     import compound
     from compound.core.settings import configured
-    from compound.optimize.distill import Distill, Filter, TrainConfig, load_student
+    from compound.optimize.distill import Distill, Filter, TrainConfig, load_student, student_spec
+    from compound.optimize.distill.merged import add_merged
 
     folder = args.work / "student"
     if not (folder / "student.json").exists():
         train = TrainConfig(lr=args.lr, epochs=args.epochs, max_len=args.max_len, batch_size=args.batch_size)
         distill = Distill(args.teacher, args.student, folder, samples=1, filter=Filter(), max_repeat=1, train=train)
         distill.compile(teacher, rows)
+    add_merged(folder)  # a student saved before merging existed gets its merged model (checked) first
     student, record = load_student(program, folder)
-    configs = {
-        "small": program.with_(model=args.student),
-        "student": student,
-        "teacher": program.with_(model=args.teacher),
-    }
+    configs = {"small": program.with_(model=args.student), "student": student}
+    if (record.get("merged") or {}).get("served"):  # beside it, the same student with its adapter unmerged
+        configs["student_adapter"] = program.with_(model=student_spec(record["base"], folder / record["adapter"]))
+    configs["teacher"] = program.with_(model=args.teacher)
     with configured(cache=False):
         results = {name: compound.run_sync(score(p, cases, name)) for name, p in configs.items()}
     return results, record
@@ -118,7 +121,7 @@ def report_distilled(title: str, score: str, results: dict, record: dict, args: 
     every config's figures beside ``summary``, and every answer in ``<json>.rows.json``."""
     s, t = results["student"], results["teacher"]
     cost = record["cost"]
-    one_time = cost["label_cpu_s"] + cost["filter_cpu_s"] + cost["train_cpu_s"]
+    one_time = sum(cost.values())  # labelling, filtering, training and merging
     saving = t["cpu_s_per_row"] - s["cpu_s_per_row"]
     extra = row.pop("extra", {})
     row = {
@@ -126,6 +129,14 @@ def report_distilled(title: str, score: str, results: dict, record: dict, args: 
         "kept": record["data"]["kept"],
         **student_vs_teacher(score, results["small"], s, t, record),
         **extra,
+        **(
+            {
+                f"adapter_{score}": results["student_adapter"][score],
+                "adapter_cpu_per_row": results["student_adapter"]["cpu_s_per_row"],
+            }
+            if "student_adapter" in results
+            else {}
+        ),
         "break_even_rows": round(one_time / saving) if saving > 0 else None,
     }
     summary = {

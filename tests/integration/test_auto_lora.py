@@ -41,10 +41,14 @@ def test_auto_trains_a_lora_student_and_llama_cpp_answers_as_its_middle_stage(tm
     assert [s.name for s in cascade.stages] == ["proxy", "lora student", "teacher"]
     assert len(cascade.thresholds) == 2 and cascade.thresholds[1].to_dict() == decision["threshold"]
     assert 0 < decision["calibration_rows"] <= 10 and decision["student"]["examples"] >= 14
-    # the adapter it trained is the one served, and its training CPU is in auto's one-time cost
+    # the adapter it trained is the one served (merged into its base where the merge answered the check
+    # prompts as the adapter did), and its training CPU is in auto's one-time cost
     adapter = tmp_path / "student" / "adapter.gguf"
     assert hashlib.sha256(adapter.read_bytes()).hexdigest() == decision["student"]["adapter_sha256"]
-    assert f"+lora={adapter}" in str(cascade.stages[1].step.model)
+    merged = decision["student"]["merged"]
+    assert merged["check"]["prompts"] == 4 and merged["served"] == (merged["check"]["same"] == 4)
+    served = str((tmp_path / "student" / "model.gguf").resolve()) if merged["served"] else f"+lora={adapter}"
+    assert served in str(cascade.stages[1].step.model)
     assert decision["train_cpu_s"] > 1.0 and report["one_time"]["cpu_s"] >= decision["train_cpu_s"]
     result = run_sync(cascade.stages[1].step.aresult(row="item 7"))
     assert result.value.label in ("even", "odd")

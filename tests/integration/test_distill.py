@@ -83,6 +83,15 @@ def test_a_sigkilled_training_resumes_from_its_checkpoint_and_finishes(resumed):
     assert (out / "adapter.gguf").read_bytes()[:4] == b"GGUF"
 
 
+def test_the_merged_student_is_checked_against_its_adapter_before_it_is_served(resumed):
+    out, _, fit = resumed
+    merged = fit["merged"]
+    assert merged["types"] == ["Q8_0"] and (out / merged["file"]).read_bytes()[:4] == b"GGUF"
+    check = merged["check"]
+    assert check["prompts"] == 4 and len(check["differ"]) == 4 - check["same"]
+    assert merged["served"] == (check["same"] == 4)
+
+
 def test_llama_cpp_with_the_exported_adapter_computes_what_training_computed(resumed):
     out, _, _ = resumed
     recorded = json.loads((out / "export_check.json").read_text())

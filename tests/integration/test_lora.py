@@ -29,3 +29,17 @@ def test_a_student_is_a_model_spec_with_its_own_cache_identity(small_model, lora
         student_reply = student.generate(PROMPT, max_tokens=16)
     assert not student_reply.cached  # the base's cached answer is not served to the student
     assert student_reply.text != base_reply.text
+
+
+def test_an_adapter_merged_into_its_base_answers_as_the_adapter_does(small_model, lora_adapters, tmp_path):
+    from compound.models.llama_cpp import resolve_model_path
+    from compound.models.lora import LoraAdapter
+    from compound.models.merge import merge_lora
+
+    adapter = LoraAdapter.load(lora_adapters["strong"])
+    done = merge_lora(resolve_model_path("smollm2-135m"), (adapter,), tmp_path / "merged.gguf")
+    assert done["types"] == ["Q8_0"] and done["merged_tensors"] > 0
+    merged = LlamaCppBackend(str(tmp_path / "merged.gguf"), n_ctx=2048)
+    assert not merged.lora  # one plain model file: no adapter applied per token
+    unmerged = LlamaCppBackend("smollm2-135m", n_ctx=2048, lora=[(adapter.path, 1.0)])
+    assert greedy(merged) == greedy(unmerged) != greedy(small_model)

@@ -81,6 +81,7 @@ def scripted_student(reply):
             "folder": "x",
             "examples": len(texts),
             "adapter_sha256": "0" * 64,
+            "merged": None,  # merging: test_distill_merged
             "train": {"cpu_s": 1.0},
         }
 

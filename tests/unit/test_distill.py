@@ -226,10 +226,15 @@ def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_
     from compound.optimize.distill.cli import student_classifier, student_one_time_cpu_s
     from compound.optimize.distill.export import sha256_file
 
-    def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4):  # training is an integration test
+    def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4, merge=True):  # an integration test
         trained.append(examples)
         (out / "adapter.gguf").write_bytes(b"GGUF" + json.dumps(examples).encode())
-        return {"adapter_sha256": sha256_file(out / "adapter.gguf"), "train": {"cpu_s": 5.0, "losses": [1.0]}}
+        return {
+            "adapter_sha256": sha256_file(out / "adapter.gguf"),
+            "merged": None,  # merging is tested in test_distill_merged
+            "merge_cpu_s": 0.0,
+            "train": {"cpu_s": 5.0, "losses": [1.0]},
+        }
 
     trained = []
     monkeypatch.setattr(pipeline, "fit_student", fake_fit)

@@ -53,3 +53,15 @@ def test_bad_adapters_are_clear_errors(tmp_path):
 def test_unknown_engine_is_a_clear_error():
     with pytest.raises(ConfigurationError, match="the engines are: xllamacpp, llama-cpp-python"):
         LlamaCppBackend("smollm2-135m", engine="vllm")
+
+
+def test_a_model_file_is_cached_under_its_content(tmp_path):
+    path = tmp_path / "student.gguf"
+    path.write_bytes(b"GGUF first training")
+    first = LlamaCppBackend(str(path)).cache_identity()
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(path.read_bytes())
+    assert LlamaCppBackend(str(copy)).cache_identity().endswith(first.rpartition("#")[2])
+    path.write_bytes(b"GGUF retrained, merged again")  # the same path, new content: no stale cached replies
+    assert LlamaCppBackend(str(path)).cache_identity() != first
+    assert LlamaCppBackend("smollm2-135m").cache_identity() == "llama_cpp:smollm2-135m"

@@ -11,7 +11,8 @@ The engine is ``xllamacpp`` by default (prebuilt wheel, no compile, no AMX kerne
   under-counts, so budget reservations hold.
 - A prompt that starts like the previous one (same instructions and demos) reuses that prefix.
 - LoRA adapters (``lora=[(path, scale)]`` or the spec ``BASE+lora=PATH[@SCALE]``) change ``model_id``
-  by their content's sha256, so an adapted model never shares cache entries with its base.
+  by their content's sha256, so an adapted model never shares cache entries with its base. A model
+  given as a ``.gguf`` path is cached under its content's sha256 too, not only its path.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from compound.core.types import Completion, Request, answer_logprobs
 from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED, get_embedded
 from compound.models.engines import DEFAULT_ENGINE, ENGINES, Engine, EngineConfig, open_engine
-from compound.models.lora import LoraAdapter, split_lora_spec
+from compound.models.lora import LoraAdapter, file_sha256, split_lora_spec
 
 
 def resolve_model_path(model: str) -> Path:
@@ -84,6 +85,13 @@ class LlamaCppBackend(Backend):
         suffix = "".join(a.identity for a in self.lora)
         engine = "" if self.engine_name == DEFAULT_ENGINE else f"?engine={self.engine_name}"
         return f"{self.kind}:{self.base_model}{suffix}{engine}"
+
+    def cache_identity(self) -> str:
+        """``model_id``, plus the content sha256 of a model given as a file: a file rewritten in place (a
+        retrained, re-merged student) never serves the replies cached for its old content."""
+        if self.base_model in EMBEDDED:
+            return self.model_id
+        return f"{self.model_id}#sha256={file_sha256(resolve_model_path(self.base_model).resolve())}"
 
     @property
     def engine(self) -> Engine:

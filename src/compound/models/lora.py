@@ -32,6 +32,12 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256, hashed once per process while its size and mtime stay the same."""
+    st = path.stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
 @dataclass(frozen=True)
 class LoraAdapter:
     """A GGUF LoRA adapter and the scale it is applied with."""
@@ -51,8 +57,7 @@ class LoraAdapter:
                     f"LoRA adapter {str(path)!r} is not a GGUF file: convert it with llama.cpp's "
                     "convert_lora_to_gguf.py (or write it with the gguf package)"
                 )
-        st = p.stat()
-        return cls(p, float(scale), _sha256(str(p), st.st_size, st.st_mtime_ns))
+        return cls(p, float(scale), file_sha256(p))
 
     @property
     def identity(self) -> str:
@@ -88,4 +93,4 @@ def lora_spec(base: str, adapters: list[tuple[str | Path, float]] | tuple[LoraAd
     return base + "".join(a.spec for a in loaded)
 
 
-__all__ = ["LORA_MARK", "LoraAdapter", "lora_spec", "split_lora_spec"]
+__all__ = ["LORA_MARK", "LoraAdapter", "file_sha256", "lora_spec", "split_lora_spec"]

@@ -120,7 +120,8 @@ class LoraStudent:
         """Train the student on ``(texts, labels)`` and return its step (token logprobs on) and its record."""
         from compound.core.settings import get_settings
         from compound.optimize.distill.data import balance, chat_of, student_program
-        from compound.optimize.distill.pipeline import fit_student, student_spec
+        from compound.optimize.distill.merged import merge_student, served_spec
+        from compound.optimize.distill.pipeline import fit_student
 
         shape = student_program(step, self.base)
         output = step.output_type
@@ -133,9 +134,12 @@ class LoraStudent:
         folder = Path(self.folder or get_settings().home / "students" / key.hexdigest()[:16])
         folder.mkdir(parents=True, exist_ok=True)
         with local_work():  # counted in every active tracker: teach's one-time usage
-            fit = fit_student(self.base, examples, folder, self.train, self.progress, check_prompts=0)
+            fit = fit_student(self.base, examples, folder, self.train, self.progress, check_prompts=0, merge=False)
+        # merged outside that block: its check makes model calls, counted as calls
+        fit["merged"] = merge_student(folder, self.base, [e["messages"] for e in examples])
         record = {"folder": str(folder), "examples": len(examples), "balance": balanced, **fit}
-        student = student_program(step, student_spec(self.base, folder / "adapter.gguf"))
+        spec = served_spec(folder, {"base": self.base, "adapter": "adapter.gguf", **fit})
+        student = student_program(step, spec)
         return student.with_(logprobs=True, name="lora student"), record
 
     async def add_to(
@@ -178,7 +182,7 @@ class LoraStudent:
         cascade.answered_by[stage.name] = 0
         return {
             **decision,
-            "student": {k: record[k] for k in ("folder", "examples", "adapter_sha256")},
+            "student": {k: record[k] for k in ("folder", "examples", "adapter_sha256", "merged")},
             "train_cpu_s": record["train"]["cpu_s"],
             "calibration_rows": len(held_out),
             "threshold": threshold.to_dict(),

@@ -62,6 +62,9 @@ def distill_command(
     batch_size: int = typer.Option(8),
     max_steps: int | None = typer.Option(None, help="budget: optimizer steps"),
     max_seconds: float | None = typer.Option(None, help="budget: training seconds (wall clock)"),
+    merge: bool = typer.Option(
+        True, help="serve the adapter merged into the base (checked first; as fast as the base)"
+    ),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     seed: int = typer.Option(0, help="the shuffle seed (the same as compare's --seed)"),
 ) -> None:
@@ -103,6 +106,7 @@ def distill_command(
         filter=Filter(min_agreement, judge),
         max_repeat=max_repeat,
         train=cfg,
+        merge=merge,
     )
     console.print(f"teacher {teacher} labels {rows} rows ({samples} sample(s) each); student {student}")
     job.compile(classifier(names, teacher), trainset)
@@ -117,7 +121,16 @@ def distill_command(
         f"one-time CPU s: label {record['cost']['label_cpu_s']:.0f}, filter {record['cost']['filter_cpu_s']:.0f}, "
         f"train {record['cost']['train_cpu_s']:.0f}"
     )
-    console.print(f"student: {out / 'adapter.gguf'} (sha256 {record['adapter_sha256'][:12]}); model {record['model']}")
+    console.print(f"student: {out / 'adapter.gguf'} (sha256 {record['adapter_sha256'][:12]})")
+    merged = record.get("merged")
+    if merged:
+        check = merged["check"]
+        verdict = "served" if merged["served"] else "not served: the adapter is"
+        console.print(
+            f"merged into its base: {out / merged['file']} ({', '.join(merged['types'])}; answered as the adapter "
+            f"on {check['same']}/{check['prompts']} check prompts), {verdict}"
+        )
+    console.print(f"model: {record['model']}")
     console.print(
         f"evaluate: compound compare --data {data} --input {input_col} --label LABEL --configs small,student:{out},large"
     )

@@ -8,12 +8,15 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
 2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
 3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
 4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
-5. export to ``adapter.gguf``; ``student.json`` records the base, the adapter's path and sha256, the
-   student program's model spec, costs and the loss curve; ``student.program.json`` is the saved program;
-   ``export_check.json`` holds the trained model's greedy replies and logits, for ``check_export``.
+5. export to ``adapter.gguf``; ``export_check.json`` holds the trained model's greedy replies and logits,
+   for ``check_export``;
+6. (``merge=True``) the adapter merged into the base weights as ``model.gguf``, served instead of the
+   adapter when it answers a few training prompts as the adapter does (``merged``: as fast as the base);
+7. ``student.json`` records the base, the adapter's and the merged file's sha256, the served model spec,
+   costs and the loss curve; ``student.program.json`` is the saved program.
 
-Reading a student back: ``load_student(out)`` gives the student program (its model spec names the
-adapter, so its cache identity is its own).
+Reading a student back: ``load_student(out)`` gives the student program (its model is its own file or
+the base with its adapter, so its cache identity is its own).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from compound.optimize.distill.data import (
     training_examples,
 )
 from compound.optimize.distill.filter import Filter, write_decisions
+from compound.optimize.distill.merged import served_spec
 from compound.optimize.distill.report import plot, write_json
 from compound.optimize.distill.train import TrainConfig
 from compound.program.predict import Predict
@@ -64,6 +68,7 @@ class Distill:
     train: TrainConfig = field(default_factory=TrainConfig)
     progress: bool = True
     check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
+    merge: bool = True  # serve the adapter merged into the base (checked first; see ``merged``)
 
     def compile(self, program: Predict, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
         """The program answered by a distilled student. ``valset`` and ``metric`` are not used for
@@ -90,17 +95,14 @@ class Distill:
         balanced = None
         if (field_name := class_field(program)) is not None and self.max_repeat != 1:
             examples, balanced = balance(examples, field_name, self.max_repeat)
-        fit = fit_student(self.student, examples, out, self.train, self.progress, self.check_prompts)
-        spec = student_spec(self.student, out / "adapter.gguf")
-        student = student_program(program, spec)
-        student.save(out / "student.program.json")
+        fit = fit_student(self.student, examples, out, self.train, self.progress, self.check_prompts, self.merge)
         record = {
             "format": STUDENT_FORMAT,
             "version": STUDENT_VERSION,
             "base": self.student,
             "adapter": "adapter.gguf",
             "adapter_sha256": fit["adapter_sha256"],
-            "model": spec,
+            "merged": fit["merged"],
             "teacher": getattr(teacher.model, "model_id", teacher.model),
             "program": {
                 "inputs": list(program.signature.inputs.model_fields),
@@ -118,9 +120,13 @@ class Distill:
                 "label_cpu_s": label_usage.total.cpu_s,
                 "filter_cpu_s": filter_usage.total.cpu_s,
                 "train_cpu_s": fit["train"]["cpu_s"],
+                "merge_cpu_s": fit["merge_cpu_s"],
             },
             "train": fit["train"],
         }
+        record["model"] = served_spec(out, record)
+        student = student_program(program, record["model"])
+        student.save(out / "student.program.json")
         write_json(record, out / "student.json")
         return student
 
@@ -137,13 +143,16 @@ def fit_student(
     cfg: TrainConfig,
     progress: bool = True,
     check_prompts: int = 4,
+    merge: bool = True,
 ) -> dict[str, Any]:
     """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record the
-    trained model's greedy replies and logits for the export check (``check``), and plot the loss curve."""
+    trained model's greedy replies and logits for the export check (``check``), plot the loss curve, and
+    (``merge``) write and check the merged model (``merged``; its entry is None without ``merge``)."""
     from compound.core.settings import get_settings
     from compound.models.embedded import get_embedded
     from compound.optimize.distill.check import record as record_export_check
     from compound.optimize.distill.export import lora_pairs, sha256_file, write_gguf_adapter
+    from compound.optimize.distill.merged import merge_student
     from compound.optimize.distill.train import load_base, lora_model, train
 
     gguf = get_embedded(base).path(get_settings().models_dir)
@@ -159,8 +168,12 @@ def fit_student(
     prompts = [e["messages"] for e in examples[:check_prompts]]
     write_json(record_export_check(tok, model, prompts), out / "export_check.json")
     plot(result.losses, out / "loss.png")
+    merge_cpu = time.process_time()
+    merged = merge_student(out, base, [e["messages"] for e in examples]) if merge else None
     return {
         "adapter_sha256": sha256_file(adapter),
+        "merged": merged,
+        "merge_cpu_s": time.process_time() - merge_cpu,
         "train": asdict(result) | {"load_cpu_s": load_cpu, "config": asdict(cfg), "examples": len(examples)},
         "wall_s": time.monotonic() - t0,
     }
@@ -179,9 +192,7 @@ def read_record(folder: str | Path) -> dict[str, Any]:
 
 def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[str, Any]]:
     """The student of ``program`` saved in ``folder``, and its record. Refuses a folder of another task
-    (other inputs or output schema) and an adapter whose sha256 changed since training."""
-    from compound.optimize.distill.export import sha256_file
-
+    (other inputs or output schema) and a model file whose sha256 changed since training."""
     folder = Path(folder)
     record = read_record(folder)
     task = {
@@ -193,10 +204,7 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
             f"the student in {folder} was trained for another task ({record['program']}), not {task}; "
             "pass the program (labels, fields) it was distilled for"
         )
-    adapter = folder / record["adapter"]
-    if not adapter.exists() or sha256_file(adapter) != record["adapter_sha256"]:
-        raise ConfigurationError(f"{adapter} is missing or changed since training (its sha256 differs); retrain it")
-    return student_program(program, student_spec(record["base"], adapter)), record
+    return student_program(program, served_spec(folder, record)), record
 
 
 def check_export(folder: str | Path, base: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
