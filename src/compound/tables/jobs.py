@@ -35,6 +35,7 @@ from compound.core.errors import (
     ContextLengthError,
     OutputParseError,
 )
+from compound.core.progress import Progress
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, UsageTracker, active_trackers, track_usage
 from compound.store.sqlite import SQLiteStore
@@ -207,7 +208,18 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
                 todo[key] = todo.get(key, 0) + 1
         use_cache = get_settings().cache
         hits = store.cached(list(todo)) if use_cache else {}
-        bar = _Progress(len(keys), len(keys) - sum(todo.values()), tracker) if progress else None
+        bar = Progress(
+            progress,
+            "rows",
+            len(keys),
+            len(keys) - sum(todo.values()),
+            unit="rows",
+            formats={"cost": "${:.4f}", "energy": "{:.0f} J"},
+        )
+
+        def advance(rows: int) -> None:  # the bar, with the cost and energy spent so far
+            bar.update(advance=rows, cost=tracker.physical.cost_usd, energy=tracker.physical.energy_j)
+
         finished: list[tuple[str, str, str]] = []
         from_cache = 0  # rows
         saved_usage = Usage()
@@ -224,13 +236,13 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
             t.record(saved_usage, cached=True)
         if job_id is not None and finished:
             store.commit(job_id, finished)
-        if bar:
-            bar.advance(from_cache)
-        computed = await _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, use_cache)
+        advance(from_cache)
+        try:
+            computed = await _compute(op, todo, texts, outputs, store, job_id, advance, concurrency, use_cache)
+        finally:
+            bar.stop()
         if job_id is not None:
             store.set_status(job_id, "done" if finish else "computed")
-        if bar:
-            bar.close()
         s.attrs.update(computed=computed, from_cache=from_cache, from_checkpoint=from_checkpoint, stale=stale)
     ordered = {index: outputs[key] for (index, _), key in zip(op.tasks, keys, strict=True)}
     failed = {index: out[ERROR_KEY] for index, out in ordered.items() if ERROR_KEY in out}
@@ -248,7 +260,7 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
     )
 
 
-async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, use_cache) -> int:
+async def _compute(op, todo, texts, outputs, store, job_id, advance, concurrency, use_cache) -> int:
     """Compute every input in ``todo``. The first failure stops the job: no new call starts, the calls in
     flight finish and are committed, then ``JobStopped`` says how far it got (or, without a job id, the
     failure itself is raised)."""
@@ -279,8 +291,7 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
         if use_cache and failed is None:  # a failure is not cached: a later run (another model, say) tries again
             store.remember([(key, out_json, usage_json)])
         outputs[key] = json.loads(out_json)
-        if bar:
-            bar.advance(todo[key])
+        advance(todo[key])
 
     tasks = [asyncio.ensure_future(one(k)) for k in list(todo)]
     try:
@@ -289,10 +300,10 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        _stopped(store, job_id, bar)
+        _stopped(store, job_id)
         raise
     if failures:
-        _stopped(store, job_id, bar)
+        _stopped(store, job_id)
         cause = next((e for e in failures if isinstance(e, BudgetExceededError)), failures[0])
         if job_id is None and not isinstance(cause, BudgetExceededError):
             raise cause
@@ -300,43 +311,9 @@ async def _compute(op, todo, texts, outputs, store, job_id, bar, concurrency, us
     return len(tasks)
 
 
-def _stopped(store: JobStore, job_id: str | None, bar: Any) -> None:
+def _stopped(store: JobStore, job_id: str | None) -> None:
     if job_id is not None:
         store.set_status(job_id, "stopped")
-    if bar:
-        bar.close()
-
-
-class _Progress:
-    """A rich progress bar: rows done, rate, ETA, and cost and energy so far."""
-
-    def __init__(self, total: int, done: int, tracker: UsageTracker) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.tracker = tracker
-        self.progress = Progress(
-            TextColumn("[bold]rows"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} rows/s"),
-            TimeRemainingColumn(),
-            TextColumn("${task.fields[cost]:.4f}  {task.fields[energy]:.0f} J"),
-            transient=False,
-        )
-        self.start = time.monotonic()
-        self.done0 = done
-        self.task = self.progress.add_task("rows", total=total, completed=done, rate="-", cost=0.0, energy=0.0)
-        self.progress.start()
-
-    def advance(self, n: int) -> None:
-        t = self.progress.tasks[0]
-        done = t.completed + n - self.done0
-        rate = done / max(1e-9, time.monotonic() - self.start)
-        u = self.tracker.physical
-        self.progress.update(self.task, advance=n, rate=f"{rate:.1f}", cost=u.cost_usd, energy=u.energy_j)
-
-    def close(self) -> None:
-        self.progress.stop()
 
 
 def process_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:

@@ -28,7 +28,7 @@ from pydantic import create_model
 
 from compound.core.concurrency import gather
 from compound.core.errors import ConfigurationError
-from compound.optimize.distill.report import Bar
+from compound.core.progress import Progress
 from compound.program.predict import Predict
 from compound.program.typed import acall_typed, model_with, output_spec, typed_request
 
@@ -73,7 +73,7 @@ async def label(
     a ``Repair`` round included, so the student learns what the program returns), then samples for the
     agreement filter. ``progress``: a bar with the rows done and the ETA."""
     flags = synthetic or [False] * len(inputs)
-    bar = Bar(progress, "labelling", len(inputs))
+    bar = Progress(progress, "labelling", len(inputs), unit="rows")
 
     async def one(row: dict[str, Any], synth: bool) -> Labelled:
         checked = teacher._checked_inputs(row)

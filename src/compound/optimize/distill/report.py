@@ -1,6 +1,5 @@
 """A student's report files: its record as JSON, and a PNG of the training loss curve beside the
-cumulative CPU of teacher and student over rows (one-time cost included, break-even marked); and the
-progress bar of its long steps (labelling, training).
+cumulative CPU of teacher and student over rows (one-time cost included, break-even marked).
 
 Quality and per-row costs on unseen rows, and the break-even row count, come from ``compound compare``
 (``student:DIR`` configuration), the one mechanism for comparing configurations.
@@ -9,9 +8,7 @@ Quality and per-row costs on unseen rows, and the break-even row count, come fro
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,56 +19,6 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
     return path
-
-
-class Bar:
-    """Progress with done/total and the ETA, and the latest loss when given one: a rich bar on a terminal;
-    in a log (not a terminal), a plain line at every tenth of the way. Disabled, every method does nothing,
-    so callers need no branches."""
-
-    def __init__(self, enabled: bool, title: str, total: int, done: int = 0, loss: float | None = None) -> None:
-        self.bar: Any = None
-        self.log: Any = None
-        if not enabled:
-            return
-        from rich.console import Console
-
-        self.title, self.total, self.done, self.fields = title, max(1, total), done, {"loss": loss}
-        console = Console(soft_wrap=True)
-        if not console.is_terminal:
-            self.log, self.start, self.first = console, time.monotonic(), done
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = [TextColumn(title), BarColumn(), MofNCompleteColumn()]
-        if loss is not None:
-            columns.append(TextColumn("loss {task.fields[loss]:.4f}"))
-        self.bar = Progress(*columns, TextColumn("ETA"), TimeRemainingColumn())
-        self.task = self.bar.add_task(title, total=total, completed=done, loss=loss)
-        self.bar.start()
-
-    def update(self, done: int | None = None, **fields: Any) -> None:
-        """Set the count (``done``) or, without one, advance it by one; ``fields``: the loss, say."""
-        if self.bar is not None:
-            if done is None:
-                self.bar.advance(self.task)
-            self.bar.update(self.task, **({"completed": done} if done is not None else {}), **fields)
-        elif self.log is not None:
-            before, self.done = self.done, self.done + 1 if done is None else done
-            self.fields.update(fields)
-            if self.done * 10 // self.total > before * 10 // self.total:
-                self._line()
-
-    def _line(self) -> None:
-        rate = (self.done - self.first) / max(1e-9, time.monotonic() - self.start)
-        eta = f"{(self.total - self.done) / rate:.0f} s" if rate > 0 else "?"
-        loss = self.fields.get("loss")
-        extra = f", loss {loss:.4f}" if isinstance(loss, float) and not math.isnan(loss) else ""
-        self.log.print(f"{self.title}: {self.done}/{self.total}{extra}, ETA {eta}")
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def plot(losses: list[float], path: Path, costs: dict[str, Any] | None = None) -> Path:

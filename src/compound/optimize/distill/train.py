@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from compound.core.errors import ConfigurationError
+from compound.core.progress import Progress
 from compound.optimize.distill.export import TARGET_MODULES
-from compound.optimize.distill.report import Bar
 
 CHECKPOINT_VERSION = 1
 
@@ -215,7 +215,9 @@ def train(
     model.train()
     stopped = "done"
     # the latest loss: a resumed run shows its last recorded one until its first step
-    bar = Bar(progress, "training", total, start, losses[-1] if losses else float("nan"))
+    bar = Progress(
+        progress, "training", total, start, formats={"loss": "loss {:.4f}"}, loss=losses[-1] if losses else None
+    )
     step = start
     try:
         while step < total:
@@ -237,7 +239,7 @@ def train(
             opt.zero_grad(set_to_none=True)
             step += 1
             losses.append(round(loss.item(), 5))  # .item(): the value, without autograd's warning
-            bar.update(step, loss=losses[-1])
+            bar.update(done=step, loss=losses[-1])
             if step % cfg.checkpoint_every == 0 or step == total:
                 cpu = state["cpu_s"] + time.process_time() - cpu0
                 save_checkpoint(folder, model, opt, step, _state(fingerprint, losses, cpu, cfg))
