@@ -94,6 +94,30 @@ async def _test_program_requirements_drop_outputs():
     assert "short answer" in rows[1].decision["reason"]
 
 
+def test_requirements_the_strategy_checked_are_not_run_again_by_the_filter():
+    runs = {"short": 0, "plain": 0}
+
+    def counted(name, ok):
+        def check(value):
+            runs[name] += 1
+            return ok(value)
+
+        return check
+
+    program = Predict(
+        "question -> answer",
+        requirements=[Check(counted("short", lambda v: len(v.answer) < 10), "short answer")],
+        strategy=RejectionSampling(1),
+    )
+    backend = ScriptedBackend(lambda r: json.dumps({"answer": "ok"}), latency_s=0.01)
+    (row,) = asyncio.run(label(as_teacher(program, backend), [{"question": "a"}], samples=1))
+    assert runs["short"] == 1  # the strategy's own check
+    extra = Check(counted("plain", lambda v: v.answer.isalpha()), "letters only")  # not the program's
+    asyncio.run(Filter().decide([row], [*program.requirements, extra]))
+    assert runs == {"short": 1, "plain": 1} and row.decision["kept"]
+    assert [v["requirement"] for v in row.decision["validations"]] == ["short answer", "letters only"]
+
+
 def test_the_teacher_answers_as_the_program_does_repair_included():
     """With a Repair strategy, the answer the student learns is the repaired one the program returns."""
     program = Predict(

@@ -4,7 +4,8 @@ Any combination of three signals decides, and every row gets a decision with its
 - **agreement**: the share of the teacher's samples whose value equals the greedy one must reach
   ``min_agreement``;
 - **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict;
-- **requirements**: the program's own requirements, at MUST level, must pass.
+- **requirements**: the program's own requirements, at MUST level, must pass (a requirement the program's
+  strategy already validated on the teacher's answer is not run again: its validation is reused).
 
 ``write_decisions`` saves every kept and dropped example as JSON Lines, so the filter is auditable.
 """
@@ -57,7 +58,11 @@ class Filter:
                     "reason": f"teacher samples agree {same}/{len(row.samples)}, below {self.min_agreement:g}",
                 }
                 return
-            validations = await validate_all(reqs, greedy.value, row.inputs) if reqs else []
+            # what the program's strategy already checked on this very answer is not checked again
+            known = {v.requirement: v for v in greedy.validations}
+            fresh = await validate_all([r for r in reqs if r.description not in known], greedy.value, row.inputs)
+            found = iter(fresh)
+            validations = [known[r.description] if r.description in known else next(found) for r in reqs]
             decision["validations"] = [v.to_dict() for v in validations]
             failed = [v for v in validations if not v.passed]
             if failed:
