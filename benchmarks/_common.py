@@ -78,6 +78,7 @@ def distill_and_score(args: Any, teacher: Any, program: Any, rows: list[dict[str
     import compound
     from compound.core.settings import configured
     from compound.optimize.distill import Distill, Filter, TrainConfig, load_student, student_spec
+    from compound.optimize.distill.data import student_program
     from compound.optimize.distill.merged import add_merged
 
     folder = args.work / "student"
@@ -89,7 +90,7 @@ def distill_and_score(args: Any, teacher: Any, program: Any, rows: list[dict[str
     student, record = load_student(program, folder)
     configs = {"small": program.with_(model=args.student), "student": student}
     if (record.get("merged") or {}).get("served"):  # beside it, the same student with its adapter unmerged
-        configs["student_adapter"] = program.with_(model=student_spec(record["base"], folder / record["adapter"]))
+        configs["student_adapter"] = student_program(program, student_spec(record["base"], folder / record["adapter"]))
     configs["teacher"] = program.with_(model=args.teacher)
     with configured(cache=False):
         results = {name: compound.run_sync(score(p, cases, name)) for name, p in configs.items()}

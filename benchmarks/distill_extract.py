@@ -13,7 +13,8 @@ with two requirements that need no gold: every number is written in the case, an
    requirements. Gold fields are never read for training.
 3. A LoRA on the 135M model learns the kept answers (``compound.optimize.Distill``), its prompt without
    the instructions: it answers from the vignette alone. A killed run resumes: run the same command again.
-4. The small base model (with the instructions), the student and the teacher each answer every test
+4. The small base model (with the instructions), the student (served merged into its base, the way
+   ``Distill`` serves it), the same student with its adapter unmerged, and the teacher each answer every test
    vignette once (no repair round, the response cache off: every answer is a fresh call). The task score is
    field accuracy against the gold (a null gold needs a null answer); per-row CPU is what each config's
    calls cost; the one-time cost is labelling and training.

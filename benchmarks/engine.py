@@ -10,6 +10,9 @@ two spinning OpenMP threads can stall each other). Each prompt is measured in tw
 1. ``max_tokens=1``: prompt processing. Prompt tokens/s = prompt tokens / wall seconds.
 2. the same prompt, ``max_tokens=32``: the prompt is now cached (both engines reuse a repeated prefix),
    so generation tokens/s = completion tokens / wall seconds. ``cached_tokens`` shows the reuse.
+3. the same prompt, ``max_tokens=1`` again: one token read, one generated, i.e. what a call costs apart
+   from its tokens (``call_ms``: applying the chat template, the request and reply, the sampler set-up).
+   ``decode_tok_per_s`` is call 2's rate net of it: (completion tokens - 1) / (call 2 - call 3 seconds).
 
 CPU-s per call is the process CPU time (llama.cpp's threads included) of both calls together: one prompt
 read and up to 32 tokens generated. One-time costs are apart: the model load (every phase), and with
@@ -62,6 +65,8 @@ def phase(engine: str, model: str, prompts: list[int], threads: int) -> dict:
         t1 = time.perf_counter()
         second = eng.call_native(gen)
         t2, c2 = time.perf_counter(), time.process_time()
+        eng.call_native(read)  # the prompt cached again: one token read, one generated: the call's own cost
+        t3 = time.perf_counter()
         details = second["usage"].get("prompt_tokens_details") or {}
         calls.append(
             {
@@ -69,6 +74,7 @@ def phase(engine: str, model: str, prompts: list[int], threads: int) -> dict:
                 "prompt_s": t1 - t0,
                 "completion_tokens": second["usage"]["completion_tokens"],
                 "generate_s": t2 - t1,
+                "call_s": t3 - t2,
                 "cpu_s": c2 - c0,
                 "cached_tokens": details.get("cached_tokens"),
             }
@@ -99,6 +105,10 @@ def summarise(engine: str, model: str, phases: list[dict]) -> dict:
         "calls": len(calls),
         "prompt_tok_per_s": sum(c["prompt_tokens"] for c in calls) / sum(c["prompt_s"] for c in calls),
         "gen_tok_per_s": sum(c["completion_tokens"] for c in calls) / sum(c["generate_s"] for c in calls),
+        # net of the call's own cost (a cached prompt, one token out): the decoding loop's rate
+        "decode_tok_per_s": sum(c["completion_tokens"] - 1 for c in calls)
+        / sum(c["generate_s"] - c["call_s"] for c in calls),
+        "call_ms": 1000 * statistics.median(c["call_s"] for c in calls),
         "cpu_s_per_call": statistics.mean(c["cpu_s"] for c in calls),
         "prompt_tokens": statistics.mean(c["prompt_tokens"] for c in calls),
         "completion_tokens": statistics.mean(c["completion_tokens"] for c in calls),
@@ -139,6 +149,9 @@ def main() -> None:
         )
         summary[f"{model}: gen tok/s ratio xllamacpp / llama-cpp-python"] = (
             ours["gen_tok_per_s"] / theirs["gen_tok_per_s"]
+        )
+        summary[f"{model}: decode tok/s ratio (net of the call's own cost) xllamacpp / llama-cpp-python"] = (
+            ours["decode_tok_per_s"] / theirs["decode_tok_per_s"]
         )
         summary[f"{model}: CPU-s per call ratio xllamacpp / llama-cpp-python"] = (
             ours["cpu_s_per_call"] / theirs["cpu_s_per_call"]
