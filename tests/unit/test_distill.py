@@ -247,15 +247,15 @@ def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
 
 def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_path, monkeypatch):
     from compound.core.errors import ConfigurationError
+    from compound.models.lora import file_sha256
     from compound.optimize.distill import pipeline
     from compound.optimize.distill.cli import student_classifier, student_one_time_cpu_s
-    from compound.optimize.distill.export import sha256_file
 
     def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4, merge=True):  # an integration test
         trained.append(examples)
         (out / "adapter.gguf").write_bytes(b"GGUF" + json.dumps(examples).encode())
         return {
-            "adapter_sha256": sha256_file(out / "adapter.gguf"),
+            "adapter_sha256": file_sha256(out / "adapter.gguf"),
             "merged": None,  # merging is tested in test_distill_merged
             "merge_cpu_s": 0.0,
             "train": {"cpu_s": 5.0, "losses": [1.0]},

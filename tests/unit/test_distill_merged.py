@@ -7,8 +7,8 @@ import pytest
 
 from compound import ConfigurationError
 from compound.models import merge
+from compound.models.lora import file_sha256
 from compound.optimize.distill import merged as merged_mod
-from compound.optimize.distill.export import sha256_file
 from compound.optimize.distill.pipeline import read_record, student_spec
 
 PROMPTS = [[{"role": "user", "content": f"case {i}"}] for i in range(6)]
@@ -27,7 +27,7 @@ def student(tmp_path, monkeypatch):
         "version": 1,
         "base": "smollm2-135m",
         "adapter": "adapter.gguf",
-        "adapter_sha256": sha256_file(folder / "adapter.gguf"),
+        "adapter_sha256": file_sha256(folder / "adapter.gguf"),
         "model": "smollm2-135m+lora=x",
         "cost": {"label_cpu_s": 10.0},
     }
@@ -55,7 +55,7 @@ def test_a_merge_that_answers_as_the_adapter_is_served_and_recorded(student):
     folder, _, asked = student
     record = merged_mod.add_merged(folder)
     assert record["merged"]["served"] and record["merged"]["check"] == {"prompts": 3, "same": 3, "differ": []}
-    assert record["merged"]["sha256"] == sha256_file(folder / "model.gguf")
+    assert record["merged"]["sha256"] == file_sha256(folder / "model.gguf")
     assert record["model"] == str((folder / "model.gguf").resolve())
     assert asked == [("merged", 3), ("adapter", 3)]  # the export check's prompts, each model once
     assert read_record(folder) == record and record["cost"]["merge_cpu_s"] >= 0

@@ -91,7 +91,7 @@ class LlamaCppBackend(Backend):
         retrained, re-merged student) never serves the replies cached for its old content."""
         if self.base_model in EMBEDDED:
             return self.model_id
-        return f"{self.model_id}#sha256={file_sha256(resolve_model_path(self.base_model).resolve())}"
+        return f"{self.model_id}#sha256={file_sha256(resolve_model_path(self.base_model))}"
 
     @property
     def engine(self) -> Engine:

@@ -33,7 +33,9 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """A file's sha256, hashed once per process while its size and mtime stay the same."""
+    """A file's sha256, hashed once per process (whatever path names it) while its size and mtime stay the
+    same: adapters, model files and distilled students all hash through here."""
+    path = path.resolve()
     st = path.stat()
     return _sha256(str(path), st.st_size, st.st_mtime_ns)
 

@@ -41,9 +41,8 @@ def merge_student(folder: Path, base: str, prompts: list[list[dict[str, str]]]) 
     from compound.core.settings import get_settings
     from compound.core.usage import local_work
     from compound.models.embedded import get_embedded
-    from compound.models.lora import LoraAdapter
+    from compound.models.lora import LoraAdapter, file_sha256
     from compound.models.merge import merge_lora
-    from compound.optimize.distill.export import sha256_file
     from compound.optimize.distill.pipeline import student_spec
 
     adapter = LoraAdapter.load(folder / "adapter.gguf")
@@ -55,7 +54,7 @@ def merge_student(folder: Path, base: str, prompts: list[list[dict[str, str]]]) 
     differ = [{"merged": a, "adapter": b} for a, b in zip(merged, unmerged, strict=True) if a != b]
     return {
         "file": MERGED_FILE,
-        "sha256": sha256_file(folder / MERGED_FILE),
+        "sha256": file_sha256(folder / MERGED_FILE),
         "types": done["types"],
         "check": {"prompts": len(checked), "same": len(checked) - len(differ), "differ": differ},
         "served": bool(checked) and not differ,
@@ -65,20 +64,20 @@ def merge_student(folder: Path, base: str, prompts: list[list[dict[str, str]]]) 
 def served_spec(folder: str | Path, record: dict[str, Any]) -> str:
     """The model spec a saved student is served with: its merged file where the record says it passed the
     check, else the base with its adapter. Each file must still have the sha256 recorded at training."""
-    from compound.optimize.distill.export import sha256_file
+    from compound.models.lora import file_sha256
     from compound.optimize.distill.pipeline import student_spec
 
     folder = Path(folder)
     merged = record.get("merged") or {}
     if merged.get("served"):
         path = folder / merged["file"]
-        if not path.exists() or sha256_file(path) != merged["sha256"]:
+        if not path.exists() or file_sha256(path) != merged["sha256"]:
             raise ConfigurationError(
                 f"{path} is missing or changed since it was merged (its sha256 differs); retrain it"
             )
         return str(path.resolve())
     adapter = folder / record["adapter"]
-    if not adapter.exists() or sha256_file(adapter) != record["adapter_sha256"]:
+    if not adapter.exists() or file_sha256(adapter) != record["adapter_sha256"]:
         raise ConfigurationError(f"{adapter} is missing or changed since training (its sha256 differs); retrain it")
     return student_spec(record["base"], adapter)
 

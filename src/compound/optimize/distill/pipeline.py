@@ -150,8 +150,9 @@ def fit_student(
     (``merge``) write and check the merged model (``merged``; its entry is None without ``merge``)."""
     from compound.core.settings import get_settings
     from compound.models.embedded import get_embedded
+    from compound.models.lora import file_sha256
     from compound.optimize.distill.check import record as record_export_check
-    from compound.optimize.distill.export import lora_pairs, sha256_file, write_gguf_adapter
+    from compound.optimize.distill.export import lora_pairs, write_gguf_adapter
     from compound.optimize.distill.merged import merge_student
     from compound.optimize.distill.train import load_base, lora_model, train
 
@@ -171,7 +172,7 @@ def fit_student(
     merge_cpu = time.process_time()
     merged = merge_student(out, base, [e["messages"] for e in examples]) if merge else None
     return {
-        "adapter_sha256": sha256_file(adapter),
+        "adapter_sha256": file_sha256(adapter),
         "merged": merged,
         "merge_cpu_s": time.process_time() - merge_cpu,
         "train": asdict(result) | {"load_cpu_s": load_cpu, "config": asdict(cfg), "examples": len(examples)},
