@@ -62,11 +62,16 @@ class Progress:
         self.task = self.bar.add_task(title, total=total, completed=done, figures=self._figures())
         self.bar.start()
 
+    def _rate(self) -> float:
+        """Items per second since this run started (a resumed start does not count)."""
+        elapsed = time.monotonic() - self.start
+        return (self.done - self.first) / elapsed if elapsed > 0 else 0.0
+
     def _figures(self) -> str:
         parts = []
-        elapsed = time.monotonic() - self.start
-        if self.unit and self.done > self.first and elapsed > 0:
-            parts.append(f"{(self.done - self.first) / elapsed:.1f} {self.unit}/s")
+        rate = self._rate()
+        if self.unit and rate > 0:
+            parts.append(f"{rate:.1f} {self.unit}/s")
         for name, fmt in self.formats.items():
             value = self.fields.get(name)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
@@ -86,8 +91,7 @@ class Progress:
             self._line()
 
     def _line(self) -> None:
-        elapsed = time.monotonic() - self.start
-        rate = (self.done - self.first) / elapsed if elapsed > 0 else 0.0
+        rate = self._rate()
         eta = f"ETA {(self.total - self.done) / rate:.0f} s" if rate > 0 else "ETA ?"
         figures = self._figures()
         self.log.print(f"{self.title}: {self.done}/{self.total}" + (f", {figures}" if figures else "") + f", {eta}")
