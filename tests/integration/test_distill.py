@@ -14,10 +14,12 @@ at about one logit), so replies are compared only where every margin exceeds 2 x
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,27 @@ def test_llama_cpp_with_the_exported_adapter_computes_what_training_computed(res
         assert row["effect_cosine"] > 0.9 and 0.8 < row["effect_scale"] < 1.25, row
         if row["min_margin"] > 2 * noise:
             assert row["same"], row
+
+
+def test_the_distill_command_trains_merges_and_says_what_it_serves(tmp_path):
+    """``compound distill`` as a user runs it: the installed console script, a real (tiny) teacher pass,
+    two training steps, then the merge and its check, reported on stderr and recorded in student.json."""
+    data = tmp_path / "sms.jsonl"
+    texts = ["win a free car now", "call me when you land", "claim your prize today", "see you at lunch"] * 3
+    data.write_text("".join(json.dumps({"text": t, "label": "?"}) + "\n" for t in texts))
+    out = tmp_path / "student"
+    command = shutil.which("compound") or str(Path(sys.executable).with_name("compound"))
+    args = ["--data", str(data), "--input", "text", "--labels", "spam,ham", "--teacher", "smollm2-135m"]
+    args += ["--rows", "8", "--samples", "1", "--max-steps", "2", "--batch-size", "4", "--threads", "2"]
+    env = {**os.environ, "COLUMNS": "1000"}  # one report line per line, however long its paths
+    proc = subprocess.run(
+        [command, "distill", *args, "--out", str(out)], capture_output=True, text=True, timeout=900, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "student.json").read_text())
+    merged = record["merged"]
+    assert merged["types"] == ["Q8_0"] and merged["check"]["prompts"] == 4
+    assert f"answered as the adapter on {merged['check']['same']}/4 check prompts" in proc.stderr
+    served = str((out / "model.gguf").resolve()) if merged["served"] else f"+lora={(out / 'adapter.gguf').resolve()}"
+    assert served in record["model"] and f"model: {record['model']}" in proc.stderr
+    assert record["cost"]["merge_cpu_s"] > 0 and proc.stdout == ""
