@@ -2,6 +2,10 @@
 
     flock /work/heavy.lock python benchmarks/engine.py --json out.json [--models smollm2-135m,...]
 
+``--sides`` names what is compared, ``ENGINE`` with its own flash-attention default or ``ENGINE:fa=on|off``;
+the last side is the reference of every ratio (by default xllamacpp, xllamacpp with flash attention off,
+and llama-cpp-python).
+
 For each embedded model, each engine runs in its own fresh process (``_common.run_phase``), the sides
 alternating over ``--rounds`` rounds, on the same distinct prompts of about 200 tokens, greedy,
 ``--threads`` llama.cpp threads (2 by default; 1 is robust on a machine shared with other work, where
@@ -32,8 +36,15 @@ import time
 
 from _common import parser, report, run_phase
 
-ENGINES = ["xllamacpp", "llama-cpp-python"]
+SIDES = ["xllamacpp", "xllamacpp:fa=off", "llama-cpp-python"]
 MAX_TOKENS = 32
+FLASH = {"on": True, "off": False}
+
+
+def side_config(side: str) -> tuple[str, bool | None]:
+    """``ENGINE`` (its own flash-attention default) or ``ENGINE:fa=on|off``."""
+    engine, _, option = side.partition(":")
+    return engine, FLASH[option.removeprefix("fa=")] if option else None
 
 
 def prompt(i: int) -> str:
@@ -46,12 +57,14 @@ def prompt(i: int) -> str:
     return "Read these support tickets and write a one-paragraph summary for the manager.\n" + "\n".join(lines)
 
 
-def phase(engine: str, model: str, prompts: list[int], threads: int) -> dict:
+def phase(side: str, model: str, prompts: list[int], threads: int) -> dict:
     from compound.models.engines import EngineConfig, open_engine
     from compound.models.llama_cpp import resolve_model_path
 
+    engine, flash_attn = side_config(side)
+    config = EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=threads, flash_attn=flash_attn)
     t0 = time.perf_counter()
-    eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=threads))
+    eng = open_engine(engine, config)
     load_s = time.perf_counter() - t0
     base = {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "stop": None, "seed": None}
     eng.chat({**base, "messages": [{"role": "user", "content": "warm up"}]})
@@ -122,7 +135,12 @@ def main() -> None:
     p.add_argument("--models", default="smollm2-135m,qwen2.5-coder-1.5b")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--prompts-per-phase", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads on both sides")
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads on every side")
+    p.add_argument(
+        "--sides",
+        default=",".join(SIDES),
+        help="engines compared, ENGINE or ENGINE:fa=on|off (flash attention); the last is the reference",
+    )
     p.add_argument("--install-costs", default="", help="also time installing these engines (comma-separated; network)")
     p.add_argument("--phase", help=argparse_hidden())
     p.add_argument("--model", help=argparse_hidden())
@@ -131,34 +149,32 @@ def main() -> None:
     if args.phase:
         print(json.dumps(phase(args.phase, args.model, [int(i) for i in args.prompts.split(",")], args.threads)))
         return
+    sides = args.sides.split(",")
     rows, summary = [], {}
     for model in args.models.split(","):
-        phases: dict[str, list[dict]] = {e: [] for e in ENGINES}
+        phases: dict[str, list[dict]] = {s: [] for s in sides}
         for r in range(args.rounds):
             n = args.prompts_per_phase
             prompts = ",".join(str(r * n + i) for i in range(n))
-            for engine in ENGINES if r % 2 == 0 else ENGINES[::-1]:  # alternate which side goes first
-                phases[engine].append(
-                    run_phase(__file__, engine, "--model", model, "--prompts", prompts, "--threads", str(args.threads))
+            order = sides[r % len(sides) :] + sides[: r % len(sides)]  # rotate which side goes first
+            for side in order:
+                phases[side].append(
+                    run_phase(__file__, side, "--model", model, "--prompts", prompts, "--threads", str(args.threads))
                 )
-        pair = [summarise(e, model, phases[e]) for e in ENGINES]
-        rows += pair
-        ours, theirs = pair
-        summary[f"{model}: prompt tok/s ratio xllamacpp / llama-cpp-python"] = (
-            ours["prompt_tok_per_s"] / theirs["prompt_tok_per_s"]
-        )
-        summary[f"{model}: gen tok/s ratio xllamacpp / llama-cpp-python"] = (
-            ours["gen_tok_per_s"] / theirs["gen_tok_per_s"]
-        )
-        summary[f"{model}: decode tok/s ratio (net of the call's own cost) xllamacpp / llama-cpp-python"] = (
-            ours["decode_tok_per_s"] / theirs["decode_tok_per_s"]
-        )
-        summary[f"{model}: CPU-s per call ratio xllamacpp / llama-cpp-python"] = (
-            ours["cpu_s_per_call"] / theirs["cpu_s_per_call"]
-        )
+        measured = {s: summarise(s, model, phases[s]) for s in sides}
+        rows += measured.values()
+        theirs = measured[sides[-1]]
+        for side in sides[:-1]:
+            ours, vs = measured[side], f"{side} / {sides[-1]}"
+            summary[f"{model}: prompt tok/s ratio {vs}"] = ours["prompt_tok_per_s"] / theirs["prompt_tok_per_s"]
+            summary[f"{model}: gen tok/s ratio {vs}"] = ours["gen_tok_per_s"] / theirs["gen_tok_per_s"]
+            summary[f"{model}: decode tok/s ratio (net of the call's own cost) {vs}"] = (
+                ours["decode_tok_per_s"] / theirs["decode_tok_per_s"]
+            )
+            summary[f"{model}: CPU-s per call ratio {vs}"] = ours["cpu_s_per_call"] / theirs["cpu_s_per_call"]
     for engine in filter(None, args.install_costs.split(",")):
         summary[f"install {engine} (s, one-time)"] = install_cost(engine)
-    title = f"embedded engines: xllamacpp vs llama-cpp-python ({args.threads} threads, greedy)"
+    title = f"embedded engines: {', '.join(sides)} ({args.threads} threads, greedy)"
     report(title, rows, summary, args.json)
 
 

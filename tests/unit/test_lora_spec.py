@@ -65,3 +65,28 @@ def test_a_model_file_is_cached_under_its_content(tmp_path):
     path.write_bytes(b"GGUF retrained, merged again")  # the same path, new content: no stale cached replies
     assert LlamaCppBackend(str(path)).cache_identity() != first
     assert LlamaCppBackend("smollm2-135m").cache_identity() == "llama_cpp:smollm2-135m"
+
+
+class Closed:
+    def close(self):
+        pass
+
+
+def test_the_flash_attention_choice_reaches_the_engine_and_keeps_its_own_cache(monkeypatch):
+    from compound.core.settings import configured
+    from compound.models import llama_cpp
+
+    loaded = []
+    monkeypatch.setattr(llama_cpp, "open_engine", lambda name, config: loaded.append((name, config)) or Closed())
+    default = LlamaCppBackend("smollm2-135m")
+    off = LlamaCppBackend("smollm2-135m", flash_attn=False)
+    with configured(flash_attn=True):
+        on = LlamaCppBackend("smollm2-135m")  # the process-wide setting, read when the backend is made
+    both = LlamaCppBackend("smollm2-135m", engine="llama-cpp-python", flash_attn=False)
+    assert default.model_id == "llama_cpp:smollm2-135m"
+    assert off.model_id == "llama_cpp:smollm2-135m?flash_attn=off"
+    assert on.model_id == "llama_cpp:smollm2-135m?flash_attn=on"
+    assert both.model_id == "llama_cpp:smollm2-135m?engine=llama-cpp-python&flash_attn=off"
+    for backend in (default, off, on):
+        backend._load()
+    assert [config.flash_attn for _, config in loaded] == [None, False, True]

@@ -51,6 +51,8 @@ class Settings:
     engine: str = "xllamacpp"
     n_threads: int | None = None
     n_ctx: int = 4096
+    # llama.cpp's flash attention: None is the engine's default (xllamacpp: on; llama-cpp-python: off)
+    flash_attn: bool | None = None
     # money: model name -> Price; models not listed cost nothing (local models)
     prices: Mapping[str, Price] = field(default_factory=dict)
     # energy estimates where nothing is measured: watts per busy core, joules per remote token

@@ -60,6 +60,7 @@ class LlamaCppBackend(Backend):
         logits_all: bool = False,
         engine: str | None = None,
         lora: list[tuple[str | Path, float]] | tuple[tuple[str | Path, float], ...] = (),
+        flash_attn: bool | None = None,
     ):
         base, adapters = split_lora_spec(model)
         self.base_model = base
@@ -70,6 +71,8 @@ class LlamaCppBackend(Backend):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.logits_all = logits_all  # needed for logprobs by llama-cpp-python only; accepted by every engine
+        # flash attention: faster prompt reading, slower generation on the smallest model (benchmarks/engine.py)
+        self.flash_attn = get_settings().flash_attn if flash_attn is None else flash_attn
         super().__init__(model)
 
     _transient = Backend._transient + ("_engine", "_lock")
@@ -81,10 +84,13 @@ class LlamaCppBackend(Backend):
 
     @property
     def model_id(self) -> str:
-        """``llama_cpp:BASE``, plus each adapter's sha256 and scale, plus the engine when not the default."""
+        """``llama_cpp:BASE``, plus each adapter's sha256 and scale, plus the engine and the flash-attention
+        choice when not the defaults (either can change a reply's last digits, so neither shares the cache)."""
         suffix = "".join(a.identity for a in self.lora)
-        engine = "" if self.engine_name == DEFAULT_ENGINE else f"?engine={self.engine_name}"
-        return f"{self.kind}:{self.base_model}{suffix}{engine}"
+        options = [f"engine={self.engine_name}"] if self.engine_name != DEFAULT_ENGINE else []
+        if self.flash_attn is not None:
+            options.append(f"flash_attn={'on' if self.flash_attn else 'off'}")
+        return f"{self.kind}:{self.base_model}{suffix}" + ("?" + "&".join(options) if options else "")
 
     def cache_identity(self) -> str:
         """``model_id``, plus the content sha256 of a model given as a file: a file rewritten in place (a
@@ -110,6 +116,7 @@ class LlamaCppBackend(Backend):
             n_threads=self.n_threads or settings.n_threads or os.cpu_count() or 1,
             lora=tuple((a.path, a.scale) for a in self.lora),
             logits_all=self.logits_all,
+            flash_attn=self.flash_attn,
         )
         engine = open_engine(self.engine_name, config)
         # free the model while the interpreter is whole; native finalizers can fail noisily at teardown

@@ -48,6 +48,8 @@ class EngineConfig:
     n_threads: int
     lora: tuple[tuple[Path, float], ...] = ()
     logits_all: bool = False
+    #: llama.cpp's flash attention: True or False, or None for the engine's own default
+    flash_attn: bool | None = None
 
 
 def sampling(request: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ def _load(config: EngineConfig, safe: bool) -> Llama:
         "logits_all": config.logits_all,
         "verbose": engine_log_enabled(),
     }
+    if config.flash_attn is not None:
+        kwargs["flash_attn"] = config.flash_attn
     if config.lora:
         kwargs["lora_path"], kwargs["lora_scale"] = str(config.lora[0][0]), float(config.lora[0][1])
     if not safe:
