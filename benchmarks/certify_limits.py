@@ -8,7 +8,7 @@
 
 ``job``: for each target agreement and each of ``--draws`` random samples of ``--labels`` rows, it runs
 auto's own student and certificate (``EmbeddingClassifier.cross_fit`` on the sample's teacher labels,
-``learn_threshold`` at delta 0.1), answers every other row with the student where it is certified and with
+``learn_threshold`` at delta 0.1, starting at a quarter of the sample as ``auto`` does), answers every other row with the student where it is certified and with
 the teacher's label where not, and reports the share it answered, the job's accuracy against gold, its
 agreement with the teacher, and its total CPU (labels and escalations at the teacher's measured CPU per row,
 every row embedded at the CPU measured here) against the large model alone. ``noise floor`` is the
@@ -38,6 +38,7 @@ from _common import parser, report
 
 from compound.core.usage import local_work
 from compound.evaluate.compare import load_labelled, split
+from compound.optimize.auto import START
 from compound.routing.calibrate import learn_threshold, lower_bound
 from compound.routing.proxy import EmbeddingClassifier
 from compound.tables.io import read_table
@@ -96,7 +97,7 @@ def job(args: Any) -> None:
             student = Precomputed(vectors)
             oof = student.cross_fit(sample, [teacher[i] for i in sample])
             agrees = [a == teacher[i] for (a, _), i in zip(oof, sample, strict=True)]
-            threshold = learn_threshold([c for _, c in oof], agrees, target, DELTA)
+            threshold = learn_threshold([c for _, c in oof], agrees, target, DELTA, start=START)
             out = {i: teacher[i] for i in sample}
             answers = student.predict(rest)
             for i, (label, confidence) in zip(rest, answers, strict=True):

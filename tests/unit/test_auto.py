@@ -186,3 +186,31 @@ def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkey
     older.load_state({k: v for k, v in state.items() if k != "embedder"})
     older.predict(texts[:1])
     assert seen[-1] == "all-minilm-l6-v2"
+
+
+def test_with_gold_the_teacher_labels_every_gold_row_once_and_the_target_is_its_accuracy_on_them():
+    from compound.optimize.auto import GOLD_LABELS
+
+    df = reviews(GOLD_LABELS + 40, seed=3)
+    texts, gold = list(df["text"][:180]), list(df["gold"][:180])
+
+    def unsure(request):  # right on the words it knows, wrong on every row whose number ends in 7
+        text = request.messages[-1].content
+        label = "pos" if any(w in text for w in POS) else "neg"
+        flip = text.rstrip().endswith("7")
+        return json.dumps({"label": ("neg" if label == "pos" else "pos") if flip else label})
+
+    model = ScriptedBackend(unsure, model="unsure", latency_s=0.002)
+    cascade, report = run_sync(teach(texts, ["pos", "neg"], teacher=model, gold=list(zip(texts, gold, strict=True))))
+    right = sum(not t.endswith("7") for t in texts) / len(texts)
+    assert len(model.requests) == len(texts) == report["teacher_labelled"]  # every gold row, each once
+    assert len(report["rounds"]) == 1 and report["threshold"]["target"] == pytest.approx(right)
+    fresh = ScriptedBackend(unsure, model="unsure-again", latency_s=0.002)  # its own cache
+    cascade, report = run_sync(
+        teach(texts, ["pos", "neg"], teacher=fresh, gold=list(zip(texts, gold, strict=True)), label_budget=100)
+    )
+    assert len(fresh.requests) == 100 == report["teacher_labelled"]
+    many = ScriptedBackend(unsure, model="unsure-many", latency_s=0.002)
+    all_gold = list(zip(df["text"], df["gold"], strict=True))
+    run_sync(teach(list(df["text"]), ["pos", "neg"], teacher=many, gold=all_gold))
+    assert len(many.requests) == GOLD_LABELS < len(all_gold)  # by default at most GOLD_LABELS gold rows

@@ -89,21 +89,25 @@ def learn_threshold(
     delta: float = 0.05,
     min_accepted: int | None = None,
     steps: int = 20,
+    start: float = 0.0,
 ) -> Threshold:
     """The most lenient threshold whose accepted calibration points agree at ``target`` with prob. ``1 - delta``.
 
     The fixed sequence is a coarse grid: the strictest threshold that accepts ``min_accepted`` points (by
-    default the fewest that could pass at all, at least a ``steps``-th of the points), then one every
-    ``steps``-th of the points. Testing every distinct confidence would let one early disagreement, among
-    the first few points where the bound is weakest, end the search; a grid of about ``steps`` tests, each
-    on a growing share of the points, does not. The grid depends on the confidences only, so the
-    guarantee of the fixed-sequence test holds."""
+    default the fewest that could pass at all, at least a ``steps``-th of the points, and at least a
+    ``start`` share of them), then one every ``steps``-th of the points. Testing every distinct confidence
+    would let one early disagreement, among the first few points where the bound is weakest, end the
+    search; a grid of about ``steps`` tests, each on a growing share of the points, does not. A caller that
+    has no use for a small accepted share (``auto``: a student certified for a few rows saves little)
+    starts later, where one unlucky disagreement weighs less. The grid depends on the confidences only
+    (``start`` is fixed in advance), so the guarantee of the fixed-sequence test holds."""
     if len(confidences) != len(agrees):
         raise InputError("confidences and agrees must have the same length")
     if not 0 < target < 1 or not 0 < delta < 1:
         raise InputError("target must be in (0, 1) and delta in (0, 1)")
     stride = max(1, math.ceil(len(confidences) / max(1, steps)))
-    min_accepted = max(min_points(target, delta), stride) if min_accepted is None else min_accepted
+    if min_accepted is None:
+        min_accepted = max(min_points(target, delta), stride, math.ceil(start * len(confidences)))
     pairs = sorted(zip(confidences, agrees, strict=False), key=lambda p: -p[0])
     best = Threshold(math.inf, target, delta, 0, 0.0, 0.0)
     ok = 0
