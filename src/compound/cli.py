@@ -274,6 +274,15 @@ def table(
     auto: bool = typer.Option(
         False, "--auto", help="classify/impute: teach a cheap student first, the model only for unsure rows"
     ),
+    target: float | None = typer.Option(
+        None,
+        help="--auto: the agreement the student's answers must show (classify: with the model's labels, "
+        "default 0.95; impute: with the complete rows, default 0.9)",
+        callback=number(above=0, at_most=1),
+    ),
+    delta: float | None = typer.Option(
+        None, help="--auto: the guarantee's failure probability (default 0.1)", callback=number(above=0, at_most=1)
+    ),
     encoding: str | None = typer.Option(
         None, help="CSV/TSV: the file's encoding (default: UTF-8, or what its byte-order mark says)"
     ),
@@ -286,6 +295,8 @@ def table(
     limits = {"cost_usd": max_cost, "tokens": max_tokens, "wall_s": max_seconds, "calls": max_calls}
     if delimiter is not None and len(delimiter) != 1:
         _fail(f"--delimiter must be one character, got {delimiter!r}; e.g. --delimiter ';'")
+    if (target is not None or delta is not None) and not auto:
+        _fail("--target and --delta set auto's guarantee: add --auto (classify or impute)")
     spec = {
         "op": op,
         "input": str(input) if input else None,
@@ -298,6 +309,8 @@ def table(
         "by": by,
         "model": model,
         "auto": True if auto else None,  # None: not given (so --resume does not see it as a change)
+        "target": target,
+        "delta": delta,
         "job_id": job,
         "labels": [x.strip() for x in labels.split(",")] if labels else None,
         "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,

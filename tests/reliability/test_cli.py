@@ -21,6 +21,9 @@ BAD_OPTIONS = [
     (["ask", "hi", "--temperature", "nan"], "--temperature"),
     (["ask", "hi", "--temperature", "inf"], "--temperature"),
     (["ask", "hi", "--temperature", "-1"], "--temperature"),
+    (["table", "classify", "in.csv", "-c", "x", "--labels", "a,b", "--auto", "--target", "1.5"], "--target"),
+    (["table", "classify", "in.csv", "-c", "x", "--labels", "a,b", "--auto", "--target", "0"], "--target"),
+    (["table", "classify", "in.csv", "-c", "x", "--labels", "a,b", "--auto", "--delta", "nan"], "--delta"),
     (["table", "map", "in.csv", "--max-cost", "nan"], "--max-cost"),
     (["table", "map", "in.csv", "--max-cost", "inf"], "--max-cost"),
     (["table", "map", "in.csv", "--max-cost", "-0.5"], "--max-cost"),
@@ -107,6 +110,7 @@ def test_home_that_is_a_file(relio_cli, relio_clean_error, tmp_path):
         (["table", "map", "in.json", "-c", "x", "--instruction", "y"], ".json"),
         (["table", "map", "in.csv", "-c", "x"], "--instruction"),
         (["table", "classify", "in.csv", "-c", "x", "--labels", "only"], "two labels"),
+        (["table", "classify", "in.csv", "-c", "x", "--labels", "a,b", "--target", "0.9"], "add --auto"),
         (["table", "--resume", "nosuchjob"], "nosuchjob"),
         (["table", "map", "in.csv", "-c", "x", "--instruction", "y", "--model", "nosuch:thing"], "nosuch"),
         (["table", "map", "in.csv", "-c", "x", "--instruction", "y", "--input-columns", "zzz"], "zzz"),
@@ -143,3 +147,16 @@ def test_success_exits_zero_and_prints_no_error(relio_cli, tmp_path):
     proc = relio_cli("ask", "row: x: 1", "--model", "relio-fake", "--schema", "s.json")
     assert proc.returncode == 0 and "error" not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout) == {"a": "R(1)"}
+
+
+def test_auto_takes_its_guarantee_from_the_command_line(relio_cli, tmp_path):
+    # the fake labels each row with its own "label" column, which the student sees too
+    rows = "".join(f"{i},message number {i},{'yes' if (i * 7919) % 13 < 6 else 'no'}\n" for i in range(120))
+    (tmp_path / "in.csv").write_text("id,text,label\n" + rows)
+    args = ["table", "classify", "in.csv", "-c", "verdict", "--labels", "yes,no", "--input-columns", "text,label"]
+    proc = relio_cli(*args, "--auto", "--target", "0.8", "--delta", "0.2", "--model", "relio-fake", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "student certified: True" in out and "target 0.800, delta 0.2" in out
+    answers = (tmp_path / "in.classify.csv").read_text().splitlines()[1:]
+    assert all(line.split(",")[2] == line.split(",")[3] for line in answers)  # verdict == the fake's label

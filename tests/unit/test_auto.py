@@ -8,7 +8,7 @@ import pytest
 import compound
 from compound import ScriptedBackend
 from compound.core.concurrency import run_sync
-from compound.optimize.auto import teach
+from compound.optimize.auto import summary_line, teach, why_not
 from compound.routing.tabular import TabularClassifier
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify_op, impute_op
@@ -60,6 +60,24 @@ def test_auto_escalates_everything_when_the_student_cannot_be_certified():
     cascade, report = run_sync(teach(df["text"].tolist(), ["pos", "neg"], teacher=model, label_budget=64))
     assert not report["certified"] and report["teacher_labelled"] == 64
     assert [r["labelled"] for r in report["rounds"]] == [48, 64]  # grew in rounds up to the budget
+    # the summary says why: a coin's labels cannot be learned, so only a lower target would help
+    assert report["student_agreement"] < 0.8
+    line = summary_line(report, {"cpu_s": 1.0})
+    assert f"agrees with the reference on {report['student_agreement']:.3f}" in line and "lower --target" in line
+
+
+def test_the_summary_says_when_more_labels_would_certify_the_student():
+    report = {
+        "one_time": {"cpu_s": 2.0},
+        "threshold": {"value": None, "target": 0.95, "delta": 0.1},
+        "certified": False,
+        "teacher_labelled": 48,
+        "gold_rows": 0,
+        "student_agreement": 0.98,
+    }
+    line = summary_line(report, {"cpu_s": 1.0})
+    assert "above the target 0.950" in line and "labels more" in line and "lower --target" not in line
+    assert why_not({**report, "certified": True}) == "" and why_not({**report, "student_agreement": None}) == ""
 
 
 def test_auto_never_asks_the_teacher_twice_for_a_row_it_labelled_while_learning():

@@ -159,6 +159,8 @@ async def teach(
         threshold=cascade.thresholds[0].to_dict(),
         certified=cascade.thresholds[0].accepted > 0,
         teacher_labelled=len(labelled),
+        # out of fold, on every labelled row: the most a certificate for all of them could show
+        student_agreement=sum(a == r for (a, _), r in zip(oof, ref, strict=True)) / len(oof) if oof else None,
     )
     if not gold:  # the teacher's labels of the job's own rows: never asked for again
         cascade.known = {texts[i]: label for i, label in labelled.items()}
@@ -180,5 +182,22 @@ def summary_line(report: dict[str, Any], job: dict[str, Any], df: Any = None) ->
     return (
         f"auto: teacher labelled {report['teacher_labelled']} rows (+{report['gold_rows']} gold); student certified: "
         f"{report['certified']} (threshold {t['value']}, target {t['target']:.3f}, delta {t['delta']}); {second}"
-        f"CPU s one-time {one['cpu_s']:.1f} + job {job['cpu_s']:.1f} = total {total:.1f}"
+        f"CPU s one-time {one['cpu_s']:.1f} + job {job['cpu_s']:.1f} = total {total:.1f}{why_not(report)}"
+    )
+
+
+def why_not(report: dict[str, Any]) -> str:
+    """For a student certified for nothing: whether more labels could help, or only a lower target."""
+    agreement, target = report.get("student_agreement"), report["threshold"]["target"]
+    if report["certified"] or agreement is None:
+        return ""
+    if agreement < target:
+        return (
+            f". The student agrees with the reference on {agreement:.3f} of the labelled rows (out of fold), "
+            f"under the target {target:.3f}: no number of labels would certify it for all rows; a lower --target "
+            f"(a weaker guarantee) lets it answer the rows it is surest of"
+        )
+    return (
+        f". The student agrees with the reference on {agreement:.3f} of the labelled rows (out of fold), above the "
+        f"target {target:.3f}, but too few rows show it with confidence 1 - delta: a longer job labels more"
     )

@@ -67,6 +67,7 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
             input_columns=cols,
             model=model,
             program=auto,
+            **_guarantee(spec),
         )
     if op == "extract":
         return OPERATORS[op](
@@ -75,7 +76,7 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
     if op == "filter":
         return OPERATORS[op](df, spec["condition"], input_columns=cols, model=model)
     if op == "impute":
-        return OPERATORS[op](df, spec["column"], input_columns=cols, model=model, program=auto)
+        return OPERATORS[op](df, spec["column"], input_columns=cols, model=model, program=auto, **_guarantee(spec))
     return OPERATORS[op](
         df,
         spec.get("column") or "description",
@@ -84,6 +85,11 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
         input_columns=cols,
         model=model,
     )
+
+
+def _guarantee(spec: dict[str, Any]) -> dict[str, float]:
+    """``--target``/``--delta`` where given (the operator's defaults otherwise)."""
+    return {k: float(spec[k]) for k in ("target", "delta") if spec.get(k) is not None}
 
 
 #: options that are settings of this run, not of the job: they may differ on --resume

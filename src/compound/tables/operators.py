@@ -141,13 +141,16 @@ def classify_op(
     input_columns: list[str] | None = None,
     model: Any = None,
     program: Module | str | None = None,
+    target: float | None = None,
+    delta: float = 0.1,
 ) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row.
 
     ``program="auto"``: the large model (or ``model``) labels a sample of the rows and teaches an
-    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``).
-    When the job is long enough to pay for it and the ``[train]`` extra is installed, a LoRA student of
-    the small model, distilled from the same labels, answers next (``compound.optimize.auto_lora``)."""
+    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``): with
+    probability at least ``1 - delta``, its answers agree with the model's at ``target`` (default 0.95)
+    or better. When the job is long enough to pay for it and the ``[train]`` extra is installed, a LoRA
+    student of the small model, distilled from the same labels, answers next (``compound.optimize.auto_lora``)."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
     cols = _inputs(df, input_columns, exclude=[column])
@@ -157,7 +160,16 @@ def classify_op(
     setup: dict[str, Any] = {}
     if program == "auto":
         program, setup = _auto(
-            lambda: _teach([t for _, t in tasks], labels, field=column, teacher=model, instruction=text, lora=_lora())
+            lambda: _teach(
+                [t for _, t in tasks],
+                labels,
+                field=column,
+                teacher=model,
+                instruction=text,
+                lora=_lora(),
+                target=target,
+                delta=delta,
+            )
         )
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
@@ -224,12 +236,13 @@ def impute_op(
     program: Module | str | None = None,
     max_categories: int = 20,
     target: float = 0.9,
+    delta: float = 0.1,
 ) -> TableOp:
     """Fill the missing cells of ``column`` from the other columns of the row, with complete rows as examples.
 
     ``program="auto"`` (a column of categories): the complete rows are labelled data. A logistic
     regression on the other columns learns from them and, certified on them (out of fold) at ``target``
-    agreement, fills the cells it is sure of; the others go to the model (the large one by default) with a
+    agreement (failure probability ``delta``), fills the cells it is sure of; the others go to the model (the large one by default) with a
     short prompt (no demo rows: it sees few cells, and demo rows would multiply its prompt)."""
     require_columns(df, [column])
     kind = check_column_types(df, column)
@@ -259,7 +272,9 @@ def impute_op(
     if program == "auto":
         if kind == "number" or len(categories) > max_categories:
             raise TableError(f"impute --auto fills columns of categories; {column!r} is not one")
-        program, setup = _auto(lambda: _impute_auto(known, column, cols, categories, tasks, model, target, instruction))
+        program, setup = _auto(
+            lambda: _impute_auto(known, column, cols, categories, tasks, model, target, delta, instruction)
+        )
     step = _step(out, instruction, model, _program(program), demos)
     spec = {"op": "impute", "column": column, "input_columns": cols, "examples": examples}
     return TableOp("impute", step, [column], tasks, _assign([column]), spec, setup)
@@ -273,6 +288,7 @@ def _impute_auto(
     tasks: list,
     model: Any,
     target: float,
+    delta: float,
     instruction: str,
 ) -> Any:
     from compound.models.embedded import LARGE
@@ -293,6 +309,7 @@ def _impute_auto(
         teacher_step=teacher,
         gold=gold,
         target=target,
+        delta=delta,
     )
 
 
