@@ -109,10 +109,12 @@ TASKS: dict[str, dict[str, Any]] = {
         "instruction": "Name the topic of the text in at most five words.",
         "why": {
             "cpu <= peer": (
-                "both sides made one call per row and compound's used fewer tokens, yet its server spent more "
-                "CPU: compound's map is a typed step, decoded under the JSON schema's grammar, which "
-                "llama-cpp-python checks at every sampled token; LOTUS asks for plain text. A likely reason, "
-                "not measured apart in this run."
+                "both sides made one call per row with about the same tokens, yet compound's server spent more "
+                "CPU: compound's map is a typed step, decoded under its JSON schema's grammar, and LOTUS asks for "
+                "plain text. Measured apart (`benchmarks/grammar_cost.py`, 5 Dec, 48 rows, in process): "
+                "llama-cpp-python's grammar code, which its server runs, costs 1.79x the CPU per row of plain "
+                "text at about the same tokens; on xllamacpp, compound's default engine, the same schema costs "
+                "0.94x. Against a llama-cpp-python server compound still pays it."
             ),
         },
         "notes": [
