@@ -107,7 +107,7 @@ async def teach(
     random.Random(seed).shuffle(order)
     report: dict[str, Any] = {"rounds": [], "gold_rows": len(gold)}
     labelled: dict[int, str] = {}  # row (of texts, or of gold) -> teacher label
-    teacher_cpu, oof = 0.0, []
+    teacher_cpu, oof, agrees = 0.0, [], []
     with track_usage("auto: one-time") as one_time:
         size = budget_rows if gold else min(first, budget_rows)  # gold: one round, one target
         while True:
@@ -131,9 +131,8 @@ async def teach(
             step: dict[str, Any] = {"labelled": len(labelled), "target": goal}
             if len(set(ref)) >= 2:
                 oof = student.cross_fit(ref_texts, ref)
-                threshold = learn_threshold(
-                    [c for _, c in oof], [a == r for (a, _), r in zip(oof, ref, strict=True)], goal, delta, start=START
-                )
+                agrees = [a == r for (a, _), r in zip(oof, ref, strict=True)]
+                threshold = learn_threshold([c for _, c in oof], agrees, goal, delta, start=START)
                 cascade.thresholds = [threshold]
                 step.update(threshold=threshold.to_dict(), kept=threshold.accepted / len(ref))
             report["rounds"].append(step)
@@ -160,7 +159,7 @@ async def teach(
         certified=cascade.thresholds[0].accepted > 0,
         teacher_labelled=len(labelled),
         # out of fold, on every labelled row: the most a certificate for all of them could show
-        student_agreement=sum(a == r for (a, _), r in zip(oof, ref, strict=True)) / len(oof) if oof else None,
+        student_agreement=sum(agrees) / len(agrees) if agrees else None,
     )
     if not gold:  # the teacher's labels of the job's own rows: never asked for again
         cascade.known = {texts[i]: label for i, label in labelled.items()}
