@@ -25,7 +25,6 @@ SCHEMA = {
     "required": ["topic"],
     "additionalProperties": False,
 }
-NOTE = '\n\nReply with one JSON object with these fields:\n- "topic": a string'
 
 
 def text(i: int) -> str:
@@ -37,14 +36,16 @@ def text(i: int) -> str:
 def phase(engine: str, model: str, rows: int, rounds: int) -> dict:
     from compound.models.engines import EngineConfig, open_engine
     from compound.models.llama_cpp import resolve_model_path
+    from compound.program.typed import describe_schema
 
+    note = "\n\n" + describe_schema(SCHEMA)  # what a typed step adds to its instructions
     eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=2))
     out: dict[str, list[tuple[float, int]]] = {"schema": [], "plain": []}
     for r in range(rounds):
         for mode in ("schema", "plain") if r % 2 == 0 else ("plain", "schema"):
             c0, tokens = time.process_time(), 0
             for i in range(rows):
-                system = INSTRUCTION + (NOTE if mode == "schema" else "")
+                system = INSTRUCTION + (note if mode == "schema" else "")
                 request = {
                     "messages": [
                         {"role": "system", "content": system},

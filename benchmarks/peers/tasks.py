@@ -112,9 +112,10 @@ TASKS: dict[str, dict[str, Any]] = {
                 "both sides made one call per row with about the same tokens, yet compound's server spent more "
                 "CPU: compound's map is a typed step, decoded under its JSON schema's grammar, and LOTUS asks for "
                 "plain text. Measured apart (`benchmarks/grammar_cost.py`, 5 Dec, 48 rows, in process): "
-                "llama-cpp-python's grammar code, which its server runs, costs 1.79x the CPU per row of plain "
-                "text at about the same tokens; on xllamacpp, compound's default engine, the same schema costs "
-                "0.94x. Against a llama-cpp-python server compound still pays it."
+                "under llama-cpp-python's grammar code, which its server runs, a row costs 1.41x the CPU of plain "
+                "text while writing fewer tokens (22.9 against 29.2: 1.8x per token); on xllamacpp, compound's "
+                "default engine, the same schema costs 0.93x. Against a llama-cpp-python server compound still "
+                "pays it."
             ),
         },
         "notes": [
