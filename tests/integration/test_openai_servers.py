@@ -84,6 +84,22 @@ def test_table_classify_job_through_the_console_script(server, tmp_path, compoun
     assert len(labels) == len(REVIEWS) and set(labels) <= {"positive", "negative"}
 
 
+def test_a_table_map_of_free_text_is_asked_for_as_plain_text(server):
+    # no schema goes out (no grammar on the server), and each row's value is the model's stripped reply
+    from compound.tables.jobs import run_table
+    from compound.tables.operators import map_op
+
+    kind, url = server
+    model = compound.OpenAIBackend("local", base_url=url)
+    df = pd.DataFrame({"review": REVIEWS[:2]})
+    op = map_op(df, "topic", "Name the topic of the review in at most five words.", model=model)
+    assert op.program.output_format == "text"
+    out = run_table(op, df)
+    topics = out.df["topic"].tolist()
+    assert all(isinstance(t, str) and t and t == t.strip() and not t.startswith("{") for t in topics), topics
+    assert out.usage.total.calls == len(REVIEWS[:2])  # one call a row: every reply parsed as it came
+
+
 def test_cascade_whose_last_stage_is_remote(server):
     kind, url = server
 

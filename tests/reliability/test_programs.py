@@ -66,6 +66,7 @@ CHANGES = {
     "max_tokens": 65,
     "sample_temperature": 0.9,
     "logprobs": True,
+    "output_format": "text",
     "name": "qa2",
 }
 

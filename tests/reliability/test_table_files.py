@@ -345,14 +345,25 @@ def test_values_the_job_writes_cannot_become_formulas(tmp_path, relio_fake, repl
     buf = io.StringIO(newline="")
     csv.writer(buf).writerows([["id", "reply"], ["r1", reply], ["r2", "plain"]])
     run(tmp_path, buf.getvalue(), out=f"out.{fmt}", input_columns=["id", "reply"])
+    # the map's str column is asked for as plain text, whose value is the reply stripped: "\tcmd" arrives
+    # as "cmd" (harmless), "\r=1" as "=1" (a formula unless neutralised)
+    value = reply.strip()
+    written = "'" + value if value[0] in "=+-@" else value
     if fmt == "csv":
         got = cells(tmp_path / "out.csv")
-        assert got[1] == ["r1", reply, "'" + reply] and got[2] == ["r2", "plain", "plain"]  # the input stays as it was
+        assert got[1] == ["r1", reply, written] and got[2] == ["r2", "plain", "plain"]  # the input stays as it was
     else:
         ws = openpyxl.load_workbook(tmp_path / "out.xlsx")["Sheet1"]
+        assert ws["C2"].value == written and ws["C2"].data_type == "s"
         reply = reply.replace("\r", "\n")  # XML stores a carriage return in text as a line feed
-        assert ws["C2"].value == "'" + reply and ws["C2"].data_type == "s"
         assert ws["B2"].value == reply and ws["B2"].data_type == "s"  # passed through, as text, never a formula
+
+
+@pytest.mark.parametrize("reply", DANGEROUS, ids=["eq", "plus", "minus", "at", "tab", "cr"])
+def test_a_json_text_field_keeps_its_whitespace_and_is_neutralised_too(reply):
+    from compound.tables.io import neutralise
+
+    assert neutralise(reply) == "'" + reply and neutralise("plain") == "plain"
 
 
 def test_imputed_cells_are_neutralised_and_the_others_kept(tmp_path, relio_fake):

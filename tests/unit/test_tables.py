@@ -84,10 +84,17 @@ def test_extract_filter_map_describe():
     assert out[["name", "age"]].values.tolist() == [["Ann", 31], ["Bob", 40]]
     keep = ScriptedBackend(lambda r: json.dumps({"keep": "Bob" in field(r, "text")}))
     assert run_table(ops.filter_op(df, "is Bob", model=keep), df).df["text"].tolist() == ["Bob is 40"]
-    shout = ScriptedBackend(lambda r: json.dumps({"loud": field(r, "text").upper()}))
+    # a str column is asked for as plain text: no schema goes out, the stripped reply is the value
+    shout = ScriptedBackend(lambda r: f"  {field(r, 'text').upper()}\n")
     assert run_table(ops.map_op(df, "loud", "shout it", input_columns=["text"], model=shout), df).df[
         "loud"
     ].tolist() == ["ANN IS 31", "BOB IS 40"]
+    assert all(r.json_schema is None for r in shout.requests)
+    assert "plain text" in shout.requests[0].messages[0].content
+    # any other type still goes as JSON under its schema
+    count = ScriptedBackend(lambda r: json.dumps({"n": len(field(r, "text"))}))
+    out = run_table(ops.map_op(df, "n", "count", type_=int, input_columns=["text"], model=count), df).df
+    assert out["n"].tolist() == [9, 9] and count.requests[0].json_schema["properties"]["n"]["type"] == "integer"
     groups = ScriptedBackend(lambda r: json.dumps({"summary": r.messages[-1].content.splitlines()[1]}))
     described = run_table(ops.describe_op(df, "summary", by="team", model=groups), df).df
     assert described.to_dict("list") == {"team": ["a", "b"], "summary": ["team = a", "team = b"]}

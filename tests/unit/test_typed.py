@@ -75,3 +75,51 @@ def test_async_typed_call_matches_sync():
     a = call_typed(City, "x", model=model, cache=False)
     b = asyncio.run(compound.acall_typed(City, "x", model=model, cache=False))
     assert a.value == b.value
+
+
+class Topic(BaseModel):
+    topic: str
+
+
+def test_a_one_str_field_output_asked_as_text_sends_no_schema_and_takes_the_whole_reply():
+    from compound.program.typed import output_spec
+
+    model = ScriptedBackend(["  Cooking at home \n"])
+    out = call_typed(output_spec(Topic, "text"), "What is it about?", model=model)
+    assert out.value == Topic(topic="Cooking at home")
+    req = model.requests[0]
+    assert req.json_schema is None
+    assert "topic only, as plain text" in req.messages[0].content and "JSON object" not in req.messages[0].content
+
+
+def test_an_empty_text_reply_is_repaired_in_words_then_refused_with_every_generation():
+    from compound.program.typed import output_spec
+
+    model = ScriptedBackend(["   ", "Gardening"])
+    out = call_typed(output_spec(Topic, "text"), "What is it about?", model=model)
+    assert out.value.topic == "Gardening" and out.repaired
+    repair = model.requests[1].messages[-1].content
+    assert "empty" in repair and "topic only" in repair and "JSON" not in repair
+    with pytest.raises(OutputParseError) as e:
+        call_typed(output_spec(Topic, "text"), "?", model=ScriptedBackend(["", " "]))
+    assert len(e.value.generations) == 2
+
+
+@pytest.mark.parametrize("output", [City, {"type": "object"}])
+def test_text_format_refuses_an_output_that_is_not_one_str_field(output):
+    from compound.program.typed import output_spec
+
+    with pytest.raises(compound.ConfigurationError, match="one str field"):
+        output_spec(output, "text")
+    with pytest.raises(compound.ConfigurationError, match="output format"):
+        output_spec(City, "yaml")
+
+
+def test_a_text_step_shows_its_demos_as_plain_text_and_refuses_a_wrong_output_at_construction():
+    model = ScriptedBackend(["Sport"])
+    step = compound.Predict("text -> topic", demos=[{"text": "a goal", "topic": "Football"}], output_format="text")
+    step.model = model
+    assert step(text="a try").topic == "Sport"
+    assert [m.content for m in model.requests[0].messages if m.role == "assistant"] == ["Football"]
+    with pytest.raises(compound.ConfigurationError, match="one str field"):
+        compound.Predict("text -> topic, mood", output_format="text")

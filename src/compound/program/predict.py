@@ -24,7 +24,7 @@ from compound.core.types import Generation, Message, Request
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.program.module import Module
-from compound.program.typed import model_with, typed_call
+from compound.program.typed import OutputSpec, model_with, output_spec, typed_call
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -78,6 +78,9 @@ class Predict(Module):
         logprobs: ask for token logprobs, where the backend gives them (a confidence signal).
         parse_repairs: how many times a reply that does not validate is sent back with the errors,
             within one candidate (each one a call, counted in the result).
+        output_format: ``"json"`` (the default: the reply is constrained to the output schema) or
+            ``"text"``: an output of one ``str`` field asked for as plain text, with no schema sent
+            (``compound.program.typed.TextOutput``); any other output type is refused.
         name: the step's name in traces.
 
     Calling the step (``step(**inputs)``) returns the value; ``step.result(**inputs)`` the whole
@@ -100,6 +103,7 @@ class Predict(Module):
         sample_temperature: float = 0.7,
         logprobs: bool = False,
         parse_repairs: int = 1,
+        output_format: str = "json",
         name: str | None = None,
     ) -> None:
         self.logprobs = logprobs
@@ -119,7 +123,9 @@ class Predict(Module):
         self.max_tokens = max_tokens
         self.sample_temperature = sample_temperature
         self.parse_repairs = parse_repairs
+        self.output_format = output_format
         self.name = name
+        self.output_spec  # noqa: B018  (an output the format cannot take is refused here, not at the first call)
 
     @property
     def step_name(self) -> str:
@@ -161,13 +167,18 @@ class Predict(Module):
         """The type of the step's value."""
         return self.signature.outputs
 
+    @property
+    def output_spec(self) -> OutputSpec:
+        """How the reply is asked for and parsed (``output_format``)."""
+        return output_spec(self.output_type, self.output_format)
+
     def messages(self, inputs: dict[str, Any]) -> list[Message]:
         """The conversation for ``inputs``: each demo as a user/assistant pair, then the inputs."""
         msgs = []
         for demo in self.demos:
             demo_in = {k: demo[k] for k in self.signature.inputs.model_fields if k in demo}
             demo_out = self.output_type.model_validate({k: demo[k] for k in self.output_type.model_fields if k in demo})
-            msgs += [Message("user", render_inputs(demo_in)), Message("assistant", demo_out.model_dump_json())]
+            msgs += [Message("user", render_inputs(demo_in)), Message("assistant", self.output_spec.render(demo_out))]
         msgs.append(Message("user", render_inputs(inputs)))
         return msgs
 
@@ -190,7 +201,7 @@ class Predict(Module):
         """
         try:
             typed = yield from typed_call(
-                self.output_type,
+                self.output_spec,
                 messages,
                 self.instructions or None,
                 parse_repairs=self.parse_repairs,

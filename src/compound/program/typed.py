@@ -1,7 +1,9 @@
 """Typed calls: a reply constrained to a JSON schema, parsed into a value, repaired if it fails.
 
 On llama.cpp the schema becomes a grammar that decoding must follow; on OpenAI-compatible servers it is
-sent as the structured-output parameter. A reply that still fails to parse gets ``parse_repairs`` repair
+sent as the structured-output parameter. A value of one free-text field may instead be asked for as plain
+text (``TextOutput``): no schema is sent, since free text has nothing to constrain, and the whole reply,
+stripped, is the field's value. A reply that still fails to parse gets ``parse_repairs`` repair
 attempts (default 1: the model sees its reply and the validation errors), each a call of its own and
 counted as one, then an ``OutputParseError`` that carries the raw text and every generation.
 
@@ -30,16 +32,25 @@ T = TypeVar("T")
 
 
 class OutputSpec(Generic[T]):
-    """How to constrain and parse a reply. ``parse`` raises ``ValueError`` with a readable reason."""
+    """How to constrain and parse a reply. ``parse`` raises ``ValueError`` with a readable reason;
+    ``render`` writes a value as a reply would (a demo's answer, a training target)."""
 
     schema: dict[str, Any]
+    constrained = True  # whether the schema is sent with the request (a grammar on llama.cpp)
 
     @functools.cached_property
     def instruction(self) -> str:
         return describe_schema(self.schema)
 
+    @functools.cached_property
+    def repair(self) -> str:
+        return REPAIR_INSTRUCTION
+
     def parse(self, text: str) -> T:
         raise NotImplementedError
+
+    def render(self, value: Any) -> str:
+        return value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value)
 
 
 def closed_schema(schema: Any) -> Any:
@@ -78,6 +89,48 @@ class PydanticOutput(OutputSpec[T]):
             ) from None
 
 
+class TextOutput(OutputSpec[T]):
+    """A pydantic output of exactly one ``str`` field, asked for as plain text.
+
+    Guarantees: no schema goes with the request; the value is the whole reply, stripped; an empty reply
+    does not parse (and is repaired like any other). Free text has nothing for a grammar to constrain,
+    and on some servers (llama-cpp-python's) decoding under a grammar costs more CPU than the tokens."""
+
+    constrained = False
+
+    def __init__(self, model: type[T]) -> None:
+        fields = model.model_fields  # type: ignore[attr-defined]
+        if len(fields) != 1 or next(iter(fields.values())).annotation is not str:
+            kinds = {k: getattr(f.annotation, "__name__", str(f.annotation)) for k, f in fields.items()}
+            raise ConfigurationError(
+                f"a plain-text output needs exactly one str field; {model.__name__} has {kinds}: "
+                "ask for JSON instead (the default)"
+            )
+        self.model = model
+        self.field = next(iter(fields))
+        self.schema = closed_schema(model.model_json_schema())  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def instruction(self) -> str:
+        return f"Reply with the {self.field.replace('_', ' ')} only, as plain text: no JSON, no preamble."
+
+    @functools.cached_property
+    def repair(self) -> str:
+        return "That reply is not valid: {errors}\nReply again with " + f"the {self.field.replace('_', ' ')} only."
+
+    def parse(self, text: str) -> T:
+        value = text.strip()
+        if not value:
+            raise ValueError("the reply is empty")
+        try:
+            return self.model.model_validate({self.field: value})  # type: ignore[attr-defined]
+        except ValidationError as e:
+            raise ValueError("; ".join(err["msg"] for err in e.errors())) from None
+
+    def render(self, value: Any) -> str:
+        return str(getattr(value, self.field))
+
+
 class JSONSchemaOutput(OutputSpec[Any]):
     """A plain JSON schema (as ``compound ask --schema`` takes), checked with ``jsonschema``."""
 
@@ -111,17 +164,25 @@ def model_with(name: str, fields: dict[str, Any]) -> type[BaseModel]:
 
 
 @functools.lru_cache(maxsize=256)
-def _pydantic_spec(model: type) -> PydanticOutput:
-    return PydanticOutput(model)
+def _pydantic_spec(model: type, fmt: str = "json") -> OutputSpec:
+    return TextOutput(model) if fmt == "text" else PydanticOutput(model)
 
 
-def output_spec(output: Any) -> OutputSpec:
+OUTPUT_FORMATS = ("json", "text")
+
+
+def output_spec(output: Any, fmt: str = "json") -> OutputSpec:
+    """The spec for ``output``; ``fmt="text"`` asks for a one-``str``-field pydantic model as plain text."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigurationError(f"output format must be one of {OUTPUT_FORMATS}, not {fmt!r}")
     if isinstance(output, OutputSpec):
         return output
+    if fmt == "text" and not (isinstance(output, type) and issubclass(output, BaseModel)):
+        raise ConfigurationError("a plain-text output needs a pydantic model with one str field")
     if isinstance(output, dict):
         return JSONSchemaOutput(output)
     if isinstance(output, type) and issubclass(output, BaseModel):
-        return _pydantic_spec(output)
+        return _pydantic_spec(output, fmt)
     raise InputTypeError(f"output must be a pydantic model class, a JSON schema dict or an OutputSpec, not {output!r}")
 
 
@@ -201,7 +262,7 @@ def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None
         messages = (Message("system", f"{messages[0].content}\n\n{schema_note}"),) + messages[1:]
     else:
         messages = (Message("system", system),) + messages
-    return build_request(list(messages), {"json_schema": spec.schema, **params})
+    return build_request(list(messages), {"json_schema": spec.schema, **params} if spec.constrained else params)
 
 
 def typed_protocol(
@@ -227,7 +288,7 @@ def typed_protocol(
             )
         request = request.with_(
             messages=request.messages
-            + (Message("assistant", reply.text), Message("user", REPAIR_INSTRUCTION.format(errors=errors)))
+            + (Message("assistant", reply.text), Message("user", spec.repair.format(errors=errors)))
         )
 
 

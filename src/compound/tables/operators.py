@@ -52,11 +52,17 @@ def _output_schema(program: Module) -> Any:
 
 
 def _step(
-    output: type[BaseModel], instruction: str, model: Any, program: Module | None, demos: list[dict] | None = None
+    output: type[BaseModel],
+    instruction: str,
+    model: Any,
+    program: Module | None,
+    demos: list[dict] | None = None,
+    output_format: str = "json",
 ) -> Module:
     if program is not None:
         return program
-    return Predict(Signature(RowInput, output, instruction), model=model, demos=demos, max_tokens=256)
+    sig = Signature(RowInput, output, instruction)
+    return Predict(sig, model=model, demos=demos, max_tokens=256, output_format=output_format)
 
 
 def _program(program: Module | str | None) -> Module | None:
@@ -118,10 +124,13 @@ def map_op(
     model: Any = None,
     program: Module | None = None,
 ) -> TableOp:
-    """A new column ``column`` from an instruction, typed ``type_``."""
+    """A new column ``column`` from an instruction, typed ``type_``.
+
+    A ``str`` column is asked for as plain text (the reply is the value; no JSON schema, which free text
+    does not need and which costs CPU on some servers); any other type as JSON under its schema."""
     cols = _inputs(df, input_columns)
     out = model_with("MapOutput", {column: (type_, ...)})
-    step = _step(out, instruction, model, program)
+    step = _step(out, instruction, model, program, output_format="text" if type_ is str else "json")
     return TableOp(
         "map",
         step,

@@ -3,7 +3,8 @@ in the ``compound`` subprocesses by sitecustomize.py (this folder is on their PY
 
 ``relio-fake`` answers every typed call from the row it is shown, after a realistic latency
 (``RELIO_FAKE_LATENCY_S``, default 0.03 s): a text field gets ``R(<first value of the row>)``, or the row's
-``reply`` column verbatim when it has one; a label gets the row's ``label`` column when it is one of the
+``reply`` column verbatim when it has one (as the whole reply where no schema was sent: a plain-text
+output); a label gets the row's ``label`` column when it is one of the
 choices, else the first choice; a number gets the length of the row; a boolean is true when the row's
 ``keep`` column says ``yes``. ``RELIO_FAKE_LOG`` names a file that gets one line per call.
 """
@@ -49,7 +50,9 @@ def _answer(request):
     if log:
         with open(log, "a") as f:
             f.write(json.dumps(text) + "\n")
-    props = (request.json_schema or {}).get("properties", {})
+    if request.json_schema is None:  # a plain-text output (a str column): the value is the reply
+        return _value({"type": "string"}, text, values)
+    props = request.json_schema.get("properties", {})
     return json.dumps({name: _value(spec, text, values) for name, spec in props.items()})
 
 

@@ -30,7 +30,7 @@ from compound.core.concurrency import gather
 from compound.core.errors import ConfigurationError
 from compound.core.progress import Progress
 from compound.program.predict import Predict
-from compound.program.typed import acall_typed, model_with, output_spec, typed_request
+from compound.program.typed import acall_typed, model_with, typed_request
 
 
 @dataclass
@@ -140,19 +140,20 @@ def student_program(program: Predict, model: Any) -> Predict:
         demos=[],
         model=model,
         max_tokens=program.max_tokens,
+        output_format=program.output_format,
         name=f"student({program.step_name})",
     )
 
 
 def chat_of(student: Predict, inputs: dict[str, Any]) -> list[dict[str, str]]:
     """The messages the student program sends for ``inputs`` (what it is trained on)."""
-    request = typed_request(output_spec(student.output_type), student.messages(inputs), student.instructions or None)
+    request = typed_request(student.output_spec, student.messages(inputs), student.instructions or None)
     return [m.to_dict() for m in request.messages]
 
 
 def training_examples(student: Predict, rows: list[Labelled]) -> list[dict[str, Any]]:
     return [
-        {"messages": chat_of(student, r.inputs), "reply": r.greedy.value.model_dump_json()}
+        {"messages": chat_of(student, r.inputs), "reply": student.output_spec.render(r.greedy.value)}
         for r in rows
         if r.decision.get("kept")
     ]
