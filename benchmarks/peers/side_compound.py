@@ -13,7 +13,7 @@ default concurrency (8 requests in flight; the server answers one at a time).
   cap and keeps the best so far. DSPy's ``BootstrapFewShot`` stops by itself once it has 4 demos.
 - cascade: ``optimize.auto.teach`` (the large model labels a sample of the rows, an embedding student is
   cross-fitted and certified, the rest escalates), at LOTUS's targets: agreement 0.8, delta 0.2.
-- map: ``map_op`` with its default typed step (256 tokens at most).
+- map: ``map_op`` with its default step: a str column is asked for as plain text (256 tokens at most).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Settings, LOTUS's defaults unless said:
 - ``LM(model="openai/<alias>", api_base=<server>)`` (temperature 0, its default), caches off
   (``lotus.settings.configure(enable_cache=False)``, its default).
 - cascade: ``df.sem_filter(claim, cascade_args=CascadeArgs(), return_all=True, return_stats=True)``,
-  the data set's claim (``data.py``: "{text} is a positive review", "{text} is spam"), with the large model as ``lm`` and the small one as ``helper_lm``. ``CascadeArgs()``
+  the data set's claim (``corpora.py``: "{text} is a positive review", "{text} is spam"), with the large
+  model as ``lm`` and the small one as ``helper_lm``. ``CascadeArgs()``
   is LOTUS's defaults: recall and precision targets 0.8, ``sampling_percentage`` 0.1,
   ``failure_probability`` 0.2, the helper model's logprobs as proxy scores.
 - map: ``df.sem_map(instruction)`` on the small model, no length cap (LOTUS's default).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from data import DATASETS
+from corpora import DATASETS
 
 C, D, L = "compound", "dspy", "lotus"
 

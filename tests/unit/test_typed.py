@@ -123,3 +123,17 @@ def test_a_text_step_shows_its_demos_as_plain_text_and_refuses_a_wrong_output_at
     assert [m.content for m in model.requests[0].messages if m.role == "assistant"] == ["Football"]
     with pytest.raises(compound.ConfigurationError, match="one str field"):
         compound.Predict("text -> topic, mood", output_format="text")
+
+
+def test_a_text_output_restates_the_task_after_the_input_and_keeps_the_format_note_as_system():
+    from compound.program.typed import output_spec
+
+    model = ScriptedBackend(["Sport"])
+    call_typed(output_spec(Topic, "text"), "row: a goal", model=model, instructions="Name the topic.")
+    system, user = model.requests[0].messages
+    assert system.role == "system" and "plain text" in system.content and "Name the topic" not in system.content
+    assert user.content == "row: a goal\n\nName the topic."
+    json_model = ScriptedBackend(['{"topic": "Sport"}'])  # JSON keeps the instruction first, as system
+    call_typed(Topic, "row: a goal", model=json_model, instructions="Name the topic.")
+    assert json_model.requests[0].messages[0].content.startswith("Name the topic.")
+    assert json_model.requests[0].messages[1].content == "row: a goal"

@@ -37,6 +37,7 @@ class OutputSpec(Generic[T]):
 
     schema: dict[str, Any]
     constrained = True  # whether the schema is sent with the request (a grammar on llama.cpp)
+    instruction_last = False  # whether the task's instruction follows the input (else it leads, as system)
 
     @functools.cached_property
     def instruction(self) -> str:
@@ -94,9 +95,14 @@ class TextOutput(OutputSpec[T]):
 
     Guarantees: no schema goes with the request; the value is the whole reply, stripped; an empty reply
     does not parse (and is repaired like any other). Free text has nothing for a grammar to constrain,
-    and on some servers (llama-cpp-python's) decoding under a grammar costs more CPU than the tokens."""
+    and on some servers (llama-cpp-python's) decoding under a grammar costs more CPU than the tokens.
+
+    With no schema to hold the reply to its task, the task's instruction is restated after the input
+    (the system message keeps the format note): on 96 Rotten Tomatoes snippets the 135M model then wrote
+    35% fewer tokens with no run-on replies (``benchmarks/peers``, 5 Dec)."""
 
     constrained = False
+    instruction_last = True
 
     def __init__(self, model: type[T]) -> None:
         fields = model.model_fields  # type: ignore[attr-defined]
@@ -256,8 +262,11 @@ REPAIR_INSTRUCTION = (
 
 def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None, **params: Any) -> Request:
     schema_note = spec.instruction
-    system = f"{instructions}\n\n{schema_note}" if instructions else schema_note
     messages = as_messages(prompt)
+    if instructions and spec.instruction_last and messages and messages[-1].role == "user":
+        messages = messages[:-1] + (Message("user", f"{messages[-1].content}\n\n{instructions}"),)
+        instructions = None
+    system = f"{instructions}\n\n{schema_note}" if instructions else schema_note
     if messages and messages[0].role == "system":
         messages = (Message("system", f"{messages[0].content}\n\n{schema_note}"),) + messages[1:]
     else:
