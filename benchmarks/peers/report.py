@@ -93,7 +93,7 @@ def config_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for c in task["configs"]:
         row = {k: c.get(k) for k in CONFIG_COLUMNS}
-        if "accuracy" in c:  # rows with no answer: a reply the side could not parse, counted as wrong
+        if "accuracy" in c and "predictions" in c:  # no answer: a reply the side could not parse (wrong)
             row["unparsed"] = sum(p is None for p in c["predictions"])
         for key in ("calls", "tokens", "cpu_s", "wall_s"):
             row[key] = total(c, key)

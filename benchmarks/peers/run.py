@@ -192,6 +192,12 @@ def main() -> None:
     if not args.readme_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
         old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None
+        if old:  # the README states the data, trainset and seed once, for every task: refused before any work
+            for key, value in (("data", args.data), ("train", args.train), ("seed", args.seed)):
+                if old.get(key, "sms-spam") != value:
+                    raise SystemExit(
+                        f"--add: the results in {args.json} used --{key} {old.get(key, 'sms-spam')}: run with the same"
+                    )
 
         def save(result: dict[str, Any]) -> None:  # after every task: a stopped run keeps what it finished
             result = merge(old, result) if old else {k: v for k, v in result.items() if k != "run_commands"}
@@ -229,8 +235,6 @@ def add_baselines(result: dict[str, Any]) -> None:
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``new`` with the tasks of ``old`` that it did not run (each task keeps the command that measured it)."""
-    if old.get("data", "sms-spam") != new["data"]:
-        raise SystemExit(f"--add: {old.get('data', 'sms-spam')} results cannot take tasks run on {new['data']}")
     ran = {t["name"] for t in new["tasks"]}
     kept = [t for t in old["tasks"] if t["name"] not in ran]
     order = list(TASKS)

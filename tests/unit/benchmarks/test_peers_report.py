@@ -75,6 +75,16 @@ def test_readme_is_generated_from_the_result():
     assert "goals missed" in text
 
 
+def test_readme_counts_unparsed_answers_and_shows_each_sides_own_statistics():
+    t = task()
+    t["configs"][1]["predictions"] = ["a", None, "b", None, None]  # three replies DSPy could not parse
+    t["configs"][1]["stats"] = {"filters_resolved_by_helper_model": 2}
+    t["configs"][0]["predictions"] = ["a"] * 5
+    text = report.render_readme({"json_path": "r", "commands": ["c"], "intro": "I", "settings": [], "tasks": [t]})
+    assert "| dspy | theirs | 0.8 | 3 |" in text and "| compound | ours | 0.9 | 0 |" in text
+    assert "- dspy theirs, its own statistics: `filters_resolved_by_helper_model` 2" in text
+
+
 def test_meter_diff_totals_client_and_servers():
     before = {
         "wall_s": 1.0,
@@ -154,3 +164,27 @@ def test_readme_says_why_a_goal_is_missed():
     text = report.render_readme(result)
     assert "- Missed, quality >= peer: Because. On 5 rows one row is 20 points of accuracy." in text
     assert "Missed, cpu <= peer" not in text
+
+
+def test_a_merged_run_keeps_each_commands_wall_time_and_the_intro_names_them():
+    import run
+    import tasks
+
+    old = {
+        "commands": ["full"],
+        "total_wall_s": 1800,
+        "data": "rotten-tomatoes",
+        "tasks": [dict(task("map"), command="full"), dict(task("classify"), command="full")],
+    }
+    new = {
+        "commands": ["map only"],
+        "run_commands": ["map only"],
+        "data": "rotten-tomatoes",
+        "total_wall_s": 600,
+        "tasks": [dict(task("map"), command="map only")],
+    }
+    merged = run.merge(old, new)
+    assert [t["name"] for t in merged["tasks"]] == ["classify", "map"]
+    assert merged["wall_by_command"] == {"full": 1800, "map only": 600} and "run_commands" not in merged
+    said = tasks.walls(merged)
+    assert "`full` 30 minutes" in said and "`map only` 10 minutes" in said
