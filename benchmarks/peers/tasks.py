@@ -92,10 +92,11 @@ NOTES: dict[str, dict[str, list[str]]] = {
             "compound's embedding student was not certified at these targets on this job (its statistics "
             "below: `certified` false), so every row has the large model's answer: the rows the large model "
             "labelled first and all the rest, escalated (`large_calls` equals the rows). Its lead is the large "
-            "model's quality at the large model's cost, against LOTUS's helper model, whose answers for the "
-            "rows it resolved (its `filters_resolved_by_helper_model`) were not checked against the large "
-            "model's. That a student can take over on larger jobs is what `benchmarks/teach.py` measures, "
-            "not this run.",
+            "model's quality at the large model's cost, against LOTUS's helper model, which resolved part of "
+            "the rows (its `filters_resolved_by_helper_model`) by thresholds LOTUS learned from the large "
+            "model's answers on a 10% sample, aimed at its recall and precision targets for the passing "
+            "label rather than at agreement on every row. That a student can take over on larger jobs is "
+            "what `benchmarks/teach.py` measures, not this run.",
         ],
         "map": [
             "compound answered duplicate rows once (its `calls` against the rows). Both sides ask for plain "
