@@ -43,11 +43,13 @@ demo: setup
 test: setup-test
 	$(BIN)/python -m pytest
 
-# ruff (rules and format) over the tree, pyright (basic) on src/: .ci/run runs it before the tests
+# ruff (rules and format) over the tree, pyright (basic) on src/, and the layering contracts of pyproject.toml
+# (import-linter: no import from a lower layer up, typer only in compound.cli): .ci/run runs it before the tests
 lint: setup-test
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/pyright src
+	$(BIN)/lint-imports --no-cache
 
 unit: setup-test
 	$(BIN)/python -m pytest -m "not integration"

@@ -38,10 +38,10 @@ from _common import parser, report
 
 from compound.evaluate.compare import load_labelled, split
 from compound.optimize.auto import START
+from compound.optimize.students.embedding import EmbeddingClassifier
+from compound.program.rows import render_row
 from compound.routing.calibrate import learn_threshold, lower_bound
-from compound.routing.proxy import EmbeddingClassifier
 from compound.tables.io import read_table
-from compound.tables.operators import render_row
 
 DELTA = 0.1
 

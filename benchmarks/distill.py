@@ -37,7 +37,7 @@ def unseen(path: Path, folder: Path) -> tuple[Path, int]:
     import pandas as pd
 
     from compound.optimize.distill.pipeline import input_digest
-    from compound.tables.operators import render_row
+    from compound.program.rows import render_row
 
     seen = set(json.loads((folder / "student.json").read_text())["input_digests"])
     df = pd.read_json(path, lines=True)

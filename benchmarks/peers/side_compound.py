@@ -32,10 +32,11 @@ from compound.models.openai_compat import OpenAIBackend  # noqa: E402
 from compound.optimize.auto import teach  # noqa: E402
 from compound.optimize.bootstrap import BootstrapFewShot  # noqa: E402
 from compound.optimize.knn import KNNFewShot  # noqa: E402
+from compound.program.rows import render_row  # noqa: E402
 from compound.routing.cascade import Cascade  # noqa: E402
 from compound.strategies.sampling import SelfConsistency  # noqa: E402
 from compound.tables.jobs import run_table  # noqa: E402
-from compound.tables.operators import classify_op, map_op, render_row  # noqa: E402
+from compound.tables.operators import classify_op, map_op  # noqa: E402
 
 compound.configure(cache=False)
 OPTIMIZER_CALLS = 32

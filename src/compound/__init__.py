@@ -135,7 +135,7 @@ _EXPORTS = {
     "InstructionSearch": "compound.optimize.bootstrap",
     # serving (extra [serve])
     "create_app": "compound.serve.app",
-    "BackgroundServer": "compound.serve.cli",
+    "BackgroundServer": "compound.serve.background",
     "WriteEmail": "compound.serve.write_email",
 }
 

@@ -122,7 +122,7 @@ def test_logprobs_give_a_confidence_signal():
 
     from compound.models.llama_cpp import LlamaCppBackend
     from compound.program.predict import Predict, Signature
-    from compound.tables.operators import RowInput
+    from compound.program.rows import RowInput
 
     model = LlamaCppBackend("smollm2-135m", n_ctx=2048, logits_all=True)
     Out = create_model("Out", label=(Literal["positive", "negative"], ...))

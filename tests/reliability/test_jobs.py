@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import compound
+from compound.cli.table_job import run_file_job
 from compound.core.errors import ConfigurationError
-from compound.tables.cli_job import run_file_job
 from compound.tables.joblock import job_lock, job_running
 from compound.tables.jobs import JobStopped, job_store
 

@@ -17,7 +17,7 @@ import httpx  # noqa: E402
 
 from compound.models.scripted import ScriptedBackend  # noqa: E402
 from compound.serve.app import Limits, create_app  # noqa: E402
-from compound.serve.cli import BackgroundServer  # noqa: E402
+from compound.serve.background import BackgroundServer  # noqa: E402
 from compound.serve.keys import KeyStore, new_key  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))

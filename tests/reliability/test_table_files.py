@@ -11,7 +11,7 @@ import os
 import openpyxl
 import pytest
 
-from compound.tables.cli_job import run_file_job
+from compound.cli.table_job import run_file_job
 from compound.tables.io import TableError, open_table, write_table
 
 

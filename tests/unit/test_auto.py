@@ -9,7 +9,7 @@ import compound
 from compound import ScriptedBackend
 from compound.core.concurrency import run_sync
 from compound.optimize.auto import summary_line, teach, why_not
-from compound.routing.tabular import TabularClassifier
+from compound.optimize.students.tabular import TabularClassifier
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify_op, impute_op
 
@@ -179,11 +179,11 @@ def test_compare_learned_configurations_report_one_time_cost_and_break_even():
 
 
 def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkeypatch):
-    from compound.routing.proxy import EmbeddingClassifier
+    from compound.optimize.students.embedding import EmbeddingClassifier
 
     seen = []
     monkeypatch.setattr("compound.retrieval.dense.best_embedder", lambda: "all-mpnet-base-v2")
-    import compound.routing.proxy as proxy
+    import compound.optimize.students.embedding as proxy
 
     fake = proxy.embed_texts  # the bag-of-words stand-in
 
@@ -191,7 +191,7 @@ def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkey
         seen.append(model_path)
         return fake(texts)
 
-    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+    monkeypatch.setattr("compound.optimize.students.embedding.embed_texts", embed)
     df = reviews(40)
     texts, labels = list(df["text"]), list(df["gold"])
     clf = EmbeddingClassifier().fit(texts, labels)

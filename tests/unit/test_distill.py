@@ -237,7 +237,7 @@ def test_loss_and_cost_plot(tmp_path):
 
 
 def test_rows_for_training_are_the_ones_compare_does_not_evaluate():
-    from compound.optimize.distill.cli import unseen_order
+    from compound.cli.distill import unseen_order
 
     order = unseen_order(1000, 0)
     reference = list(range(1000))
@@ -249,7 +249,7 @@ def test_distill_pipeline_records_the_student_and_compare_refuses_seen_rows(tmp_
     from compound.core.errors import ConfigurationError
     from compound.models.lora import file_sha256
     from compound.optimize.distill import pipeline
-    from compound.optimize.distill.cli import student_classifier, student_one_time_cpu_s
+    from compound.optimize.distill.student import student_classifier, student_one_time_cpu_s
 
     def fake_fit(base, examples, out, cfg, progress=True, check_prompts=4, merge=True):  # an integration test
         trained.append(examples)

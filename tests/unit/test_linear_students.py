@@ -7,9 +7,9 @@ import pytest
 
 from compound.core.errors import InputError
 from compound.core.usage import track_usage
+from compound.optimize.students.embedding import EmbeddingClassifier
+from compound.optimize.students.linear import LinearClassifier
 from compound.routing.calibrate import learn_threshold
-from compound.routing.linear import LinearClassifier
-from compound.routing.proxy import EmbeddingClassifier
 
 
 class Points(LinearClassifier):
@@ -96,7 +96,8 @@ def test_a_fold_without_two_labels_answers_with_no_confidence_and_adds_no_head()
 def test_fold_heads_round_trip_through_json_and_a_single_head_save_still_loads(monkeypatch):
     vectors = {f"t{i}": np.eye(7)[i % 7] for i in range(42)}
     monkeypatch.setattr(
-        "compound.routing.proxy.embed_texts", lambda texts, model_path=None: np.stack([vectors[t] for t in texts])
+        "compound.optimize.students.embedding.embed_texts",
+        lambda texts, model_path=None: np.stack([vectors[t] for t in texts]),
     )
     texts = list(vectors)
     labels = ["x" if i % 7 < 3 else "y" for i in range(42)]
@@ -120,7 +121,8 @@ def test_a_saved_cascade_with_a_malformed_student_is_refused_and_nothing_is_load
 
     vectors = {f"t{i}": np.eye(7)[i % 7] for i in range(42)}
     monkeypatch.setattr(
-        "compound.routing.proxy.embed_texts", lambda texts, model_path=None: np.stack([vectors[t] for t in texts])
+        "compound.optimize.students.embedding.embed_texts",
+        lambda texts, model_path=None: np.stack([vectors[t] for t in texts]),
     )
     texts, labels = list(vectors), ["x" if i % 7 < 3 else "y" for i in range(42)]
 

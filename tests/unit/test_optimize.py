@@ -49,7 +49,7 @@ def bag_of_words_embeddings(monkeypatch):
                     out[i, sum(map(ord, w)) % 64] += 1.0
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
-    monkeypatch.setattr("compound.routing.proxy.embed_texts", embed)
+    monkeypatch.setattr("compound.optimize.students.embedding.embed_texts", embed)
 
 
 def backends():

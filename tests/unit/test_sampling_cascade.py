@@ -14,9 +14,9 @@ from compound.evaluate.compare import compare
 from compound.evaluate.report import pareto_front
 from compound.evaluate.scale import returns_curve
 from compound.program.predict import Predict, Signature
+from compound.program.rows import RowInput
 from compound.routing.cascade import Cascade, LLMStage, Router
 from compound.strategies import BestOfN, SelfConsistency, VerifyAndSelect
-from compound.tables.operators import RowInput
 
 
 class Answer(BaseModel):

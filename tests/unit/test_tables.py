@@ -6,8 +6,8 @@ import pytest
 
 import compound
 from compound import ScriptedBackend
+from compound.cli.table_job import run_file_job
 from compound.tables import operators as ops
-from compound.tables.cli_job import run_file_job
 from compound.tables.io import TableError, check_column_types, read_table, write_table
 from compound.tables.jobs import JobStopped, job_store, run_table
 

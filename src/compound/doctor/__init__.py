@@ -1,4 +1,4 @@
-"""The checks of ``compound doctor`` (the command is in ``compound.doctor.cli``): what this machine and its engines can run, checked without risking the caller.
+"""The checks of ``compound doctor`` (the command is ``compound.cli.doctor``): what this machine and its engines can run, checked without risking the caller.
 
 It prints (or, with ``--json``, writes as one JSON object):
 

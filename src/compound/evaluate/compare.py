@@ -29,18 +29,17 @@ from compound.core.errors import ConfigurationError, InputError
 from compound.core.usage import Usage, track_usage
 from compound.evaluate.report import pareto_front
 from compound.models.embedded import LARGE, MEDIUM, SMALL
-from compound.optimize.auto import label_step, teach
+from compound.optimize.auto import teach
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
+from compound.optimize.labels import FIELD, classifier
 from compound.program.module import Module
-from compound.program.predict import Predict
+from compound.program.rows import is_missing, render_row
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 from compound.strategies.sampling import SelfConsistency
-from compound.tables.io import is_missing, read_table, require_columns
+from compound.tables.io import read_table, require_columns
 from compound.tables.jobs import aprocess_table
-from compound.tables.operators import classify_op, render_row
-
-FIELD = "label"
+from compound.tables.operators import classify_op
 
 
 def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
@@ -60,15 +59,9 @@ def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
     return df.reset_index(drop=True)
 
 
-def classifier(labels: list[str], model: Any, strategy: Any = None, name: str | None = None) -> Predict:
-    step = label_step(labels, model, FIELD)
-    step.strategy, step.name = strategy, name
-    return step
-
-
 def build(name: str, labels: list[str], small: Any, large: Any, texts: list[str] | None = None) -> Module:
     if name.startswith("student:"):  # a distilled student (compound distill); refuses rows it was trained on
-        from compound.optimize.distill.cli import student_classifier
+        from compound.optimize.distill.student import student_classifier
 
         return student_classifier(name.partition(":")[2], texts)
     if name == "small":
@@ -235,7 +228,7 @@ async def compare(
         )
         calib_usage = Usage()
         if name.startswith("student:"):  # its one-time cost: teacher labelling, filtering and training
-            from compound.optimize.distill.cli import student_one_time_cpu_s
+            from compound.optimize.distill.student import student_one_time_cpu_s
 
             calib_usage = Usage(cpu_s=student_one_time_cpu_s(name.partition(":")[2]))
         if name in LEARNED:

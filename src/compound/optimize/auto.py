@@ -6,11 +6,11 @@ The recipe for classification-style work (``compare``'s ``auto``, ``classify ...
 1. **Label a sample.** The teacher (the large model) labels a random sample of the job's own rows, in
    rounds (``first`` rows, then doubling), never more than ``label_budget`` rows in all.
    Gold labels the user already has (``gold``: labelled rows, or a table's complete rows) are used too.
-2. **Train the cheapest student**: a sentence embedding + logistic regression (``routing.proxy``;
+2. **Train the cheapest student**: a sentence embedding + logistic regression (``optimize.students.embedding``;
    all-mpnet-base-v2 where installed, else MiniLM), a few percent of a 1.5B model call per row. It is
    cross-fitted in 4 folds, so every labelled row both trains it and, out of fold, tests it; the fold
    models, averaged, are what answers the job's rows, so the certificate is about the deployed student
-   (``routing.linear``).
+   (``optimize.students.linear``).
 3. **Certify it**: its confidence threshold is learned with the Clopper-Pearson fixed-sequence test of
    ``routing.calibrate``: with probability at least ``1 - delta``, the answers it keeps agree with the
    reference at ``target`` or better. The first threshold tested accepts a quarter of the labelled rows
@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, Literal
-
-from pydantic import create_model
+from typing import Any
 
 from compound.core.errors import ConfigurationError
 from compound.core.usage import track_usage
 from compound.models.embedded import LARGE
 from compound.optimize.auto_lora import LoraStudent
-from compound.program.predict import Predict, Signature
+from compound.optimize.labels import label_step
+from compound.program.predict import Predict
 from compound.routing.calibrate import learn_threshold
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 
@@ -56,17 +55,6 @@ START = 0.25
 
 #: gold rows the teacher labels by default to measure its own accuracy (the target when gold is given)
 GOLD_LABELS = 200
-
-
-def label_step(labels: Sequence[str], model: Any, field: str = "label", instruction: str | None = None) -> Predict:
-    """A short typed classification step: one label field, constrained to ``labels``."""
-    from compound.tables.operators import RowInput
-
-    out = create_model("Label", **{field: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
-    text = instruction or f"Classify the text. Answer with one label from: {', '.join(labels)}."
-    return Predict(
-        Signature(RowInput, out, text), model=model, max_tokens=24, name=str(getattr(model, "model_id", model))
-    )
 
 
 async def teach(

@@ -35,7 +35,7 @@ def embed_cached(texts: list[str]) -> Any:
     """The examples' embeddings, read from the on-disk index or computed and written there (atomically)."""
     import numpy as np
 
-    from compound.routing.proxy import embed_texts
+    from compound.optimize.students.embedding import embed_texts
 
     path = _index_path(texts)
     if path.exists():
@@ -83,7 +83,7 @@ class KNNPredict(Predict):
     def _table_scores(self, keys: list[str], query: str) -> Any:
         import numpy as np
 
-        from compound.routing.tabular import feature_names, row_matrix
+        from compound.optimize.students.tabular import feature_names, row_matrix
 
         if self._index is None or self._index[0] != keys:
             features = feature_names(keys)
@@ -100,7 +100,7 @@ class KNNPredict(Predict):
     def neighbours(self, inputs: dict[str, Any]) -> list[Example]:
         import numpy as np
 
-        from compound.routing.proxy import embed_texts
+        from compound.optimize.students.embedding import embed_texts
 
         if not self.examples or self.k <= 0:
             return []

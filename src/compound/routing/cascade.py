@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from compound.core.errors import InputError
+from compound.optimize.students.embedding import EmbeddingClassifier
+from compound.optimize.students.linear import LinearState
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold
-from compound.routing.linear import LinearState
-from compound.routing.proxy import EmbeddingClassifier
 from compound.store.traces import current_span
 from compound.strategies.sampling import SelfConsistency
 
@@ -62,7 +62,7 @@ class ProxyStage(Stage):
     def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int = 4) -> list[tuple[str, float]]:
         """Out-of-fold answers for every text (each from a fold model that did not see it); the fold models
         are then what this stage deploys, so the threshold learned on these answers is about the models
-        that answer later (``routing.linear``). Every calibration row both trains and certifies."""
+        that answer later (``optimize.students.linear``). Every calibration row both trains and certifies."""
         return self.classifier.cross_fit(texts, labels, folds)
 
     async def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:

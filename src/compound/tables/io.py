@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from compound.core.errors import ConfigurationError
+from compound.program.rows import is_missing
 
 READERS = {".csv": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".parquet": "parquet", ".pq": "parquet"}
 ENGINES = {"excel": ("openpyxl", "openpyxl"), "parquet": ("pyarrow", "pyarrow")}
@@ -211,14 +212,6 @@ def require_columns(df: Any, columns: list[str], source: str = "the table") -> N
         raise TableError(
             f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(map(str, df.columns))}"
         )
-
-
-def is_missing(value: Any) -> bool:
-    """An empty cell: None, NaN, or text that is empty or only spaces (``NA`` and ``null`` are text)."""
-    try:
-        return value is None or value != value or (isinstance(value, str) and not value.strip())
-    except Exception:
-        return False
 
 
 #: in a column of numbers these say "no value" (numbers cannot be spelled so); in a text column they are text

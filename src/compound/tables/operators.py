@@ -12,21 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from compound.core.fingerprint import fingerprint
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
+from compound.program.rows import RowInput, render_row
 from compound.program.typed import model_with
-from compound.tables.io import TableError, check_column_types, is_missing, missing_cells, require_columns
-
-
-class RowInput(BaseModel):
-    row: str = Field(description="the table row, one 'column: value' per line")
-
-
-def render_row(row: Any, columns: list[str]) -> str:
-    return "\n".join(f"{c}: {row[c]}" for c in columns if not is_missing(row[c]))
+from compound.tables.io import TableError, check_column_types, missing_cells, require_columns
 
 
 @dataclass
@@ -301,9 +294,10 @@ def _impute_auto(
     instruction: str,
 ) -> Any:
     from compound.models.embedded import LARGE
-    from compound.optimize.auto import label_step, teach
+    from compound.optimize.auto import teach
+    from compound.optimize.labels import label_step
+    from compound.optimize.students.tabular import TabularClassifier
     from compound.routing.cascade import ProxyStage
-    from compound.routing.tabular import TabularClassifier
 
     gold = [(render_row(r, cols), str(r[column])) for _, r in known.iterrows()]
     # the teacher answers the few cells the student leaves with a short prompt and no demos: demo rows

@@ -13,7 +13,7 @@ pytest.importorskip("prometheus_client")
 
 from compound.models.scripted import ScriptedBackend  # noqa: E402
 from compound.serve.app import Limits, create_app  # noqa: E402
-from compound.serve.cli import BackgroundServer  # noqa: E402
+from compound.serve.background import BackgroundServer  # noqa: E402
 from compound.serve.keys import KeyStore, new_key  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import pytest
 from serve_programs import make_programs
 
 from compound.serve.app import create_app
-from compound.serve.cli import BackgroundServer
+from compound.serve.background import BackgroundServer
 from compound.serve.keys import KeyStore, new_key, read_key_file, write_key_file
 
 

@@ -1,5 +1,5 @@
 """Local students that are a softmax-linear head over features: the one mechanism behind the embedding
-proxy (``routing.proxy``) and the tabular student (``routing.tabular``).
+proxy (``optimize.students.embedding``) and the tabular student (``optimize.students.tabular``).
 
 Guarantees:
 - **What is certified is what is deployed.** ``cross_fit`` trains one head per fold (stratified: each

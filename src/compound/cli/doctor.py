@@ -1,4 +1,4 @@
-"""``compound doctor``: the command (registered in ``compound/cli.py``); the checks are in ``compound.doctor``."""
+"""``compound doctor``: the report of ``compound.doctor.run_doctor`` as tables, or as JSON with ``--json``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from compound.cli.support import console
 from compound.doctor import run_doctor
 
 
@@ -46,8 +47,6 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
 ) -> None:
     """Check the CPU, the engines, each installed model (in a child process) and optionally a server."""
-    from compound.cli import console
-
     report = run_doctor(model, engine, base_url, api_key, timeout)
     if as_json:
         print(json.dumps(report, indent=2))

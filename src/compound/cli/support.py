@@ -1,6 +1,10 @@
-"""How the ``compound`` command line reports errors and checks its options.
+"""How the ``compound`` command line prints, reports errors and checks its options.
 
 Guarantees:
+
+- One console for every command: ``console`` (stdout) and ``err`` (stderr) are made at print time, so they
+  write to whatever stream is current (tests capture it); full width on a terminal, 200 columns when piped
+  or captured, so ids and numbers are never cut.
 
 - Every error ends the command with a non-zero exit status and one line on stderr, ``error: ...``, that
   names the problem and the fix; no traceback. Usage errors (a bad option value, an unknown option) exit
@@ -22,6 +26,28 @@ import typer
 
 from compound.core.errors import CompoundError, ConfigurationError
 from compound.core.validate import check_number
+
+
+def _make_console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
+class _LazyConsole:
+    """Made at print time, so it writes to whatever stdout is then (tests capture it)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_make_console(self.stderr), name)
+
+
+#: the console every command prints its results on, and the one for notes on stderr
+console: Any = _LazyConsole()
+err: Any = _LazyConsole(stderr=True)
 
 
 def one_line(message: str) -> str:
@@ -96,6 +122,15 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def usage_line(u: dict[str, Any]) -> str:
+    """One line of a usage record (``Usage.to_dict()``): calls, tokens, wall and CPU seconds, money, energy."""
+    est = " (estimated)" if u.get("energy_estimated") else ""
+    return (
+        f"{u['calls']} call(s), {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
+        f"{u['wall_s']:.2f} s wall, {u['cpu_s']:.2f} s CPU, ${u['cost_usd']:.4f}, {u['energy_j']:.1f} J{est}"
+    )
+
+
 def main(app: typer.Typer) -> NoReturn:
     sys.exit(run_app(app))
 
@@ -139,6 +174,8 @@ FRACTION = number(at_least=0, at_most=1)
 
 
 __all__ = [
+    "console",
+    "err",
     "run_app",
     "main",
     "fail",
@@ -147,6 +184,7 @@ __all__ = [
     "one_line",
     "print_error",
     "warn",
+    "usage_line",
     "COUNT",
     "SIZE",
     "LIMIT",

@@ -3,7 +3,7 @@ else all-MiniLM-L6-v2, both shipped in PyPI packages) and a logistic regression 
 labels, as LOTUS's helper models and FrugalGPT's scorer do. The embedder is chosen when the classifier is
 first trained and saved with it (a saved classifier without one used MiniLM). Its confidence is the
 predicted probability of its answer; cross-fitted, it deploys the average of its fold heads, the models
-its certificate is about (``routing.linear``). Its parameters are plain lists, saved with the program as
+its certificate is about (``optimize.students.linear``). Its parameters are plain lists, saved with the program as
 JSON; its CPU time is counted like any model call's."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from compound.core.usage import local_work
-from compound.routing.linear import LinearClassifier
+from compound.optimize.students.linear import LinearClassifier
 
 
 def embed_texts(texts: Sequence[str], model_path: str | None = None) -> Any:

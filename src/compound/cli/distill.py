@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from compound.cli.support import err
 from compound.core.errors import ConfigurationError
 
 
@@ -70,15 +71,13 @@ def distill_command(
 ) -> None:
     """Distill a student: the teacher labels rows, a filter keeps the sure ones, a LoRA adapter is trained
     on CPU and written as GGUF for llama.cpp. Re-run the same command to resume a killed training."""
-    from rich.console import Console
-
-    from compound.evaluate.compare import classifier
     from compound.optimize.distill.filter import Filter
     from compound.optimize.distill.pipeline import Distill
     from compound.optimize.distill.train import TrainConfig
-    from compound.tables.operators import render_row
+    from compound.optimize.labels import classifier
+    from compound.program.rows import render_row
 
-    console = Console(stderr=True)
+    console = err
     names = [x.strip() for x in labels.split(",") if x.strip()]
     if len(names) < 2:
         raise ConfigurationError("--labels needs at least two comma-separated labels")
@@ -134,33 +133,3 @@ def distill_command(
     console.print(
         f"evaluate: compound compare --data {data} --input {input_col} --label LABEL --configs small,student:{out},large"
     )
-
-
-def student_classifier(folder: str | Path, texts: list[str] | None = None):
-    """The classification student in ``folder`` (as ``compound compare``'s ``student:DIR`` config), with
-    the labels it was trained on. Given the rendered rows to be scored, refuses any the student saw."""
-    from compound.evaluate.compare import FIELD, classifier
-    from compound.optimize.distill.pipeline import input_digest, load_student, read_record
-
-    record = read_record(folder)
-    try:
-        labels = record["program"]["output_schema"]["properties"][FIELD]["enum"]
-    except KeyError:
-        raise ConfigurationError(f"the student in {folder} is not a classifier (no {FIELD!r} labels)") from None
-    if texts is not None:
-        seen = set(record["input_digests"]) & {input_digest({"row": t}) for t in texts}
-        if seen:
-            raise ConfigurationError(
-                f"{len(seen)} of the rows to evaluate were labelled for the student in {folder}; "
-                "evaluate on other rows (a smaller --limit, or distill with fewer --rows)"
-            )
-    program, _ = load_student(classifier(labels, None), folder)
-    program.name = "student"
-    return program
-
-
-def student_one_time_cpu_s(folder: str | Path) -> float:
-    """What making the student cost once: teacher labelling, filtering and training (CPU seconds)."""
-    from compound.optimize.distill.pipeline import read_record
-
-    return sum(read_record(folder)["cost"].values())

@@ -3,7 +3,7 @@
 It reads rows as ``render_row`` writes them ("column: value" per line): numbers become numeric features,
 anything else one-hot features (scikit-learn's ``DictVectorizer``), plus pairwise products (so a
 species and a body mass can interact), standardised. Its confidence is the predicted probability of its
-answer. It is a ``routing.linear`` head, like the embedding proxy: cross-fitted, it deploys its fold heads;
+answer. It is a ``optimize.students.linear`` head, like the embedding proxy: cross-fitted, it deploys its fold heads;
 the feature set and the standardisation are learned from the rows' values alone, never their labels. Its
 parameters are plain lists, saved with the program as JSON; its local work is counted like a model call's.
 """
@@ -14,21 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from compound.core.usage import local_work
-from compound.routing.linear import LinearClassifier
-
-
-def parse_row(text: str) -> dict[str, Any]:
-    """``"a: 1\\nb: x"`` -> {"a": 1.0, "b": "x"}: numbers as floats, the rest as text."""
-    out: dict[str, Any] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(": ")
-        if not sep:
-            continue
-        try:
-            out[key] = float(value)
-        except ValueError:
-            out[key] = value.strip()
-    return out
+from compound.optimize.students.linear import LinearClassifier
+from compound.program.rows import parse_row
 
 
 def feature_names(texts: Sequence[str]) -> list[str]:

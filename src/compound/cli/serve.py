@@ -1,46 +1,18 @@
-"""``compound serve``, ``compound ui`` and ``compound keys``: registered in ``compound/cli.py``.
+"""``compound serve``, ``compound ui`` and ``compound keys``: the server in the foreground with uvicorn.
 
-``BackgroundServer`` runs an app with uvicorn on a loopback port in a thread (tests, benchmarks and
-notebooks use it); the commands run it in the foreground.
+``serve`` builds the app from saved programs, models, a key file and ``COMPOUND_API_KEYS``; ``ui`` serves
+the web UI alone; ``keys add`` writes a key file (only the hash of each secret is stored).
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
 keys_app = typer.Typer(help="API keys for compound serve (hashed at rest).", no_args_is_help=True)
-
-
-class BackgroundServer:
-    """``with BackgroundServer(app) as url:`` serves ``app`` on 127.0.0.1 (a free port) until the block ends."""
-
-    def __init__(self, app: Any, port: int = 0, **config: Any) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **config)
-        )
-        self.thread = threading.Thread(target=self.server.run, name="compound-serve", daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def build_app(

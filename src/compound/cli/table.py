@@ -1,0 +1,131 @@
+"""``compound table`` (a table operator over a file, as a durable, resumable job) and ``compound jobs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from compound.cli.support import COUNT, LIMIT, SIZE, console, fail, number, usage_line, warn
+
+
+def table(
+    op: str | None = typer.Argument(None, help="map | filter | classify | extract | impute | describe"),
+    input: Path | None = typer.Argument(None, help="CSV, Excel or Parquet file"),
+    column: str | None = typer.Option(None, "--column", "-c", help="the column to write (or to impute)"),
+    labels: str | None = typer.Option(None, help="classify: comma-separated labels"),
+    instruction: str | None = typer.Option(None, help="map/classify/describe: what to do"),
+    input_columns: str | None = typer.Option(
+        None, "--input-columns", help="comma-separated columns the model sees (default: all)"
+    ),
+    source: str | None = typer.Option(None, help="extract: the text column"),
+    fields: str | None = typer.Option(None, help="extract: NAME[:TYPE],... with TYPE str|int|float|bool"),
+    condition: str | None = typer.Option(None, help="filter: the condition rows must meet"),
+    by: str | None = typer.Option(None, help="describe: one sentence per group of this column"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output file (format from its extension)"),
+    model: str | None = typer.Option(None, "--model", "-m"),
+    job: str | None = typer.Option(None, "--job", help="job id (default: a new one)"),
+    resume: str | None = typer.Option(
+        None, "--resume", help="finish a stopped job; every other option comes from the job"
+    ),
+    max_cost: float | None = typer.Option(
+        None, help="stop (resumably) before spending more US dollars", callback=LIMIT
+    ),
+    max_tokens: int | None = typer.Option(None, help="stop (resumably) before using more tokens", callback=SIZE),
+    max_seconds: float | None = typer.Option(None, help="stop (resumably) after this many seconds", callback=LIMIT),
+    max_calls: int | None = typer.Option(None, help="stop (resumably) after this many model calls", callback=SIZE),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    auto: bool = typer.Option(
+        False, "--auto", help="classify/impute: teach a cheap student first, the model only for unsure rows"
+    ),
+    target: float | None = typer.Option(
+        None,
+        help="--auto: the agreement the student's answers must show (classify: with the model's labels, "
+        "default 0.95; impute: with the complete rows, default 0.9)",
+        callback=number(above=0, at_most=1),
+    ),
+    delta: float | None = typer.Option(
+        None, help="--auto: the guarantee's failure probability (default 0.1)", callback=number(above=0, at_most=1)
+    ),
+    encoding: str | None = typer.Option(
+        None, help="CSV/TSV: the file's encoding (default: UTF-8, or what its byte-order mark says)"
+    ),
+    delimiter: str | None = typer.Option(None, help="CSV: the field separator (default: ',' and, for .tsv, tab)"),
+    sheet: str | None = typer.Option(None, help="Excel: the sheet to process (default: the first)"),
+) -> None:
+    """Run a table operator over a file as a durable, resumable job."""
+    from compound.cli.table_job import run_file_job
+
+    limits = {"cost_usd": max_cost, "tokens": max_tokens, "wall_s": max_seconds, "calls": max_calls}
+    if delimiter is not None and len(delimiter) != 1:
+        fail(f"--delimiter must be one character, got {delimiter!r}; e.g. --delimiter ';'")
+    if (target is not None or delta is not None) and not auto:
+        fail("--target and --delta set auto's guarantee: add --auto (classify or impute)")
+    spec = {
+        "op": op,
+        "input": str(input) if input else None,
+        "out": str(out) if out else None,
+        "column": column,
+        "instruction": instruction,
+        "source": source,
+        "fields": fields,
+        "condition": condition,
+        "by": by,
+        "model": model,
+        "auto": True if auto else None,  # None: not given (so --resume does not see it as a change)
+        "target": target,
+        "delta": delta,
+        "job_id": job,
+        "labels": [x.strip() for x in labels.split(",")] if labels else None,
+        "input_columns": [x.strip() for x in input_columns.split(",")] if input_columns else None,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+    }
+    if resume is None:
+        if op is None or input is None:
+            fail("give OP and INPUT (or --resume JOB)")
+        spec["out"] = str(out or input.with_name(f"{input.stem}.{op}{input.suffix}"))
+    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress)
+    u = result.usage
+    console.print(
+        f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
+        f"{result.from_checkpoint} from the checkpoint) -> {path}",
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        "physical: " + usage_line(u.physical.to_dict()) + "   cached: " + usage_line(u.cached.to_dict()),
+        highlight=False,
+    )
+    if result.setup:
+        from compound.optimize.auto import summary_line
+
+        console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
+    for note in result.notes:
+        warn(note)
+    if result.failed:
+        index, why = next(iter(result.failed.items()))
+        warn(f"{len(result.failed)} row(s) got no valid reply and were left empty, e.g. row {index}: {why}")
+
+
+def jobs(limit: int = typer.Option(20, help="how many", callback=COUNT)) -> None:
+    """The latest table jobs and how far each got."""
+    from compound.tables.joblock import job_running
+    from compound.tables.jobs import job_store
+
+    t = Table("id", "op", "status", "done", "input", "out")
+    for j in job_store().list(limit):
+        status = j["status"]
+        if status == "running" and not job_running(j["id"]):
+            status = "interrupted"  # no process holds it: it was killed; resume it
+        t.add_row(
+            j["id"],
+            j["spec"].get("op", ""),
+            status,
+            f"{j['done']}/{j['total']}",
+            j["spec"].get("input", ""),
+            j["spec"].get("out", ""),
+        )
+    console.print(t)

@@ -1,0 +1,7 @@
+"""Students: cheap local classifiers taught from a model's (or gold) labels, and the certificate they carry.
+
+``linear`` is the one mechanism (a softmax-linear head, cross-fitted so that the heads certified are the
+heads deployed); ``embedding`` puts it over sentence embeddings, ``tabular`` over a row's own cells. A
+cascade (``compound.routing``) runs a student as its first stage and answers with it only where the
+certificate holds.
+"""
