@@ -20,8 +20,9 @@ import httpx
 from pydantic import BaseModel
 
 import compound
+from compound.core.settings import get_settings
 from compound.models import dialects
-from compound.models.embedded import SMALL, get_embedded
+from compound.models.embedded import get_embedded
 from compound.models.local_server import KINDS, local_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     _count_requests()
-    model = get_embedded(SMALL).path(Path(tempfile.mkdtemp()))
+    model = get_embedded(get_settings().small).path(Path(tempfile.mkdtemp()))
     rows = []
     for kind in KINDS:
         with local_server(kind, model, log=Path(tempfile.mkdtemp()) / "server.log", ready_timeout_s=120) as url:

@@ -27,7 +27,7 @@ from _common import parser, report, run_phase
 from pydantic import BaseModel
 
 import compound
-from compound.models.embedded import SMALL
+from compound.core.settings import get_settings
 from compound.models.llama_cpp import LlamaCppBackend
 from compound.program.typed import call_typed
 from compound.store.sqlite import flush_all
@@ -85,7 +85,7 @@ PROMPTS = [
 
 def phase_tokens_per_s(side: str, rounds: int = 2, max_tokens: int = 48) -> dict[str, float]:
     """Completion tokens per second over the prompts, through compound or the raw engine."""
-    backend = LlamaCppBackend(SMALL, n_ctx=2048, n_threads=2, engine=ENGINE)
+    backend = LlamaCppBackend(get_settings().small, n_ctx=2048, n_threads=2, engine=ENGINE)
     if side == "raw":
         raw = backend.engine  # the engine alone: requests are translated before the clock starts
         native = {

@@ -54,16 +54,16 @@ def make_rows(n: int, seed: int = 0) -> pd.DataFrame:
 
 def build(rows: int):
     import compound
-    from compound.models.embedded import SMALL
+    from compound.core.settings import get_settings
     from compound.models.llama_cpp import LlamaCppBackend
     from compound.tables import operators as ops
 
     compound.configure(home=tempfile.mkdtemp(), max_concurrency=1)
     df = make_rows(rows)
     backend = LlamaCppBackend(
-        SMALL, n_ctx=2048, n_threads=2, engine=os.environ.get("COMPOUND_BENCH_ENGINE", "xllamacpp")
+        get_settings().small, n_ctx=2048, n_threads=2, engine=os.environ.get("COMPOUND_BENCH_ENGINE", "xllamacpp")
     )
-    return df, backend, ops.classify_op(df, "sentiment", LABELS, input_columns=["review"], model=backend)
+    return df, backend, ops.classify(df, "sentiment", LABELS, input_columns=["review"], model=backend)
 
 
 def phase_raw(rows: int) -> dict:
@@ -80,18 +80,18 @@ def phase_raw(rows: int) -> dict:
 
 def phase_compound(rows: int) -> dict:
     from compound.store.sqlite import flush_all
-    from compound.tables.jobs import run_table
+    from compound.tables.jobs import process_table
 
     df, backend, op = build(rows)
     backend.generate(op.program._request({"row": "warm up"}, 0, ())[1], cache=False)
     t0 = time.perf_counter()
-    first = run_table(op, df)
+    first = process_table(op, df)
     seconds = time.perf_counter() - t0
     flush_all()
     cached_runs = []
     for _ in range(5):
         t0 = time.perf_counter()
-        again = run_table(op, df)
+        again = process_table(op, df)
         cached_runs.append(time.perf_counter() - t0)
     cached = statistics.median(cached_runs)
     assert again.computed == 0 and again.df.equals(first.df), "the cached re-run must compute nothing and match"

@@ -370,7 +370,7 @@ def main() -> None:
     args = p.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cases = make_cases(args.n, args.seed, args.workdir)
-    with compound.run("sql_fix", n=len(cases), model=args.model) as run:
+    with compound.start_run("sql_fix", n=len(cases), model=args.model) as run:
         rows = compound.run_sync(evaluate(cases, args.model, args.attempts))
     summary = summarize(rows)
     print(json.dumps(summary, indent=2))

@@ -142,7 +142,7 @@ def main() -> None:
     p.add_argument("--model", default=None, help="default: the embedded small model")
     args = p.parse_args()
     program = SupportTriage(model=args.model)
-    with compound.run("support_triage") as run:
+    with compound.start_run("support_triage") as run:
         for ticket in TICKETS:
             try:
                 out = compound.run_sync(program.acall(ticket=ticket))

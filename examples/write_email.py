@@ -3,7 +3,7 @@
     python examples/write_email.py "Ana, team lunch moved to Friday, warm"
     python examples/write_email.py --save write_email.json   # then: compound serve write_email.json
 
-The program is ``compound.WriteEmail``: a typed draft (subject, greeting, body, sign-off), four
+The program is ``WriteEmail`` (``compound.serve.write_email``, the built-in program of ``compound serve``): a typed draft (subject, greeting, body, sign-off), four
 requirements (length; no numbers, names or dates that are not in the box; a greeting; a sign-off) and
 ``Repair``, which sends a failed draft back with the reasons. It prints every candidate with its checks,
 the chosen one and the cost. ``compound serve`` serves the same program at
@@ -16,10 +16,11 @@ import argparse
 import json
 
 import compound
+from compound.serve.write_email import WriteEmail
 
 
 def draft(box: str, model: str | None = None) -> compound.StrategyResult:
-    program = compound.WriteEmail(model=model)
+    program = WriteEmail(model=model)
     with compound.start_run("write_email", box=box):
         return program.result(box=box)
 
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--save", default=None, help="save the program here instead, for compound serve")
     args = parser.parse_args()
     if args.save:
-        compound.WriteEmail(model=args.model).save(args.save)
+        WriteEmail(model=args.model).save(args.save)
         print(f"saved {args.save}; serve it with: compound serve {args.save}")
         return
     result = draft(args.box, args.model)

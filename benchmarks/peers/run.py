@@ -253,7 +253,7 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     from servers import ModelServer
 
     from compound.core.settings import get_settings
-    from compound.models.embedded import LARGE, SMALL, get_embedded
+    from compound.models.embedded import get_embedded
     from compound.retrieval.dense import embedding_model_path
 
     command = this_command()
@@ -273,11 +273,13 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     )
     models = get_settings().models_dir
     servers = {
-        "small": ModelServer("small", get_embedded(SMALL).path(models)),
-        "large": ModelServer("large", get_embedded(LARGE).path(models)),
+        "small": ModelServer("small", get_embedded(get_settings().small).path(models)),
+        "large": ModelServer("large", get_embedded(get_settings().large).path(models)),
     }
     if "cascade" in names:  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
-        servers["small-logprobs"] = ModelServer("small", get_embedded(SMALL).path(models), logits_all=True)
+        servers["small-logprobs"] = ModelServer(
+            "small", get_embedded(get_settings().small).path(models), logits_all=True
+        )
     extra = {"embedding_model": str(embedding_model_path())}
     tasks: list[dict[str, Any]] = []
     try:
@@ -293,7 +295,7 @@ def measure(args: argparse.Namespace, save: Any) -> None:
                     "data": dataset.name,
                     "train": args.train,
                     "seed": args.seed,
-                    "models": {"small": SMALL, "large": LARGE},
+                    "models": {"small": get_settings().small, "large": get_settings().large},
                     "tasks": list(tasks),
                     "total_wall_s": time.perf_counter() - t0,
                 }

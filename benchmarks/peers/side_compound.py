@@ -2,7 +2,7 @@
 
 Settings (compound's defaults unless said): ``OpenAIBackend(alias, base_url=<server>)``; the cache off
 (``configure(cache=False)``) in a fresh, empty ``COMPOUND_HOME``; rows through the table operators
-(``classify_op`` / ``map_op`` and ``run_table``, as ``compound table classify`` / ``map`` run them) at the
+(``compound.tables.classify`` / ``compound.tables.map`` and ``process_table``, as ``compound table classify`` / ``map`` run them) at the
 default concurrency (8 requests in flight; the server answers one at a time).
 
 - classify: the short typed classification step of ``compound compare`` (greedy, 24 tokens at most).
@@ -13,7 +13,7 @@ default concurrency (8 requests in flight; the server answers one at a time).
   cap and keeps the best so far. DSPy's ``BootstrapFewShot`` stops by itself once it has 4 demos.
 - cascade: ``optimize.auto.teach`` (the large model labels a sample of the rows, an embedding student is
   cross-fitted and certified, the rest escalates), at LOTUS's targets: agreement 0.8, delta 0.2.
-- map: ``map_op`` with its default step: a str column is asked for as plain text (256 tokens at most).
+- map: ``compound.tables.map`` with its default step: a str column is asked for as plain text (256 tokens at most).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from meter import Meter, side_main
 os.environ["COMPOUND_HOME"] = tempfile.mkdtemp(prefix="peers-compound-")
 
 import compound  # noqa: E402
+from compound import tables  # noqa: E402
 from compound.evaluate.compare import classifier  # noqa: E402
 from compound.models.openai_compat import OpenAIBackend  # noqa: E402
 from compound.optimize.auto import teach  # noqa: E402
@@ -35,8 +36,7 @@ from compound.optimize.knn import KNNFewShot  # noqa: E402
 from compound.program.rows import render_row  # noqa: E402
 from compound.routing.cascade import Cascade  # noqa: E402
 from compound.strategies.sampling import SelfConsistency  # noqa: E402
-from compound.tables.jobs import run_table  # noqa: E402
-from compound.tables.operators import classify_op, map_op  # noqa: E402
+from compound.tables.jobs import process_table  # noqa: E402
 
 compound.configure(cache=False)
 OPTIMIZER_CALLS = 32
@@ -54,8 +54,8 @@ def frame(rows: list[dict[str, Any]]) -> Any:
 
 def label_rows(program: Any, spec: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> list[str | None]:
     df = frame(rows or spec["rows"])
-    op = classify_op(df, "label", spec["labels"], input_columns=["text"], program=program)
-    out = run_table(op, df)
+    op = tables.classify(df, "label", spec["labels"], input_columns=["text"], program=program)
+    out = process_table(op, df)
     return [None if v is None or v != v else str(v) for v in out.df["label"]]
 
 
@@ -103,7 +103,7 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
 
     (program, report), one_time = meter.measure(learn)
     predictions, cost = meter.measure(label_rows, program, spec)
-    large = cost["servers"]["large"]["calls"]  # the program run_table ran is a copy: count at the server
+    large = cost["servers"]["large"]["calls"]  # the program process_table ran is a copy: count at the server
     return [
         {
             "config": "auto (embedding student, then large)",
@@ -118,8 +118,8 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
 
 def map_(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     df = frame(spec["rows"])
-    op = map_op(df, "topic", spec["map_instruction"], input_columns=["text"], model=backends(spec)["small"])
-    out, cost = meter.measure(run_table, op, df)
+    op = tables.map(df, "topic", spec["map_instruction"], input_columns=["text"], model=backends(spec)["small"])
+    out, cost = meter.measure(process_table, op, df)
     return [{"config": "table map", "predictions": [str(v) for v in out.df["topic"]], "rows_cost": cost}]
 
 

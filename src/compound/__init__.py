@@ -63,9 +63,8 @@ _EXPORTS = {
     "run_sync": "compound.core.concurrency",
     # distillation
     "Distill": "compound.optimize.distill.pipeline",
-    # traces: start_run opens a run (a trace span grouping every call inside); run is its old name
+    # traces: start_run opens a run (a trace span grouping every call inside)
     "start_run": "compound.store.traces",
-    "run": "compound.store.traces:start_run",
     "span": "compound.store.traces",
     "current_span": "compound.store.traces",
     "trace_store": "compound.store.traces",
@@ -114,11 +113,10 @@ _EXPORTS = {
     "ProxyStage": "compound.routing.cascade",
     "LLMStage": "compound.routing.cascade",
     # tables: the operators are compound.tables.classify, .extract, .impute, .map, .filter, .describe;
-    # process_table runs one over a DataFrame as a (resumable) job (run_table is its old name)
+    # process_table runs one over a DataFrame as a (resumable) job
     "tables": "compound.tables:",
     "process_table": "compound.tables.jobs",
     "aprocess_table": "compound.tables.jobs",
-    "run_table": "compound.tables.jobs:process_table",
     "TableOp": "compound.tables.operators",
     "TableRun": "compound.tables.jobs",
     "read_table": "compound.tables.io",
@@ -136,9 +134,16 @@ _EXPORTS = {
     # serving (extra [serve])
     "create_app": "compound.serve.app",
     "BackgroundServer": "compound.serve.background",
-    "WriteEmail": "compound.serve.write_email",
+}
+
+#: old names: each still works and warns (DeprecationWarning) naming its new name; docs/changelog.md lists them
+_DEPRECATED = {
+    "run": ("compound.store.traces:start_run", "compound.start_run"),
+    "run_table": ("compound.tables.jobs:process_table", "compound.process_table"),
+    # a sample program: the built-in program of compound serve and the UI's Write page
+    "WriteEmail": ("compound.serve.write_email:WriteEmail", "compound.serve.write_email.WriteEmail"),
 }
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _DEPRECATED)

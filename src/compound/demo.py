@@ -28,10 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from compound.core.errors import ConfigurationError
-from compound.models.embedded import LARGE, SMALL
 from compound.store.traces import start_run
 from compound.tables.jobs import process_table
-from compound.tables.operators import impute_op
+from compound.tables.operators import impute
 
 FEATURES = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 
@@ -50,7 +49,7 @@ def load_penguins() -> Any:
 
 def _way(name: str, table: Any, held_out: Any, truth: Any, **op_args: Any) -> dict[str, Any]:
     with start_run(f"demo {name}", rows=len(held_out)) as r:
-        op = impute_op(table, "sex", input_columns=FEATURES, **op_args)
+        op = impute(table, "sex", input_columns=FEATURES, **op_args)
         filled = process_table(op, table, progress=True).df
     correct = int((filled.loc[held_out, "sex"] == truth).sum())
     u = r.usage.total
@@ -76,8 +75,13 @@ def run_demo(
     console: Console | None = None,
     seed: int = 0,
     json_out: Path | None = None,
-    large: str = LARGE,
+    large: str | None = None,
 ) -> dict[str, Any]:
+    """``large``: the large model (default: the ``large`` setting); the small one is the ``small`` setting."""
+    from compound.core.settings import get_settings
+
+    settings = get_settings()
+    large = large or settings.large
     console = console or Console()
     table = load_penguins().dropna(subset=FEATURES + ["sex"]).reset_index(drop=True)
     if rows > len(table) - 6:  # impute learns from the rows left complete
@@ -92,7 +96,7 @@ def run_demo(
         f"({len(table) - rows} complete rows are the examples)"
     )
     ways = [
-        _way("small", table, held_out, truth, model=SMALL),
+        _way("small", table, held_out, truth, model=settings.small),
         _way("large", table, held_out, truth, model=large),
         _way("compound", table, held_out, truth, model=large, program="auto"),
     ]

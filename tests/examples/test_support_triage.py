@@ -38,7 +38,7 @@ def fake(request):
 
 def test_triage_guards_the_refund_tool_and_repairs_the_draft():
     program = support_triage.SupportTriage(model=ScriptedBackend(fake))
-    with compound.run("triage") as run:
+    with compound.start_run("triage") as run:
         small = program(ticket=support_triage.TICKETS[0])
         large = program(ticket=support_triage.TICKETS[2])
     assert small["refund"]["allowed"] and "issued" in small["refund"]["observation"]

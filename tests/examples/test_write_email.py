@@ -6,6 +6,7 @@ from pathlib import Path
 
 import compound
 from compound.serve.programs import load_served
+from compound.serve.write_email import WriteEmail
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
@@ -22,7 +23,7 @@ def test_draft_is_repaired_until_it_invents_nothing():
 
 
 def test_saved_program_names_its_class_and_loads_back(tmp_path):
-    path = compound.WriteEmail(model="email-test", attempts=2).save(tmp_path / "write_email.json")
+    path = WriteEmail(model="email-test", attempts=2).save(tmp_path / "write_email.json")
     state = json.loads(path.read_text())
     assert state["class"] == "compound.serve.write_email:WriteEmail"
     served = load_served(str(path))

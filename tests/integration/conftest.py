@@ -1,6 +1,7 @@
 import pytest
 
-from compound.models.embedded import SMALL, get_embedded
+from compound.core.settings import get_settings
+from compound.models.embedded import get_embedded
 
 
 def pytest_collection_modifyitems(items):
@@ -12,11 +13,11 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def small_model():
     """The embedded small model on the default engine, loaded once for the session."""
-    if not get_embedded(SMALL).installed():
-        pytest.fail(f"the embedded model is not installed: compound models install {SMALL}")
+    if not get_embedded(get_settings().small).installed():
+        pytest.fail(f"the embedded model is not installed: compound models install {get_settings().small}")
     from compound.models.llama_cpp import LlamaCppBackend
 
-    return LlamaCppBackend(SMALL, n_ctx=2048)
+    return LlamaCppBackend(get_settings().small, n_ctx=2048)
 
 
 def _write_lora_adapter(base, out, magnitude: float, rank: int = 4, seed: int = 0):
@@ -51,7 +52,7 @@ def lora_adapters(tmp_path_factory):
     pytest.importorskip("gguf", reason="writing test adapters needs the gguf package (dev extra)")
     from compound.models.llama_cpp import resolve_model_path
 
-    base = resolve_model_path(SMALL)
+    base = resolve_model_path(get_settings().small)
     folder = tmp_path_factory.mktemp("lora")
     return {
         "strong": _write_lora_adapter(base, folder / "strong.gguf", 0.5),

@@ -15,8 +15,9 @@ import pytest
 from pydantic import BaseModel
 
 import compound
+from compound.core.settings import get_settings
 from compound.models import dialects
-from compound.models.embedded import SMALL, get_embedded
+from compound.models.embedded import get_embedded
 from compound.models.local_server import local_server
 from compound.routing.calibrate import Threshold
 
@@ -30,9 +31,9 @@ def server(request, tmp_path_factory):
     """(kind, base URL) of a running server; killed at the end whatever happened."""
     kind = request.param
     pytest.importorskip(NEEDS[kind], reason=f"{kind} needs {NEEDS[kind]}")
-    if not get_embedded(SMALL).installed():
-        pytest.fail(f"the embedded model is not installed: compound models install {SMALL}")
-    model = get_embedded(SMALL).path(tmp_path_factory.mktemp("models"))
+    if not get_embedded(get_settings().small).installed():
+        pytest.fail(f"the embedded model is not installed: compound models install {get_settings().small}")
+    model = get_embedded(get_settings().small).path(tmp_path_factory.mktemp("models"))
     with local_server(kind, model, log=tmp_path_factory.mktemp(kind) / "server.log") as url:
         try:
             yield kind, url
@@ -86,15 +87,15 @@ def test_table_classify_job_through_the_console_script(server, tmp_path, compoun
 
 def test_a_table_map_of_free_text_is_asked_for_as_plain_text(server):
     # no schema goes out (no grammar on the server), and each row's value is the model's stripped reply
-    from compound.tables.jobs import run_table
-    from compound.tables.operators import map_op
+    from compound import tables
+    from compound.tables.jobs import process_table
 
     kind, url = server
     model = compound.OpenAIBackend("local", base_url=url)
     df = pd.DataFrame({"review": REVIEWS[:2]})
-    op = map_op(df, "topic", "Name the topic of the review in at most five words.", model=model)
+    op = tables.map(df, "topic", "Name the topic of the review in at most five words.", model=model)
     assert op.program.output_format == "text"
-    out = run_table(op, df)
+    out = process_table(op, df)
     topics = out.df["topic"].tolist()
     assert all(isinstance(t, str) and t and t == t.strip() and not t.startswith("{") for t in topics), topics
     assert out.usage.total.calls == len(REVIEWS[:2])  # one call a row: every reply parsed as it came

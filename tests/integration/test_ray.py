@@ -8,7 +8,7 @@ import pytest
 
 from compound import ScriptedBackend
 from compound.tables import operators as ops
-from compound.tables.jobs import run_table
+from compound.tables.jobs import process_table
 
 ray = pytest.importorskip("ray", reason="needs ray: pip install 'compound[ray]'")
 
@@ -31,9 +31,9 @@ def test_ray_matches_local(local_cluster):
 
     things = ["whale", "ant", "truck", "pebble", "elephant", "ant", "mouse", "truck"] * 5
     df = pd.DataFrame({"id": range(len(things)), "thing": things})
-    local = run_table(ops.classify_op(df, "size", ["big", "small"], model=ScriptedBackend(label)), df).df
+    local = process_table(ops.classify(df, "size", ["big", "small"], model=ScriptedBackend(label)), df).df
     remote = run_table_on_ray(
-        ops.classify_op(df, "size", ["big", "small"], model=ScriptedBackend(label)), df, workers=2, batch_size=4
+        ops.classify(df, "size", ["big", "small"], model=ScriptedBackend(label)), df, workers=2, batch_size=4
     )
     pd.testing.assert_frame_equal(remote.reset_index(drop=True), local.reset_index(drop=True))
     assert remote["size"].tolist()[:3] == ["big", "small", "big"]

@@ -26,13 +26,13 @@ def test_impute_auto_on_penguins_answers_most_cells_without_the_llm(small_model)
     pytest.importorskip("palmerpenguins", reason="needs the demo extra")
     from compound.demo import FEATURES, load_penguins
     from compound.tables.jobs import process_table
-    from compound.tables.operators import impute_op
+    from compound.tables.operators import impute
 
     table = load_penguins().dropna(subset=FEATURES + ["sex"]).reset_index(drop=True)
     hidden = table.sample(n=30, random_state=1).index
     truth = table.loc[hidden, "sex"].copy()
     table.loc[hidden, "sex"] = None
-    op = impute_op(table, "sex", input_columns=FEATURES, model=small_model, program="auto")
+    op = impute(table, "sex", input_columns=FEATURES, model=small_model, program="auto")
     filled = process_table(op, table).df
     assert op.setup["certified"]
     by = op.program.answered_by

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 
 import compound
-from compound import BudgetExceededError, ScriptedBackend
+from compound import BudgetExceededError, ScriptedBackend, tables
 from compound.core.errors import InputError
-from compound.tables.jobs import JobStopped, job_store, run_table
-from compound.tables.operators import map_op
+from compound.tables.jobs import JobStopped, job_store, process_table
 
 
 class _Slow(ScriptedBackend):
@@ -85,10 +84,10 @@ def test_a_job_with_cap_below_concurrency_commits_its_rows_and_resumes_forward()
     model = _Slow('{"label": "x"}', model="job-slow")
     done_after = []
     for _ in range(3):
-        op = map_op(df, "label", "label it", model=model)
+        op = tables.map(df, "label", "label it", model=model)
         try:
             with compound.budget(calls=3):
-                run_table(op, df, job_id="capped")
+                process_table(op, df, job_id="capped")
         except JobStopped:
             pass
         done_after.append(len(job_store().done("capped")))

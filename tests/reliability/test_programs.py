@@ -19,8 +19,8 @@ from compound.core.errors import ConfigurationError
 from compound.core.fingerprint import fingerprint, plain
 from compound.program.predict import ChainOfThought, Predict
 from compound.strategies import BestOfN, RejectionSampling, Repair, SelfConsistency
-from compound.tables.jobs import run_table
-from compound.tables.operators import classify_op
+from compound.tables.jobs import process_table
+from compound.tables.operators import classify
 from compound.tools.agent import ToolAgent
 from compound.tools.base import tool
 
@@ -172,14 +172,14 @@ _JOB = """
 import sys, json, pandas as pd, compound
 from compound.program.predict import Predict, Signature
 from compound.strategies import SelfConsistency
-from compound.tables.jobs import run_table
-from compound.tables.operators import classify_op
+from compound.tables.jobs import process_table
+from compound.tables.operators import classify
 model = compound.ScriptedBackend(lambda r: '{"label": "spam"}', model="job-fp", latency_s=0.02)
 compound.register_model("job-fp", model)
 df = pd.DataFrame({"text": [f"message {i}" for i in range(6)]})
-op = classify_op(df, "label", ["spam", "ham"], model="job-fp")
+op = classify(df, "label", ["spam", "ham"], model="job-fp")
 op.program.strategy = SelfConsistency(3)
-run = run_table(op, df, job_id=sys.argv[1])
+run = process_table(op, df, job_id=sys.argv[1])
 print(json.dumps({"computed": run.computed, "from_cache": run.from_cache, "calls": len(model.requests)}))
 """
 
@@ -203,19 +203,19 @@ def test_a_changed_setting_is_not_served_stale_rows(change):
     df = pd.DataFrame({"text": ["a", "b", "c"]})
 
     def op(**kw):
-        o = classify_op(df, "label", ["spam", "ham"], model=model)
+        o = classify(df, "label", ["spam", "ham"], model=model)
         for k, v in kw.items():
             setattr(o.program, k, v)
         return o
 
-    run_table(op(strategy=Repair(2)), df)
+    process_table(op(strategy=Repair(2)), df)
     changed = {
         "max_tokens": {"strategy": Repair(2), "max_tokens": 99},
         "sample_temperature": {"strategy": Repair(2), "sample_temperature": 0.1},
         "requirements": {"strategy": Repair(2), "requirements": [Check(lambda v: True)]},
         "strategy": {"strategy": Repair(3)},
     }[change]
-    again = run_table(op(**changed), df)
+    again = process_table(op(**changed), df)
     assert again.computed == 3 and again.from_cache == 0
 
 

@@ -126,7 +126,7 @@ def test_a_damaged_trace_store_stops_a_traced_call_with_the_fix(isolated_home):
     isolated_home.mkdir(parents=True, exist_ok=True)
     _garbage(isolated_home / "traces.sqlite")
     with pytest.raises(StoreError, match="traces.sqlite"):
-        with compound.run("r"):
+        with compound.start_run("r"):
             ScriptedBackend(["x"], model="traced").generate("hi")
 
 

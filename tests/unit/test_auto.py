@@ -11,7 +11,7 @@ from compound.core.concurrency import run_sync
 from compound.optimize.auto import summary_line, teach, why_not
 from compound.optimize.students.tabular import TabularClassifier
 from compound.tables.jobs import process_table
-from compound.tables.operators import classify_op, impute_op
+from compound.tables.operators import classify, impute
 
 POS, NEG = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"]
 
@@ -39,7 +39,7 @@ def teacher():
 def test_auto_labels_a_bounded_sample_certifies_the_student_and_counts_the_one_time_cost():
     df = reviews(600)
     model = teacher()
-    op = classify_op(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
+    op = classify(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
     report = op.setup
     assert report["certified"] and report["teacher_labelled"] <= 600 // 10
     assert report["one_time"]["calls"] >= report["teacher_labelled"]
@@ -88,7 +88,7 @@ def test_auto_never_asks_the_teacher_twice_for_a_row_it_labelled_while_learning(
 
     model = ScriptedBackend(coin, model="coin", latency_s=0.002)
     with compound.context(cache=False):  # no response cache to hide a second call
-        op = classify_op(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
+        op = classify(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto")
         assert not op.setup["certified"] and op.setup["teacher_labelled"] == 48
         result = process_table(op, df)
     asked = Counter(r.messages[-1].content for r in model.requests)
@@ -114,7 +114,7 @@ def test_auto_learns_when_one_label_is_rare_in_the_teachers_sample():
 def test_auto_in_a_budget_never_spends_past_the_cap():
     df = reviews(400)
     with compound.budget(calls=20) as b, pytest.raises(compound.BudgetExceededError):
-        classify_op(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=teacher(), program="auto")
+        classify(df[["text"]], "label", ["pos", "neg"], input_columns=["text"], model=teacher(), program="auto")
     assert b.used.calls <= 20
 
 
@@ -131,7 +131,7 @@ def test_impute_auto_fills_from_a_classical_model_and_asks_the_llm_only_when_uns
     hidden = df.sample(60, random_state=0).index
     df.loc[hidden, "sex"] = None
     model = ScriptedBackend(lambda r: json.dumps({"sex": "female"}), model="llm")
-    op = impute_op(df, "sex", model=model, program="auto")
+    op = impute(df, "sex", model=model, program="auto")
     result = process_table(op, df)
     assert (result.df.loc[hidden, "sex"] == truth[hidden]).mean() >= 0.9
     assert len(model.requests) < 20 and op.program.answered_by["tabular"] > 40

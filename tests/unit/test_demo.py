@@ -5,15 +5,15 @@ import io
 from rich.console import Console
 
 from compound import ScriptedBackend
+from compound.core.settings import get_settings
 from compound.demo import run_demo
-from compound.models.embedded import LARGE, SMALL
 from compound.testing import override
 
 
 def test_a_second_demo_run_reports_the_same_cost_and_names_the_calls_from_the_cache(tmp_path):
     small = ScriptedBackend(lambda request: '{"sex": "male"}', model="small", latency_s=0.01)
     large = ScriptedBackend(lambda request: '{"sex": "female"}', model="large", latency_s=0.01)
-    models = {SMALL: small, LARGE: large}
+    models = {get_settings().small: small, get_settings().large: large}
     console = Console(file=io.StringIO(), width=300)
     with override(models=models, allow_model_requests=False, settings={"home": tmp_path}):
         first = run_demo(rows=8, console=console)

@@ -92,7 +92,7 @@ def test_concurrent_calls_are_refused_at_most_once_each(fake):
 def test_the_last_resort_is_unconstrained_parsed_out_of_the_reply_and_marked(fake):
     s = fake("none")
     model = OpenAIBackend("local-model", base_url=s.url)
-    with compound.run("job") as run:
+    with compound.start_run("job") as run:
         typed = call_typed(City, "a city", model=model)
         again = call_typed(City, "another city", model=model)
     assert typed.value.city == again.value.city == "Lyon"  # cut out of "Sure! ```json ...``` Anything else?"

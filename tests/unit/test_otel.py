@@ -69,7 +69,7 @@ def test_spans_arrive_with_genai_attributes_and_tree():
         requirements=[Check(lambda v: not any(c.isdigit() for c in v.answer), "no digits")],
         strategy=Repair(attempts=2),
     )
-    with compound.run("otel-test") as r:
+    with compound.start_run("otel-test") as r:
         assert step(question="how many?").answer == "twelve"
         with span("tool", "lookup"):
             pass

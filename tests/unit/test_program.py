@@ -41,7 +41,7 @@ class Triage(Module):
 
 def test_program_runs_steps_and_traces_them():
     program = Triage(label_model())
-    with compound.run("triage") as run:
+    with compound.start_run("triage") as run:
         assert program(text="My invoice is wrong") == "billing"
     kinds = [s["kind"] for s in trace_store().run_spans(run.id)]
     assert kinds.count("step") == 2 and kinds.count("llm") == 1  # Triage and its classify step
@@ -97,7 +97,7 @@ def test_repair_feeds_back_reasons_and_returns_every_candidate():
         strategy=Repair(3),
         requirements=[Check(lambda v: v.label == "bug", "the label is bug")],
     )
-    with compound.run("repair") as run:
+    with compound.start_run("repair") as run:
         result = step.run(text="crash")
     assert [c.passed for c in result.candidates] == [False, True]
     assert result.chosen == 1 and result.value.label == "bug"

@@ -20,7 +20,7 @@ PUBLIC = {
     "ScriptedBackend", "LlamaCppBackend", "OpenAIBackend",
     # typed calls, concurrency, traces
     "call_typed", "acall_typed", "Typed", "OutputSpec", "gather", "run_sync",
-    "start_run", "run", "span", "current_span", "trace_store",
+    "start_run", "span", "current_span", "trace_store",
     # programs, requirements, strategies
     "Module", "Predict", "ChainOfThought", "Signature",
     "Requirement", "Validation", "Level", "MUST", "SHOULD", "Check", "Regex", "Conforms", "LLMJudge",
@@ -31,7 +31,7 @@ PUBLIC = {
     "Document", "Hit", "Retrieve", "BM25Retriever", "DenseRetriever",
     "Cascade", "Router", "ProxyStage", "LLMStage",
     # tables, evaluation, testing
-    "tables", "process_table", "aprocess_table", "run_table", "TableOp", "TableRun", "read_table", "write_table",
+    "tables", "process_table", "aprocess_table", "TableOp", "TableRun", "read_table", "write_table",
     "compare", "returns_curve", "pareto_front", "testing",
 }  # fmt: skip
 
@@ -57,12 +57,63 @@ def test_table_operators_live_under_compound_tables_without_shadowing_builtins()
     for name in TABLE_OPERATORS:
         assert callable(getattr(compound.tables, name))
     assert "map" not in compound.__all__ and "filter" not in compound.__all__
-    assert compound.tables.process is compound.process_table
+    assert set(compound.tables.__all__) == TABLE_OPERATORS | {"run_on_ray"}
 
 
-def test_old_names_are_aliases_of_the_new_ones():
-    assert compound.run is compound.start_run
-    assert compound.run_table is compound.process_table
+def test_operators_are_exported_under_the_names_they_are_defined_by():
+    from compound.tables import operators
+
+    for name in TABLE_OPERATORS:
+        assert getattr(compound.tables, name).__name__ == name
+        assert operators.OPERATORS[name] is getattr(operators, name)
+
+
+#: every old name: (how it is reached, the new name the warning must name, the object it must still be)
+OLD_NAMES = [
+    (lambda: compound.run, "compound.start_run", lambda: compound.start_run),
+    (lambda: compound.run_table, "compound.process_table", lambda: compound.process_table),
+    (lambda: compound.WriteEmail, "compound.serve.write_email.WriteEmail", None),
+    (lambda: compound.tables.process, "compound.process_table", lambda: compound.process_table),
+    (lambda: compound.tables.aprocess, "compound.aprocess_table", lambda: compound.aprocess_table),
+    (lambda: compound.tables.read_table, "compound.read_table", lambda: compound.read_table),
+    (lambda: compound.tables.write_table, "compound.write_table", lambda: compound.write_table),
+    (lambda: compound.tables.TableOp, "compound.TableOp", lambda: compound.TableOp),
+    (lambda: compound.tables.TableRun, "compound.TableRun", lambda: compound.TableRun),
+    *[
+        (lambda n=n: getattr(__import__("compound.tables.operators").tables.operators, f"{n}_op"), f"compound.tables.{n}",
+         lambda n=n: getattr(compound.tables, n))
+        for n in sorted(TABLE_OPERATORS)
+    ],
+    (lambda: __import__("compound.tables.jobs").tables.jobs.run_table, "compound.process_table", lambda: compound.process_table),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("old, new, same", OLD_NAMES, ids=[n for _, n, _ in OLD_NAMES])
+def test_old_names_still_work_and_warn_naming_the_new_name_and_the_removal(old, new, same):
+    with pytest.warns(DeprecationWarning, match=rf"deprecated and will be removed in compound 0\.3\.0; use {new}$"):
+        value = old()
+    if same is not None:
+        assert value is same()
+    with pytest.warns(DeprecationWarning):  # every use warns, not only the first
+        old()
+
+
+def test_old_names_are_not_in_the_public_listing():
+    assert {"run", "run_table", "WriteEmail"}.isdisjoint(compound.__all__)
+    assert {"run", "run_table", "WriteEmail"}.isdisjoint(dir(compound))
+
+
+def test_the_changelog_lists_every_old_name():
+    from pathlib import Path
+
+    changelog = (Path(__file__).parents[2] / "docs" / "changelog.md").read_text()
+    for _, new, _ in OLD_NAMES:
+        assert f"`{new}`" in changelog, new
+    for old in ("compound.run", "compound.run_table", "compound.WriteEmail", "compound.tables.process"):
+        assert f"`{old}`" in changelog, old
+
+
+def test_predict_run_is_the_old_name_of_result():
     assert compound.Predict.run is compound.Predict.result
 
 

@@ -75,5 +75,8 @@ def test_readme_and_examples_use_only_the_flat_api():
     deep = re.compile(r"^\s*(from compound\.|import compound\.)", re.M)
     for line, code, _ in blocks():
         assert not deep.search(code), f"README.md block at line {line} imports a deep path"
+    # the one deep import an example may make: the server's built-in sample program, which is not root API
+    builtin = "from compound.serve.write_email import WriteEmail\n"
     for path in sorted((README.parent / "examples").glob("*.py")):
-        assert not deep.search(path.read_text()), f"{path.name} imports a deep path; use compound.X"
+        text = path.read_text().replace(builtin, "")
+        assert not deep.search(text), f"{path.name} imports a deep path; use compound.X"

@@ -9,7 +9,7 @@ from compound import ScriptedBackend
 from compound.cli.table_job import run_file_job
 from compound.tables import operators as ops
 from compound.tables.io import TableError, check_column_types, read_table, write_table
-from compound.tables.jobs import JobStopped, job_store, run_table
+from compound.tables.jobs import JobStopped, job_store, process_table
 
 
 def field(request, name):
@@ -26,8 +26,8 @@ REVIEWS = pd.DataFrame({"id": [1, 2, 3, 4], "review": ["good food", "bad service
 
 def test_classify_keeps_columns_and_computes_identical_rows_once():
     model = ScriptedBackend(sentiment)
-    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
-    out = run_table(op, REVIEWS).df
+    op = ops.classify(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    out = process_table(op, REVIEWS).df
     assert list(out.columns) == ["id", "review", "sentiment"]
     assert out["sentiment"].tolist() == ["positive", "negative", "positive", "negative"]
     assert len(model.requests) == 3  # "good food" twice: one call
@@ -35,9 +35,9 @@ def test_classify_keeps_columns_and_computes_identical_rows_once():
 
 def test_cached_rerun_costs_nothing():
     model = ScriptedBackend(sentiment)
-    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
-    first = run_table(op, REVIEWS)
-    second = run_table(op, REVIEWS)
+    op = ops.classify(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    first = process_table(op, REVIEWS)
+    second = process_table(op, REVIEWS)
     assert second.df.equals(first.df)
     assert len(model.requests) == 3 and second.computed == 0 and second.from_cache == 4
     assert second.usage.physical.calls == 0 and second.usage.cached.calls == 3  # one per distinct input
@@ -47,14 +47,14 @@ def test_a_row_computed_from_cached_replies_still_counts_what_they_cost_when_ser
     """A row whose calls were all reply-cache hits stands for those calls: served later from the row
     cache, it counts their cost, not nothing (benchmarks re-run over cached rows reported 0 per row)."""
     model = ScriptedBackend(sentiment, latency_s=0.01)
-    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
-    first = run_table(op, REVIEWS)  # computed: 3 calls
+    op = ops.classify(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    first = process_table(op, REVIEWS)  # computed: 3 calls
     store = job_store()
     store.writer.flush()
     with store.connect() as db:  # the rows are forgotten, the replies are still cached
         db.execute("DELETE FROM row_cache")
-    second = run_table(op, REVIEWS)  # computed again, every call a reply-cache hit
-    third = run_table(op, REVIEWS)  # served from the row cache
+    second = process_table(op, REVIEWS)  # computed again, every call a reply-cache hit
+    third = process_table(op, REVIEWS)  # served from the row cache
     assert len(model.requests) == 3 and second.computed == 3 and third.from_cache == 4
     assert second.usage.physical.calls == 0 and second.usage.cached.calls == 3
     assert third.usage.cached.calls == 3 and third.usage.total.total_tokens == first.usage.total.total_tokens > 0
@@ -68,7 +68,7 @@ def test_impute_fills_only_missing_cells_with_examples():
         return json.dumps({"sex": "male" if float(field(request, "mass")) > 4000 else "female"})
 
     model = ScriptedBackend(guess)
-    out = run_table(ops.impute_op(df, "sex", model=model), df).df
+    out = process_table(ops.impute(df, "sex", model=model), df).df
     assert out["sex"].tolist() == ["female", "male", "female", "male", "male"]
     assert len(model.requests) == 2
     schema = model.requests[0].json_schema
@@ -80,35 +80,35 @@ def test_extract_filter_map_describe():
     model = ScriptedBackend(
         lambda r: json.dumps({"name": field(r, "text").split()[0], "age": int(field(r, "text").split()[-1])})
     )
-    out = run_table(ops.extract_op(df, "text", {"name": str, "age": int}, model=model), df).df
+    out = process_table(ops.extract(df, "text", {"name": str, "age": int}, model=model), df).df
     assert out[["name", "age"]].values.tolist() == [["Ann", 31], ["Bob", 40]]
     keep = ScriptedBackend(lambda r: json.dumps({"keep": "Bob" in field(r, "text")}))
-    assert run_table(ops.filter_op(df, "is Bob", model=keep), df).df["text"].tolist() == ["Bob is 40"]
+    assert process_table(ops.filter(df, "is Bob", model=keep), df).df["text"].tolist() == ["Bob is 40"]
     # a str column is asked for as plain text: no schema goes out, the stripped reply is the value
     shout = ScriptedBackend(lambda r: f"  {field(r, 'text').upper()}\n")
-    assert run_table(ops.map_op(df, "loud", "shout it", input_columns=["text"], model=shout), df).df[
+    assert process_table(ops.map(df, "loud", "shout it", input_columns=["text"], model=shout), df).df[
         "loud"
     ].tolist() == ["ANN IS 31", "BOB IS 40"]
     assert all(r.json_schema is None for r in shout.requests)
     assert "plain text" in shout.requests[0].messages[0].content
     # any other type still goes as JSON under its schema
     count = ScriptedBackend(lambda r: json.dumps({"n": len(field(r, "text"))}))
-    out = run_table(ops.map_op(df, "n", "count", type_=int, input_columns=["text"], model=count), df).df
+    out = process_table(ops.map(df, "n", "count", type_=int, input_columns=["text"], model=count), df).df
     assert out["n"].tolist() == [9, 9] and count.requests[0].json_schema["properties"]["n"]["type"] == "integer"
     groups = ScriptedBackend(lambda r: json.dumps({"summary": r.messages[-1].content.splitlines()[1]}))
-    described = run_table(ops.describe_op(df, "summary", by="team", model=groups), df).df
+    described = process_table(ops.describe(df, "summary", by="team", model=groups), df).df
     assert described.to_dict("list") == {"team": ["a", "b"], "summary": ["team = a", "team = b"]}
 
 
 def test_budget_stop_then_resume_finishes_with_no_row_done_twice(tmp_path):
     df = pd.DataFrame({"review": [f"good {i}" if i % 2 else f"bad {i}" for i in range(12)]})
     model = ScriptedBackend(sentiment)
-    op = ops.classify_op(df, "sentiment", ["positive", "negative"], model=model)
+    op = ops.classify(df, "sentiment", ["positive", "negative"], model=model)
     with compound.budget(calls=5), pytest.raises(JobStopped) as info:
-        run_table(op, df, job_id="j1", concurrency=1)
+        process_table(op, df, job_id="j1", concurrency=1)
     assert "--resume j1" in str(info.value) and info.value.done == 5
     assert len(job_store().done("j1")) == 5
-    out = run_table(op, df, job_id="j1").df
+    out = process_table(op, df, job_id="j1").df
     assert len(model.requests) == 12  # the 5 finished rows were not asked again
     assert out["sentiment"].tolist() == ["negative" if i % 2 == 0 else "positive" for i in range(12)]
     assert job_store().get("j1")["status"] == "done"
@@ -116,10 +116,10 @@ def test_budget_stop_then_resume_finishes_with_no_row_done_twice(tmp_path):
 
 def test_resume_with_another_program_is_refused():
     model = ScriptedBackend(sentiment)
-    run_table(ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], model=model), REVIEWS, job_id="j2")
-    other = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative", "mixed"], model=model)
+    process_table(ops.classify(REVIEWS, "sentiment", ["positive", "negative"], model=model), REVIEWS, job_id="j2")
+    other = ops.classify(REVIEWS, "sentiment", ["positive", "negative", "mixed"], model=model)
     with pytest.raises(compound.CompoundError, match="another program"):
-        run_table(other, REVIEWS, job_id="j2")
+        process_table(other, REVIEWS, job_id="j2")
 
 
 def test_files_round_trip_in_every_format(tmp_path):
@@ -150,7 +150,7 @@ def test_bad_files_name_the_file_row_or_column(tmp_path):
     with pytest.raises(TableError, match=r"column 'mass' mixes numbers and text \(row 4 holds 'heavy'\)"):
         check_column_types(mixed, "mass")
     with pytest.raises(TableError, match="no column 'sexx'; the columns are: mass"):
-        ops.impute_op(mixed.iloc[:2], "sexx")
+        ops.impute(mixed.iloc[:2], "sexx")
 
 
 def test_file_job_with_a_named_model(tmp_path):
@@ -215,12 +215,12 @@ def test_a_row_whose_reply_never_parses_is_left_empty_and_the_job_goes_on():
         return "not json" if "bad service" in request.messages[1].content else sentiment(request)
 
     model = ScriptedBackend(flaky, model="flaky")
-    op = ops.classify_op(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
-    result = run_table(op, REVIEWS, job_id="flaky-job")
+    op = ops.classify(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    result = process_table(op, REVIEWS, job_id="flaky-job")
     assert result.df["sentiment"].tolist()[0] == "positive" and pd.isna(result.df["sentiment"].tolist()[1])
     assert list(result.failed) == [1] and "not json" in result.failed[1]
     assert job_store().get("flaky-job")["status"] == "done"
-    again = run_table(op, REVIEWS)  # without the job: the failure was not cached, so it is tried again
+    again = process_table(op, REVIEWS)  # without the job: the failure was not cached, so it is tried again
     assert again.computed == 1 and list(again.failed) == [1]
 
 
@@ -234,8 +234,8 @@ def test_a_row_too_long_for_the_models_context_is_left_empty_and_the_job_goes_on
 
     df = pd.concat([REVIEWS, pd.DataFrame({"review": ["great " * 600]})], ignore_index=True)
     model = ScriptedBackend(small_context, model="short-context", latency_s=0.005)
-    op = ops.classify_op(df, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
-    result = run_table(op, df, job_id="long-row-job")
+    op = ops.classify(df, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    result = process_table(op, df, job_id="long-row-job")
     last = len(df) - 1
     assert list(result.failed) == [last] and "exceeds the available context size" in result.failed[last]
     assert pd.isna(result.df["sentiment"].iloc[last]) and result.df["sentiment"].iloc[:last].notna().all()

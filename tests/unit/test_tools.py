@@ -42,7 +42,7 @@ def test_a_denied_tool_never_runs_and_the_model_sees_the_denial():
     )
     policy = Policy().allow("lookup").deny("refund", "refunds need a human")
     agent = ToolAgent([refund, lookup], model=model, policy=policy)
-    with compound.run("agent") as run:
+    with compound.start_run("agent") as run:
         result = asyncio.run(agent.arun("refund order 7"))
     assert log == [("lookup", 7)]  # refund never executed
     assert result.answer == "could not refund"

@@ -10,7 +10,7 @@ from compound.store.traces import trace_store
 
 def test_calls_are_traced_under_their_run_and_step():
     model = ScriptedBackend(["a", "b"])
-    with compound.run("job") as run:
+    with compound.start_run("job") as run:
         model.generate("one")
         with compound.span("step", "classify") as step:
             model.generate("two")
@@ -33,7 +33,7 @@ def test_failed_calls_are_traced_as_errors():
         raise RuntimeError("server on fire")
 
     model = ScriptedBackend(boom)
-    with compound.run("job") as run:
+    with compound.start_run("job") as run:
         try:
             model.generate("x")
         except RuntimeError:
@@ -50,7 +50,7 @@ def test_tracing_can_be_turned_off():
 
 def test_traces_cli_list_show_export(tmp_path):
     model = ScriptedBackend(["the reply"])
-    with compound.run("cli-job") as run:
+    with compound.start_run("cli-job") as run:
         g = model.generate("q")
     runner = CliRunner()
     listed = runner.invoke(app, ["traces", "list"])

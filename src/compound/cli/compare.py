@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from compound.cli.support import COUNT, FRACTION, SIZE, console, number, parse_counts
+from compound.core.settings import Settings
 
 
 def compare(
@@ -20,8 +21,8 @@ def compare(
     ),
     limit: int = typer.Option(100, help="rows evaluated", callback=COUNT),
     calibration: int = typer.Option(100, help="other rows, used to learn and calibrate", callback=SIZE),
-    small: str = typer.Option("smollm2-135m", help="the small model"),
-    large: str = typer.Option("qwen2.5-coder-1.5b", help="the large model"),
+    small: str = typer.Option(Settings.small, help="the small model"),
+    large: str = typer.Option(Settings.large, help="the large model"),
     target: float | None = typer.Option(
         None,
         help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)",
@@ -87,7 +88,7 @@ def scale(
     input_col: str = typer.Option(..., "--input"),
     label_col: str = typer.Option(..., "--label"),
     labels: str | None = typer.Option(None, help="comma-separated labels (default: those in the data)"),
-    model: str = typer.Option("smollm2-135m", "--model", "-m"),
+    model: str = typer.Option(Settings.small, "--model", "-m"),
     ns: str = typer.Option("1,2,4,8,16", help="sample counts to try"),
     limit: int = typer.Option(50, help="rows of the file to measure on", callback=COUNT),
     min_gain: float = typer.Option(

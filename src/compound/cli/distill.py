@@ -16,6 +16,7 @@ import typer
 
 from compound.cli.support import err
 from compound.core.errors import ConfigurationError
+from compound.core.settings import Settings
 
 
 def read_inputs(path: Path, column: str) -> list[str]:
@@ -49,8 +50,8 @@ def distill_command(
     data: Path = typer.Option(..., "--data", help="JSON Lines file; only the --input column is read"),
     input_col: str = typer.Option(..., "--input", help="the column the model reads"),
     labels: str = typer.Option(..., help="comma-separated labels, e.g. spam,'not spam'"),
-    teacher: str = typer.Option("qwen2.5-coder-1.5b", help="the teacher model"),
-    student: str = typer.Option("smollm2-135m", help="the embedded base model to fine-tune"),
+    teacher: str = typer.Option(Settings.large, help="the teacher model"),
+    student: str = typer.Option(Settings.small, help="the embedded base model to fine-tune"),
     rows: int = typer.Option(500, help="rows the teacher labels (taken from the end of the seeded shuffle)"),
     out: Path = typer.Option(Path("student"), "--out", help="folder for the adapter, data, checkpoints, report"),
     samples: int = typer.Option(3, help="teacher samples per row (greedy + sampled) for the agreement filter"),

@@ -36,6 +36,11 @@ class Price:
 @dataclass(frozen=True)
 class Settings:
     model: str = "smollm2-135m"
+    # the small, medium and large models: what compare, teach, auto and the demo use when none is named
+    # (read when they run, so ``configure(large=...)`` changes every default large model at once)
+    small: str = "smollm2-135m"
+    medium: str = "qwen2.5-coder-0.5b"
+    large: str = "qwen2.5-coder-1.5b"
     home: Path = field(default_factory=_default_home)
     cache: bool = True
     trace: bool = True

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from compound.core.errors import ConfigurationError, InputError
+from compound.core.settings import get_settings
 from compound.core.usage import Usage, track_usage
 from compound.evaluate.report import pareto_front
-from compound.models.embedded import LARGE, MEDIUM, SMALL
 from compound.optimize.auto import teach
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
@@ -39,7 +39,7 @@ from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 from compound.strategies.sampling import SelfConsistency
 from compound.tables.io import read_table, require_columns
 from compound.tables.jobs import aprocess_table
-from compound.tables.operators import classify_op
+from compound.tables.operators import classify
 
 
 def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
@@ -69,7 +69,7 @@ def build(name: str, labels: list[str], small: Any, large: Any, texts: list[str]
     if name == "large":
         return classifier(labels, large, name="large")
     if name == "medium":
-        return classifier(labels, MEDIUM, name="medium")
+        return classifier(labels, get_settings().medium, name="medium")
     if name in ("small-knn", "small-boot"):
         return classifier(labels, small, name=name)
     vote = re.fullmatch(r"vote(\d+)", name)
@@ -176,7 +176,7 @@ async def score(
     """Run a classification program over ``df`` as a table job: its accuracy against ``label_col``, and
     what it used (cache hits at the cost of the calls they stand for)."""
     result = await aprocess_table(
-        classify_op(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress
+        classify(df, FIELD, labels, input_columns=[input_col], program=program), df, progress=progress
     )
     predicted = result.df[FIELD].astype(str).tolist()
     accuracy = sum(p == g for p, g in zip(predicted, df[label_col].astype(str), strict=False)) / len(df)
@@ -206,13 +206,14 @@ async def compare(
     labels: list[str] | None = None,
     limit: int = 100,
     calibration: int = 100,
-    small: Any = SMALL,
-    large: Any = LARGE,
+    small: Any = None,
+    large: Any = None,
     target: float | None = None,
     delta: float = 0.1,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
+    small, large = small or get_settings().small, large or get_settings().large
     labels = labels or sorted(df[label_col].unique().tolist())
     unknown = set(df[label_col]) - set(labels)
     if unknown:

@@ -164,7 +164,16 @@ EMBEDDERS: dict[str, EmbeddedModel] = {
     )
 }
 
-SMALL, MEDIUM, LARGE = "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
+
+def __getattr__(name: str) -> Any:
+    """``SMALL``, ``MEDIUM``, ``LARGE``: the old constants, now ``get_settings().small`` (...), with a warning."""
+    if name in ("SMALL", "MEDIUM", "LARGE"):
+        from compound._lazy import warn_renamed
+        from compound.core.settings import get_settings
+
+        warn_renamed(f"compound.models.embedded.{name}", f"compound.get_settings().{name.lower()}")
+        return getattr(get_settings(), name.lower())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_embedded(name: str) -> EmbeddedModel:

@@ -1,9 +1,9 @@
 """Merge GGUF LoRA adapters into their base model's weights: one GGUF file that serves as fast as the base.
 
 llama.cpp applies an unmerged adapter as two extra small matrix products (and an add) beside every
-adapted weight, on every token. On 2 cores those tiny products cost more in thread synchronisation than
-in arithmetic: a LoRA on all seven projections of smollm2-135m decoded at 12 ms per token against the
-base's 8.4 (``benchmarks/distill_extract.py`` records the served student's cost). Merging removes them:
+adapted weight, on every token. On few cores those tiny products cost more in thread synchronisation than
+in arithmetic (``benchmarks/distill_extract.py`` records the served student's cost; ``benchmarks/README.md``
+has the figures). Merging removes them:
 ``W' = W + scale * (alpha / r) * B @ A`` for each adapted tensor, the same formula llama.cpp evaluates.
 
 Guarantees:
@@ -11,9 +11,9 @@ Guarantees:
   ``general.name``; ``compound.merged.adapters`` records each adapter's sha256 and scale;
 - an adapted weight is stored in Q8_0, or in the base's own type where that is F32 or F16; ``tensor_type``
   (any type the ``gguf`` package can quantize to) overrides it. Q8_0 because a LoRA's change is small
-  beside a 4-bit type's rounding step: merged back into Q4_1, the vitals student's change was rounded
-  away and the model answered as its base did. In Q8_0 it answered as the adapter did, and decoded as
-  fast as the Q4_1 base (8.0 ms per token, against 12 with the adapter unmerged, 2 threads);
+  beside a 4-bit type's rounding step: merged back into a 4-bit type, a student's change can be rounded
+  away, so that the model answers as its base did. In Q8_0 it answers as the adapter did, and decodes as
+  fast as the 4-bit base (``benchmarks/README.md``);
 - an adapter for another architecture, or naming a tensor the base does not have or with the wrong
   shape, is refused with the names; nothing is written;
 - the file is written to a temporary name and renamed: a reader never sees half a model.

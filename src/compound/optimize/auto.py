@@ -21,9 +21,9 @@ The recipe for classification-style work (``compare``'s ``auto``, ``classify ...
    rounds stop once the student keeps ``enough`` of the labelled rows, or the label budget is spent. With
    gold, the teacher labels every gold row (at most ``label_budget``, by default 200: the estimate's
    standard error is then 2 to 3 points) in one round, and the target is
-   set once: measured on a first round of a few dozen rows it was off by several points either way
-   (0.94 on 48 Rotten Tomatoes rows, where the teacher scored 0.835 on the next 200: no student could be
-   certified), and stopping at the first round whose estimate happened to be low would bias it down.
+   set once: an estimate from a first round of a few dozen rows is off by several points either way
+   (``benchmarks/README.md`` has the measurement), and stopping at the first round whose estimate
+   happened to be low would bias it down.
 4. **Escalate** every row below the threshold to the teacher. Rows the teacher already labelled keep
    that label without a second call, cache or no cache (the cascade's ``known`` answers).
 
@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from compound.core.errors import ConfigurationError
+from compound.core.settings import get_settings
 from compound.core.usage import track_usage
-from compound.models.embedded import LARGE
 from compound.optimize.auto_lora import LoraStudent
 from compound.optimize.labels import label_step
 from compound.program.predict import Predict
@@ -47,10 +47,8 @@ from compound.routing.calibrate import learn_threshold
 from compound.routing.cascade import Cascade, LLMStage, ProxyStage
 
 #: the share of labelled rows the first threshold tested accepts (``routing.calibrate.learn_threshold``): a
-#: student certified for fewer saves little, and starting there one unlucky disagreement among the ~45 most
-#: confident rows no longer ends the search (Rotten Tomatoes, 40 draws of 200 gold rows, target 0.835, delta
-#: 0.1: 0.41 of rows certified on average with the first test at 45 rows, 0.57 starting at a quarter; 0 and
-#: 1 draw of 40 below the target on 4,000 fresh rows, delta allowing 4)
+#: student certified for fewer saves little, and starting there one unlucky disagreement among the few most
+#: confident rows no longer ends the search (``benchmarks/certify_limits.py`` measures both starts)
 START = 0.25
 
 #: gold rows the teacher labels by default to measure its own accuracy (the target when gold is given)
@@ -62,7 +60,7 @@ async def teach(
     labels: Sequence[str],
     *,
     field: str = "label",
-    teacher: Any = LARGE,
+    teacher: Any = None,
     instruction: str | None = None,
     student: ProxyStage | None = None,
     teacher_step: Predict | None = None,
@@ -85,6 +83,7 @@ async def teach(
     labels = list(labels)
     if len(labels) < 2:
         raise ConfigurationError("auto needs at least two labels")
+    teacher = teacher or get_settings().large
     teacher_step = teacher_step or label_step(labels, teacher, field, instruction)
     student = student or ProxyStage("proxy")
     cascade = Cascade([student, LLMStage(teacher_step, field, "teacher")], field, name="auto")

@@ -2,7 +2,8 @@
 
 After ``teach`` has its labelled sample and has certified (or not) the embedding student, ``LoraStudent``
 estimates what a distilled student (``optimize.distill``) would save on the rows still bound for the
-teacher, from what this job measured (the teacher's CPU per labelled row) and two measured ratios:
+teacher, from what this job measured (the teacher's CPU per labelled row) and two ratios (defaults set
+from ``benchmarks/distill.py`` and ``benchmarks/teach.py``; ``benchmarks/README.md``):
 
     saving = rows to the teacher x teacher CPU per row x (1 - cpu_ratio)
     cost   = training examples x train_cpu_per_example + calibration rows x student CPU per row
@@ -32,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compound.core.settings import get_settings
 from compound.core.usage import local_work
-from compound.models.embedded import SMALL
 from compound.program.predict import Predict
 from compound.routing.calibrate import learn_threshold, lower_bound
 from compound.routing.cascade import Cascade, LLMStage
@@ -42,7 +43,7 @@ from compound.routing.cascade import Cascade, LLMStage
 def _default_train() -> Any:
     from compound.optimize.distill.train import TrainConfig
 
-    return TrainConfig(epochs=1.0, lr=2e-3)  # what the distillation benchmarks used
+    return TrainConfig(epochs=1.0, lr=2e-3)
 
 
 def min_certifiable(target: float, delta: float, limit: int = 10_000) -> int:
@@ -55,9 +56,9 @@ def min_certifiable(target: float, delta: float, limit: int = 10_000) -> int:
 
 @dataclass
 class LoraStudent:
-    base: str = SMALL
-    cpu_ratio: float = 0.2  # student CPU per row / the teacher's (0.18x and 0.196x measured on two sets)
-    train_cpu_per_example: float = 2.0  # CPU-s per training example and epoch (1.2-1.8 measured)
+    base: str = field(default_factory=lambda: get_settings().small)  # the small model
+    cpu_ratio: float = 0.2  # student CPU per row / the teacher's
+    train_cpu_per_example: float = 2.0  # CPU-s per training example and epoch (an upper estimate)
     payback: float = 3.0  # train only when the estimated saving is this many times the cost
     holdout: float = 0.4  # share of the labelled rows kept out of training, to certify the student on
     min_examples: int = 64
@@ -118,7 +119,6 @@ class LoraStudent:
 
     def fit(self, step: Predict, field_name: str, texts: Sequence[str], labels: Sequence[str]) -> tuple[Predict, dict]:
         """Train the student on ``(texts, labels)`` and return its step (token logprobs on) and its record."""
-        from compound.core.settings import get_settings
         from compound.optimize.distill.data import balance, chat_of, student_program
         from compound.optimize.distill.merged import merge_student, served_spec
         from compound.optimize.distill.pipeline import fit_student

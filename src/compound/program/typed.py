@@ -98,9 +98,8 @@ class TextOutput(OutputSpec[T]):
     and on some servers (llama-cpp-python's) decoding under a grammar costs more CPU than the tokens.
 
     With no schema to hold the reply to its task, the task's instruction is restated after the input
-    (the system message keeps the format note): on 96 Rotten Tomatoes snippets through llama_cpp.server
-    the 135M model then wrote 35% fewer tokens and its longest reply fell from 119 tokens to 52 (5 Dec;
-    ``benchmarks/peers`` maps through this path)."""
+    (the system message keeps the format note), which keeps a small model's plain-text replies short and
+    on task (``benchmarks/README.md``; ``benchmarks/peers`` maps through this path)."""
 
     constrained = False
     instruction_last = True

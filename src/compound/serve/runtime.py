@@ -3,7 +3,7 @@
 Guarantees:
 - Overload is refused, never queued forever: at most ``max_inflight`` requests run at once, at most
   ``max_waiting`` more wait (each at most ``wait_s``), and the rest get 429 with ``Retry-After``.
-- Each request is one traced run (``compound.run``) under the caller's key budget; what it used is
+- Each request is one traced run (``compound.start_run``) under the caller's key budget; what it used is
   persisted against the key and counted in the metrics (requests, latency, tokens, joules, money,
   budget refusals, cache hits).
 - Every failure becomes a ``RequestError`` with a status and a reason: refusals 4xx, a model reply that

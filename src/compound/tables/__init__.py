@@ -5,8 +5,11 @@
     labelled = compound.process_table(op, df).df
 
 Each operator (``classify``, ``extract``, ``impute``, ``map``, ``filter``, ``describe``) builds a
-``TableOp`` (a plan: rows, program, output columns); ``process_table`` (``compound.tables.process``)
-runs it. ``map`` and ``filter`` are reached as ``compound.tables.map``; they never shadow the builtins.
+``compound.TableOp`` (a plan: rows, program, output columns); ``compound.process_table`` runs it.
+This package exports the operators (under the names they are defined by in ``tables.operators``) and
+``run_on_ray``; everything else about tables is ``compound.X`` (``read_table``, ``write_table``,
+``process_table``, ``TableRun``...). ``map`` and ``filter`` are reached as ``compound.tables.map``; they
+never shadow the builtins.
 """
 
 from __future__ import annotations
@@ -14,21 +17,25 @@ from __future__ import annotations
 from compound._lazy import lazy_exports
 
 _EXPORTS = {
-    "classify": "compound.tables.operators:classify_op",
-    "extract": "compound.tables.operators:extract_op",
-    "impute": "compound.tables.operators:impute_op",
-    "map": "compound.tables.operators:map_op",
-    "filter": "compound.tables.operators:filter_op",
-    "describe": "compound.tables.operators:describe_op",
-    "TableOp": "compound.tables.operators",
-    "process": "compound.tables.jobs:process_table",
-    "aprocess": "compound.tables.jobs:aprocess_table",
-    "TableRun": "compound.tables.jobs",
-    "read_table": "compound.tables.io",
-    "write_table": "compound.tables.io",
+    "classify": "compound.tables.operators",
+    "extract": "compound.tables.operators",
+    "impute": "compound.tables.operators",
+    "map": "compound.tables.operators",
+    "filter": "compound.tables.operators",
+    "describe": "compound.tables.operators",
     "run_on_ray": "compound.tables.ray_runner:run_table_on_ray",
+}
+
+#: second homes of names whose one home is the package root: they warn (DeprecationWarning) and still work
+_DEPRECATED = {
+    "TableOp": ("compound.tables.operators:TableOp", "compound.TableOp"),
+    "process": ("compound.tables.jobs:process_table", "compound.process_table"),
+    "aprocess": ("compound.tables.jobs:aprocess_table", "compound.aprocess_table"),
+    "TableRun": ("compound.tables.jobs:TableRun", "compound.TableRun"),
+    "read_table": ("compound.tables.io:read_table", "compound.read_table"),
+    "write_table": ("compound.tables.io:write_table", "compound.write_table"),
 }
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _DEPRECATED)

@@ -323,8 +323,14 @@ def process_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:
     return run_sync(aprocess_table(op, df, **kwargs))
 
 
-#: the old names, kept for one release
-run_table, arun_table = process_table, aprocess_table
+def __getattr__(name: str) -> Any:
+    old = {"run_table": "process_table", "arun_table": "aprocess_table"}
+    if name in old:
+        from compound._lazy import warn_renamed
+
+        warn_renamed(f"compound.tables.jobs.{name}", f"compound.{old[name]}")
+        return globals()[old[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def new_job_id() -> str:

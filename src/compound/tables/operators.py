@@ -65,10 +65,10 @@ def _program(program: Module | str | None) -> Module | None:
 
 
 def _teach(*args: Any, **kwargs: Any) -> Any:
-    from compound.models.embedded import LARGE
+    from compound.core.settings import get_settings
     from compound.optimize.auto import teach
 
-    kwargs["teacher"] = kwargs.get("teacher") or LARGE
+    kwargs["teacher"] = kwargs.get("teacher") or get_settings().large
     return teach(*args, **kwargs)
 
 
@@ -107,7 +107,7 @@ def _inputs(df: Any, input_columns: list[str] | None, exclude: Sequence[str] = (
     return cols
 
 
-def map_op(
+def map(
     df: Any,
     column: str,
     instruction: str,
@@ -134,7 +134,7 @@ def map_op(
     )
 
 
-def classify_op(
+def classify(
     df: Any,
     column: str,
     labels: list[str],
@@ -178,7 +178,7 @@ def classify_op(
     return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)
 
 
-def extract_op(
+def extract(
     df: Any,
     source: str,
     fields: dict[str, Any],
@@ -207,7 +207,7 @@ def extract_op(
     )
 
 
-def filter_op(
+def filter(
     df: Any, condition: str, *, input_columns: list[str] | None = None, model: Any = None, program: Module | None = None
 ) -> TableOp:
     """Keep the rows for which ``condition`` holds."""
@@ -228,7 +228,7 @@ def filter_op(
     )
 
 
-def impute_op(
+def impute(
     df: Any,
     column: str,
     *,
@@ -253,7 +253,7 @@ def impute_op(
     known = df[~missing]
     if known.empty:
         raise TableError(f"column {column!r} has no filled cells to learn from")
-    categories = sorted(map(str, known[column].unique()))
+    categories = sorted(str(v) for v in known[column].unique())
     if kind == "number":
         type_: Any = float
     elif len(categories) <= max_categories:
@@ -293,7 +293,7 @@ def _impute_auto(
     delta: float,
     instruction: str,
 ) -> Any:
-    from compound.models.embedded import LARGE
+    from compound.core.settings import get_settings
     from compound.optimize.auto import teach
     from compound.optimize.labels import label_step
     from compound.optimize.students.tabular import TabularClassifier
@@ -301,9 +301,9 @@ def _impute_auto(
 
     gold = [(render_row(r, cols), str(r[column])) for _, r in known.iterrows()]
     # the teacher answers the few cells the student leaves with a short prompt and no demos: demo rows
-    # (per-row nearest ones, or a fixed set) made its prompts ~500 tokens, and on 24 held-out penguins its
-    # 5 calls cost 74-108 CPU s, most of what the large model spent on all 24 with a cached demo prefix
-    teacher = label_step(categories, model or LARGE, column, instruction)
+    # (per-row nearest ones, or a fixed set) make its prompts long, and its few calls would then cost most
+    # of what the large model spends on every row with a cached demo prefix
+    teacher = label_step(categories, model or get_settings().large, column, instruction)
     return teach(
         [t for _, t in tasks],
         categories,
@@ -316,7 +316,7 @@ def _impute_auto(
     )
 
 
-def describe_op(
+def describe(
     df: Any,
     column: str = "description",
     *,
@@ -360,10 +360,23 @@ def describe_op(
 
 
 OPERATORS: dict[str, Callable[..., TableOp]] = {
-    "map": map_op,
-    "filter": filter_op,
-    "classify": classify_op,
-    "extract": extract_op,
-    "impute": impute_op,
-    "describe": describe_op,
+    "map": map,
+    "filter": filter,
+    "classify": classify,
+    "extract": extract,
+    "impute": impute,
+    "describe": describe,
 }
+
+
+#: the names the operators had before they were exported under the names they are defined by
+_OLD_NAMES = {f"{name}_op": name for name in OPERATORS}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OLD_NAMES:
+        from compound._lazy import warn_renamed
+
+        warn_renamed(f"compound.tables.operators.{name}", f"compound.tables.{_OLD_NAMES[name]}")
+        return OPERATORS[_OLD_NAMES[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ e.g. vLLM) has every worker call that shared server instead. Identical row input
 as on the local path, and the outputs go back into the table the same way.
 
     import ray; ray.init(address="ray://head:10001")     # or leave it to run_table_on_ray, for a local cluster
-    result = run_table_on_ray(classify_op(df, ...), df, workers=8)
+    result = run_table_on_ray(classify(df, ...), df, workers=8)
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ class Slow(ScriptedBackend):
 # 1. a cap below the concurrency: --max-calls 3 with 8 in flight (a table job)
 import pandas as pd
 
-from compound.tables.jobs import job_store, run_table
-from compound.tables.operators import map_op
+from compound import tables
+from compound.tables.jobs import job_store, process_table
 
 df = pd.DataFrame({"text": [f"row {i}" for i in range(8)]})
 m = Slow(lambda r: '{"label": "x"}', model="why1")
@@ -46,7 +46,7 @@ done = []
 for _ in range(3):
     try:
         with compound.budget(calls=3):
-            run_table(map_op(df, "label", "label it", model=m), df, job_id="why1")
+            process_table(tables.map(df, "label", "label it", model=m), df, job_id="why1")
     except compound.CompoundError:
         pass
     done.append(len(job_store().done("why1")))
@@ -133,7 +133,7 @@ for name, cls_path in [
     report(f"damaged {name}", ok, outcome)
 
 # 7. fingerprint leaves out max_tokens / temperature / requirements; strategies enter via repr
-from compound.tables.operators import map_op as mop
+from compound.tables import map as mop
 
 
 def fp(**kw):
@@ -147,8 +147,8 @@ base = fp()
 missed = [k for k, v in {"max_tokens": 99, "sample_temperature": 0.1, "logprobs": True}.items() if fp(**{k: v}) == base]
 report("fingerprint covers max_tokens, temperature, logprobs", not missed, f"left out: {missed}")
 child = (
-    "import pandas as pd\nfrom compound.tables.operators import map_op\nfrom compound.strategies import SelfConsistency\n"
-    "df = pd.DataFrame({'text': ['a']})\nop = map_op(df, 'label', 'x', model='scripted')\n"
+    "import pandas as pd\nfrom compound import tables\nfrom compound.strategies import SelfConsistency\n"
+    "df = pd.DataFrame({'text': ['a']})\nop = tables.map(df, 'label', 'x', model='scripted')\n"
     "op.program.strategy = SelfConsistency(3, key=lambda v: str(v))\nprint(op.fingerprint)"
 )
 outs = {

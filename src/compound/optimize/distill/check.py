@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-NOISE = 2.0  # logits: the bound on llama.cpp's quantized arithmetic vs fp32 (measured up to 1.4)
+NOISE = 2.0  # logits: the bound on llama.cpp's quantized arithmetic vs fp32 (with a margin over what was seen)
 TOP = 16  # tokens recorded per position, from each model's top
 
 

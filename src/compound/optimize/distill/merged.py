@@ -1,7 +1,7 @@
 """A student served merged: its LoRA adapter folded into the base weights, checked before it is served.
 
-An unmerged adapter costs every generated token two small extra products per adapted weight; on 2 cores
-that made the vitals student decode at 12 ms per token against its base's 8.4 (``compound.models.merge``).
+An unmerged adapter costs every generated token two small extra products per adapted weight, which on few
+cores makes a student decode markedly slower than its base (``compound.models.merge``).
 The merged model (``model.gguf`` beside ``adapter.gguf``) costs what the base costs.
 
 Guarantees:

@@ -30,6 +30,7 @@ from typing import Any
 
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError
+from compound.core.settings import get_settings
 from compound.core.usage import track_usage
 from compound.optimize.distill.data import (
     as_teacher,
@@ -59,7 +60,7 @@ def student_spec(base: str, adapter: Path) -> str:
 @dataclass
 class Distill:
     teacher: Any  # a model spec, a Backend, or a Predict that answers the task
-    student: str = "smollm2-135m"
+    student: str = field(default_factory=lambda: get_settings().small)  # the embedded base model
     out: Path | str = "student"
     samples: int = 3
     filter: Filter = field(default_factory=Filter)
@@ -148,7 +149,6 @@ def fit_student(
     """Train (resuming any checkpoint in ``out/checkpoints``), export ``out/adapter.gguf``, record the
     trained model's greedy replies and logits for the export check (``check``), plot the loss curve, and
     (``merge``) write and check the merged model (``merged``; its entry is None without ``merge``)."""
-    from compound.core.settings import get_settings
     from compound.models.embedded import get_embedded
     from compound.models.lora import file_sha256
     from compound.optimize.distill.check import record as record_export_check

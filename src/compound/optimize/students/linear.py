@@ -6,8 +6,8 @@ Guarantees:
   label's rows are dealt round the folds), answers every row out of fold, and keeps *those* heads: the
   deployed classifier averages their probabilities. The out-of-fold answers on which a cascade learns its
   threshold therefore come from the very models that answer later, not from a refit on all rows, which is
-  more confident than its folds and would be accepted beyond what was certified (simulated on Rotten
-  Tomatoes, 20 draws, delta 0.1: the refit broke its target in 3/20 draws, the fold average in 1/20).
+  more confident than its folds and would be accepted beyond what was certified (``benchmarks/README.md``
+  has the simulation).
   ``fit`` (no certificate wanted) keeps a single head trained on every row.
 - **Features are computed once per text** in ``cross_fit`` (an embedding is the costly part), and all
   local work (features, fitting, predicting) is counted like any model call's.
