@@ -43,13 +43,15 @@ demo: setup
 test: setup-test
 	$(BIN)/python -m pytest
 
-# ruff (rules and format) over the tree, pyright (basic) on src/, and the layering contracts of pyproject.toml
-# (import-linter: no import from a lower layer up, typer only in compound.cli): .ci/run runs it before the tests
+# ruff (rules and format) over the tree, pyright (basic) on src/, the layering contracts of pyproject.toml
+# (import-linter: no import from a lower layer up, typer only in compound.cli) and the docs site built with
+# warnings as errors (mkdocs build --strict): .ci/run runs it before the tests
 lint: setup-test
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/pyright src
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 unit: setup-test
 	$(BIN)/python -m pytest -m "not integration"

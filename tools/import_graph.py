@@ -8,7 +8,8 @@ Every ``import`` and ``from ... import`` in ``src/compound`` counts, at module l
 (a function-level import is still a dependency: it only runs later). A node is a module of the layers
 contract in pyproject.toml (``compound.tables``, ``compound.optimize.students``, ``compound.program.typed``...;
 with ``--top``, a first-level package or module such as ``compound.optimize``). ``compound/__init__.py``
-and ``compound/_lazy.py`` (the lazy export table, which names everything by string) are left out.
+``compound/_lazy.py`` (the lazy export table, which names everything by string) and ``compound/_deprecated.py``
+(the old names) are left out.
 
 Circles are the elementary cycles of that graph; an upward import is an edge from a node to one in a higher
 layer. import-linter (``lint-imports``, run by ``make lint``) enforces the same contract; this script counts.
@@ -60,7 +61,7 @@ NODES: list[str] = []  # set by main(): the contract's layer modules, or the fir
 
 def _node(module: str) -> str | None:
     parts = module.split(".")
-    if parts[0] != "compound" or len(parts) < 2 or parts[1] in ("_lazy",):
+    if parts[0] != "compound" or len(parts) < 2 or parts[1] in ("_lazy", "_deprecated"):
         return None
     matches = [n for n in NODES if module == n or module.startswith(n + ".")]
     return max(matches, key=len) if matches else ".".join(parts[:2])

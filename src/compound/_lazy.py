@@ -6,9 +6,7 @@ large the public API grows.
 An entry maps a public name to ``"module"`` (the name is an attribute of that module),
 ``"module:attr"`` (the name is that attribute, renamed) or ``"module:"`` (the name is the module itself).
 
-An old name (``deprecated``) still resolves, to the same object as its new name, but each use warns with a
-``DeprecationWarning`` that names the new name and the release that removes the old one
-(``docs/changelog.md`` lists them). Old names are left out of ``__all__`` and ``dir()``.
+Old names (``deprecated``, see ``compound._deprecated``) resolve and warn; they are not in ``dir()``.
 """
 
 from __future__ import annotations
@@ -21,27 +19,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-#: the release that removes the names deprecated in this one
-REMOVED_IN = "0.3.0"
-
-
-def _resolve(target: str, name: str) -> Any:
+def resolve(target: str, name: str) -> Any:
+    """The object an entry's target names (``name`` is the attribute when the target names none)."""
     module, _, attr = target.partition(":")
     value = importlib.import_module(module)
     if not (attr == "" and target.endswith(":")):
         value = getattr(value, attr or name)
     return value
-
-
-def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
-    """Warn that ``old`` is deprecated in favour of ``new`` (both as the user writes them)."""
-    import warnings
-
-    warnings.warn(
-        f"{old} is deprecated and will be removed in compound {REMOVED_IN}; use {new}",
-        DeprecationWarning,
-        stacklevel=stacklevel,
-    )
 
 
 def lazy_exports(
@@ -56,13 +40,13 @@ def lazy_exports(
 
     def __getattr__(name: str) -> Any:
         if name in old_names:  # never cached: every use warns
-            target, new = old_names[name]
-            warn_renamed(f"{package}.{name}", new)
-            return _resolve(target, name)
+            from compound._deprecated import resolve_old
+
+            return resolve_old(package, name, old_names[name])
         target = exports.get(name)
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = _resolve(target, name)
+        value = resolve(target, name)
         namespace[name] = value
         return value
 

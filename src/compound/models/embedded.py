@@ -168,7 +168,7 @@ EMBEDDERS: dict[str, EmbeddedModel] = {
 def __getattr__(name: str) -> Any:
     """``SMALL``, ``MEDIUM``, ``LARGE``: the old constants, now ``get_settings().small`` (...), with a warning."""
     if name in ("SMALL", "MEDIUM", "LARGE"):
-        from compound._lazy import warn_renamed
+        from compound._deprecated import warn_renamed
         from compound.core.settings import get_settings
 
         warn_renamed(f"compound.models.embedded.{name}", f"compound.get_settings().{name.lower()}")

@@ -326,7 +326,7 @@ def process_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:
 def __getattr__(name: str) -> Any:
     old = {"run_table": "process_table", "arun_table": "aprocess_table"}
     if name in old:
-        from compound._lazy import warn_renamed
+        from compound._deprecated import warn_renamed
 
         warn_renamed(f"compound.tables.jobs.{name}", f"compound.{old[name]}")
         return globals()[old[name]]

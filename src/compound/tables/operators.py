@@ -375,7 +375,7 @@ _OLD_NAMES = {f"{name}_op": name for name in OPERATORS}
 
 def __getattr__(name: str) -> Any:
     if name in _OLD_NAMES:
-        from compound._lazy import warn_renamed
+        from compound._deprecated import warn_renamed
 
         warn_renamed(f"compound.tables.operators.{name}", f"compound.tables.{_OLD_NAMES[name]}")
         return OPERATORS[_OLD_NAMES[name]]
