@@ -36,7 +36,7 @@ def text(i: int) -> str:
 def phase(engine: str, model: str, rows: int, rounds: int) -> dict:
     from compound.models.engines import EngineConfig, open_engine
     from compound.models.llama_cpp import resolve_model_path
-    from compound.program.typed import describe_schema
+    from compound.models.typed import describe_schema
 
     note = "\n\n" + describe_schema(SCHEMA)  # what a typed step adds to its instructions
     eng = open_engine(engine, EngineConfig(path=resolve_model_path(model), n_ctx=2048, n_threads=2))

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 import compound
 from compound.core.settings import get_settings
 from compound.models.llama_cpp import LlamaCppBackend
-from compound.program.typed import call_typed
+from compound.models.typed import call_typed
 from compound.store.sqlite import flush_all
 
 

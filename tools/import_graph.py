@@ -6,7 +6,7 @@
 
 Every ``import`` and ``from ... import`` in ``src/compound`` counts, at module level or inside a function
 (a function-level import is still a dependency: it only runs later). A node is a module of the layers
-contract in pyproject.toml (``compound.tables``, ``compound.optimize.students``, ``compound.program.typed``...;
+contract in pyproject.toml (``compound.tables``, ``compound.optimize.students``, ``compound.models.typed``...;
 with ``--top``, a first-level package or module such as ``compound.optimize``). ``compound/__init__.py``
 ``compound/_lazy.py`` (the lazy export table, which names everything by string) and ``compound/_deprecated.py``
 (the old names) are left out.
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "compound"
 
 PYPROJECT = ROOT.parents[1] / "pyproject.toml"
 
-#: low to high, for --top (the first-level packages; the contract splits optimize and program in two)
+#: low to high, for --top (the first-level packages; the contract splits optimize in two)
 TOP_LAYERS = [
     ["core"],
     ["store"],

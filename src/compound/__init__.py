@@ -55,10 +55,10 @@ _EXPORTS = {
     "LlamaCppBackend": "compound.models.llama_cpp",
     "OpenAIBackend": "compound.models.openai_compat",
     # typed calls and concurrency
-    "call_typed": "compound.program.typed",
-    "acall_typed": "compound.program.typed",
-    "Typed": "compound.program.typed",
-    "OutputSpec": "compound.program.typed",
+    "call_typed": "compound.models.typed",
+    "acall_typed": "compound.models.typed",
+    "Typed": "compound.models.typed",
+    "OutputSpec": "compound.models.typed",
     "gather": "compound.core.concurrency",
     "run_sync": "compound.core.concurrency",
     # distillation

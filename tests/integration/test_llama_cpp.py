@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 import compound
 from compound import BudgetExceededError, ConfigurationError
-from compound.program.typed import call_typed
+from compound.models.typed import call_typed
 
 
 class City(BaseModel):

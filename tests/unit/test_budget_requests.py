@@ -10,7 +10,7 @@ from pydantic import BaseModel
 import compound
 from compound import BudgetExceededError, OutputParseError
 from compound.models.openai_compat import OpenAIBackend
-from compound.program.typed import acall_typed
+from compound.models.typed import acall_typed
 
 from .openai_fake import FakeServer
 

@@ -10,7 +10,7 @@ import compound
 from compound import BackendError
 from compound.models import dialects
 from compound.models.openai_compat import OpenAIBackend
-from compound.program.typed import call_typed
+from compound.models.typed import call_typed
 from compound.store.traces import trace_store
 
 from .openai_fake import FakeServer

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 import compound
 from compound import BackendError, ConfigurationError
 from compound.models.openai_compat import OpenAIBackend
-from compound.program.typed import call_typed
+from compound.models.typed import call_typed
 
 from .openai_fake import PYDANTIC_500, FakeServer
 

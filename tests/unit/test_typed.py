@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 import compound
 from compound import OutputParseError, ScriptedBackend
-from compound.program.typed import call_typed
+from compound.models.typed import call_typed
 
 
 class City(BaseModel):
@@ -82,7 +82,7 @@ class Topic(BaseModel):
 
 
 def test_a_one_str_field_output_asked_as_text_sends_no_schema_and_takes_the_whole_reply():
-    from compound.program.typed import output_spec
+    from compound.models.typed import output_spec
 
     model = ScriptedBackend(["  Cooking at home \n"])
     out = call_typed(output_spec(Topic, "text"), "What is it about?", model=model)
@@ -93,7 +93,7 @@ def test_a_one_str_field_output_asked_as_text_sends_no_schema_and_takes_the_whol
 
 
 def test_an_empty_text_reply_is_repaired_in_words_then_refused_with_every_generation():
-    from compound.program.typed import output_spec
+    from compound.models.typed import output_spec
 
     model = ScriptedBackend(["   ", "Gardening"])
     out = call_typed(output_spec(Topic, "text"), "What is it about?", model=model)
@@ -107,7 +107,7 @@ def test_an_empty_text_reply_is_repaired_in_words_then_refused_with_every_genera
 
 @pytest.mark.parametrize("output", [City, {"type": "object"}])
 def test_text_format_refuses_an_output_that_is_not_one_str_field(output):
-    from compound.program.typed import output_spec
+    from compound.models.typed import output_spec
 
     with pytest.raises(compound.ConfigurationError, match="one str field"):
         output_spec(output, "text")
@@ -126,7 +126,7 @@ def test_a_text_step_shows_its_demos_as_plain_text_and_refuses_a_wrong_output_at
 
 
 def test_a_text_output_restates_the_task_after_the_input_and_keeps_the_format_note_as_system():
-    from compound.program.typed import output_spec
+    from compound.models.typed import output_spec
 
     model = ScriptedBackend(["Sport"])
     call_typed(output_spec(Topic, "text"), "row: a goal", model=model, instructions="Name the topic.")

@@ -20,7 +20,7 @@ def ask(
 ) -> None:
     """Ask a model once and print the answer (JSON valid for --schema when given)."""
     from compound.models.registry import get_model
-    from compound.program.typed import call_typed
+    from compound.models.typed import call_typed
     from compound.store.traces import start_run
 
     backend = get_model(model)

@@ -148,7 +148,7 @@ class LLMJudge(Requirement):
         return run_sync(self.avalidate(value, inputs))
 
     async def avalidate(self, value: Any, inputs: dict[str, Any]) -> Validation:
-        from compound.program.typed import acall_typed
+        from compound.models.typed import acall_typed
 
         shown = value.model_dump_json() if isinstance(value, BaseModel) else str(value)
         prompt = f"Criterion: {self.description}\n\nInputs: {inputs}\n\nOutput to judge: {shown}\n\nDoes the output meet the criterion?"

@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field
 
 from compound.core.errors import OutputParseError
 from compound.models.base import Backend
+from compound.models.typed import acall_typed
 from compound.optimize.base import Example, Metric, Optimizer, aevaluate, clone, input_fields, output_fields, the_step
 from compound.program.module import Module
 from compound.program.predict import Predict
-from compound.program.typed import acall_typed
 
 
 def _teacher_program(student: Module, teacher: Module | str | Backend | None) -> Module:

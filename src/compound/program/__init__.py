@@ -1,1 +1,1 @@
-"""Programs: typed calls, steps and their composition."""
+"""Programs: steps (``Predict``, ``ChainOfThought``), modules and their composition, and row rendering."""

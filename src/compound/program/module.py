@@ -107,7 +107,7 @@ class Module:
         """Everything that changes what the program answers, as plain values: every step's and strategy's
         full configuration (see ``compound.core.fingerprint``) and the prompt format's version."""
         from compound.core.fingerprint import plain
-        from compound.program.typed import PROMPT_VERSION
+        from compound.models.typed import PROMPT_VERSION
 
         return {"program": plain(self), "prompt_version": PROMPT_VERSION}
 

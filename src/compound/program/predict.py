@@ -23,8 +23,8 @@ from compound.core.protocol import adrive, drive
 from compound.core.types import Generation, Message, Request
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
+from compound.models.typed import OutputSpec, model_with, output_spec, typed_call
 from compound.program.module import Module
-from compound.program.typed import OutputSpec, model_with, output_spec, typed_call
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -80,7 +80,7 @@ class Predict(Module):
             within one candidate (each one a call, counted in the result).
         output_format: ``"json"`` (the default: the reply is constrained to the output schema) or
             ``"text"``: an output of one ``str`` field asked for as plain text, with no schema sent
-            (``compound.program.typed.TextOutput``); any other output type is refused.
+            (``compound.models.typed.TextOutput``); any other output type is refused.
         name: the step's name in traces.
 
     Calling the step (``step(**inputs)``) returns the value; ``step.result(**inputs)`` the whole

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compound.core.types import Message
 from compound.models.base import Backend
-from compound.program.typed import acall_typed
+from compound.models.typed import acall_typed
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of
 

@@ -15,10 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from compound.core.fingerprint import fingerprint
+from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
-from compound.program.typed import model_with
 from compound.tables.io import TableError, check_column_types, missing_cells, require_columns
 
 

@@ -15,8 +15,8 @@ from compound.core.protocol import adrive
 from compound.core.types import Message
 from compound.models.base import Backend
 from compound.models.registry import get_model
+from compound.models.typed import typed_call
 from compound.program.module import Module
-from compound.program.typed import typed_call
 from compound.tools.base import Tool
 from compound.tools.policy import Decision, Policy, guarded_call
 

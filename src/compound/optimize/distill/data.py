@@ -29,8 +29,8 @@ from pydantic import create_model
 from compound.core.concurrency import gather
 from compound.core.errors import ConfigurationError
 from compound.core.progress import Progress
+from compound.models.typed import acall_typed, model_with, typed_request
 from compound.program.predict import Predict
-from compound.program.typed import acall_typed, model_with, typed_request
 
 
 @dataclass
