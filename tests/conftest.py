@@ -34,3 +34,18 @@ def compound_cli(isolated_home):
         return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def bag_of_words_embeddings(monkeypatch):
+    """A fast stand-in for MiniLM (unit tests must not load torch): unit-length hashed bags of words."""
+    import numpy as np
+
+    def embed(texts, model_path=None):
+        out = np.zeros((len(texts), 64), dtype="float32")
+        for i, t in enumerate(texts):
+            for w in t.split():
+                out[i, sum(map(ord, w)) % 64] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    monkeypatch.setattr("compound.optimize.students.embedding.embed_texts", embed)

@@ -35,7 +35,7 @@ PUBLIC = {
     "compare", "returns_curve", "pareto_front", "testing",
 }  # fmt: skip
 
-TABLE_OPERATORS = {"classify", "extract", "impute", "map", "filter", "describe"}
+TABLE_OPERATORS = {"classify", "extract", "impute", "map", "filter", "describe", "join", "top_k", "aggregate", "dedup"}
 
 
 def test_every_public_name_is_exported():

@@ -95,9 +95,15 @@ def test_extract_filter_map_describe():
     count = ScriptedBackend(lambda r: json.dumps({"n": len(field(r, "text"))}))
     out = process_table(ops.map(df, "n", "count", type_=int, input_columns=["text"], model=count), df).df
     assert out["n"].tolist() == [9, 9] and count.requests[0].json_schema["properties"]["n"]["type"] == "integer"
-    groups = ScriptedBackend(lambda r: json.dumps({"summary": r.messages[-1].content.splitlines()[1]}))
+    groups = ScriptedBackend(lambda r: r.messages[-1].content.splitlines()[1])  # per group: plain text
     described = process_table(ops.describe(df, "summary", by="team", model=groups), df).df
-    assert described.to_dict("list") == {"team": ["a", "b"], "summary": ["team = a", "team = b"]}
+    assert described.to_dict("list") == {
+        "team": ["a", "b"],
+        "summary": ["team = a", "team = b"],
+        "rows": [1, 1],
+        "folded": [0, 0],
+        "dropped": [0, 0],
+    }
 
 
 def test_budget_stop_then_resume_finishes_with_no_row_done_twice(tmp_path):

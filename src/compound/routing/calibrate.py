@@ -127,3 +127,30 @@ def learn_threshold(
         else:
             break  # fixed sequence: the first failure ends the search
     return best
+
+
+def recall_threshold(positive_scores: Sequence[float], target: float, delta: float = 0.05) -> float:
+    """The strictest score threshold that keeps ``target`` of the positives, with probability ``1 - delta``.
+
+    ``positive_scores`` are the scores (a similarity, say) of the calibration points the reference called
+    positive. Rejecting every point that scores below the returned threshold loses, on fresh data from the
+    same distribution, at most ``1 - target`` of the positives with probability at least ``1 - delta``.
+    Fixed-sequence testing from lenient to strict: the k-th test drops the k lowest-scoring positives and
+    passes while the Clopper-Pearson lower bound on the share kept is at least ``target``; the first failure
+    ends the search. ``-inf`` (reject nothing) when even keeping every positive cannot show ``target``:
+    too few positives for the guarantee."""
+    if not 0 < target < 1 or not 0 < delta < 1:
+        raise InputError("target must be in (0, 1) and delta in (0, 1)")
+    scores = sorted(positive_scores)
+    n = len(scores)
+    best = -math.inf
+    k = 0
+    while k < n:
+        kept = n - k  # the points scoring at least scores[k] (ties are kept or dropped together)
+        if lower_bound(kept, n, delta) < target:
+            break
+        best = scores[k]
+        value = scores[k]
+        while k < n and scores[k] == value:
+            k += 1
+    return best

@@ -10,6 +10,11 @@ This package exports the operators (under the names they are defined by in ``tab
 ``run_on_ray``; everything else about tables is ``compound.X`` (``read_table``, ``write_table``,
 ``process_table``, ``TableRun``...). ``map`` and ``filter`` are reached as ``compound.tables.map``; they
 never shadow the builtins.
+
+The operators over several rows (``join``, ``top_k``, ``aggregate``, ``dedup``) build a ``StagedOp`` (a
+plan of stages, each a ``TableOp``), which ``compound.process_table`` runs the same way, under one job:
+
+    matched = compound.process_table(compound.tables.join(papers, topics, "the paper is about the topic"), None).df
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ _EXPORTS = {
     "map": "compound.tables.operators",
     "filter": "compound.tables.operators",
     "describe": "compound.tables.operators",
+    "join": "compound.tables.join:join_op",
+    "top_k": "compound.tables.top_k:top_k_op",
+    "aggregate": "compound.tables.aggregate:aggregate_op",
+    "dedup": "compound.tables.dedup:dedup_op",
+    "StagedOp": "compound.tables.staged",
     "run_on_ray": "compound.tables.ray_runner:run_table_on_ray",
 }
 

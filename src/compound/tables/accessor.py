@@ -2,6 +2,9 @@
 
 import compound.tables.accessor  # registers .sem
 df.sem.classify("sentiment", ["positive", "negative"], input_columns=["review"])
+tickets.sem.join(teams, "the team handles the ticket", cascade=True)
+
+Each method runs its operator as a job (``job_id=`` makes it resumable) and returns the new table.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from typing import Any
 import pandas as pd
 
 from compound.tables import operators
+from compound.tables.aggregate import AggregateOp
+from compound.tables.dedup import DedupOp
 from compound.tables.jobs import process_table
+from compound.tables.join import JoinOp
+from compound.tables.top_k import TopKOp
 
 
 @pd.api.extensions.register_dataframe_accessor("sem")
@@ -22,7 +29,8 @@ class SemanticAccessor:
     def _run(
         self, op_name: str, *args: Any, job_id: str | None = None, progress: bool = False, **kwargs: Any
     ) -> pd.DataFrame:
-        op = operators.OPERATORS[op_name](self._df, *args, **kwargs)
+        make = MULTIROW.get(op_name) or operators.OPERATORS[op_name]
+        op = make(self._df, *args, **kwargs)
         return process_table(op, self._df, job_id=job_id, progress=progress).df
 
     def map(self, column: str, instruction: str, **kw: Any) -> pd.DataFrame:
@@ -42,3 +50,19 @@ class SemanticAccessor:
 
     def describe(self, column: str = "description", **kw: Any) -> pd.DataFrame:
         return self._run("describe", column, **kw)
+
+    def join(self, right: pd.DataFrame, condition: str, **kw: Any) -> pd.DataFrame:
+        return self._run("join", right, condition, **kw)
+
+    def top_k(self, instruction: str, k: int, **kw: Any) -> pd.DataFrame:
+        return self._run("top_k", instruction, k, **kw)
+
+    def aggregate(self, instruction: str, **kw: Any) -> pd.DataFrame:
+        return self._run("aggregate", instruction, **kw)
+
+    def dedup(self, columns: list[str], **kw: Any) -> pd.DataFrame:
+        return self._run("dedup", columns, **kw)
+
+
+#: the operators over several rows, by name
+MULTIROW: dict[str, Any] = {"join": JoinOp, "top_k": TopKOp, "aggregate": AggregateOp, "dedup": DedupOp}

@@ -41,10 +41,8 @@ from compound.core.usage import Usage, UsageTracker, active_trackers, track_usag
 from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
 from compound.tables.joblock import check_job_id, job_lock
-from compound.tables.operators import TableOp
-
-#: a row whose reply never parsed carries this key in its output, with the reason
-ERROR_KEY = "__error__"
+from compound.tables.operators import ERROR_KEY, TableOp
+from compound.tables.staged import StagedOp
 
 
 class JobStopped(CompoundError):
@@ -145,6 +143,7 @@ class TableRun:
     stale: int = 0  # results of an earlier run of the job that match no row of this input
     notes: list[str] = field(default_factory=list)  # what a caller should tell the user (an input that changed)
     setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
+    report: dict[str, Any] | None = None  # what an operator over several rows did (``StagedOp.report``)
 
 
 def _input_key(fingerprint: str, text: str) -> str:
@@ -163,7 +162,7 @@ def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
 
 
 async def aprocess_table(
-    op: TableOp,
+    op: TableOp | StagedOp,
     df: Any,
     *,
     job_id: str | None = None,
@@ -173,7 +172,48 @@ async def aprocess_table(
     finish: bool = True,
 ) -> TableRun:
     with job_lock(check_job_id(job_id)) if job_id is not None else nullcontext():
+        if isinstance(op, StagedOp):
+            return await _staged(op, job_id, spec, progress, concurrency, finish)
         return await _process(op, df, job_id, spec, progress, concurrency, finish)
+
+
+async def _staged(op: StagedOp, job_id, spec, progress, concurrency, finish) -> TableRun:
+    """An operator over several rows: each stage of its plan is a ``TableOp`` run by ``_process`` under the
+    same job (one fingerprint), so checkpoints, the row cache, budgets and usage are the one-row operators'.
+    The bar counts the stages' inputs against the plan's bound."""
+    runs: list[TableRun] = []
+    bar = Progress(progress, op.name, op.bound, unit="calls", formats={"cost": "${:.4f}"})
+    with span("step", f"table.{op.name}", rows=op.rows, bound=op.bound, job_id=job_id) as s:
+        tracker = s.usage
+        assert tracker is not None
+
+        async def run(tasks: list[tuple[Any, str]]) -> dict[Any, dict[str, Any]]:
+            if not tasks:
+                return {}
+            done = await _process(op.stage(tasks), None, job_id, spec or op.spec, False, concurrency, False)
+            runs.append(done)
+            bar.update(advance=done.rows, cost=tracker.physical.cost_usd)
+            return done.outputs or {}
+
+        try:
+            df = await op.plan(run)
+        finally:
+            bar.stop()
+        if job_id is not None:
+            job_store().set_status(job_id, "done" if finish else "computed")
+        s.attrs.update(op.report)
+    return TableRun(
+        df,
+        job_id,
+        op.rows,
+        sum(r.computed for r in runs),
+        sum(r.from_cache for r in runs),
+        sum(r.from_checkpoint for r in runs),
+        tracker,
+        {key: why for r in runs for key, why in (r.failed or {}).items()},
+        None,
+        report=op.report,
+    )
 
 
 async def _process(op, df, job_id, spec, progress, concurrency, finish) -> TableRun:
@@ -316,7 +356,7 @@ def _stopped(store: JobStore, job_id: str | None) -> None:
         store.set_status(job_id, "stopped")
 
 
-def process_table(op: TableOp, df: Any, **kwargs: Any) -> TableRun:
+def process_table(op: TableOp | StagedOp, df: Any, **kwargs: Any) -> TableRun:
     """Run a table operator over ``df`` (sync); ``aprocess_table`` documents the options."""
     from compound.core.concurrency import run_sync
 

@@ -21,6 +21,9 @@ from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
 from compound.tables.io import TableError, check_column_types, missing_cells, require_columns
 
+#: a row whose reply never parsed carries this key in its output, with the reason
+ERROR_KEY = "__error__"
+
 
 @dataclass
 class TableOp:
@@ -325,37 +328,28 @@ def describe(
     input_columns: list[str] | None = None,
     model: Any = None,
     program: Module | None = None,
-) -> TableOp:
-    """One sentence per row, or per group of rows sharing a value of ``by``."""
+) -> Any:
+    """One sentence per row, or per group of rows sharing a value of ``by``.
+
+    With ``by`` this is ``aggregate`` (``tables.aggregate``): every row of a group reaches the answer, the
+    rows that do not fit the context through summaries, and the output says how many were folded."""
     cols = _inputs(df, input_columns, exclude=[column])
+    if by is not None:
+        from compound.tables.aggregate import AggregateOp
+
+        text = instruction or "Describe this group of rows in one sentence."
+        op = AggregateOp(df, text, by=by, column=column, input_columns=cols, model=model, program=program)
+        op.spec = {"op": "describe", "column": column, "by": by, "input_columns": op.cols}
+        return op
     out = model_with("Description", {column: (str, ...)})
-    text = instruction or (
-        "Describe this group of rows in one sentence." if by else "Describe the row in one sentence."
-    )
-    step = _step(out, text, model, program)
-    if by is None:
-        return TableOp(
-            "describe",
-            step,
-            [column],
-            [(i, render_row(r, cols)) for i, r in df.iterrows()],
-            _assign([column]),
-            {"op": "describe", "column": column, "input_columns": cols},
-        )
-    require_columns(df, [by])
-    groups = {key: grp for key, grp in df.groupby(by, sort=True, dropna=False)}
-    tasks = [
-        (key, f"{by} = {key}\n" + "\n---\n".join(render_row(r, cols) for _, r in grp.head(20).iterrows()))
-        for key, grp in groups.items()
-    ]
-
-    def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame({by: list(outputs), column: [o.get(column) for o in outputs.values()]})
-
+    step = _step(out, instruction or "Describe the row in one sentence.", model, program)
     return TableOp(
-        "describe", step, [column], tasks, apply, {"op": "describe", "column": column, "by": by, "input_columns": cols}
+        "describe",
+        step,
+        [column],
+        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        _assign([column]),
+        {"op": "describe", "column": column, "input_columns": cols},
     )
 
 

@@ -1,0 +1,72 @@
+"""Pairs of rows for ``join`` and ``dedup``: embedding blocking and the model that judges a pair.
+
+Blocking keeps, for every row, its ``block_k`` most similar rows of the other side (by the cosine of
+sentence embeddings, ``optimize.students.embedding.embed_texts``; for a dedup, of the same table), both ways, so a pair
+reaches a model only if one of its rows is among the other's nearest: at most ``(n + m) * block_k`` pairs
+instead of ``n * m``. What blocking drops is never judged: the benchmark measures that loss against gold
+pairs. The candidates are sorted, so a plan over them is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from compound.core.errors import InputError
+from compound.program.module import Module
+from compound.program.predict import Predict, Signature
+from compound.program.rows import RowInput
+from compound.program.typed import model_with
+
+#: rows whose similarities are computed at once (a block of ``_CHUNK x m`` floats)
+_CHUNK = 1024
+
+
+def embed(texts: Sequence[str]) -> Any:
+    """Unit-length embeddings of ``texts`` (looked up on the module at call time, so tests swap it)."""
+    from compound.optimize.students import embedding
+
+    return embedding.embed_texts(list(texts))
+
+
+def block(left: Any, right: Any, k: int, *, same: bool = False) -> list[tuple[int, int, float]]:
+    """Candidate pairs ``(i, j, cosine)``: each row's ``k`` nearest on the other side, both ways; with
+    ``same`` (one table against itself) the pairs ``i < j`` only. Sorted by ``(i, j)``."""
+    import numpy as np
+
+    if k < 1:
+        raise InputError(f"block_k must be at least 1, got {k}")
+    pairs: dict[tuple[int, int], float] = {}
+
+    def nearest(a: Any, b: Any, flip: bool) -> None:
+        kk = min(k + (1 if same else 0), b.shape[0])
+        for start in range(0, a.shape[0], _CHUNK):
+            sims = a[start : start + _CHUNK] @ b.T
+            top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+            for r, cols in enumerate(top):
+                i = start + r
+                for j in cols:
+                    j = int(j)
+                    if same and i == j:
+                        continue
+                    key = (j, i) if flip else (i, j)
+                    if same:
+                        key = (min(key), max(key))
+                    pairs[key] = float(sims[r, j])
+
+    nearest(left, right, False)
+    if not same:
+        nearest(right, left, True)
+    return [(i, j, s) for (i, j), s in sorted(pairs.items())]
+
+
+def judge(instruction: str, model: Any, program: Module | None) -> Module:
+    """The step that says whether a pair matches: ``{"match": bool}`` for the pair shown as one input."""
+    if program is not None:
+        return program
+    out = model_with("Match", {"match": (bool, ...)})
+    return Predict(Signature(RowInput, out, instruction), model=model, max_tokens=32)
+
+
+def pair_text(first: str, second: str, names: tuple[str, str]) -> str:
+    return f"{names[0]}:\n{first}\n\n{names[1]}:\n{second}"

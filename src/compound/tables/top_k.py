@@ -1,0 +1,123 @@
+"""``top_k(df, instruction, k)``: the ``k`` rows that rank highest for an instruction, by a model comparator.
+
+A tournament tree (a knockout over the rows, then a replay of the winner's path for each next place),
+never all pairs: with ``n`` rows it plays ``n - 1`` comparisons to find the first row and at most
+``ceil(log2 n)`` for each of the next ``k - 1``, so ``bound = n - 1 + (k - 1) * ceil(log2 n)`` calls,
+known before the first one. Each round of the knockout is one stage (its comparisons run concurrently);
+each replay step is one comparison. A comparison shows two rows as A and B, in an order fixed by a hash
+of their texts (not by their position, so a model's bias for the first place does not favour the top of
+the table) and asks which ranks higher. A reply that never parsed counts as a win for the row that
+comes first in the table, and is listed in the job's ``failed``.
+
+The output is the ``k`` rows, best first, with a ``rank`` column (1 is best); ``report`` gives the bound
+and the comparisons played.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, Literal
+
+from compound.program.module import Module
+from compound.program.predict import Predict, Signature
+from compound.program.rows import RowInput, render_row
+from compound.program.typed import model_with
+from compound.tables.io import TableError
+from compound.tables.operators import _inputs
+from compound.tables.pairs import pair_text
+from compound.tables.staged import RunStage, StagedOp, failed
+
+
+class TopKOp(StagedOp):
+    name = "top_k"
+    output_columns = ["better"]
+
+    def __init__(
+        self,
+        df: Any,
+        instruction: str,
+        k: int,
+        *,
+        input_columns: list[str] | None = None,
+        model: Any = None,
+        program: Module | None = None,
+        column: str = "rank",
+    ) -> None:
+        super().__init__()
+        n = len(df)
+        if n == 0:
+            raise TableError("top_k: the table has no rows")
+        if not isinstance(k, int) or k < 1:
+            raise TableError(f"top_k: k must be a whole number of at least 1, got {k!r}")
+        if k > n:
+            raise TableError(f"top_k: k={k} is larger than the table ({n} rows); ask for at most {n}")
+        if not instruction or not instruction.strip():
+            raise TableError("top_k needs an instruction saying what ranks higher, e.g. 'the most urgent ticket'")
+        self.df, self.k, self.column = df, k, column
+        self.cols = _inputs(df, input_columns)
+        out = model_with("Better", {"better": (Literal["A", "B"], ...)})
+        text = f"Which row ranks higher for this: {instruction}? Answer A or B."
+        self.program = program or Predict(Signature(RowInput, out, text), model=model, max_tokens=16)
+        self.rows = n
+        depth = math.ceil(math.log2(n)) if n > 1 else 0
+        self.bound = (n - 1) + (k - 1) * depth
+        self.spec = {"op": "top_k", "instruction": instruction, "k": k, "input_columns": self.cols}
+
+    async def _plan(self, run: RunStage) -> Any:
+        texts = [render_row(r, self.cols) for _, r in self.df.iterrows()]
+        played = 0
+
+        async def play(matches: list[tuple[int, int]]) -> list[int]:
+            nonlocal played
+            shown = {m: _order(*m, texts) for m in matches}
+            answers = await run([(m, pair_text(texts[a], texts[b], ("A", "B"))) for m, (a, b) in shown.items()])
+            played += len(matches)
+            winners = []
+            for m, (a, b) in shown.items():
+                out = answers.get(m)
+                winners.append(min(a, b) if failed(out) else (a if out["better"] == "A" else b))  # type: ignore[index]
+            return winners
+
+        size = 1 << (math.ceil(math.log2(len(texts))) if len(texts) > 1 else 0)
+        tree: list[int | None] = [None] * (2 * size)
+        tree[size : size + len(texts)] = range(len(texts))
+        level = size // 2
+        while level >= 1:  # the knockout, one round (one stage) per level
+            nodes = range(level, 2 * level)
+            pairs = {n: (tree[2 * n], tree[2 * n + 1]) for n in nodes}
+            matches = [(a, b) for a, b in pairs.values() if a is not None and b is not None]
+            won = dict(zip(matches, await play(matches), strict=True))
+            for n, (a, b) in pairs.items():
+                tree[n] = won[(a, b)] if a is not None and b is not None else (a if b is None else b)
+            level //= 2
+        ranking: list[int] = []
+        while True:
+            best = tree[1]
+            assert best is not None
+            ranking.append(best)
+            if len(ranking) == self.k:
+                break
+            node = size + best
+            tree[node] = None
+            node //= 2
+            while node >= 1:  # replay the winner's path without it
+                a, b = tree[2 * node], tree[2 * node + 1]
+                tree[node] = (await play([(a, b)]))[0] if a is not None and b is not None else (a if b is None else b)
+                node //= 2
+        self.report.update(comparisons=played)
+        out = self.df.iloc[ranking].copy()
+        out[self.column] = range(1, len(ranking) + 1)
+        return out
+
+
+def _order(a: int, b: int, texts: list[str]) -> tuple[int, int]:
+    """The two rows in the order they are shown (A first): fixed by their texts, not their positions."""
+    first, second = min(a, b), max(a, b)
+    digest = hashlib.sha256(f"{texts[first]}\x00{texts[second]}".encode()).digest()[0]
+    return (first, second) if digest % 2 == 0 else (second, first)
+
+
+def top_k_op(df: Any, instruction: str, k: int, **kwargs: Any) -> TopKOp:
+    """The ``k`` rows of ``df`` that rank highest for ``instruction`` (see the module's docstring)."""
+    return TopKOp(df, instruction, k, **kwargs)
