@@ -45,10 +45,9 @@ def block(left: Any, right: Any, k: int, *, same: bool = False) -> list[tuple[in
             top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
             for r, cols in enumerate(top):
                 i = start + r
-                for j in cols:
-                    j = int(j)
-                    if same and i == j:
-                        continue
+                # a row's own copy is not its neighbour; k others at most (ties may leave it out of the top)
+                others = sorted((int(j) for j in cols if not (same and i == int(j))), key=lambda j: -sims[r, j])
+                for j in others[:k]:
                     key = (j, i) if flip else (i, j)
                     if same:
                         key = (min(key), max(key))
