@@ -136,7 +136,12 @@ def oracle(data: dict[str, Any]) -> Any:
 
 def costs(run: Any, cpu: float) -> dict[str, Any]:
     total = run.usage.total
-    return {"calls": total.calls, "tokens": total.total_tokens, "model_cpu_s": round(total.cpu_s, 1), "process_cpu_s": round(cpu, 1)}
+    return {
+        "calls": total.calls,
+        "tokens": total.total_tokens,
+        "model_cpu_s": round(total.cpu_s, 1),
+        "process_cpu_s": round(cpu, 1),
+    }
 
 
 def timed(op: Any) -> tuple[Any, float]:
@@ -157,7 +162,9 @@ def bench_join(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, An
     condition = "the question can be answered by a SQL query over this database schema"
     rows = []
     for cascade in (False, True):
-        extra = {"recall": args.target, "precision": args.target, "delta": 0.2, "sample": args.sample} if cascade else {}
+        extra = (
+            {"recall": args.target, "precision": args.target, "delta": 0.2, "sample": args.sample} if cascade else {}
+        )
         op = compound.tables.join(left, right, condition, model=model, block_k=args.block_k, cascade=cascade, **extra)
         run, cpu = timed(op)
         found = set(zip(run.df["left_row"], run.df["right_row"], strict=True))
@@ -323,11 +330,17 @@ def main() -> None:
         started = time.process_time()
         rows += TASKS[name](data, model, args)
         print(f"{name}: {time.process_time() - started:.1f} CPU s", file=sys.stderr)
-    shown = [{k: r.get(k, "") for k in ("task", "rows", "quality", "calls", "model_cpu_s", "process_cpu_s")} for r in rows]
+    shown = [
+        {k: r.get(k, "") for k in ("task", "rows", "quality", "calls", "model_cpu_s", "process_cpu_s")} for r in rows
+    ]
     summary = {"model": "scripted oracle (smoke)" if args.smoke else args.model, "data": data["source"]}
     report("operators over several rows", shown, summary, None)
     if args.json:
-        args.json.write_text(json.dumps({**summary, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {**summary, "rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2, default=str
+            )
+        )
         print(f"wrote {args.json}")
 
 

@@ -13,7 +13,11 @@ def test_operators_benchmark_smoke_writes_every_task_with_its_reference(tmp_path
     out = tmp_path / "out.json"
     env = {**os.environ, "COMPOUND_HOME": str(isolated_home)}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--json", str(out)], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, str(SCRIPT), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["task"]: r for r in json.loads(out.read_text())["rows"]}
