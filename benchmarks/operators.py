@@ -155,10 +155,11 @@ def timed(op: Any) -> tuple[Any, float]:
 def bench_join(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, Any]]:
     import compound
 
-    left = pd.DataFrame([{"question": q["question"]} for q in data["join"]])
+    questions = data["join"][: args.join_questions]
+    left = pd.DataFrame([{"question": q["question"]} for q in questions])
     right = pd.DataFrame([{"schema": s} for s in data["schemas"].values()])
     dbs = list(data["schemas"])
-    gold = {(i, dbs.index(q["db"])) for i, q in enumerate(data["join"])}
+    gold = {(i, dbs.index(q["db"])) for i, q in enumerate(questions)}
     condition = "the question can be answered by a SQL query over this database schema"
     rows = []
     for cascade in (False, True):
@@ -307,6 +308,7 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="scripted oracle and hashed embeddings: seconds, no model")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="the model that judges (not with --smoke)")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
+    p.add_argument("--join-questions", type=int, default=None, help="join: the first N questions (default: all 58)")
     p.add_argument("--block-k", type=int, default=2)
     p.add_argument("--sample", type=int, default=40, help="join cascade: pairs the model labels to certify")
     p.add_argument("--target", type=float, default=0.9, help="join cascade: the recall and precision targets")

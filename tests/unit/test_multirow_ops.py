@@ -266,3 +266,44 @@ def test_accessor_runs_the_new_operators(tickets, bag_of_words_embeddings):
     df = pd.DataFrame({"score": [3, 9, 1]})
     top = df.sem.top_k("the highest score", 1, model=ScriptedBackend(higher_score))
     assert top["score"].tolist() == [9]
+
+
+def test_a_file_join_job_stopped_by_a_budget_resumes_from_its_options_and_writes_the_joined_table(
+    tmp_path, tickets, bag_of_words_embeddings
+):
+    from compound.tables.cli_job import run_file_job
+    from compound.tables.io import read_table
+
+    left, right, _ = tickets
+    left.to_csv(tmp_path / "tickets.csv", index=False)
+    right.to_csv(tmp_path / "teams.csv", index=False)
+    model = compound.register_model("topics-join", ScriptedBackend(same_topic, model="topics-join", latency_s=LATENCY))
+    spec = {
+        "op": "join",
+        "input": str(tmp_path / "tickets.csv"),
+        "right": str(tmp_path / "teams.csv"),
+        "condition": "the desk handles the ticket",
+        "out": str(tmp_path / "joined.csv"),
+        "model": "topics-join",
+        "block_k": 2,
+        "job_id": "file-join",
+    }
+    with pytest.raises(JobStopped, match="compound table --resume file-join"):
+        run_file_job(spec, limits={"calls": 10}, progress=False)
+    asked = len(model.requests)
+    result, path = run_file_job(None, resume="file-join", progress=False)
+    assert result.from_checkpoint == asked and len(model.requests) == result.report["candidates"]
+    joined = read_table(path)
+    assert list(joined.columns[:2]) == ["ticket", "team"] and len(joined) == result.report["matches"]
+    assert all(topic_of(t) == topic_of(d) for t, d in zip(joined["ticket"], joined["team"], strict=True))
+
+
+def test_file_jobs_for_top_k_aggregate_and_dedup_name_the_options_they_need(tmp_path):
+    from compound.tables.cli_job import build_op
+
+    df = pd.DataFrame({"text": ["a", "b"]})
+    for op, flags in [("top_k", "--instruction, --k"), ("aggregate", "--instruction"), ("dedup", "--columns")]:
+        with pytest.raises(compound.ConfigurationError, match=f"compound table {op} needs {flags}"):
+            build_op({"op": op}, df)
+    with pytest.raises(compound.ConfigurationError, match="add --cascade"):
+        build_op({"op": "join", "right": "x.csv", "condition": "c", "recall": 0.9}, df)

@@ -19,6 +19,7 @@ from compound.tables.io import TableError, check_output, open_table, write_table
 from compound.tables.joblock import check_job_id, job_lock
 from compound.tables.jobs import TableRun, job_store, mark_done, new_job_id, process_table
 from compound.tables.operators import OPERATORS
+from compound.tables.staged import StagedOp
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -36,10 +37,31 @@ def parse_fields(text: str) -> dict[str, Any]:
     return fields
 
 
+#: the operators over several rows and the options each needs
+MULTIROW = {
+    "join": ["right", "condition"],
+    "top_k": ["instruction", "k"],
+    "aggregate": ["instruction"],
+    "dedup": ["columns"],
+}
+
+
+def _need(spec: dict[str, Any], keys: list[str]) -> None:
+    missing = [k for k in keys if spec.get(k) in (None, "", [])]
+    if missing:
+        raise ConfigurationError(
+            f"compound table {spec['op']} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+        )
+
+
 def build_op(spec: dict[str, Any], df: Any) -> Any:
     op = spec["op"]
+    if op in MULTIROW:
+        _need(spec, MULTIROW[op])
+        return _build_multirow(spec, df)
     if op not in OPERATORS:
-        raise ConfigurationError(f"unknown table operation {op!r}; use one of {', '.join(OPERATORS)}")
+        known = ", ".join([*OPERATORS, *MULTIROW])
+        raise ConfigurationError(f"unknown table operation {op!r}; use one of {known}")
     model = spec.get("model")
     cols = spec.get("input_columns")
     need = {
@@ -50,9 +72,7 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
         "impute": ["column"],
         "describe": [],
     }[op]
-    missing = [k for k in need if not spec.get(k)]
-    if missing:
-        raise ConfigurationError(f"compound table {op} needs " + ", ".join(f"--{k.replace('_', '-')}" for k in missing))
+    _need(spec, need)
     if op == "map":
         return OPERATORS[op](df, spec["column"], spec["instruction"], input_columns=cols, model=model)
     auto = "auto" if spec.get("auto") else None
@@ -87,6 +107,60 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
     )
 
 
+def _build_multirow(spec: dict[str, Any], df: Any) -> Any:
+    """``join``, ``top_k``, ``aggregate`` or ``dedup`` from a job's options (a ``StagedOp``)."""
+    from compound.tables.aggregate import AggregateOp
+    from compound.tables.dedup import DedupOp
+    from compound.tables.join import JoinOp
+    from compound.tables.top_k import TopKOp
+
+    op, model, cols = spec["op"], spec.get("model"), spec.get("input_columns")
+    block = {"block_k": int(spec["block_k"])} if spec.get("block_k") else {}
+    if op == "join":
+        certify = {k: float(spec[k]) for k in ("recall", "precision", "delta") if spec.get(k) is not None}
+        if certify and not spec.get("cascade"):
+            raise ConfigurationError("--recall, --precision and --delta set the cascade's guarantee: add --cascade")
+        right, _ = open_table(spec["right"], encoding=spec.get("encoding"), delimiter=spec.get("delimiter"))
+        return JoinOp(
+            df,
+            right,
+            spec["condition"],
+            left_columns=cols,
+            model=model,
+            cascade=bool(spec.get("cascade")),
+            **certify,
+            **block,
+        )
+    if op == "top_k":
+        return TopKOp(
+            df,
+            spec["instruction"],
+            int(spec["k"]),
+            input_columns=cols,
+            model=model,
+            column=spec.get("column") or "rank",
+        )
+    if op == "aggregate":
+        context = {"context_tokens": int(spec["context_tokens"])} if spec.get("context_tokens") else {}
+        return AggregateOp(
+            df,
+            spec["instruction"],
+            by=spec.get("by"),
+            column=spec.get("column") or "summary",
+            input_columns=cols,
+            model=model,
+            **context,
+        )
+    return DedupOp(
+        df,
+        spec["columns"],
+        instruction=spec.get("instruction"),
+        model=model,
+        column=spec.get("column") or "duplicate_of",
+        **block,
+    )
+
+
 def _guarantee(spec: dict[str, Any]) -> dict[str, float]:
     """``--target``/``--delta`` where given (the operator's defaults otherwise)."""
     return {k: float(spec[k]) for k in ("target", "delta") if spec.get(k) is not None}
@@ -105,7 +179,7 @@ def _digest(path: str) -> str:
 
 
 def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**spec, **{k: str(Path(spec[k]).resolve()) for k in ("input", "out") if spec.get(k)}}
+    return {**spec, **{k: str(Path(spec[k]).resolve()) for k in ("input", "out", "right") if spec.get(k)}}
 
 
 def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str, Any] | None) -> None:
@@ -140,6 +214,8 @@ def _check_no_overwrite(spec: dict[str, Any], df: Any) -> None:
 
 def _written(op: Any, df: Any, result: TableRun) -> dict[str, Any]:
     """The cells the job wrote: each output column, with the rows written (None: the whole column)."""
+    if isinstance(op, StagedOp):  # a new table: the columns a model wrote text into
+        return {c: None for c in op.written_columns}
     rows = None if op.spec.get("by") else set(result.outputs or {})
     return {c: (rows if c in df.columns else None) for c in op.output_columns}
 

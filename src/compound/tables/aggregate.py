@@ -97,7 +97,7 @@ class AggregateOp(StagedOp):
                 f"aggregate: a context of {context} tokens leaves {self.room} for the rows, too little to fold two "
                 f"summaries of up to {max_tokens} tokens; give a larger context_tokens or a smaller max_tokens"
             )
-        self.output_columns = [column]
+        self.output_columns = self.written_columns = [column]
         out = model_with("Aggregate", {column: (str, ...)})
         text = (
             f"{instruction}\nThe input holds rows of a table, or summaries of parts of them; "

@@ -49,6 +49,8 @@ class StagedOp(ABC):
     bound: int
     #: what building the op learned and spent once (one-row operators' ``--auto``); none here
     setup: dict[str, Any]
+    #: the output columns whose values a model wrote as text (a file output neutralises formulas in them)
+    written_columns: list[str] = []
 
     def __init__(self) -> None:
         self.setup = {}

@@ -54,6 +54,8 @@ class TopKOp(StagedOp):
             raise TableError(f"top_k: k={k} is larger than the table ({n} rows); ask for at most {n}")
         if not instruction or not instruction.strip():
             raise TableError("top_k needs an instruction saying what ranks higher, e.g. 'the most urgent ticket'")
+        if column in df.columns:
+            raise TableError(f"top_k: the table already has a column {column!r}; name the rank column with column=")
         self.df, self.k, self.column = df, k, column
         self.cols = _inputs(df, input_columns)
         out = model_with("Better", {"better": (Literal["A", "B"], ...)})
