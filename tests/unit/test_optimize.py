@@ -137,3 +137,60 @@ def test_a_saved_optimized_program_loads_and_answers_the_same(tmp_path, kind):
     rows = data(8, 200)
     assert [loaded(text=r["text"]).model_dump() for r in rows] == [tuned(text=r["text"]).model_dump() for r in rows]
     assert loaded.named_parameters() == tuned.named_parameters()
+
+
+class TwoSteps(compound.Module):
+    """Find the text's key word, then label the key word: the label only follows from the first step."""
+
+    def __init__(self, model):
+        self.find = Predict("text -> word", model=model)
+        self.judge = Predict("word -> label", model=model)
+
+    async def aforward(self, text: str):
+        word = (await self.find.acall(text=text)).word
+        return await self.judge.acall(word=word)
+
+
+def two_step_fn(informed_only: bool):
+    """``find`` answers the text's first word; ``judge`` labels it. A student answers right only when the
+    step was shown demos; the teacher (``informed_only=False``) is right except on 'so good' rows."""
+
+    def reply(request):
+        shown = len(request.messages) > 2
+        content = request.messages[-1].content
+        if content.startswith("text: "):
+            text = content.removeprefix("text: ")
+            wrong = not informed_only and text.startswith("so good")
+            return json.dumps({"word": "awful" if wrong else text.split()[0] if shown or not informed_only else "x"})
+        word = content.removeprefix("word: ")
+        right = shown or not informed_only
+        return json.dumps({"label": ("pos" if word in ("good", "so") else "neg") if right else "neg"})
+
+    return reply
+
+
+def test_bootstrap_tunes_every_step_of_a_program_from_whole_runs_that_pass_the_metric():
+    student = ScriptedBackend(two_step_fn(True), model="two-student", latency_s=0.005)
+    teacher = ScriptedBackend(two_step_fn(False), model="two-teacher", latency_s=0.005)
+    program = TwoSteps(student)
+
+    def metric(example, prediction):
+        return float(prediction is not None and prediction.label == example["label"])
+
+    before = sum(metric(r, program(text=r["text"])) for r in data(12, 100)) / 12
+    optimizer = BootstrapFewShot(teacher, max_demos=3, candidates=3)
+    tuned = optimizer.compile(program, data(12), data(8, 50), metric=metric)
+    after = sum(metric(r, tuned(text=r["text"])) for r in data(12, 100)) / 12
+    assert program.find.demos == [] and program.judge.demos == []
+    assert tuned.find.demos and tuned.judge.demos  # demos for each step, from the same runs
+    assert [d["text"].split()[0] for d in tuned.find.demos] == [d["word"] for d in tuned.find.demos]
+    assert [d["word"] for d in tuned.find.demos] == [d["word"] for d in tuned.judge.demos]
+    assert not any(d["text"].startswith("so good") for d in tuned.find.demos)  # a failing run gave no demo
+    assert optimizer.report["bootstrapped"] == 12 - sum(r["text"].startswith("so good") for r in data(12))
+    assert before == 0.5 and after == 1.0
+
+
+def test_a_program_of_several_steps_needs_a_metric():
+    student = ScriptedBackend(two_step_fn(True), model="two-student")
+    with pytest.raises(compound.ConfigurationError, match="several steps needs metric="):
+        BootstrapFewShot(student).compile(TwoSteps(student), data(4))

@@ -9,12 +9,17 @@ Guarantees:
   ``compile``, under the caller's active ``compound.budget`` and traced under one run named
   ``optimize <Optimizer>``; a budget that runs out stops the search and the best program found so far
   is returned (a budget's reservations mean no call ever goes past its cap);
-- examples are plain dicts holding the input fields and the expected output fields of the step.
+- examples are plain dicts holding the program's inputs and the expected outputs; a program of one step
+  takes its step's input fields, any other program the parameters of its own ``forward``/``aforward``;
+- a program of several steps needs a ``metric`` (there is no one output to compare by default); which
+  optimizers accept one is said by each (``BootstrapFewShot`` does: demos per step, from whole-program
+  runs that pass the metric).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +59,30 @@ def exact_match(fields: Sequence[str]) -> Metric:
     return metric
 
 
+def steps(program: Module) -> list[tuple[str, Predict]]:
+    """Every typed step of ``program`` with its dotted path (``""`` for a program that is a ``Predict``)."""
+    return [(path, m) for path, m in program.named_modules() if isinstance(m, Predict)]
+
+
+def program_inputs(program: Module) -> list[str]:
+    """The names a program is called with: a step's input fields, or its own ``forward``'s parameters."""
+    if isinstance(program, Predict):
+        return input_fields(program)
+    for name in ("aforward", "forward"):
+        method = getattr(type(program), name)
+        if method is not getattr(Module, name):
+            params = inspect.signature(method).parameters.values()
+            named = [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if named:
+                return named
+    found = steps(program)
+    if len(found) == 1:
+        return input_fields(found[0][1])
+    raise ConfigurationError(
+        f"cannot tell what {type(program).__name__} is called with: give its forward named parameters"
+    )
+
+
 def the_step(program: Module) -> Predict:
     """The one typed step an optimizer tunes (a ``Predict``, or a program holding exactly one)."""
     steps = [m for _, m in program.named_modules() if isinstance(m, Predict)]
@@ -83,8 +112,7 @@ class Scored:
 
 async def aevaluate(program: Module, examples: Sequence[Example], metric: Metric) -> Scored:
     """Run ``program`` on every example (concurrently) and score it; a reply that never parses scores 0."""
-    step = the_step(program)
-    names = input_fields(step)
+    names = program_inputs(program)
 
     async def one(ex: Example) -> Any:
         try:
@@ -115,7 +143,13 @@ class Optimizer:
         if not trainset:
             raise ConfigurationError(f"{type(self).__name__}.compile needs a non-empty trainset")
         student = clone(program)
-        metric = metric or exact_match(output_fields(the_step(student)))
+        if metric is None:
+            if len(steps(student)) != 1:
+                raise ConfigurationError(
+                    f"{type(self).__name__}.compile on a program of several steps needs metric=: a function "
+                    "(example, prediction) -> score in [0, 1] on the program's final output"
+                )
+            metric = exact_match(output_fields(the_step(student)))
         with start_run(f"optimize {type(self).__name__}", train=len(trainset), val=len(valset or ())) as r:
             self.report: dict[str, Any] = {"run_id": r.id}
             try:

@@ -1,10 +1,13 @@
 """``BootstrapFewShot`` and ``InstructionSearch``: a teacher writes the demos or the instructions.
 
-BootstrapFewShot (after DSPy's bootstrap family): a teacher program (the student's step on a larger model,
-or any program) answers the trainset; answers that pass the metric against the gold outputs become
-candidate demos. Then a random search: ``candidates`` demo sets of at most ``max_demos`` (drawn with a
-fixed seed, plus the empty set and the labelled examples themselves) are scored on the valset, and the
-best is kept. Fixed demos make a fixed prompt prefix, which llama.cpp reuses across calls.
+BootstrapFewShot (after DSPy's bootstrap family): a teacher program (the student with every step on a
+larger model, or any program with the same steps) answers the trainset; each run is traced step by step,
+and a run whose final output passes the metric against the gold outputs gives every step one candidate
+demo: the inputs that step saw and the output it gave in that run. A program of several steps is tuned as
+a whole: a candidate is a set of at most ``max_demos`` passing runs (drawn with a fixed seed), each step
+taking its demos from those runs. The empty set and (for a program of one step) the labelled examples
+themselves are candidates too; all are scored on the valset with the whole program and the best is kept.
+Fixed demos make a fixed prompt prefix, which llama.cpp reuses across calls.
 
 InstructionSearch (reflective, GEPA-style): the current instructions are scored on the valset; the
 teacher reads the failures (input, expected, got) and proposes new instructions; a proposal is kept
@@ -15,6 +18,7 @@ the budget runs out (the best so far is kept).
 from __future__ import annotations
 
 import random
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -22,17 +26,29 @@ from pydantic import BaseModel, Field
 from compound.core.errors import OutputParseError
 from compound.models.base import Backend
 from compound.models.typed import acall_typed
-from compound.optimize.base import Example, Metric, Optimizer, aevaluate, clone, input_fields, output_fields, the_step
+from compound.optimize.base import (
+    Example,
+    Metric,
+    Optimizer,
+    aevaluate,
+    clone,
+    input_fields,
+    output_fields,
+    program_inputs,
+    steps,
+    the_step,
+)
 from compound.program.module import Module
 from compound.program.predict import Predict
 
 
 def _teacher_program(student: Module, teacher: Module | str | Backend | None) -> Module:
-    if isinstance(teacher, Module):
-        return teacher
-    program = clone(student)
-    if teacher is not None:
-        the_step(program).model = teacher
+    """A copy of the teacher program (its steps are wrapped to record calls), or the student with every
+    step on the ``teacher`` model."""
+    program = clone(teacher if isinstance(teacher, Module) else student)
+    if teacher is not None and not isinstance(teacher, Module):
+        for _, step in steps(program):
+            step.model = teacher
     return program
 
 
@@ -53,33 +69,88 @@ class BootstrapFewShot(Optimizer):
         self.seed = seed
 
     async def _compile(self, student: Module, trainset: list[Example], valset: list[Example], metric: Metric) -> None:
-        step = the_step(student)
-        names = input_fields(step) + output_fields(step)
+        paths = [path for path, _ in steps(student)]
         rng = random.Random(self.seed)
         rows = rng.sample(trainset, min(len(trainset), self.max_bootstrap_rows))
         teacher = _teacher_program(student, self.teacher)
-        answers = await aevaluate(teacher, rows, metric)
-        boot = []
-        for ex, pred, score in zip(rows, answers.predictions, answers.scores, strict=True):
-            if pred is not None and score >= 1.0:
-                got = pred if isinstance(pred, dict) else pred.model_dump()
-                boot.append({**{k: ex[k] for k in input_fields(step)}, **{k: got[k] for k in output_fields(step)}})
+        runs = await _traced(teacher, rows, metric)
+        boot = [demos for demos, score in runs if score >= 1.0 and all(p in demos for p in paths)]
         self.report["bootstrapped"] = len(boot)
-        labelled = [{k: ex[k] for k in names if k in ex} for ex in trainset]
-        pools = [[], labelled[: self.max_demos]]
-        source = boot or labelled
-        for _ in range(self.candidates):
+        pools: list[list[dict[str, dict[str, Any]]]] = [[]]
+        if len(paths) == 1:  # one step: the labelled examples are demos of it as they are
+            step = the_step(student)
+            names = input_fields(step) + output_fields(step)
+            labelled = [{paths[0]: {k: ex[k] for k in names if k in ex}} for ex in trainset]
+            pools.append(labelled[: self.max_demos])
+            source = boot or labelled
+        else:
+            source = boot
+        for _ in range(self.candidates if source else 0):
             pools.append(rng.sample(source, min(self.max_demos, len(source))))
         val = valset or [ex for ex in trainset if ex not in rows] or trainset
         best_score, tried = -1.0, []
-        for demos in pools:
+        for chosen in pools:
             candidate = clone(student)
-            the_step(candidate).demos = list(demos)
+            _set_demos(candidate, chosen)
             score = (await aevaluate(candidate, val, metric)).score
-            tried.append({"demos": len(demos), "score": score})
+            tried.append({"demos": len(chosen), "score": score})
             if score > best_score:  # set on the student at once, so a budget stop keeps the best so far
-                best_score, step.demos = score, list(demos)
+                best_score = score
+                _set_demos(student, chosen)
             self.report.update(tried=tried, best_score=best_score)
+
+
+def _set_demos(program: Module, runs: list[dict[str, dict[str, Any]]]) -> None:
+    """Each step's demos: its record in each chosen run (a step not called in a run gets none from it)."""
+    for path, step in steps(program):
+        step.demos = [run[path] for run in runs if path in run]
+
+
+async def _traced(program: Module, rows: list[Example], metric: Metric) -> list[tuple[dict[str, dict], float]]:
+    """Run ``program`` on every row, recording each step's inputs and output (its last call in the run):
+    (step path -> demo, the run's score) per row; a run that raised scores 0."""
+    from compound.core.concurrency import gather
+
+    record: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar("bootstrap_record", default=None)
+    for path, step in steps(program):
+        _record_calls(step, path, record)
+    names = program_inputs(program)
+
+    async def one(ex: Example) -> tuple[dict[str, dict], float]:
+        demos: dict[str, dict[str, Any]] = {}
+        record.set(demos)  # this task's own context: concurrent rows never mix their records
+        try:
+            prediction = await program.acall(**{k: ex[k] for k in names})
+        except OutputParseError:
+            return demos, 0.0
+        return demos, metric(ex, prediction)
+
+    return await gather(one(ex) for ex in rows)
+
+
+def _record_calls(step: Predict, path: str, record: ContextVar) -> None:
+    """Wrap this step instance's ``forward`` and ``aforward`` (a teacher's copy only) to record its calls."""
+    fields = input_fields(step)
+
+    def keep(inputs: dict[str, Any], value: Any) -> None:
+        demos = record.get()
+        if demos is not None and value is not None:
+            got = value if isinstance(value, dict) else value.model_dump()
+            demos[path] = {**{k: inputs[k] for k in fields if k in inputs}, **got}
+
+    forward, aforward = step.forward, step.aforward
+
+    def recorded_forward(**inputs: Any) -> Any:
+        value = forward(**inputs)
+        keep(inputs, value)
+        return value
+
+    async def recorded_aforward(**inputs: Any) -> Any:
+        value = await aforward(**inputs)
+        keep(inputs, value)
+        return value
+
+    step.forward, step.aforward = recorded_forward, recorded_aforward  # type: ignore[method-assign]
 
 
 class Proposal(BaseModel):
