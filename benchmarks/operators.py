@@ -319,11 +319,11 @@ def main() -> None:
     if args.extract:
         extract(args.extract)
         return
-    from compound.routing import proxy
+    from compound.optimize.students import embedding
 
     data = json.loads(DATA.read_text())
     if args.smoke:
-        proxy.embed_texts = hashed_embeddings  # type: ignore[assignment]
+        embedding.embed_texts = hashed_embeddings  # type: ignore[assignment]
         model: Any = oracle(data)
     else:
         model = args.model

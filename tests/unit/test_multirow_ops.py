@@ -271,7 +271,7 @@ def test_accessor_runs_the_new_operators(tickets, bag_of_words_embeddings):
 def test_a_file_join_job_stopped_by_a_budget_resumes_from_its_options_and_writes_the_joined_table(
     tmp_path, tickets, bag_of_words_embeddings
 ):
-    from compound.tables.cli_job import run_file_job
+    from compound.cli.table_job import run_file_job
     from compound.tables.io import read_table
 
     left, right, _ = tickets
@@ -299,7 +299,7 @@ def test_a_file_join_job_stopped_by_a_budget_resumes_from_its_options_and_writes
 
 
 def test_file_jobs_for_top_k_aggregate_and_dedup_name_the_options_they_need(tmp_path):
-    from compound.tables.cli_job import build_op
+    from compound.cli.table_job import build_op
 
     df = pd.DataFrame({"text": ["a", "b"]})
     for op, flags in [("top_k", "--instruction, --k"), ("aggregate", "--instruction"), ("dedup", "--columns")]:
