@@ -114,3 +114,81 @@ def test_a_resume_with_another_model_is_refused_for_a_staged_job(bag_of_words_em
     other = ScriptedBackend([json.dumps({"better": "A"})], model="scripted-b")
     with pytest.raises(compound.ConfigurationError, match="another program"):
         process_table(compound.tables.top_k(df, "highest", 2, model=other), None, job_id="rank-job")
+
+
+def write_csv(path, frame):
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_cli_top_k_writes_the_ranked_rows_and_states_its_bound(relio_cli, tmp_path):
+    src = write_csv(tmp_path / "items.csv", pd.DataFrame({"name": [f"item {i}" for i in range(9)]}))
+    done = relio_cli(
+        "table",
+        "top_k",
+        src,
+        "--instruction",
+        "the best item",
+        "--k",
+        "3",
+        "-m",
+        "relio-fake",
+        "--out",
+        tmp_path / "top.csv",
+    )
+    assert done.returncode == 0, done.stderr
+    top = pd.read_csv(tmp_path / "top.csv")
+    assert top["rank"].tolist() == [1, 2, 3] and top["name"].is_unique
+    assert "top_k: " in done.stdout and "(bound 16)" in done.stdout  # 8 + 2 * 4
+
+
+def test_cli_refuses_k_larger_than_the_table_before_any_call(relio_cli, tmp_path):
+    src = write_csv(tmp_path / "items.csv", ROWS)
+    done = relio_cli(
+        "table",
+        "top_k",
+        src,
+        "--instruction",
+        "the best",
+        "--k",
+        "9",
+        "-m",
+        "relio-fake",
+        env={"RELIO_FAKE_LOG": str(tmp_path / "calls")},
+    )
+    assert done.returncode != 0 and "k=9 is larger than the table (3 rows); ask for at most 3" in done.stderr
+    assert not (tmp_path / "calls").exists()
+
+
+def test_cli_join_names_the_options_it_needs(relio_cli, tmp_path):
+    src = write_csv(tmp_path / "left.csv", ROWS)
+    done = relio_cli("table", "join", src, "--condition", "same fruit")
+    assert done.returncode != 0 and "compound table join needs --right" in done.stderr
+    done = relio_cli("table", "join", src, "--right", src, "--condition", "same", "--recall", "0.9")
+    assert done.returncode != 0 and "add --cascade" in done.stderr
+
+
+def test_cli_aggregate_folds_a_group_larger_than_the_context_and_says_so(relio_cli, tmp_path):
+    notes = pd.DataFrame({"team": ["a"] * 40 + ["b"], "note": [f"note {i} " + "words " * 20 for i in range(41)]})
+    src = write_csv(tmp_path / "notes.csv", notes)
+    out = tmp_path / "summary.csv"
+    done = relio_cli(
+        "table",
+        "aggregate",
+        src,
+        "--instruction",
+        "summarise",
+        "--by",
+        "team",
+        "--context-tokens",
+        "1500",
+        "-m",
+        "relio-fake",
+        "--out",
+        out,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(out).set_index("team")
+    assert summary.loc["a", "rows"] == 40 and summary.loc["a", "folded"] == 40 and summary.loc["a", "dropped"] == 0
+    assert summary.loc["b", "rows"] == 1 and summary.loc["b", "folded"] == 0
+    assert "40 row(s) folded into summaries, 0 dropped" in done.stdout

@@ -11,18 +11,43 @@ from compound.cli.support import COUNT, LIMIT, SIZE, console, fail, number, usag
 
 
 def table(
-    op: str | None = typer.Argument(None, help="map | filter | classify | extract | impute | describe"),
-    input: Path | None = typer.Argument(None, help="CSV, Excel or Parquet file"),
+    op: str | None = typer.Argument(
+        None, help="map | filter | classify | extract | impute | describe | join | top_k | aggregate | dedup"
+    ),
+    input: Path | None = typer.Argument(None, help="CSV, Excel or Parquet file (join: the left table)"),
     column: str | None = typer.Option(None, "--column", "-c", help="the column to write (or to impute)"),
     labels: str | None = typer.Option(None, help="classify: comma-separated labels"),
-    instruction: str | None = typer.Option(None, help="map/classify/describe: what to do"),
+    instruction: str | None = typer.Option(
+        None, help="map/classify/describe/aggregate: what to do; top_k: what ranks higher; dedup: what a duplicate is"
+    ),
     input_columns: str | None = typer.Option(
         None, "--input-columns", help="comma-separated columns the model sees (default: all)"
     ),
     source: str | None = typer.Option(None, help="extract: the text column"),
     fields: str | None = typer.Option(None, help="extract: NAME[:TYPE],... with TYPE str|int|float|bool"),
-    condition: str | None = typer.Option(None, help="filter: the condition rows must meet"),
-    by: str | None = typer.Option(None, help="describe: one sentence per group of this column"),
+    condition: str | None = typer.Option(None, help="filter: the condition rows must meet; join: pairs must meet"),
+    by: str | None = typer.Option(None, help="describe/aggregate: one answer per group of this column"),
+    right: Path | None = typer.Option(None, help="join: the right table (CSV, Excel or Parquet)"),
+    k: int | None = typer.Option(None, "--k", help="top_k: how many rows", callback=COUNT),
+    columns: str | None = typer.Option(None, help="dedup: comma-separated columns that make rows duplicates"),
+    cascade: bool = typer.Option(
+        False, "--cascade", help="join: embedding similarity answers the pairs it is certified for, the model the rest"
+    ),
+    recall: float | None = typer.Option(
+        None, help="join --cascade: the recall to certify (default 0.9)", callback=number(above=0, at_most=1)
+    ),
+    precision: float | None = typer.Option(
+        None, help="join --cascade: the precision to certify (default 0.9)", callback=number(above=0, at_most=1)
+    ),
+    block_k: int | None = typer.Option(
+        None,
+        "--block-k",
+        help="join/dedup: the nearest rows each row is paired with (default 5; dedup 3)",
+        callback=COUNT,
+    ),
+    context_tokens: int | None = typer.Option(
+        None, "--context-tokens", help="aggregate: the model's context (default: the configured n_ctx)", callback=COUNT
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output file (format from its extension)"),
     model: str | None = typer.Option(None, "--model", "-m"),
     job: str | None = typer.Option(None, "--job", help="job id (default: a new one)"),
@@ -46,7 +71,9 @@ def table(
         callback=number(above=0, at_most=1),
     ),
     delta: float | None = typer.Option(
-        None, help="--auto: the guarantee's failure probability (default 0.1)", callback=number(above=0, at_most=1)
+        None,
+        help="--auto or join --cascade: the guarantee's failure probability (default 0.1)",
+        callback=number(above=0, at_most=1),
     ),
     encoding: str | None = typer.Option(
         None, help="CSV/TSV: the file's encoding (default: UTF-8, or what its byte-order mark says)"
@@ -60,8 +87,10 @@ def table(
     limits = {"cost_usd": max_cost, "tokens": max_tokens, "wall_s": max_seconds, "calls": max_calls}
     if delimiter is not None and len(delimiter) != 1:
         fail(f"--delimiter must be one character, got {delimiter!r}; e.g. --delimiter ';'")
-    if (target is not None or delta is not None) and not auto:
-        fail("--target and --delta set auto's guarantee: add --auto (classify or impute)")
+    if target is not None and not auto:
+        fail("--target sets auto's guarantee: add --auto (classify or impute)")
+    if delta is not None and not (auto or cascade):
+        fail("--delta sets a guarantee: add --auto (classify or impute) or --cascade (join)")
     spec = {
         "op": op,
         "input": str(input) if input else None,
@@ -82,6 +111,14 @@ def table(
         "encoding": encoding,
         "delimiter": delimiter,
         "sheet": sheet,
+        "right": str(right) if right else None,
+        "k": k,
+        "columns": [x.strip() for x in columns.split(",") if x.strip()] if columns else None,
+        "cascade": True if cascade else None,
+        "recall": recall,
+        "precision": precision,
+        "block_k": block_k,
+        "context_tokens": context_tokens,
     }
     if resume is None:
         if op is None or input is None:
@@ -103,11 +140,34 @@ def table(
         from compound.optimize.auto import summary_line
 
         console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
+    if result.report:
+        console.print(report_line(spec.get("op") or "", result.report), highlight=False, markup=False)
     for note in result.notes:
         warn(note)
     if result.failed:
         index, why = next(iter(result.failed.items()))
         warn(f"{len(result.failed)} row(s) got no valid reply and were left empty, e.g. row {index}: {why}")
+
+
+def report_line(op: str, report: dict) -> str:
+    """What an operator over several rows did, in one line (``StagedOp.report``)."""
+    r = report
+    if "candidates" in r and "pairs" in r:  # join
+        line = (
+            f"join: {r['pairs']} pairs, {r['candidates']} candidates after blocking, {r['reached_model']} reached "
+            f"the model ({r['share_reached_model']:.0%} of the candidates), {r['matches']} matches"
+        )
+        if "sampled" in r:
+            line += f"; similarity accepted {r['accepted_by_similarity']} and rejected {r['rejected_by_similarity']}"
+        return line
+    if "comparisons" in r:
+        return f"top_k: {r['comparisons']} comparisons (bound {r['bound']})"
+    if "folded" in r:
+        return (
+            f"{op}: {r['groups']} group(s), {r['folded']} row(s) folded into summaries, {r['dropped']} dropped, "
+            f"{r['levels']} level(s) (bound {r['bound']} calls)"
+        )
+    return f"dedup: {r['candidates']} candidate pairs, {r['confirmed']} confirmed, {r['duplicates']} duplicate rows"
 
 
 def jobs(limit: int = typer.Option(20, help="how many", callback=COUNT)) -> None:
