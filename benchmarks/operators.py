@@ -115,6 +115,9 @@ def oracle(data: dict[str, Any]) -> Any:
         m = re.search(rf"^{name}: (.*)$", block, re.M)
         return m.group(1) if m else ""
 
+    def yes_no(match: bool) -> str:
+        return json.dumps({"match": "yes" if match else "no"})
+
     def reply(request: Any) -> str:
         text = request.messages[-1].content
         parts = re.split(r"\n(?:left|right|A|B|first|second):\n", "\n" + text.split("\n", 1)[1])
@@ -126,9 +129,9 @@ def oracle(data: dict[str, Any]) -> Any:
             a, b = parts[1:3]
             qa = by_question[value(a, "question")]
             if "schema" in b:
-                return json.dumps({"match": db_of_schema[value(b, "schema")] == qa["db"]})
+                return yes_no(db_of_schema[value(b, "schema")] == qa["db"])
             qb = by_question[value(b, "question")]
-            return json.dumps({"match": qa["db"] == qb["db"] and norm(qa["sql"]) == norm(qb["sql"])})
+            return yes_no(qa["db"] == qb["db"] and norm(qa["sql"]) == norm(qb["sql"]))
         return "users ask about " + " ".join(sorted(set(re.findall(r"\b[a-z]{6,}\b", text.lower())))[:12])
 
     return ScriptedBackend(reply, model="operators-oracle", latency_s=0.002)
@@ -160,7 +163,7 @@ def bench_join(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, An
     right = pd.DataFrame([{"schema": s} for s in data["schemas"].values()])
     dbs = list(data["schemas"])
     gold = {(i, dbs.index(q["db"])) for i, q in enumerate(questions)}
-    condition = "the question can be answered by a SQL query over this database schema"
+    condition = "the question on the left can be answered with a SQL query over the database schema on the right"
     rows = []
     for cascade in (False, True):
         extra = (

@@ -40,7 +40,7 @@ def test_a_join_refuses_a_target_outside_zero_one(field, value):
 
 
 def test_a_join_with_one_row_a_side_judges_the_one_pair(bag_of_words_embeddings):
-    model = ScriptedBackend([json.dumps({"match": True})])
+    model = ScriptedBackend([json.dumps({"match": "yes"})])
     run = process_table(compound.tables.join(ROWS.iloc[:1], ROWS.iloc[1:2], "same fruit", model=model), None)
     assert len(model.requests) == 1 and len(run.df) == 1 and run.report["candidates"] == 1
 

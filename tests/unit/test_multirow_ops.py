@@ -28,13 +28,17 @@ def sides(request, names=("left", "right")) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+def yes_no(match: bool) -> str:
+    return json.dumps({"match": "yes" if match else "no"})
+
+
 def topic_of(text: str) -> str:
     return next(t for t in TOPICS if t in text)
 
 
 def same_topic(request) -> str:
     a, b = sides(request)
-    return json.dumps({"match": topic_of(a) == topic_of(b)})
+    return yes_no(topic_of(a) == topic_of(b))
 
 
 @pytest.fixture
@@ -239,7 +243,7 @@ def canonical(text: str) -> str:
 
 def same_company(request):
     a, b = sides(request, ("first", "second"))
-    return json.dumps({"match": canonical(a.split(": ", 1)[1]) == canonical(b.split(": ", 1)[1])})
+    return yes_no(canonical(a.split(": ", 1)[1]) == canonical(b.split(": ", 1)[1]))
 
 
 def test_dedup_confirms_blocked_candidates_and_groups_duplicates(bag_of_words_embeddings):

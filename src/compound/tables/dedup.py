@@ -18,8 +18,8 @@ from typing import Any
 from compound.program.module import Module
 from compound.program.rows import render_row
 from compound.tables.io import TableError, require_columns
-from compound.tables.pairs import block, embed, judge, pair_text
-from compound.tables.staged import RunStage, StagedOp, failed
+from compound.tables.pairs import block, embed, judge, matched, pair_text
+from compound.tables.staged import RunStage, StagedOp
 
 
 class DedupOp(StagedOp):
@@ -72,7 +72,7 @@ class DedupOp(StagedOp):
         confirmed = 0
         for i, j, _ in candidates:
             out = answers.get((i, j))
-            if not failed(out) and out.get("match"):  # type: ignore[union-attr]
+            if matched(out):
                 confirmed += 1
                 a, b = root(i), root(j)
                 parent[max(a, b)] = min(a, b)  # the group's root is its first row

@@ -32,7 +32,7 @@ from compound.program.module import Module
 from compound.program.rows import render_row
 from compound.routing.calibrate import learn_threshold, recall_threshold
 from compound.tables.io import TableError
-from compound.tables.pairs import block, embed, judge, pair_text
+from compound.tables.pairs import block, embed, judge, matched, pair_text
 from compound.tables.staged import RunStage, StagedOp, failed
 
 
@@ -75,7 +75,7 @@ class JoinOp(StagedOp):
         self.right_columns = _columns(right, right_columns, "right")
         self.cascade, self.recall, self.precision, self.delta, self.sample = cascade, recall, precision, delta, sample
         self.block_k = block_k
-        self.program = judge(f"Does this pair of rows meet the condition? {condition}", model, program)
+        self.program = judge(f"Does this condition hold for the pair (the left row and the right row)? {condition}.", model, program)
         self.rows = len(left) + len(right)
         # every candidate at most once: each left row's k nearest plus each right row's k nearest
         self.bound = min(len(left) * len(right), (len(left) + len(right)) * block_k)
@@ -101,7 +101,7 @@ class JoinOp(StagedOp):
         if self.cascade:
             sampled = sorted(random.Random(0).sample(asked, min(self.sample, len(asked))))
             answers = await run([(p, text[p]) for p in sampled])
-            labels = {p: _match(answers.get(p)) for p in sampled}
+            labels = {p: matched(answers.get(p)) for p in sampled}
             verdict.update({p: (m, "model") for p, m in labels.items()})
             ok = [p for p in sampled if not failed(answers.get(p))]
             accept = learn_threshold(
@@ -124,7 +124,7 @@ class JoinOp(StagedOp):
                 rejected_by_similarity=sum(1 for m, by in verdict.values() if by == "similarity" and not m),
             )
         answers = await run([(p, text[p]) for p in asked])
-        verdict.update({p: (_match(answers.get(p)), "model") for p in asked})
+        verdict.update({p: (matched(answers.get(p)), "model") for p in asked})
         reached = sum(1 for _, by in verdict.values() if by == "model")
         report.update(
             reached_model=reached,
@@ -164,11 +164,6 @@ def _columns(df: Any, given: list[str] | None, side: str) -> list[str]:
             f"join: the {side} table has no column {absent[0]!r}; it has {', '.join(map(str, df.columns))}"
         )
     return cols
-
-
-def _match(output: dict[str, Any] | None) -> bool:
-    """A judged pair: a reply that never parsed counts as no match (the job lists it under ``failed``)."""
-    return not failed(output) and bool(output.get("match"))  # type: ignore[union-attr]
 
 
 def join_op(left: Any, right: Any, condition: str, **kwargs: Any) -> JoinOp:
