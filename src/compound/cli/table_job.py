@@ -115,9 +115,11 @@ def _build_multirow(spec: dict[str, Any], df: Any) -> Any:
     from compound.tables.top_k import TopKOp
 
     op, model, cols = spec["op"], spec.get("model"), spec.get("input_columns")
-    block = {"block_k": int(spec["block_k"])} if spec.get("block_k") else {}
+    block: dict[str, Any] = {"block_k": int(spec["block_k"])} if spec.get("block_k") else {}
     if op == "join":
-        certify = {k: float(spec[k]) for k in ("recall", "precision", "delta") if spec.get(k) is not None}
+        certify: dict[str, Any] = {
+            k: float(spec[k]) for k in ("recall", "precision", "delta") if spec.get(k) is not None
+        }
         if certify and not spec.get("cascade"):
             raise ConfigurationError("--recall, --precision and --delta set the cascade's guarantee: add --cascade")
         right, _ = open_table(spec["right"], encoding=spec.get("encoding"), delimiter=spec.get("delimiter"))
@@ -141,7 +143,7 @@ def _build_multirow(spec: dict[str, Any], df: Any) -> Any:
             column=spec.get("column") or "rank",
         )
     if op == "aggregate":
-        context = {"context_tokens": int(spec["context_tokens"])} if spec.get("context_tokens") else {}
+        context: dict[str, Any] = {"context_tokens": int(spec["context_tokens"])} if spec.get("context_tokens") else {}
         return AggregateOp(
             df,
             spec["instruction"],
