@@ -188,6 +188,9 @@ def test_bootstrap_tunes_every_step_of_a_program_from_whole_runs_that_pass_the_m
     assert not any(d["text"].startswith("so good") for d in tuned.find.demos)  # a failing run gave no demo
     assert optimizer.report["bootstrapped"] == 12 - sum(r["text"].startswith("so good") for r in data(12))
     assert before == 0.5 and after == 1.0
+    forecast = optimizer.forecast(program, data(12), data(8, 50))
+    assert forecast == {"teacher_runs": 12, "scoring_runs": 5 * 8, "runs": 52, "step_calls": 104}
+    assert optimizer.report["usage"]["calls"] <= forecast["step_calls"]
 
 
 def test_a_program_of_several_steps_needs_a_metric():

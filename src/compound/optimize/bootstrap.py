@@ -68,6 +68,20 @@ class BootstrapFewShot(Optimizer):
         self.max_bootstrap_rows = max_bootstrap_rows
         self.seed = seed
 
+    def forecast(self, program: Module, trainset: list[Example], valset: list[Example] | None = None) -> dict[str, int]:
+        """The most program runs and step calls ``compile`` will make, before it makes any: the teacher's runs
+        over the bootstrap rows, then every candidate demo set scored on the valset. Step calls assume each
+        step is called once a run with one candidate (a loop, a retry or a sampling strategy multiplies them)."""
+        rows = min(len(trainset), self.max_bootstrap_rows)
+        val = len(valset) if valset else max(len(trainset) - rows, 0) or len(trainset)
+        runs = rows + (self.candidates + 2) * val
+        return {
+            "teacher_runs": rows,
+            "scoring_runs": runs - rows,
+            "runs": runs,
+            "step_calls": runs * len(steps(program)),
+        }
+
     async def _compile(self, student: Module, trainset: list[Example], valset: list[Example], metric: Metric) -> None:
         paths = [path for path, _ in steps(student)]
         rng = random.Random(self.seed)
