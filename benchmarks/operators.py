@@ -195,8 +195,8 @@ def bench_join(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, An
 
 def _candidates(op: Any) -> set[tuple[int, int]]:
     """The pairs blocking keeps (embeddings only, no model), to separate its loss from the model's."""
+    from compound.tables.multirow.pairs import block, embed
     from compound.tables.operators import render_row
-    from compound.tables.pairs import block, embed
 
     left = [render_row(r, op.left_columns) for _, r in op.left.iterrows()]
     right = [render_row(r, op.right_columns) for _, r in op.right.iterrows()]
@@ -211,7 +211,7 @@ def ndcg(relevance: list[float], ideal: list[float], k: int) -> float:
 
 def bench_top_k(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, Any]]:
     import compound
-    from compound.tables.pairs import embed
+    from compound.tables.multirow.pairs import embed
 
     qs = data["top_k"]
     df = pd.DataFrame([{"question": q["question"]} for q in qs])

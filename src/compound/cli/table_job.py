@@ -18,8 +18,8 @@ from compound.core.errors import ConfigurationError
 from compound.tables.io import TableError, check_output, open_table, write_table
 from compound.tables.joblock import check_job_id, job_lock
 from compound.tables.jobs import TableRun, job_store, mark_done, new_job_id, process_table
+from compound.tables.multirow.staged import StagedOp
 from compound.tables.operators import OPERATORS
-from compound.tables.staged import StagedOp
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -109,10 +109,10 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
 
 def _build_multirow(spec: dict[str, Any], df: Any) -> Any:
     """``join``, ``top_k``, ``aggregate`` or ``dedup`` from a job's options (a ``StagedOp``)."""
-    from compound.tables.aggregate import AggregateOp
-    from compound.tables.dedup import DedupOp
-    from compound.tables.join import JoinOp
-    from compound.tables.top_k import TopKOp
+    from compound.tables.multirow.aggregate import AggregateOp
+    from compound.tables.multirow.dedup import DedupOp
+    from compound.tables.multirow.join import JoinOp
+    from compound.tables.multirow.top_k import TopKOp
 
     op, model, cols = spec["op"], spec.get("model"), spec.get("input_columns")
     block: dict[str, Any] = {"block_k": int(spec["block_k"])} if spec.get("block_k") else {}

@@ -28,11 +28,10 @@ _EXPORTS = {
     "map": "compound.tables.operators",
     "filter": "compound.tables.operators",
     "describe": "compound.tables.operators",
-    "join": "compound.tables.join:join_op",
-    "top_k": "compound.tables.top_k:top_k_op",
-    "aggregate": "compound.tables.aggregate:aggregate_op",
-    "dedup": "compound.tables.dedup:dedup_op",
-    "StagedOp": "compound.tables.staged",
+    "join": "compound.tables.multirow.join",
+    "top_k": "compound.tables.multirow.top_k",
+    "aggregate": "compound.tables.multirow.aggregate",
+    "dedup": "compound.tables.multirow.dedup",
     "run_on_ray": "compound.tables.ray_runner:run_table_on_ray",
 }
 

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from compound.tables import operators
-from compound.tables.aggregate import AggregateOp
-from compound.tables.dedup import DedupOp
 from compound.tables.jobs import process_table
-from compound.tables.join import JoinOp
-from compound.tables.top_k import TopKOp
+from compound.tables.multirow.aggregate import AggregateOp
+from compound.tables.multirow.dedup import DedupOp
+from compound.tables.multirow.join import JoinOp
+from compound.tables.multirow.top_k import TopKOp
 
 
 @pd.api.extensions.register_dataframe_accessor("sem")

@@ -41,8 +41,8 @@ from compound.core.usage import Usage, UsageTracker, active_trackers, track_usag
 from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
 from compound.tables.joblock import check_job_id, job_lock
+from compound.tables.multirow.staged import StagedOp
 from compound.tables.operators import ERROR_KEY, TableOp
-from compound.tables.staged import StagedOp
 
 
 class JobStopped(CompoundError):

@@ -335,7 +335,7 @@ def describe(
     rows that do not fit the context through summaries, and the output says how many were folded."""
     cols = _inputs(df, input_columns, exclude=[column])
     if by is not None:
-        from compound.tables.aggregate import AggregateOp
+        from compound.tables.multirow.aggregate import AggregateOp
 
         text = instruction or "Describe this group of rows in one sentence."
         op = AggregateOp(df, text, by=by, column=column, input_columns=cols, model=model, program=program)

@@ -17,7 +17,7 @@ from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput
 from compound.program.typed import model_with
-from compound.tables.staged import failed
+from compound.tables.multirow.staged import failed
 
 #: rows whose similarities are computed at once (a block of ``_CHUNK x m`` floats)
 _CHUNK = 1024

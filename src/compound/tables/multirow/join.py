@@ -32,8 +32,8 @@ from compound.program.module import Module
 from compound.program.rows import render_row
 from compound.routing.calibrate import learn_threshold, recall_threshold
 from compound.tables.io import TableError
-from compound.tables.pairs import block, embed, judge, matched, pair_text
-from compound.tables.staged import RunStage, StagedOp, failed
+from compound.tables.multirow.pairs import block, embed, judge, matched, pair_text
+from compound.tables.multirow.staged import RunStage, StagedOp, failed
 
 
 class JoinOp(StagedOp):
@@ -75,7 +75,9 @@ class JoinOp(StagedOp):
         self.right_columns = _columns(right, right_columns, "right")
         self.cascade, self.recall, self.precision, self.delta, self.sample = cascade, recall, precision, delta, sample
         self.block_k = block_k
-        self.program = judge(f"Does this condition hold for the pair (the left row and the right row)? {condition}.", model, program)
+        self.program = judge(
+            f"Does this condition hold for the pair (the left row and the right row)? {condition}.", model, program
+        )
         self.rows = len(left) + len(right)
         # every candidate at most once: each left row's k nearest plus each right row's k nearest
         self.bound = min(len(left) * len(right), (len(left) + len(right)) * block_k)
@@ -166,6 +168,6 @@ def _columns(df: Any, given: list[str] | None, side: str) -> list[str]:
     return cols
 
 
-def join_op(left: Any, right: Any, condition: str, **kwargs: Any) -> JoinOp:
+def join(left: Any, right: Any, condition: str, **kwargs: Any) -> JoinOp:
     """A semantic join of ``left`` and ``right`` on ``condition`` (see the module's docstring)."""
     return JoinOp(left, right, condition, **kwargs)

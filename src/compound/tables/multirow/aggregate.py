@@ -27,8 +27,8 @@ from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
 from compound.program.typed import model_with
 from compound.tables.io import TableError, require_columns
+from compound.tables.multirow.staged import RunStage, StagedOp, failed
 from compound.tables.operators import _inputs
-from compound.tables.staged import RunStage, StagedOp, failed
 
 _SEPARATOR = "\n---\n"
 #: the prompt's fixed part (system message, field names, format note), in estimated tokens
@@ -206,6 +206,6 @@ class AggregateOp(StagedOp):
         return pd.DataFrame(table)
 
 
-def aggregate_op(df: Any, instruction: str, **kwargs: Any) -> AggregateOp:
+def aggregate(df: Any, instruction: str, **kwargs: Any) -> AggregateOp:
     """One answer per group of ``by`` (or for the table) over every row (see the module's docstring)."""
     return AggregateOp(df, instruction, **kwargs)

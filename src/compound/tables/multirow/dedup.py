@@ -18,8 +18,8 @@ from typing import Any
 from compound.program.module import Module
 from compound.program.rows import render_row
 from compound.tables.io import TableError, require_columns
-from compound.tables.pairs import block, embed, judge, matched, pair_text
-from compound.tables.staged import RunStage, StagedOp
+from compound.tables.multirow.pairs import block, embed, judge, matched, pair_text
+from compound.tables.multirow.staged import RunStage, StagedOp
 
 
 class DedupOp(StagedOp):
@@ -91,6 +91,6 @@ class DedupOp(StagedOp):
         return out
 
 
-def dedup_op(df: Any, columns: list[str], **kwargs: Any) -> DedupOp:
+def dedup(df: Any, columns: list[str], **kwargs: Any) -> DedupOp:
     """The semantic duplicates among ``df``'s rows, judged on ``columns`` (see the module's docstring)."""
     return DedupOp(df, columns, **kwargs)

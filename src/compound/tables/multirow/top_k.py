@@ -24,9 +24,9 @@ from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
 from compound.program.typed import model_with
 from compound.tables.io import TableError
+from compound.tables.multirow.pairs import pair_text
+from compound.tables.multirow.staged import RunStage, StagedOp, failed
 from compound.tables.operators import _inputs
-from compound.tables.pairs import pair_text
-from compound.tables.staged import RunStage, StagedOp, failed
 
 
 class TopKOp(StagedOp):
@@ -120,6 +120,6 @@ def _order(a: int, b: int, texts: list[str]) -> tuple[int, int]:
     return (first, second) if digest % 2 == 0 else (second, first)
 
 
-def top_k_op(df: Any, instruction: str, k: int, **kwargs: Any) -> TopKOp:
+def top_k(df: Any, instruction: str, k: int, **kwargs: Any) -> TopKOp:
     """The ``k`` rows of ``df`` that rank highest for ``instruction`` (see the module's docstring)."""
     return TopKOp(df, instruction, k, **kwargs)
