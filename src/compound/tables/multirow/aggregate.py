@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from compound.core.settings import get_settings
+from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
-from compound.program.typed import model_with
 from compound.tables.io import TableError, require_columns
 from compound.tables.multirow.staged import RunStage, StagedOp, failed
 from compound.tables.operators import _inputs

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from compound.core.errors import InputError
+from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput
-from compound.program.typed import model_with
 from compound.tables.multirow.staged import failed
 
 #: rows whose similarities are computed at once (a block of ``_CHUNK x m`` floats)

@@ -19,10 +19,10 @@ import hashlib
 import math
 from typing import Any, Literal
 
+from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
-from compound.program.typed import model_with
 from compound.tables.io import TableError
 from compound.tables.multirow.pairs import pair_text
 from compound.tables.multirow.staged import RunStage, StagedOp, failed
