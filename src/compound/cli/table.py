@@ -145,8 +145,8 @@ def table(
     for note in result.notes:
         warn(note)
     if result.failed:
-        index, why = next(iter(result.failed.items()))
-        warn(f"{len(result.failed)} row(s) got no valid reply and were left empty, e.g. row {index}: {why}")
+        position, why = next(iter(result.failed.items()))
+        warn(f"{len(result.failed)} row(s) got no valid reply and were left empty, e.g. row {position + 1}: {why}")
 
 
 def report_line(op: str, report: dict) -> str:

@@ -18,7 +18,12 @@ class RowInput(BaseModel):
 
 def render_row(row: Any, columns: list[str]) -> str:
     """The row's cells as ``column: value`` lines (empty cells left out)."""
-    return "\n".join(f"{c}: {row[c]}" for c in columns if not is_missing(row[c]))
+    return render_values(columns, [row[c] for c in columns])
+
+
+def render_values(columns: list[str], values: Any) -> str:
+    """``render_row`` for the row's values given in the order of ``columns`` (a tuple from ``itertuples``)."""
+    return "\n".join(f"{c}: {v}" for c, v in zip(columns, values, strict=True) if not is_missing(v))
 
 
 def parse_row(text: str) -> dict[str, Any]:
@@ -43,4 +48,4 @@ def is_missing(value: Any) -> bool:
         return False
 
 
-__all__ = ["RowInput", "render_row", "parse_row", "is_missing"]
+__all__ = ["RowInput", "render_row", "render_values", "parse_row", "is_missing"]

@@ -1,10 +1,15 @@
-"""``df.sem``: the table operators as a pandas accessor.
+"""``df.compound``: the table operators as a pandas accessor.
 
-import compound.tables.accessor  # registers .sem
-df.sem.classify("sentiment", ["positive", "negative"], input_columns=["review"])
-tickets.sem.join(teams, "the team handles the ticket", cascade=True)
+import compound.tables.accessor  # registers .compound
+df.compound.classify("sentiment", ["positive", "negative"], input_columns=["review"])
+tickets.compound.join(teams, "the team handles the ticket", cascade=True)
 
 Each method runs its operator as a job (``job_id=`` makes it resumable) and returns the new table.
+
+The accessor is named ``compound``, a name pandas does not use. (It was ``sem``: that name is
+pandas' own ``DataFrame.sem``, the standard error of the mean, which registering it overrode with a
+``UserWarning``; ``sem`` is left to pandas.) Each row gets the output of its own input, whatever the index:
+a repeated label (``pd.concat``), a MultiIndex, a non-string or NaN label.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from compound.tables.multirow.join import JoinOp
 from compound.tables.multirow.top_k import TopKOp
 
 
-@pd.api.extensions.register_dataframe_accessor("sem")
+@pd.api.extensions.register_dataframe_accessor("compound")
 class SemanticAccessor:
     def __init__(self, df: pd.DataFrame) -> None:
         self._df = df

@@ -3,7 +3,8 @@
 Guarantees:
 
 - Columns a job does not write come back as they were: CSV and TSV cells are read as text (see
-  ``textfile``), workbook cells as their stored values (see ``workbook``), Parquet with its own types. Types
+  ``textfile``), workbook cells as their stored values (see ``workbook``), Parquet columns with their own
+  Arrow types, nested ones included, or the file is refused before any row is computed (see ``arrowfile``). Types
   are inferred only where an operator needs them (``check_column_types``, for impute).
 - A bad file is refused with an error that names the file and the line or cell, and says what to do.
 - ``check_output`` checks the output before any row is computed: a known format whose engine is installed,
@@ -46,6 +47,7 @@ class TableFile:
     text: Any = None  # textfile.TextFormat for CSV and TSV
     sheet: str | None = None
     sheets: list[str] = field(default_factory=list)
+    parquet: Any = None  # arrowfile.ParquetLayout of a Parquet file, so that its columns are written back unchanged
 
 
 def table_format(path: Path) -> str:
@@ -75,6 +77,9 @@ def open_table(
         raise TableError(f"{path}: is a directory; give a table file")
     if fmt != "excel" and sheet is not None:
         raise TableError(f"{path}: --sheet applies to Excel workbooks only")
+    if fmt != "csv" and (encoding is not None or delimiter is not None):
+        option = "--encoding" if encoding is not None else "--delimiter"
+        raise TableError(f"{path}: {option} applies to CSV and TSV files only; drop it for a {fmt} file")
     _engine(fmt, path)
     if fmt == "csv":
         from compound.tables.textfile import read_text_table
@@ -89,15 +94,10 @@ def open_table(
 
         df, name, names = read_sheet(path, sheet)
         return df, TableFile(path, fmt, sheet=name, sheets=names)
-    import pandas as pd
+    from compound.tables.arrowfile import read_parquet
 
-    try:
-        df = pd.read_parquet(path)
-    except Exception as e:
-        raise TableError(f"{path}: cannot read it as parquet: {type(e).__name__}: {e}") from None
-    if df.shape[0] == 0:
-        raise TableError(f"{path}: the table has no rows")
-    return df, TableFile(path, fmt)
+    df, layout = read_parquet(path)
+    return df, TableFile(path, fmt, parquet=layout)
 
 
 def read_table(path: str | Path, sheet: str | None = None, **options: Any) -> Any:
@@ -149,7 +149,7 @@ def write_table(
     written: dict[str, Any] | None = None,
 ) -> Path:
     """Write atomically, in the source's spelling. ``written`` maps each column the job wrote to the row
-    labels it wrote (``None``: the whole column); those values are neutralised in CSV, TSV and Excel."""
+    positions it wrote (0: the first row) (``None``: the whole column); those values are neutralised in CSV, TSV and Excel."""
     path = Path(path)
     fmt = table_format(path)
     _engine(fmt, path)
@@ -157,7 +157,7 @@ def write_table(
         df = df.copy()
         for column, rows in written.items():
             if column in df.columns:
-                mask = df.index.isin(list(rows)) if rows is not None else [True] * len(df)
+                mask = [p in rows for p in range(len(df))] if rows is not None else [True] * len(df)
                 df[column] = [neutralise(v) if m else v for v, m in zip(df[column], mask, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
@@ -181,7 +181,9 @@ def write_table(
                 sheet=source.sheet if source else None,
             )
         else:
-            df.to_parquet(tmp, index=False)
+            from compound.tables.arrowfile import write_parquet
+
+            write_parquet(df, tmp, source.parquet if source is not None else None, set(written or ()))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,8 +8,10 @@ With a job id:
 - Every finished row input is committed to SQLite as soon as it is computed, so a job stopped by a crash, a
   ``kill -9``, an error or a budget resumes where it stopped. A stop lets the calls in flight finish (they are
   paid for) and commits them; it starts no new call.
-- Rows are identified by their content (the program's fingerprint and the text the row is shown as), never
-  by their position: a resume over an input that was edited or re-sorted reuses exactly the results whose
+- Every row gets the output of its own input: results are placed by the row's position in the frame, never
+  by its index label (labels repeat after ``pd.concat``, and may be tuples or NaN).
+- Row inputs are identified by their content (the program's fingerprint and the text the row is shown as),
+  never by their position: a resume over an input that was edited or re-sorted reuses exactly the results whose
   rows are still there, computes the rest, and reports how many results no longer match (``TableRun.stale``).
   A resume with another program (another fingerprint) is refused.
 - One process at a time holds the job (``joblock``); a second one is refused with a message naming the first.
@@ -138,8 +140,8 @@ class TableRun:
     from_cache: int
     from_checkpoint: int
     usage: UsageTracker
-    failed: dict[Any, str] | None = None  # row index -> why its reply never parsed (those cells stay empty)
-    outputs: dict[Any, dict[str, Any]] | None = None  # row index -> the values the job wrote
+    failed: dict[int, str] | None = None  # row position -> why its reply never parsed (those cells stay empty)
+    outputs: dict[int, dict[str, Any]] | None = None  # row position (0: the first row) -> the values written
     stale: int = 0  # results of an earlier run of the job that match no row of this input
     notes: list[str] = field(default_factory=list)  # what a caller should tell the user (an input that changed)
     setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
@@ -284,8 +286,8 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
         if job_id is not None:
             store.set_status(job_id, "done" if finish else "computed")
         s.attrs.update(computed=computed, from_cache=from_cache, from_checkpoint=from_checkpoint, stale=stale)
-    ordered = {index: outputs[key] for (index, _), key in zip(op.tasks, keys, strict=True)}
-    failed = {index: out[ERROR_KEY] for index, out in ordered.items() if ERROR_KEY in out}
+    ordered = {position: outputs[key] for (position, _), key in zip(op.tasks, keys, strict=True)}
+    failed = {position: out[ERROR_KEY] for position, out in ordered.items() if ERROR_KEY in out}
     return TableRun(
         op.apply(df, ordered),
         job_id,

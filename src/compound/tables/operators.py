@@ -18,11 +18,23 @@ from compound.core.fingerprint import fingerprint
 from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
-from compound.program.rows import RowInput, render_row
+from compound.program.rows import RowInput, render_row, render_values
 from compound.tables.io import TableError, check_column_types, missing_cells, require_columns
 
 #: a row whose reply never parsed carries this key in its output, with the reason
 ERROR_KEY = "__error__"
+
+
+def row_tasks(df: Any, columns: list[str], positions: Sequence[int] | None = None) -> list[tuple[int, str]]:
+    """(position, rendered row) for every row of ``df`` (or the rows at ``positions``). A row is its
+    position in the frame plus its content; its index label plays no part (labels repeat after
+    ``pd.concat``, and a label may be a tuple or NaN)."""
+    frame = df[columns] if positions is None else df[columns].iloc[list(positions)]
+    places = range(len(df)) if positions is None else positions
+    return [
+        (int(p), render_values(columns, values))
+        for p, values in zip(places, frame.itertuples(index=False, name=None), strict=True)
+    ]
 
 
 @dataclass
@@ -30,8 +42,10 @@ class TableOp:
     name: str
     program: Module
     output_columns: list[str]
-    tasks: list[tuple[Any, str]]  # (row index, rendered input) for the rows to process
-    apply: Callable[[Any, dict[Any, dict[str, Any]]], Any]  # (df, outputs by row index) -> new df
+    #: (row position, rendered input) for the rows to process: the position in the frame (0 for its first row),
+    #: never the index label, which may repeat (``pd.concat``), be a tuple (MultiIndex) or be NaN
+    tasks: list[tuple[int, str]]
+    apply: Callable[[Any, dict[int, dict[str, Any]]], Any]  # (df, outputs by row position) -> new df
     spec: dict[str, Any] = field(default_factory=dict)
     #: what building the op learned and spent once (``program="auto"``): counted in the job's total
     setup: dict[str, Any] = field(default_factory=dict)
@@ -90,15 +104,14 @@ def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
 
 
 def _assign(columns: list[str]) -> Callable[[Any, dict[Any, dict[str, Any]]], Any]:
-    def apply(df: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
+    def apply(df: Any, outputs: dict[int, dict[str, Any]]) -> Any:
         out = df.copy()
         for c in columns:
-            values = [outputs.get(i, {}).get(c) for i in out.index]
-            out[c] = (
-                values
-                if c not in df.columns
-                else [v if i in outputs else old for i, v, old in zip(out.index, values, df[c], strict=False)]
-            )
+            values = [outputs.get(p, {}).get(c) for p in range(len(out))]
+            if c in df.columns:
+                old = df[c].tolist()
+                values = [v if p in outputs else old[p] for p, v in enumerate(values)]
+            out[c] = values
         return out
 
     return apply
@@ -131,7 +144,7 @@ def map(
         "map",
         step,
         [column],
-        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        row_tasks(df, cols),
         _assign([column]),
         {"op": "map", "column": column, "instruction": instruction, "input_columns": cols},
     )
@@ -161,7 +174,7 @@ def classify(
     cols = _inputs(df, input_columns, exclude=[column])
     out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
-    tasks = [(i, render_row(r, cols)) for i, r in df.iterrows()]
+    tasks = row_tasks(df, cols)
     setup: dict[str, Any] = {}
     if program == "auto":
         program, setup = _auto(
@@ -199,7 +212,7 @@ def extract(
         "extract",
         step,
         list(fields),
-        [(i, render_row(r, [source])) for i, r in df.iterrows()],
+        row_tasks(df, [source]),
         _assign(list(fields)),
         {
             "op": "extract",
@@ -218,14 +231,14 @@ def filter(
     out = model_with("Keep", {"keep": (bool, ...)})
     step = _step(out, f"Does the row meet this condition? {condition}", model, program)
 
-    def apply(frame: Any, outputs: dict[Any, dict[str, Any]]) -> Any:
-        return frame[[bool(outputs.get(i, {}).get("keep")) for i in frame.index]]
+    def apply(frame: Any, outputs: dict[int, dict[str, Any]]) -> Any:
+        return frame[[bool(outputs.get(p, {}).get("keep")) for p in range(len(frame))]]
 
     return TableOp(
         "filter",
         step,
         ["keep"],
-        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        row_tasks(df, cols),
         apply,
         {"op": "filter", "condition": condition, "input_columns": cols},
     )
@@ -271,8 +284,7 @@ def impute(
         for _, r in sample.iterrows()
     ]
     instruction = f"Fill in the missing {column} of the row, judging from its other columns."
-    todo = df[missing]
-    tasks = [(i, render_row(r, cols)) for i, r in todo.iterrows()]
+    tasks = row_tasks(df, cols, [p for p, m in enumerate(missing.tolist()) if m])
     setup: dict[str, Any] = {}
     if program == "auto":
         if kind == "number" or len(categories) > max_categories:
@@ -347,7 +359,7 @@ def describe(
         "describe",
         step,
         [column],
-        [(i, render_row(r, cols)) for i, r in df.iterrows()],
+        row_tasks(df, cols),
         _assign([column]),
         {"op": "describe", "column": column, "input_columns": cols},
     )

@@ -4,8 +4,10 @@ Guarantees:
 
 - No type inference and no missing-value guessing: ``00123``, ``NA``, ``null``, ``1.10``, `` x `` and the
   empty cell come back exactly as they were (the quoting of a cell may change, never its value).
-- The encoding (a UTF-8 or UTF-16 byte-order mark included), the delimiter and the line ending of the input
-  are kept for the output.
+- The encoding is the byte-order mark's (UTF-8, UTF-16 or UTF-32), else UTF-16 or UTF-32 when the NUL bytes
+  of the first characters say so, else UTF-8, else what ``encoding`` names; a mark that contradicts the
+  ``encoding`` given is refused. The encoding (its mark included), the delimiter and the line ending of the
+  input are kept for the output.
 - A file that is not what it seems is refused, naming the line: bytes that are not in the encoding (with an
   encoding to try), a row with more or fewer fields than the header (with how to quote), duplicate or
   missing column names, an empty or header-only file. Blank lines hold no data: in a file of one column a
@@ -25,7 +27,14 @@ from compound.tables.io import TableError
 
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a huge cell is data, not an error
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _SHOWN = 3  # bad rows named in one message
 
 
@@ -38,20 +47,76 @@ class TextFormat:
     lineterminator: str = "\n"
 
 
+def _family(encoding: str) -> str:
+    """``utf-8``, ``utf-16``, ``utf-32`` or the codec's own name (``cp1252``...)."""
+    name = codecs.lookup(encoding).name
+    for family in ("utf-8", "utf-16", "utf-32"):
+        if name.startswith(family):
+            return family
+    return name
+
+
+def _unmarked(raw: bytes) -> str | None:
+    """The UTF-16 or UTF-32 byte order of text without a byte-order mark, from where its NUL bytes fall
+    (a table's header starts with text that is ASCII in practice); None when it does not look like either."""
+    head = raw[:4]
+    if len(head) < 4 or b"\x00" not in head:
+        return None
+    zero = [b == 0 for b in head]
+    return {
+        (False, True, True, True): "utf-32-le",
+        (True, True, True, False): "utf-32-be",
+        (False, True, False, True): "utf-16-le",
+        (True, False, True, False): "utf-16-be",
+    }.get(tuple(zero))  # type: ignore[arg-type]
+
+
 def _decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
+    """The file's text and the encoding it was read with. The byte-order mark wins; an ``encoding`` that
+    contradicts it is refused; bytes that are not valid in the encoding are refused, never replaced."""
+    marked = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
     if encoding is None:
-        encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8")
-    elif codecs.lookup(encoding).name == "utf-8" and raw.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
+        encoding = marked or _unmarked(raw) or "utf-8"
+    elif marked is not None:
+        if _family(encoding) != _family(marked):
+            raise TableError(
+                f"{path}: the file starts with a {_family(marked).upper()} byte-order mark, but --encoding "
+                f"{encoding} was given; drop --encoding (the mark names the encoding) or give --encoding {marked}"
+            )
+        encoding = marked  # utf-16-le given for a marked file: the mark is not data
+    elif _family(encoding) in ("utf-16", "utf-32") and codecs.lookup(encoding).name in ("utf-16", "utf-32"):
+        found = _unmarked(raw)  # no mark: Python would assume little-endian; look at the bytes instead
+        encoding = found if found and _family(found) == _family(encoding) else encoding
     try:
-        return raw.decode(encoding), encoding
+        text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        hint = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "cp1252"
+        hint = marked or _unmarked(raw) or "cp1252"
         raise TableError(
             f"{path}: line {line} is not valid {encoding} (byte 0x{raw[e.start]:02x}); "
-            f"give the file's encoding with --encoding, e.g. --encoding {hint} (Excel on Windows) or latin-1"
+            f"give the file's encoding with --encoding, e.g. --encoding {hint}"
+            + (" (Excel on Windows) or latin-1" if hint == "cp1252" else "")
         ) from None
+    if not raw.isascii() and _family(encoding) not in ("utf-8", "utf-16", "utf-32") and _is_utf8(raw):
+        word = next(w for w in text.split() if not w.isascii())
+        raise TableError(
+            f"{path}: the file is UTF-8 text, but --encoding {encoding} would read it otherwise (as {word[:30]!r}); "
+            "drop --encoding, or give --encoding utf-8"
+        )
+    if _family(encoding) in ("utf-16", "utf-32") and b"\n" in raw and "\n" not in text and "\r" not in text:
+        raise TableError(
+            f"{path}: the file is not {encoding} text (its line breaks do not decode as line breaks); "
+            f"give the file's encoding with --encoding, e.g. --encoding {_unmarked(raw) or 'utf-8'}"
+        )
+    return text, encoding
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _lineterminator(text: str) -> str:
