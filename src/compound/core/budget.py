@@ -25,7 +25,9 @@ Which calls a budget counts:
 
 Wall time and energy cannot be known before a call ends. They are checked before each call starts:
 time against the clock, energy against what was used plus the reservation's estimate at the budget's
-observed joules per token. A call already running is not interrupted.
+observed joules per token. A model call already running is not interrupted (it is paid for). A tool
+call (``Tool.acall``) and a ``ToolAgent`` step are: at the wall-time deadline the tool is stopped (cancelled,
+or its process killed) and ``BudgetExceededError`` is raised (``wall_deadline``).
 """
 
 from __future__ import annotations
@@ -121,6 +123,34 @@ class Budget:
 
     def snapshot(self) -> dict[str, Any]:
         return {"limits": dict(self.limits), "used": self.used.to_dict(), "elapsed_s": time.monotonic() - self.started}
+
+
+def wall_deadline() -> tuple[float, Budget] | None:
+    """The nearest wall-time deadline of the budgets that apply here: (seconds left, its budget), or None."""
+    nearest: tuple[float, Budget] | None = None
+    for b in active_budgets():
+        left = b.remaining_s()
+        if left is not None and (nearest is None or left < nearest[0]):
+            nearest = (left, b)
+    return nearest
+
+
+def wall_exceeded(b: Budget) -> BudgetExceededError:
+    """The error of a budget whose wall time ran out while work was running."""
+    return BudgetExceededError("wall_s", b.limits["wall_s"], time.monotonic() - b.started, 0.0, list(b.results))
+
+
+async def within_wall(work: Any) -> Any:
+    """Await ``work`` (a coroutine), cancelled at the nearest wall-time deadline with ``BudgetExceededError``."""
+    nearest = wall_deadline()
+    if nearest is None:
+        return await work
+    try:
+        return await asyncio.wait_for(work, nearest[0])
+    except TimeoutError:
+        if nearest[1].remaining_s() == 0.0:
+            raise wall_exceeded(nearest[1]) from None
+        raise
 
 
 _BUDGETS: ContextVar[tuple[Budget, ...]] = ContextVar("compound_budgets", default=())

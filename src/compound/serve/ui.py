@@ -112,8 +112,7 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
         store = job_store()
         jobs = store.list(100)
         for j in jobs:
-            rows = store.read().execute("SELECT usage FROM results WHERE job_id=?", (j["id"],)).fetchall()
-            used = [json.loads(u) for (u,) in rows]
+            used = store.usages(j["id"])
             j["cost_usd"] = sum(u.get("cost_usd", 0.0) for u in used)
             j["energy_j"] = sum(u.get("energy_j", 0.0) for u in used)
             j["tokens"] = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in used)

@@ -1,6 +1,7 @@
 """The response cache. The key covers backend, model, messages, parameters and the sample index,
 so N samples of one prompt are N entries. Hits are decoded from stored JSON: a fresh object every time,
-never one shared with another caller."""
+never one shared with another caller. A stored entry that does not decode is skipped (a miss), moved to
+``cache.sqlite.damaged-rows.jsonl`` and reported with a warning."""
 
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ class ResponseCache(SQLiteStore):
             if row is None:
                 return None
             blob = row[0]
+            try:
+                return Generation.from_dict(self.decode(blob, "responses", {"key": key}, "generation"))
+            except (StoreError, KeyError, TypeError, ValueError) as e:  # a damaged row: skip it, count a miss
+                error = e if isinstance(e, StoreError) else self.bad_row("responses", {"key": key}, "generation", repr(e))
+                self.skip_row("responses", {"key": key}, error)
+                return None
         return Generation.from_dict(json.loads(blob))
 
     def put(self, key: str, generation: Generation) -> None:

@@ -10,11 +10,17 @@ bytes, truncated), a SQLite file holding other tables, a newer schema, a read-on
 that is not a writable directory raise ``StoreError`` naming the file and the fix. A store that holds
 only derived data (the response cache, ``QUARANTINE = True``) instead moves a damaged or foreign file
 aside (``NAME.damaged-TIME``), warns, and starts a new one.
+
+A file that is valid SQLite but holds a damaged row (a JSON value cut short, say) is found when the row is
+read (``decode``): a ``StoreError`` names the file, the table, the row and the SQL that deletes it. A store of
+derived data instead skips such a row (``skip_row``): it is copied to ``NAME.damaged-rows.jsonl``, deleted,
+and a warning says so; the run goes on as if it had never been stored.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import sqlite3
@@ -233,6 +239,40 @@ class SQLiteStore:
             damaged=True,
         )
 
+    def decode(self, text: Any, table: str, key: dict[str, Any], column: str, kind: type | None = dict) -> Any:
+        """The JSON value ``text`` read from ``column`` of the row of ``table`` whose primary key is ``key``;
+        one that does not decode (cut short, not JSON, not a ``kind``) raises ``bad_row``'s ``StoreError``."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise self.bad_row(table, key, column, f"{type(e).__name__}: {e}") from None
+        if kind is not None and not isinstance(value, kind):
+            raise self.bad_row(table, key, column, f"a {kind.__name__} was stored, it holds {type(value).__name__}")
+        return value
+
+    def bad_row(self, table: str, key: dict[str, Any], column: str, why: str) -> StoreError:
+        """The ``StoreError`` for a row that does not decode: the file, the table, the row and the fix."""
+        where = " AND ".join(f"{k}={_sql_literal(v)}" for k, v in key.items())
+        return StoreError(
+            f"the {self.KIND} file {self.path} holds a damaged row: table {table}, row {where}, column {column} "
+            f"does not decode ({why[:200]}). Delete that row (sqlite3 {self.path} \"DELETE FROM {table} WHERE "
+            f'{where}"), or move the file aside (mv {self.path} {self.path}.bad) to start a new one.',
+            self.path,
+        )
+
+    def skip_row(self, table: str, key: dict[str, Any], error: StoreError) -> None:
+        """For a store of derived data: copy a damaged row to ``NAME.damaged-rows.jsonl``, delete it, warn."""
+        where = " AND ".join(f"{k}=?" for k in key)
+        conn = self.read()
+        row = conn.execute(f"SELECT * FROM {table} WHERE {where}", tuple(key.values())).fetchone()
+        aside = self.path.with_name(f"{self.path.name}.damaged-rows.jsonl")
+        if row is not None:
+            with open(aside, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"table": table, "row": [str(v) for v in row]}) + "\n")
+            conn.execute(f"DELETE FROM {table} WHERE {where}", tuple(key.values()))
+        message = str(error).split(" Delete that row")[0]
+        warnings.warn(f"compound: {message}; it was skipped and moved to {aside}.", RuntimeWarning, stacklevel=3)
+
     def quarantine(self, error: StoreError, generation: int) -> None:
         """Move a damaged or foreign file (and its WAL) aside, warn, and let every thread reconnect."""
         with self._init_lock:
@@ -299,6 +339,10 @@ class _Connection(sqlite3.Connection):
             raise
         except sqlite3.DatabaseError as e:
             raise self.store.problem(e) from e
+
+
+def _sql_literal(value: Any) -> str:
+    return str(value) if isinstance(value, int | float) else "'" + str(value).replace("'", "''") + "'"
 
 
 def _check_folder(folder: Path, kind: str) -> None:

@@ -99,7 +99,7 @@ class TraceStore(SQLiteStore):
         out = []
         for r in cur.fetchall():
             d = dict(zip(names, r, strict=False))
-            d["attrs"] = json.loads(d["attrs"])
+            d["attrs"] = self.decode(d["attrs"], "spans", {"id": d.get("id")}, "attrs")
             out.append(d)
         return out
 

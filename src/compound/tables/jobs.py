@@ -36,6 +36,7 @@ from compound.core.errors import (
     ConfigurationError,
     ContextLengthError,
     OutputParseError,
+    StoreError,
 )
 from compound.core.progress import Progress
 from compound.core.settings import get_settings
@@ -82,7 +83,8 @@ class JobStore(SQLiteStore):
         )
         if row is None:
             return None
-        return {"id": job_id, "spec": json.loads(row[0]), "fingerprint": row[1], "status": row[2], "total": row[3]}
+        spec = self.decode(row[0], "jobs", {"id": job_id}, "spec")
+        return {"id": job_id, "spec": spec, "fingerprint": row[1], "status": row[2], "total": row[3]}
 
     def set_status(self, job_id: str, status: str, total: int | None = None) -> None:
         self.connect().execute(
@@ -92,7 +94,7 @@ class JobStore(SQLiteStore):
 
     def done(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.connect().execute("SELECT row_key, output FROM results WHERE job_id=?", (job_id,))
-        return {k: json.loads(o) for k, o in rows}
+        return {k: self.decode(o, "results", {"job_id": job_id, "row_key": k}, "output") for k, o in rows}
 
     def commit(self, job_id: str, items: list[tuple[str, str, str]]) -> None:
         """Commit finished rows ``(row_key, output_json, usage_json)`` in one transaction, synchronously."""
@@ -102,13 +104,26 @@ class JobStore(SQLiteStore):
             conn.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?)", [(job_id, *item) for item in items])
 
     def cached(self, keys: list[str]) -> dict[str, tuple[str, str]]:
+        """The row cache's entries for ``keys``; an entry that does not decode is skipped (see ``skip_row``)."""
         out: dict[str, tuple[str, str]] = {}
         conn = self.read()
+        damaged = []
         for i in range(0, len(keys), 900):
             chunk = keys[i : i + 900]
             q = f"SELECT key, output, usage FROM row_cache WHERE key IN ({','.join('?' * len(chunk))})"
             for k, o, u in conn.execute(q, chunk):
+                try:
+                    self.decode(o, "row_cache", {"key": k}, "output")
+                    Usage.from_dict(self.decode(u, "row_cache", {"key": k}, "usage"))
+                except StoreError as e:
+                    damaged.append((k, e))
+                    continue
+                except (KeyError, TypeError, ValueError) as e:
+                    damaged.append((k, self.bad_row("row_cache", {"key": k}, "usage", repr(e))))
+                    continue
                 out[k] = (o, u)
+        for k, e in damaged:
+            self.skip_row("row_cache", {"key": k}, e)
         return out
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
@@ -122,9 +137,21 @@ class JobStore(SQLiteStore):
             (limit,),
         )
         return [
-            {"id": r[0], "status": r[1], "total": r[2], "done": r[3], "updated": r[4], "spec": json.loads(r[5])}
+            {
+                "id": r[0],
+                "status": r[1],
+                "total": r[2],
+                "done": r[3],
+                "updated": r[4],
+                "spec": self.decode(r[5], "jobs", {"id": r[0]}, "spec"),
+            }
             for r in rows
         ]
+
+    def usages(self, job_id: str) -> list[dict[str, Any]]:
+        """The usage of each finished row of a job."""
+        rows = self.read().execute("SELECT row_key, usage FROM results WHERE job_id=?", (job_id,)).fetchall()
+        return [self.decode(u, "results", {"job_id": job_id, "row_key": k}, "usage") for k, u in rows]
 
 
 def job_store() -> JobStore:

@@ -1,6 +1,11 @@
 """A tool-using step: the model picks a tool and arguments (a typed, schema-constrained action), the
 policy decides, allowed calls run, and every observation, denials included, goes back to the model as
-data. Steps and tool calls are capped."""
+data. Steps and tool calls are capped.
+
+Every tool call has a time limit: the tool's own ``timeout_s``, else the agent's ``tool_timeout_s``
+(``DEFAULT_TIMEOUT_S`` unless set). A tool that runs past it is stopped and the model is told it timed out.
+Under a ``budget(wall_s=...)`` a running step (the model's turn or the tool call) is interrupted at the
+deadline and the run ends with ``BudgetExceededError``."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from pydantic import Field, create_model
 
+from compound.core.budget import within_wall
 from compound.core.errors import InputError
 from compound.core.protocol import adrive
 from compound.core.types import Message
@@ -17,7 +23,8 @@ from compound.models.base import Backend
 from compound.models.registry import get_model
 from compound.models.typed import typed_call
 from compound.program.module import Module
-from compound.tools.base import Tool
+from compound.core.validate import check_number
+from compound.tools.base import DEFAULT_TIMEOUT_S, Tool
 from compound.tools.policy import Decision, Policy, guarded_call
 
 FINISH = "finish"
@@ -57,7 +64,10 @@ class ToolAgent(Module):
         max_steps: int = 6,
         max_tool_calls: int = 4,
         name: str | None = None,
+        tool_timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        check_number("ToolAgent tool_timeout_s", tool_timeout_s, above=0)
+        self.tool_timeout_s = float(tool_timeout_s)
         self.tools = {t.name: t for t in tools}
         if FINISH in self.tools:
             raise InputError(f"a tool may not be called {FINISH!r}")
@@ -96,9 +106,8 @@ class ToolAgent(Module):
         result = AgentResult(answer=None)
         calls = 0
         for _ in range(self.max_steps):
-            action: Any = (
-                await adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend.agenerate)
-            ).value
+            turn = adrive(typed_call(self.action_type, messages, self._system(), max_tokens=256), backend.agenerate)
+            action: Any = (await within_wall(turn)).value
             arguments = dict(action.arguments) if isinstance(action.arguments, dict) else action.arguments
             step = AgentStep(action.tool, arguments, action.thought)
             result.steps.append(step)
@@ -127,7 +136,9 @@ class ToolAgent(Module):
             known = ", ".join([*self.tools, FINISH])
             step.decision = Decision(False, f"there is no tool named {step.tool!r}; the tools are: {known}", "agent")
             return {"error": step.decision.reason}
-        step.decision, observation = await guarded_call(tool, step.arguments, self.policy)
+        step.decision, observation = await guarded_call(
+            tool, step.arguments, self.policy, default_timeout_s=self.tool_timeout_s
+        )
         return observation
 
     async def aforward(self, task: str) -> str | None:

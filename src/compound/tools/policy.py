@@ -105,9 +105,13 @@ async def _ask(callback: AskCallback | None, tool: str, arguments: dict[str, Any
     return Decision(False, f"the approver answered {answer!r}, not True; only True approves, so denied", by)
 
 
-async def guarded_call(tool: Any, arguments: dict[str, Any], policy: Policy) -> tuple[Decision, Any]:
+async def guarded_call(
+    tool: Any, arguments: dict[str, Any], policy: Policy, *, default_timeout_s: float | None = None
+) -> tuple[Decision, Any]:
     """Ask the policy, then run the tool only if allowed. Both the decision and the call are traced.
-    Returns the decision and the observation: the result, ``{"denied": reason}`` or ``{"error": ...}``."""
+    Returns the decision and the observation: the result, ``{"denied": reason}`` or ``{"error": ...}`` (a
+    tool that timed out included: the model is told so). A budget's wall-time deadline is raised."""
+    from compound.core.errors import BudgetExceededError
     from compound.store.traces import span
     from compound.tools.base import ToolArgumentError, ToolFailed
 
@@ -118,11 +122,12 @@ async def guarded_call(tool: Any, arguments: dict[str, Any], policy: Policy) -> 
         return decision, {"denied": decision.reason}
     with span("tool", tool.name, arguments=arguments) as s:
         try:
-            out = tool.capped(await tool.acall(arguments))
-        except (ToolArgumentError, ToolFailed) as e:
-            s.status, out = "error", {"error": str(e)}
-        except TimeoutError:
-            s.status, out = "error", {"error": f"tool {tool.name!r} took longer than {tool.timeout_s:g} s; stopped"}
+            out = tool.capped(await tool.acall(arguments, default_timeout_s=default_timeout_s))
+        except (ToolArgumentError, ToolFailed, TimeoutError) as e:
+            s.status, out = "error", {"error": str(e) or f"{type(e).__name__} in tool {tool.name!r}"}
+        except BudgetExceededError:
+            s.status = "error"
+            raise
         except BaseException as e:  # the caller (often a model) sees the failure as data; the host goes on
             s.status, out = "error", {"error": f"{type(contained(e)).__name__}: {e}"}
         s.attrs["result"] = out
