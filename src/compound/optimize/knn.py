@@ -8,6 +8,10 @@ and reused by every later run and by a loaded program. Embedding time is counted
 For table rows (``space="table"``) similarity is instead the distance between rows' standardised column
 values (numbers as they are, other values one-hot), which needs no embedding model.
 
+A loaded program's ``examples``, ``k``, ``demo_chars`` and ``space`` are checked against their types and
+the step's signature before anything is set; an on-disk index that does not load, or does not hold one
+finite vector per example, is computed again and replaced.
+
 Long example inputs are cut to ``demo_chars`` characters in demos, so k demos do not multiply a long
 prompt's cost k times.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 from compound.core.settings import get_settings
 from compound.core.types import Message
@@ -39,9 +43,13 @@ def embed_cached(texts: list[str]) -> Any:
 
     path = _index_path(texts)
     if path.exists():
-        vectors = np.load(path, allow_pickle=False)
-        if vectors.shape[0] == len(texts):
-            return vectors
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # a damaged file: computed again and replaced
+            vectors = None
+        if vectors is not None and vectors.ndim == 2 and vectors.dtype.kind == "f" and vectors.shape[0] == len(texts):
+            if np.isfinite(vectors).all():
+                return vectors
     vectors = embed_texts(texts) if texts else np.zeros((0, 384), dtype="float32")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
@@ -54,6 +62,20 @@ class KNNPredict(Predict):
     """A ``Predict`` whose demos are chosen per input: the ``k`` nearest of its ``examples``."""
 
     parameter_names = (*Predict.parameter_names, "examples", "k", "demo_chars", "space")
+    parameter_types = {
+        **Predict.parameter_types,
+        "examples": list[dict[str, Any]],
+        "k": int,
+        "demo_chars": int,
+        "space": Literal["minilm", "table"],
+    }
+
+    def _check_parameter(self, name: str, value: Any) -> str | None:
+        if name == "examples":
+            return self.check_examples(value, "examples")
+        if name in ("k", "demo_chars") and value < 0:
+            return f"must be >= 0, got {value}"
+        return super()._check_parameter(name, value)
 
     def __init__(
         self,

@@ -97,6 +97,11 @@ class Module:
                 out[f"{path}.{p}" if path else p] = module.get_parameter(p)
         return out
 
+    def _check_parameter(self, name: str, value: Any) -> str | None:
+        """A hook for loading: what is wrong with ``value`` for parameter ``name`` beyond its type (a demo
+        that does not fit the step's signature, say), or None. Called before anything is set."""
+        return None
+
     def get_parameter(self, name: str) -> Any:
         return getattr(self, name)
 
@@ -146,6 +151,9 @@ class Module:
                     raise ConfigurationError(
                         f"{source}: parameter {dotted!r} has the wrong type ({_errors(e)}); got {value!r:.80}"
                     ) from None
+            problem = module._check_parameter(name, value)
+            if problem:
+                raise ConfigurationError(f"{source}: parameter {dotted!r}: {problem}")
             if name == "model" and isinstance(value, str) and value != known[dotted] and not trust_remote:
                 _check_trusted(value, source, dotted)
             updates.append((module, name, value))
@@ -154,22 +162,19 @@ class Module:
         return self
 
     def save(self, path: str | Path) -> Path:
-        """Write the program's parameters as versioned JSON (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2, default=_json_default))
-        os.replace(tmp, path)
-        return path
+        """Write the program's parameters as versioned JSON (atomically), creating missing folders; a path
+        that cannot be written raises ``ConfigurationError`` saying why."""
+        from compound.core.savedjson import write_json
+
+        return write_json(path, self.state(), "program", indent=2, default=_json_default)
 
     @classmethod
     def load(cls, path: str | Path, *args: Any, trust_remote: bool = False, **kwargs: Any) -> Module:
         """Build the program (``cls(*args, **kwargs)``) and load its parameters from ``path``.
         ``trust_remote=True`` lets the file point steps at remote backends or model files."""
-        path = Path(path)
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigurationError(f"cannot read program file {path}: {e}") from e
+        from compound.core.savedjson import read_json
+
+        state = read_json(path, "program file")
         return cls(*args, **kwargs).load_state(state, str(path), trust_remote=trust_remote)
 
 

@@ -172,6 +172,27 @@ class Predict(Module):
         """How the reply is asked for and parsed (``output_format``)."""
         return output_spec(self.output_type, self.output_format)
 
+    def _check_parameter(self, name: str, value: Any) -> str | None:
+        if name == "demos":
+            return self.check_examples(value, "demos")
+        return None
+
+    def check_examples(self, examples: list[dict[str, Any]], what: str) -> str | None:
+        """What is wrong with examples (demos) for this step's signature, or None: each must hold every
+        output field, with a value of its type, and at least one input field."""
+        from pydantic import ValidationError
+
+        inputs, outputs = self.signature.inputs.model_fields, self.output_type.model_fields
+        for i, example in enumerate(examples):
+            if not any(k in example for k in inputs):
+                return f"{what}[{i}] has none of the input fields ({', '.join(inputs)})"
+            try:
+                self.output_type.model_validate({k: example[k] for k in outputs if k in example})
+            except ValidationError as e:
+                wrong = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3])
+                return f"{what}[{i}] does not fit the step's outputs ({wrong})"
+        return None
+
     def messages(self, inputs: dict[str, Any]) -> list[Message]:
         """The conversation for ``inputs``: each demo as a user/assistant pair, then the inputs."""
         msgs = []

@@ -1,4 +1,12 @@
-"""The retriever protocol, documents, and the ``Retrieve`` step."""
+"""The retriever protocol, documents, and the ``Retrieve`` step.
+
+An index folder holds ``manifest.json``, ``documents.jsonl`` and the retriever's arrays. Loading one is
+validation: the manifest against its schema (format, kind, a whole-number version this compound reads, the
+number of documents), every document line (an object with a string ``id`` and ``text``, an object
+``meta``, ids distinct), and the count of documents against the manifest and the arrays. A file that
+fails any check raises ``ConfigurationError`` naming the file, the line or field, and the fix; nothing
+deeper than ``savedjson.MAX_DEPTH`` is parsed. Saving creates missing folders or says why it cannot.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,12 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compound.core.errors import ConfigurationError
+from compound.core.savedjson import parse_json, prepare_folder, read_json
 from compound.program.module import Module
 
 INDEX_FORMAT = "compound.index"
@@ -49,6 +60,7 @@ def as_documents(items: Iterable[Document | str], start: int = 0) -> list[Docume
 def write_index_dir(path: Path, kind: str, documents: list[Document], extra: dict[str, Any], write_arrays) -> Path:
     """Write an index folder atomically: a manifest, the documents as JSON Lines, and the arrays."""
     path = Path(path)
+    prepare_folder(path, f"{kind} index", folder=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -69,22 +81,76 @@ def write_index_dir(path: Path, kind: str, documents: list[Document], extra: dic
     return path
 
 
+class IndexManifest(BaseModel):
+    """The schema of an index folder's ``manifest.json`` (retrievers add their own fields)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    format: Literal["compound.index"]
+    version: int = Field(ge=1)
+    kind: str
+    documents: int = Field(ge=0)
+
+
+class _DocumentLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str
+    text: str
+    meta: dict[str, Any] = {}
+
+
+def _fields(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors()[:3])
+
+
 def read_index_dir(path: Path, kind: str) -> tuple[dict[str, Any], list[Document]]:
+    """The manifest and documents of an index folder, each checked (see the module docstring)."""
     path = Path(path)
+    fix = f"rebuild the index and save it again to {path}"
+    if not path.is_dir():
+        raise ConfigurationError(f"{path} is not a compound index folder (no such folder); check the path")
+    raw = read_json(path / "manifest.json", "index manifest")
+    if isinstance(raw, dict) and isinstance(raw.get("version"), int) and raw["version"] > INDEX_VERSION:
+        raise ConfigurationError(
+            f"{path} was written by a newer compound (index version {raw['version']}, this one reads up to "
+            f"{INDEX_VERSION}); upgrade compound"
+        )
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigurationError(f"{path} is not a compound index folder: {e}") from None
-    if manifest.get("format") != INDEX_FORMAT or manifest.get("kind") != kind:
-        raise ConfigurationError(f"{path} holds a {manifest.get('kind')!r} index, not a {kind!r} one")
-    if manifest.get("version", 0) > INDEX_VERSION:
-        raise ConfigurationError(f"{path} was written by a newer compound (index version {manifest['version']})")
-    docs = []
-    with open(path / "documents.jsonl") as f:
-        for line in f:
-            d = json.loads(line)
-            docs.append(Document(d["id"], d["text"], d.get("meta", {})))
-    return manifest, docs
+        manifest = IndexManifest.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigurationError(f"index manifest {path / 'manifest.json'} is not valid: {_fields(e)}; {fix}") from None
+    if manifest.kind != kind:
+        raise ConfigurationError(f"{path} holds a {manifest.kind!r} index, not a {kind!r} one")
+    docs, seen = [], set()
+    where = path / "documents.jsonl"
+    try:
+        lines = where.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"cannot read {where}: {e}; {fix}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        source = f"{where} line {number}"
+        try:
+            d = _DocumentLine.model_validate(parse_json(line, source))
+        except ValidationError as e:
+            raise ConfigurationError(f"{source} is not a document: {_fields(e)}; {fix}") from None
+        if d.id in seen:
+            raise ConfigurationError(f"{source}: document id {d.id!r} appears twice; {fix}")
+        seen.add(d.id)
+        docs.append(Document(d.id, d.text, d.meta))
+    if len(docs) != manifest.documents:
+        raise ConfigurationError(
+            f"{where} holds {len(docs)} documents but the manifest says {manifest.documents}; {fix}"
+        )
+    return manifest.model_dump(), docs
+
+
+def check_index_size(path: Path, what: str, size: int, documents: list[Document]) -> None:
+    """The retriever's arrays must index exactly the documents."""
+    if size != len(documents):
+        raise ConfigurationError(
+            f"{path}: {len(documents)} documents but the {what} holds {size}; rebuild the index and save it again"
+        )
 
 
 class Retrieve(Module):

