@@ -1,9 +1,10 @@
 """What ``compound table`` runs: a table operator over a file, as a durable job that can be resumed.
 
 Before any row is computed the job takes its lock, reads the input faithfully and checks the output (format,
-engine, folder, not the input, no sheet dropped). The output is written atomically and only then is the job
+engine, folder, not the input, no sheet dropped). A column named with surrounding spaces (`` price ``) is
+found by its stripped name, as the command line gives it; a workbook's other sheets are reported. The output is written atomically and only then is the job
 marked ``done``. ``--resume`` takes every option from the job: an option given again with another value is
-refused. A resume over an input that changed since the job started is reported (``TableRun.notes``); rows
+refused, except ``--out`` (a new output, after one that could not be written). A resume over an input that changed since the job started is reported (``TableRun.notes``); rows
 are matched by content, so no result is ever attached to another row.
 """
 
@@ -29,9 +30,14 @@ def parse_fields(text: str) -> dict[str, Any]:
     fields = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, typ = part.partition(":")
+        name, typ = name.strip(), typ.strip()
+        if not name:
+            raise ConfigurationError(f"--fields {text!r}: {part!r} has no field name; write NAME[:TYPE], e.g. age:int")
         if (typ or "str") not in _TYPES:
             raise ConfigurationError(f"field {name!r}: unknown type {typ!r}; use one of {', '.join(_TYPES)}")
-        fields[name.strip()] = _TYPES[typ or "str"]
+        if name in fields:
+            raise ConfigurationError(f"--fields {text!r}: field {name!r} is given twice; give each field once")
+        fields[name] = _TYPES[typ or "str"]
     if not fields:
         raise ConfigurationError("--fields needs at least one NAME[:TYPE]")
     return fields
@@ -168,8 +174,9 @@ def _guarantee(spec: dict[str, Any]) -> dict[str, float]:
     return {k: float(spec[k]) for k in ("target", "delta") if spec.get(k) is not None}
 
 
-#: options that are settings of this run, not of the job: they may differ on --resume
-_PER_RUN = ("job_id",)
+#: options that are settings of this run, not of the job: they may differ on --resume (a new --out, after
+#: an output that could not be written, say)
+_PER_RUN = ("job_id", "out")
 
 
 def _digest(path: str) -> str:
@@ -193,6 +200,30 @@ def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str
             f"--resume {job_id} takes its options from the job, but these differ: {shown}; drop them to resume, "
             "or start a new job to change them"
         )
+
+
+#: the spec's options that name existing columns
+_COLUMN_OPTIONS = ("source", "by")
+
+
+def resolve_column_names(spec: dict[str, Any], df: Any) -> dict[str, Any]:
+    """Names given on the command line lose their surrounding spaces; match each to the column it means (a
+    column named `` price `` is named by ``price``) when exactly one column has that name once stripped."""
+
+    def resolve(name: Any) -> Any:
+        if not isinstance(name, str) or name in df.columns:
+            return name
+        matches = [c for c in df.columns if isinstance(c, str) and c.strip() == name.strip()]
+        return matches[0] if len(matches) == 1 else name
+
+    out = dict(spec)
+    for key in _COLUMN_OPTIONS:
+        out[key] = resolve(spec.get(key))
+    if spec.get("op") == "impute":
+        out["column"] = resolve(spec.get("column"))
+    if spec.get("input_columns"):
+        out["input_columns"] = [resolve(c) for c in spec["input_columns"]]
+    return out
 
 
 def _check_no_overwrite(spec: dict[str, Any], df: Any) -> None:
@@ -240,7 +271,11 @@ def run_file_job(
             if job is None:
                 raise ConfigurationError(f"no job {resume!r}; see: compound jobs")
             _check_resume_options(job_id, job["spec"], spec)
+            new_out = (spec or {}).get("out")
             spec = cast(dict[str, Any], job["spec"])
+            if new_out is not None:
+                spec = {**spec, "out": str(Path(new_out).resolve())}
+                store.set_spec(job_id, spec)
         elif job is not None:
             raise ConfigurationError(
                 f"job {job_id!r} exists already; resume it with --resume {job_id} or pick another id"
@@ -251,14 +286,23 @@ def run_file_job(
             spec["input"], sheet=spec.get("sheet"), encoding=spec.get("encoding"), delimiter=spec.get("delimiter")
         )
         out = check_output(spec["out"], source, sheet_chosen=bool(spec.get("sheet")))
-        _check_no_overwrite(spec, df)
+        named = resolve_column_names(spec, df)  # the job keeps the names as given; the op gets the columns
+        _check_no_overwrite(named, df)
         digest = _digest(spec["input"])
         changed = resume is not None and spec.get("input_sha256") not in (None, digest)
         spec = {**spec, "input_sha256": spec.get("input_sha256") or digest}
         with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
-            op = build_op(spec, df)  # with --auto this teaches (labelling, training), under the same budget
+            # with --auto this teaches (labelling, training), under the same budget
+            op = build_op({**named, "input_sha256": spec["input_sha256"]}, df)
             result = process_table(op, df, job_id=job_id, spec=spec, progress=progress, finish=False)
         result.setup = op.setup
+        if len(source.sheets) > 1 and not spec.get("sheet"):
+            others = [n for n in source.sheets if n != source.sheet]
+            kept = "kept unchanged in the output" if out.suffix.lower() in (".xlsx", ".xlsm") else "not processed"
+            result.notes.append(
+                f"{source.path} has {len(source.sheets)} sheets: the job processed the first, {source.sheet!r}; the "
+                f"others ({', '.join(map(repr, others))}) were {kept}; pick one with --sheet"
+            )
         if changed or result.stale:
             result.notes.append(
                 f"the input changed since job {job_id} started: rows are matched by content, so "

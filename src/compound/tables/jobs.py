@@ -86,6 +86,9 @@ class JobStore(SQLiteStore):
         spec = self.decode(row[0], "jobs", {"id": job_id}, "spec")
         return {"id": job_id, "spec": spec, "fingerprint": row[1], "status": row[2], "total": row[3]}
 
+    def set_spec(self, job_id: str, spec: dict[str, Any]) -> None:
+        self.connect().execute("UPDATE jobs SET spec=?, updated=? WHERE id=?", (json.dumps(spec), time.time(), job_id))
+
     def set_status(self, job_id: str, status: str, total: int | None = None) -> None:
         self.connect().execute(
             "UPDATE jobs SET status=?, total=COALESCE(?, total), updated=? WHERE id=?",

@@ -19,9 +19,35 @@ from compound.tables.io import TableError
 from compound.tables.textfile import check_header
 
 
+#: the first bytes of an OLE2 compound file: what Excel writes for a password-protected workbook (and .xls)
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _check_not_encrypted(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise TableError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not head.startswith(_OLE2):
+        return
+    if "EncryptionInfo".encode("utf-16-le") in head or b"EncryptedPackage" in head or "EncryptedPackage".encode(
+        "utf-16-le"
+    ) in head:
+        raise TableError(
+            f"{path}: the workbook is password-protected (encrypted), so it cannot be read; open it in Excel, "
+            "remove the password (File > Info > Protect Workbook > Encrypt with Password, cleared) and save it again"
+        )
+    raise TableError(
+        f"{path}: this is an old binary Excel file (.xls) or another OLE2 file named {path.suffix}, not an .xlsx "
+        "workbook; open it in Excel and save it as .xlsx (or as CSV)"
+    )
+
+
 def _open(path: Path, read_only: bool) -> Any:
     from openpyxl import load_workbook
 
+    _check_not_encrypted(path)
     try:
         return load_workbook(path, read_only=read_only, keep_vba=path.suffix.lower() == ".xlsm")
     except Exception as e:
