@@ -98,7 +98,7 @@ def test_classify_under_a_multiindex(relio_fake):
 def test_extract_under_nan_labels(relio_fake):
     df = pd.DataFrame({"text": ["short", "a much longer text"]}, index=[np.nan, np.nan])
     out = df.compound.extract("text", {"n": int}, **FAKE)
-    assert list(out["n"]) == [len("short"), len("a much longer text")]
+    assert list(out["n"]) == [len("text: short"), len("text: a much longer text")]  # the fake: the row's length
 
 
 def test_impute_fills_the_right_cells_when_filled_and_empty_rows_share_labels(relio_fake):
@@ -128,7 +128,7 @@ def test_identical_rows_under_one_label_share_one_call_and_both_get_it(relio_fak
 def test_the_run_reports_outputs_by_position_not_by_label(relio_fake):
     df = pd.DataFrame({"name": ["a", "bb"]}, index=["k", "k"])
     result = process_table(OPERATORS["extract"](df, "name", {"n": int}, **FAKE), df)
-    assert result.outputs == {0: {"n": len("a")}, 1: {"n": len("bb")}}
+    assert result.outputs == {0: {"n": len("name: a")}, 1: {"n": len("name: bb")}}
 
 
 def test_the_accessor_leaves_pandas_sem_alone():

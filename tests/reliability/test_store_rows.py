@@ -83,7 +83,8 @@ def test_a_cached_response_that_is_damaged_is_skipped_and_moved_aside(relio_fake
     calls = len(relio_fake.requests)
     with pytest.warns(RuntimeWarning, match="damaged row"):
         again = compound.Predict("q -> a", model="relio-fake")(q="hello")
-    assert again == first and len(relio_fake.requests) == calls + 1  # computed again, same answer
+    assert again.a == first.a == "R(hello)"
+    assert len(relio_fake.requests) == calls + 1, (calls, relio_fake.requests)  # computed again
     aside = cache.path.with_name("cache.sqlite.damaged-rows.jsonl")
     assert aside.exists() and json.loads(aside.read_text().splitlines()[-1])["table"] == "responses"
 
@@ -126,10 +127,9 @@ def test_a_damaged_row_cache_entry_is_recomputed_with_a_warning(tmp_path, relio_
     run_file_job(spec(tmp_path, job="a"), progress=False)
     store = job_store()
     corrupt(store.path, "UPDATE row_cache SET usage='{\"prompt_tok'")
-    calls = len(relio_fake.requests)
     with pytest.warns(RuntimeWarning, match="row_cache"):
         result, out = run_file_job({**spec(tmp_path, job="b"), "out": str(tmp_path / "b.csv")}, progress=False)
-    assert result.computed == 6 and len(relio_fake.requests) == calls + 6
+    assert result.computed == 6 and result.from_cache == 0  # (the response cache may still answer the calls)
     with open(out, newline="") as f:
         assert [r[2] for r in list(csv.reader(f))[1:]] == [f"R(r{i})" for i in range(6)]
 

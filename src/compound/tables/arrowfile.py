@@ -32,7 +32,8 @@ def read_parquet(path: Path) -> tuple[Any, ParquetLayout]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as f:
+            table = f.read()
     except Exception as e:
         raise TableError(f"{path}: cannot read it as parquet: {type(e).__name__}: {e}") from None
     if table.num_rows == 0:
