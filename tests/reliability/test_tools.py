@@ -171,10 +171,15 @@ def test_a_small_result_is_unchanged():
     assert asyncio.run(guarded_call(t, {}, Policy(default="allow")))[1] == {"a": 1}
 
 
-@pytest.mark.parametrize("value", [0, -1, math.nan, math.inf, "5", True, None])
+@pytest.mark.parametrize("value", [0, -1, math.nan, math.inf, "5", True])
 def test_bad_timeouts_are_refused(value):
     with pytest.raises(InputError, match="timeout_s"):
         Tool(lambda: 1, name="t", timeout_s=value)
+
+
+def test_no_timeout_means_the_callers_default():
+    t = Tool(lambda: 1, name="t", timeout_s=None)
+    assert t.limit_s() == 30.0 and t.limit_s(2.5) == 2.5 and Tool(lambda: 1, name="u", timeout_s=4).limit_s(2.5) == 4
 
 
 @pytest.mark.parametrize("value", [0, -5, 1.5, "100", False])
