@@ -78,7 +78,7 @@ class SQLDatabase:
             if self.read_only:
                 self._read_only_transaction(conn)
             self._set_timeout(conn, start)
-            cursor = conn.exec_driver_sql(sql)
+            cursor = conn.exec_driver_sql(_literal_percent(sql, self.engine.dialect.paramstyle))
             if cursor.returns_rows:
                 columns = list(cursor.keys())
                 rows = [list(r) for r in cursor.fetchmany(self.row_limit + 1)]
@@ -119,3 +119,9 @@ class SQLDatabase:
             name,
             f"Run SQL on the database ({mode}, at most {self.row_limit} rows). Schema:\n{self.schema()}",
         )
+
+
+def _literal_percent(sql: str, paramstyle: str) -> str:
+    """Drivers with %-style parameters (pymysql, psycopg) read ``%`` as a placeholder even without
+    parameters: ``DATE_FORMAT(x, '%Y')`` would fail; their ``%%`` is a literal ``%``."""
+    return sql.replace("%", "%%") if paramstyle in ("format", "pyformat") else sql

@@ -186,6 +186,7 @@ def _pure(node: exp.Func, extra: frozenset[str]) -> bool:
         return function_name(node) in PURE_NAMES or function_name(node) in extra
     return (
         isinstance(node, (exp.AggFunc, *_PURE_CLASSES))
+        or function_name(node) in PURE_NAMES
         or function_name(node) in extra
         or type(node).__name__.upper() in extra
     )
