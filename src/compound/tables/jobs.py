@@ -86,6 +86,9 @@ class JobStore(SQLiteStore):
         spec = self.decode(row[0], "jobs", {"id": job_id}, "spec")
         return {"id": job_id, "spec": spec, "fingerprint": row[1], "status": row[2], "total": row[3]}
 
+    def set_fingerprint(self, job_id: str, fingerprint: str) -> None:
+        self.connect().execute("UPDATE jobs SET fingerprint=? WHERE id=?", (fingerprint, job_id))
+
     def set_spec(self, job_id: str, spec: dict[str, Any]) -> None:
         self.connect().execute("UPDATE jobs SET spec=?, updated=? WHERE id=?", (json.dumps(spec), time.time(), job_id))
 
@@ -260,12 +263,14 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
         job = store.get(job_id)
         if job is None:
             store.create(job_id, spec or op.spec, fingerprint, total)
-        elif job["fingerprint"] != fingerprint:
+        elif job["fingerprint"] not in ("", fingerprint):  # "": created, but it stopped before any row
             raise ConfigurationError(
                 f"job {job_id} was started with another program (its operation, model or settings differ); "
                 "start a new job instead of resuming this one"
             )
         else:
+            if not job["fingerprint"]:
+                store.set_fingerprint(job_id, fingerprint)
             saved = store.done(job_id)
             outputs = {k: v for k, v in saved.items() if k in texts}
             from_checkpoint = sum(1 for key in keys if key in outputs)  # rows
