@@ -1,7 +1,11 @@
-"""Shared fixtures of the reliability suite. relio's fixtures are named ``relio_*``."""
+"""Shared fixtures of the reliability suite. relio's fixtures are named ``relio_*``.
+
+Each file is a theme (``test_row_identity.py``: row identity); at the end of a run the suite reports how
+many cases of each theme passed, failed and were skipped."""
 
 import importlib.util
 import os
+from collections import Counter, defaultdict
 import shutil
 import subprocess
 import sys
@@ -98,3 +102,28 @@ def _clean_error(proc, *needles, code=None):
     for needle in needles:
         assert needle.lower() in errors[0].lower(), (needle, errors[0])
     return errors[0]
+
+
+_THEMES: dict[str, Counter] = defaultdict(Counter)
+
+
+def pytest_runtest_logreport(report):
+    """Count each case once, under its file's theme: its call's outcome, or a setup that failed or skipped."""
+    path = report.nodeid.split("::")[0]
+    if "tests/reliability/" not in path.replace(os.sep, "/"):
+        return
+    theme = Path(path).stem.removeprefix("test_").replace("_", " ")
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = "failed" if report.outcome == "failed" else report.outcome
+        _THEMES[theme][outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _THEMES:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("reliability cases per theme")
+    write(f"{'theme':<24} {'cases':>6} {'passed':>7} {'failed':>7} {'skipped':>8}")
+    for theme in sorted(_THEMES):
+        c = _THEMES[theme]
+        write(f"{theme:<24} {sum(c.values()):>6} {c['passed']:>7} {c['failed']:>7} {c['skipped']:>8}")

@@ -96,7 +96,6 @@ def test_an_unchanged_resume_reuses_every_committed_row(tmp_path, relio_fake):
         ({"column": "other"}, "--column 'other'"),
         ({"instruction": "translate"}, "--instruction"),
         ({"input_columns": ["text"]}, "--input-columns"),
-        ({"out": "elsewhere.csv"}, "--out"),
         ({"encoding": "latin-1"}, "--encoding"),
     ],
 )

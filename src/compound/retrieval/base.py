@@ -108,6 +108,8 @@ def read_index_dir(path: Path, kind: str) -> tuple[dict[str, Any], list[Document
     fix = f"rebuild the index and save it again to {path}"
     if not path.is_dir():
         raise ConfigurationError(f"{path} is not a compound index folder (no such folder); check the path")
+    if not (path / "manifest.json").is_file():
+        raise ConfigurationError(f"{path} is not a compound index folder (it has no manifest.json); check the path")
     raw = read_json(path / "manifest.json", "index manifest")
     if isinstance(raw, dict) and isinstance(raw.get("version"), int) and raw["version"] > INDEX_VERSION:
         raise ConfigurationError(
