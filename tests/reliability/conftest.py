@@ -5,10 +5,10 @@ many cases of each theme passed, failed and were skipped."""
 
 import importlib.util
 import os
-from collections import Counter, defaultdict
 import shutil
 import subprocess
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest

@@ -13,23 +13,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from compound.tables.cli_job import run_file_job
+from compound.cli.table_job import run_file_job
 from compound.tables.io import TableError, open_table, write_table
 
 N = 3
 IDS = pa.array(["a", "b", "c"])
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 COLUMNS = {
     "list<int32>": pa.array([[1, 2], [], None], pa.list_(pa.int32())),
     "large_list<large_string>": pa.array([["x"], ["y", "z"], []], pa.large_list(pa.large_string())),
     "fixed_size_list": pa.array([[1, 2], [3, 4], [5, 6]], pa.list_(pa.int16(), 2)),
-    "struct": pa.array([{"a": 1, "b": "x"}, None, {"a": 3, "b": None}], pa.struct([("a", pa.int8()), ("b", pa.string())])),
+    "struct": pa.array(
+        [{"a": 1, "b": "x"}, None, {"a": 3, "b": None}], pa.struct([("a", pa.int8()), ("b", pa.string())])
+    ),
     "map<string,int64>": pa.array([[("k", 1)], [], None], pa.map_(pa.string(), pa.int64())),
     "map of lists": pa.array([[("k", [1, 2])], [], None], pa.map_(pa.string(), pa.list_(pa.int64()))),
-    "list<struct<list>>": pa.array(
-        [[{"a": [1]}], [], None], pa.list_(pa.struct([("a", pa.list_(pa.int64()))]))
-    ),
+    "list<struct<list>>": pa.array([[{"a": [1]}], [], None], pa.list_(pa.struct([("a", pa.list_(pa.int64()))]))),
     "dictionary<string>": pa.array(["u", "v", "u"]).dictionary_encode(),
     "decimal128(10,2)": pa.array([decimal.Decimal("1.23"), None, decimal.Decimal("-9.99")], pa.decimal128(10, 2)),
     "decimal256(40,1)": pa.array([decimal.Decimal("1.5")] * N, pa.decimal256(40, 1)),
@@ -110,7 +110,9 @@ def test_a_filter_keeps_nested_types_for_the_rows_it_keeps(tmp_path, relio_fake)
         {"id": IDS, "keep": ["yes", "no", "yes"], "col": COLUMNS["map<string,int64>"], "s": COLUMNS["struct"]}
     )
     pq.write_table(table, tmp_path / "in.parquet")
-    _, out = run_file_job({**spec(tmp_path), "op": "filter", "condition": "keep?", "input_columns": ["keep"]}, progress=False)
+    _, out = run_file_job(
+        {**spec(tmp_path), "op": "filter", "condition": "keep?", "input_columns": ["keep"]}, progress=False
+    )
     back = pq.read_table(out)
     assert back.column("id").to_pylist() == ["a", "c"]
     assert back.schema.field("col").type == table.schema.field("col").type

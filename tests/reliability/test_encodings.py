@@ -8,7 +8,7 @@ import codecs
 
 import pytest
 
-from compound.tables.cli_job import run_file_job
+from compound.cli.table_job import run_file_job
 from compound.tables.io import TableError, open_table
 
 ROWS = [(f"r{i:02d}", f"héllo wörld {i} ☃") for i in range(40)]

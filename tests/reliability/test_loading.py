@@ -45,7 +45,10 @@ BAD_DEMOS = {
     "a number given as words": ([{"text": "t", "label": "spam", "score": "high"}], "score"),
     "an output missing": ([{"text": "t", "label": "spam"}], "score"),
     "no input field": ([{"label": "spam", "score": 1}], "input fields"),
-    "the second demo bad": ([{"text": "t", "label": "spam", "score": 1}, {"text": "u", "label": 3, "score": 1}], "demos[1]"),
+    "the second demo bad": (
+        [{"text": "t", "label": "spam", "score": 1}, {"text": "u", "label": 3, "score": 1}],
+        "demos[1]",
+    ),
     "a string instead of a demo": (["text: t"], "wrong type"),
     "a dict instead of a list": ({"text": "t"}, "wrong type"),
     "a null": (None, "wrong type"),
@@ -78,7 +81,9 @@ def test_deeply_nested_program_files_are_refused_without_recursion(tmp_path, nam
     path = tmp_path / "prog.json"
     if DEEP[name] is None:
         state = step().state()
-        state["parameters"]["demos"] = [{"text": "t", "label": "spam", "score": 1, "x": json.loads("[" * 150 + "]" * 150)}]
+        state["parameters"]["demos"] = [
+            {"text": "t", "label": "spam", "score": 1, "x": json.loads("[" * 150 + "]" * 150)}
+        ]
         path.write_text(json.dumps(state))
     else:
         path.write_text(DEEP[name])
@@ -88,7 +93,11 @@ def test_deeply_nested_program_files_are_refused_without_recursion(tmp_path, nam
 
 @pytest.mark.parametrize(
     "content,needle",
-    [(b"\xff\xfe\x00garbage", "not UTF-8"), (b"", "not valid JSON"), (b'{"format": "compound.program"', "not valid JSON")],
+    [
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"", "not valid JSON"),
+        (b'{"format": "compound.program"', "not valid JSON"),
+    ],
     ids=["binary", "empty", "cut short"],
 )
 def test_unreadable_program_files_name_the_file(tmp_path, content, needle):
@@ -154,12 +163,18 @@ def test_knn_settings_are_checked_at_load(tmp_path, parameters, needle):
 
 @pytest.mark.parametrize(
     "damage",
-    [b"not numpy", np.zeros((1, 3), dtype="float32"), np.zeros((2,), dtype="float32"), np.array([["a"], ["b"]]),
-     np.full((2, 3), np.nan, dtype="float32")],
+    [
+        b"not numpy",
+        np.zeros((1, 3), dtype="float32"),
+        np.zeros((2,), dtype="float32"),
+        np.array([["a"], ["b"]]),
+        np.full((2, 3), np.nan, dtype="float32"),
+    ],
     ids=["garbage", "too few rows", "one dimension", "strings", "NaN"],
 )
 def test_a_damaged_knn_index_is_computed_again(monkeypatch, damage):
     import compound.routing.proxy as proxy
+
     from compound.optimize import knn
 
     monkeypatch.setattr(proxy, "embed_texts", lambda texts: np.ones((len(texts), 3), dtype="float32"))
@@ -201,8 +216,16 @@ def edit_manifest(index, **changes):
         ({"kind": "dense"}, "not a 'bm25' one"),
         ({"stopwords": {"a": 1}}, "stopwords"),
     ],
-    ids=["version a string", "version newer", "version zero", "count a string", "count too high", "format", "kind",
-         "stopwords"],
+    ids=[
+        "version a string",
+        "version newer",
+        "version zero",
+        "count a string",
+        "count too high",
+        "format",
+        "kind",
+        "stopwords",
+    ],
 )
 def test_a_damaged_manifest_is_refused_naming_the_field(bm25_index, changes, needle):
     edit_manifest(bm25_index, **changes)
@@ -260,9 +283,18 @@ def test_save_of_an_index_creates_folders_or_says_why(tmp_path):
 def dense_index(tmp_path, embeddings, dims=3, count=2):
     path = tmp_path / "dense"
     path.mkdir()
-    manifest = {"format": "compound.index", "version": 1, "kind": "dense", "documents": count, "model": "m", "dims": dims}
+    manifest = {
+        "format": "compound.index",
+        "version": 1,
+        "kind": "dense",
+        "documents": count,
+        "model": "m",
+        "dims": dims,
+    }
     (path / "manifest.json").write_text(json.dumps(manifest))
-    (path / "documents.jsonl").write_text("".join(json.dumps({"id": str(i), "text": f"d{i}"}) + "\n" for i in range(count)))
+    (path / "documents.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "text": f"d{i}"}) + "\n" for i in range(count))
+    )
     if isinstance(embeddings, bytes):
         (path / "embeddings.npy").write_bytes(embeddings)
     else:

@@ -57,7 +57,9 @@ def test_map_gives_each_row_its_own_output_whatever_the_index(relio_fake, make):
 
 def test_the_issues_concat_case_without_a_job_id(relio_fake):
     out = concat_frame().compound.map("out", "summarise", **FAKE)
-    assert dict(zip(out["name"], out["out"], strict=True)) == {n: f"R({n})" for n in ["alpha", "beta", "gamma", "delta"]}
+    assert dict(zip(out["name"], out["out"], strict=True)) == {
+        n: f"R({n})" for n in ["alpha", "beta", "gamma", "delta"]
+    }
 
 
 def test_the_issues_concat_case_with_a_job_id_and_a_resume(relio_fake):

@@ -9,8 +9,8 @@ import openpyxl
 import pytest
 
 import compound
+from compound.cli.table_job import parse_fields, run_file_job
 from compound.core.errors import ConfigurationError
-from compound.tables.cli_job import parse_fields, run_file_job
 from compound.tables.io import TableError, open_table
 from compound.tables.jobs import JobStopped, job_store
 
@@ -89,8 +89,9 @@ def test_no_sheet_note_when_the_sheet_is_chosen_or_alone(tmp_path, relio_fake):
 
 def test_cli_warns_about_the_other_sheets(tmp_path, relio_cli):
     workbook(tmp_path / "in.xlsx", SHEETS)
-    proc = relio_cli("table", "map", "in.xlsx", "--column", "out", "--instruction", "s", "--model", "relio-fake",
-                     "--out", "out.xlsx")
+    proc = relio_cli(
+        "table", "map", "in.xlsx", "--column", "out", "--instruction", "s", "--model", "relio-fake", "--out", "out.xlsx"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "3 sheets" in proc.stderr and "--sheet" in proc.stderr
 
@@ -147,8 +148,21 @@ def test_an_exact_name_wins_over_a_spaced_one(tmp_path, relio_fake):
 
 def test_cli_names_a_spaced_column(tmp_path, relio_cli):
     (tmp_path / "in.csv").write_text(SPACED)
-    proc = relio_cli("table", "map", "in.csv", "--column", "out", "--instruction", "s", "--model", "relio-fake",
-                     "--input-columns", " price ", "--out", "out.csv")
+    proc = relio_cli(
+        "table",
+        "map",
+        "in.csv",
+        "--column",
+        "out",
+        "--instruction",
+        "s",
+        "--model",
+        "relio-fake",
+        "--input-columns",
+        " price ",
+        "--out",
+        "out.csv",
+    )
     assert proc.returncode == 0, proc.stderr
     assert rows(tmp_path / "out.csv")[1][3] == "R(3)"
 

@@ -107,7 +107,7 @@ def test_a_name_is_allowed_only_in_its_own_dialect(dialect, sql):
     "dialect,sql",
     [
         ("postgres", "SELECT evil.lower(name) FROM users"),
-        ("postgres", "SELECT \"evil\".pg_typeof(1)"),
+        ("postgres", 'SELECT "evil".pg_typeof(1)'),
         ("mysql", "SELECT evil.json_extract(name, '$') FROM users"),
         ("mysql", "SELECT pg_catalog.lower(name) FROM users"),
     ],

@@ -13,10 +13,10 @@ import sqlite3
 import pytest
 
 import compound
+from compound.cli.table_job import run_file_job
 from compound.core.errors import StoreError
 from compound.store.cache import ResponseCache
 from compound.store.traces import trace_store
-from compound.tables.cli_job import run_file_job
 from compound.tables.jobs import JobStopped, job_store
 
 #: what a damaged JSON value may look like
@@ -104,7 +104,7 @@ def test_a_resume_over_a_damaged_result_names_the_row(tmp_path, relio_fake):
         run_file_job(spec(tmp_path), progress=False)
     store = job_store()
     key = store.read().execute("SELECT row_key FROM results LIMIT 1").fetchone()[0]
-    corrupt(store.path, "UPDATE results SET output='{\"out\": \"R(' WHERE row_key=?", (key,))
+    corrupt(store.path, 'UPDATE results SET output=\'{"out": "R(\' WHERE row_key=?', (key,))
     with pytest.raises(StoreError) as caught:
         run_file_job(None, resume="j", progress=False)
     assert_names_the_row(caught.value, store.path, "results")
@@ -145,8 +145,21 @@ def test_a_row_key_with_quotes_is_quoted_in_the_fix(isolated_home):
 
 def damaged_job_home(relio_cli, tmp_path, column="spec"):
     write_rows(tmp_path / "in.csv")
-    proc = relio_cli("table", "map", "in.csv", "--column", "out", "--instruction", "s", "--model", "relio-fake",
-                     "--job", "j", "--out", "out.csv")
+    proc = relio_cli(
+        "table",
+        "map",
+        "in.csv",
+        "--column",
+        "out",
+        "--instruction",
+        "s",
+        "--model",
+        "relio-fake",
+        "--job",
+        "j",
+        "--out",
+        "out.csv",
+    )
     assert proc.returncode == 0, proc.stderr
     path = relio_cli.home / "tables.sqlite"
     if column == "spec":
@@ -177,7 +190,7 @@ def test_cli_traces_names_the_damaged_span(relio_cli, relio_clean_error, tmp_pat
 
 def test_cli_ask_over_a_damaged_cache_row_answers_and_warns(relio_cli, tmp_path):
     assert relio_cli("ask", "hello", "--model", "relio-fake").returncode == 0
-    corrupt(relio_cli.home / "cache.sqlite", "UPDATE responses SET generation='{\"text\": \"R('")
+    corrupt(relio_cli.home / "cache.sqlite", 'UPDATE responses SET generation=\'{"text": "R(\'')
     proc = relio_cli("ask", "hello", "--model", "relio-fake")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "damaged row" in proc.stderr and "R(" in proc.stdout

@@ -20,7 +20,7 @@ import compound
 from compound import ScriptedBackend
 from compound.core.errors import BudgetExceededError, InputError
 from compound.tools.agent import ToolAgent
-from compound.tools.base import Tool, ToolFailed, ToolTimeout
+from compound.tools.base import Tool
 from compound.tools.policy import Policy, guarded_call
 
 sys.path.insert(0, str(Path(__file__).parent / "relio_site"))
@@ -87,7 +87,9 @@ def test_after_a_kill_the_next_call_gets_a_fresh_process(tmp_path):
     assert (tmp_path / "a").read_text() != (tmp_path / "b").read_text()
 
 
-@pytest.mark.parametrize("kind,needle", [("exit", "exit code 7"), ("system-exit", "SystemExit"), ("value", "ValueError")])
+@pytest.mark.parametrize(
+    "kind,needle", [("exit", "exit code 7"), ("system-exit", "SystemExit"), ("value", "ValueError")]
+)
 def test_a_blocking_tool_that_dies_or_raises_is_a_failure_not_a_hang(kind, needle):
     t = Tool(relio_tools.explode, blocking=True, timeout_s=20)
     out = asyncio.run(guarded_call(t, {"kind": kind}, ALLOW))[1]
@@ -130,8 +132,9 @@ def test_an_async_tool_is_cancelled_at_the_agents_default_timeout():
             raise
         return "never"
 
-    a, model = agent([Tool(wait_forever)], {"thought": "t", "tool": "wait_forever", "arguments": {}}, FINISH,
-                     tool_timeout_s=0.3)
+    a, model = agent(
+        [Tool(wait_forever)], {"thought": "t", "tool": "wait_forever", "arguments": {}}, FINISH, tool_timeout_s=0.3
+    )
     t0 = time.monotonic()
     result = asyncio.run(a.arun("go"))
     assert time.monotonic() - t0 < 5 and result.answer == "over" and cancelled == [True]
@@ -145,8 +148,9 @@ def test_a_tools_own_timeout_wins_over_the_agents():
         await asyncio.sleep(0.4)
         return "done"
 
-    a, model = agent([Tool(slow, timeout_s=5)], {"thought": "t", "tool": "slow", "arguments": {}}, FINISH,
-                     tool_timeout_s=0.1)
+    a, model = agent(
+        [Tool(slow, timeout_s=5)], {"thought": "t", "tool": "slow", "arguments": {}}, FINISH, tool_timeout_s=0.1
+    )
     asyncio.run(a.arun("go"))
     assert '"done"' in model.requests[1].messages[-1].content
 

@@ -291,7 +291,9 @@ def run_file_job(
             if job is None:  # kept (nothing computed), so that --resume can be given another --out
                 store.create(job_id, spec, "", 0)
                 store.set_status(job_id, "failed")
-            raise TableError(f"{e}\nnothing was computed; fix it with: compound table --resume {job_id} --out NEW") from None
+            raise TableError(
+                f"{e}\nnothing was computed; fix it with: compound table --resume {job_id} --out NEW"
+            ) from None
         named = resolve_column_names(spec, df)  # the job keeps the names as given; the op gets the columns
         _check_no_overwrite(named, df)
         digest = _digest(spec["input"])

@@ -137,7 +137,7 @@ def wall_deadline() -> tuple[float, Budget] | None:
 
 def wall_exceeded(b: Budget) -> BudgetExceededError:
     """The error of a budget whose wall time ran out while work was running."""
-    return BudgetExceededError("wall_s", b.limits["wall_s"], time.monotonic() - b.started, 0.0, list(b.results))
+    return BudgetExceededError("wall_s", b.limits["wall_s"] or 0.0, time.monotonic() - b.started, 0.0, list(b.results))
 
 
 async def within_wall(work: Any) -> Any:

@@ -70,10 +70,10 @@ def read_json(path: str | Path, what: str, *, max_depth: int = MAX_DEPTH) -> Any
     return parse_json(text, f"{what} {path}", max_depth=max_depth)
 
 
-def prepare_folder(path: Path, what: str, *, folder: bool = False) -> None:
-    """Create the folder ``path`` will be written in, or say why it cannot be (``folder``: ``path`` is itself
-    a folder, replaced as a whole)."""
-    is_folder, folder = folder, path.parent
+def prepare_folder(path: Path, what: str, *, is_folder: bool = False) -> None:
+    """Create the folder ``path`` will be written in, or say why it cannot be (``is_folder``: ``path`` is
+    itself a folder, replaced as a whole)."""
+    folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -81,7 +81,9 @@ def prepare_folder(path: Path, what: str, *, folder: bool = False) -> None:
             f"cannot save the {what} to {path}: {_blocker(folder)} is a file, not a folder; pick another path"
         ) from None
     except OSError as e:
-        raise ConfigurationError(f"cannot save the {what} to {path}: cannot create {folder} ({e.strerror or e})") from None
+        raise ConfigurationError(
+            f"cannot save the {what} to {path}: cannot create {folder} ({e.strerror or e})"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigurationError(f"cannot save the {what} to {path}: {folder} is not writable; pick another folder")
     if path.is_dir() and not is_folder:

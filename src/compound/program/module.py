@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path

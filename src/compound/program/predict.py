@@ -178,8 +178,10 @@ class Predict(Module):
         return None
 
     def check_examples(self, examples: list[dict[str, Any]], what: str) -> str | None:
-        """What is wrong with examples (demos) for this step's signature, or None: each must hold every
-        output field, with a value of its type, and at least one input field."""
+        """What is wrong with ``examples`` (demos) for this step's signature, or None.
+
+        Each must hold every output field, with a value of its type, and at least one input field.
+        """
         from pydantic import ValidationError
 
         inputs, outputs = self.signature.inputs.model_fields, self.output_type.model_fields

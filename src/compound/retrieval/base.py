@@ -60,7 +60,7 @@ def as_documents(items: Iterable[Document | str], start: int = 0) -> list[Docume
 def write_index_dir(path: Path, kind: str, documents: list[Document], extra: dict[str, Any], write_arrays) -> Path:
     """Write an index folder atomically: a manifest, the documents as JSON Lines, and the arrays."""
     path = Path(path)
-    prepare_folder(path, f"{kind} index", folder=True)
+    prepare_folder(path, f"{kind} index", is_folder=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

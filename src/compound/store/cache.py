@@ -61,7 +61,9 @@ class ResponseCache(SQLiteStore):
             try:
                 return Generation.from_dict(self.decode(blob, "responses", {"key": key}, "generation"))
             except (StoreError, KeyError, TypeError, ValueError) as e:  # a damaged row: skip it, count a miss
-                error = e if isinstance(e, StoreError) else self.bad_row("responses", {"key": key}, "generation", repr(e))
+                error = (
+                    e if isinstance(e, StoreError) else self.bad_row("responses", {"key": key}, "generation", repr(e))
+                )
                 self.skip_row("responses", {"key": key}, error)
                 return None
         return Generation.from_dict(json.loads(blob))

@@ -255,7 +255,7 @@ class SQLiteStore:
         where = " AND ".join(f"{k}={_sql_literal(v)}" for k, v in key.items())
         return StoreError(
             f"the {self.KIND} file {self.path} holds a damaged row: table {table}, row {where}, column {column} "
-            f"does not decode ({why[:200]}). Delete that row (sqlite3 {self.path} \"DELETE FROM {table} WHERE "
+            f'does not decode ({why[:200]}). Delete that row (sqlite3 {self.path} "DELETE FROM {table} WHERE '
             f'{where}"), or move the file aside (mv {self.path} {self.path}.bad) to start a new one.',
             self.path,
         )

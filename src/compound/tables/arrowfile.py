@@ -79,10 +79,11 @@ def _same(a: Any, b: Any) -> bool:
         return False
     if not a.is_null().equals(b.is_null()):
         return False
-    nan_a, nan_b = pc.fill_null(pc.is_nan(a), False), pc.fill_null(pc.is_nan(b), False)
+    # by name: pyarrow generates these functions at import, so type checkers do not know them
+    nan_a, nan_b = (pc.fill_null(pc.call_function("is_nan", [x]), False) for x in (a, b))
     if not nan_a.equals(nan_b):
         return False
-    keep = pc.invert(nan_a)
+    keep = pc.call_function("invert", [nan_a])
     return a.filter(keep).equals(b.filter(keep))
 
 

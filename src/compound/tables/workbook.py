@@ -18,7 +18,6 @@ from typing import Any
 from compound.tables.io import TableError
 from compound.tables.textfile import check_header
 
-
 #: the first bytes of an OLE2 compound file: what Excel writes for a password-protected workbook (and .xls)
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -31,9 +30,11 @@ def _check_not_encrypted(path: Path) -> None:
         raise TableError(f"{path}: cannot read it ({e.strerror or e})") from None
     if not head.startswith(_OLE2):
         return
-    if "EncryptionInfo".encode("utf-16-le") in head or b"EncryptedPackage" in head or "EncryptedPackage".encode(
-        "utf-16-le"
-    ) in head:
+    if (
+        "EncryptionInfo".encode("utf-16-le") in head
+        or b"EncryptedPackage" in head
+        or "EncryptedPackage".encode("utf-16-le") in head
+    ):
         raise TableError(
             f"{path}: the workbook is password-protected (encrypted), so it cannot be read; open it in Excel, "
             "remove the password (File > Info > Protect Workbook > Encrypt with Password, cleared) and save it again"

@@ -19,11 +19,11 @@ from compound.core.budget import within_wall
 from compound.core.errors import InputError
 from compound.core.protocol import adrive
 from compound.core.types import Message
+from compound.core.validate import check_number
 from compound.models.base import Backend
 from compound.models.registry import get_model
 from compound.models.typed import typed_call
 from compound.program.module import Module
-from compound.core.validate import check_number
 from compound.tools.base import DEFAULT_TIMEOUT_S, Tool
 from compound.tools.policy import Decision, Policy, guarded_call
 

@@ -256,7 +256,11 @@ class Tool:
                 raise  # the tool itself raised TimeoutError: its failure, reported as such
             if nearest is not None and nearest[0] <= limit:
                 raise wall_exceeded(nearest[1]) from None
-            how = "abandoned (a sync tool on a thread cannot be stopped)" if not self.is_async and not self.blocking else "stopped"
+            how = (
+                "abandoned (a sync tool on a thread cannot be stopped)"
+                if not self.is_async and not self.blocking
+                else "stopped"
+            )
             raise ToolTimeout(f"tool {self.name!r} took longer than {limit:g} s; it was {how}") from None
 
     async def _worker(self) -> _Worker:

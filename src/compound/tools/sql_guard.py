@@ -231,8 +231,10 @@ def check_read_only(sql: str, dialect: str | None = None, allow_functions: froze
         if isinstance(node, _WRITE_NODES):
             raise SQLRefused(f"the query contains a {node.key.upper()}, which writes; refused in read-only mode")
         qualifier = _qualifier(node)
-        if qualifier is not None and f"{qualifier}.{function_name(node)}" not in extra and not _builtin_schema(qualifier, dialect):
+        if isinstance(node, exp.Func) and qualifier is not None and not _builtin_schema(qualifier, dialect):
             name = f"{qualifier}.{function_name(node)}"
+            if name in extra:
+                continue
             raise SQLRefused(
                 f"function {name} is called through a schema, so it may be a user's function that writes, not the "
                 f"built-in; if it is pure, allow it with SQLDatabase(..., allow_functions={{{name!r}}})"
