@@ -66,12 +66,15 @@ def build(rows: int):
     return df, backend, ops.classify(df, "sentiment", LABELS, input_columns=["review"], model=backend)
 
 
+def first_request(program, row: str):
+    """The first model request the step makes for a row (what the raw loop sends)."""
+    return next(program.protocol({"row": row}, 0, ()))
+
+
 def phase_raw(rows: int) -> dict:
     df, backend, op = build(rows)
     raw = backend.engine  # the engine alone: requests are translated before the clock starts
-    native = [
-        raw.native_request(backend.completion_kwargs(op.program._request({"row": t}, 0, ())[1])) for _, t in op.tasks
-    ]
+    native = [raw.native_request(backend.completion_kwargs(first_request(op.program, t))) for _, t in op.tasks]
     raw.call_native(native[0])  # warm up
     t0 = time.perf_counter()
     labels = [json.loads(raw.call_native(n)["choices"][0]["message"]["content"])["sentiment"] for n in native]
@@ -83,7 +86,7 @@ def phase_compound(rows: int) -> dict:
     from compound.tables.jobs import process_table
 
     df, backend, op = build(rows)
-    backend.generate(op.program._request({"row": "warm up"}, 0, ())[1], cache=False)
+    backend.generate(first_request(op.program, "warm up"), cache=False)
     t0 = time.perf_counter()
     first = process_table(op, df)
     seconds = time.perf_counter() - t0

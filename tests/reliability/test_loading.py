@@ -173,11 +173,11 @@ def test_knn_settings_are_checked_at_load(tmp_path, parameters, needle):
     ids=["garbage", "too few rows", "one dimension", "strings", "NaN"],
 )
 def test_a_damaged_knn_index_is_computed_again(monkeypatch, damage):
-    import compound.routing.proxy as proxy
+    import compound.optimize.students.embedding as embedding
 
     from compound.optimize import knn
 
-    monkeypatch.setattr(proxy, "embed_texts", lambda texts: np.ones((len(texts), 3), dtype="float32"))
+    monkeypatch.setattr(embedding, "embed_texts", lambda texts, model_path=None: np.ones((len(texts), 3), dtype="float32"))
     texts = ["a", "b"]
     path = knn._index_path(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
