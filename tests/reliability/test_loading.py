@@ -174,10 +174,11 @@ def test_knn_settings_are_checked_at_load(tmp_path, parameters, needle):
 )
 def test_a_damaged_knn_index_is_computed_again(monkeypatch, damage):
     import compound.optimize.students.embedding as embedding
-
     from compound.optimize import knn
 
-    monkeypatch.setattr(embedding, "embed_texts", lambda texts, model_path=None: np.ones((len(texts), 3), dtype="float32"))
+    monkeypatch.setattr(
+        embedding, "embed_texts", lambda texts, model_path=None: np.ones((len(texts), 3), dtype="float32")
+    )
     texts = ["a", "b"]
     path = knn._index_path(texts)
     path.parent.mkdir(parents=True, exist_ok=True)

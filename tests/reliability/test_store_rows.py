@@ -126,6 +126,7 @@ def test_a_damaged_row_cache_entry_is_recomputed_with_a_warning(tmp_path, relio_
     write_rows(tmp_path / "in.csv")
     run_file_job(spec(tmp_path, job="a"), progress=False)
     store = job_store()
+    store.writer.flush()  # the row cache is written in the background: every entry is on disk before the damage
     corrupt(store.path, "UPDATE row_cache SET usage='{\"prompt_tok'")
     with pytest.warns(RuntimeWarning, match="row_cache"):
         result, out = run_file_job({**spec(tmp_path, job="b"), "out": str(tmp_path / "b.csv")}, progress=False)
