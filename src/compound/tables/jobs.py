@@ -109,25 +109,30 @@ class JobStore(SQLiteStore):
             conn.execute("BEGIN")
             conn.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?)", [(job_id, *item) for item in items])
 
-    def cached(self, keys: list[str]) -> dict[str, tuple[str, str]]:
-        """The row cache's entries for ``keys``; an entry that does not decode is skipped (see ``skip_row``)."""
-        out: dict[str, tuple[str, str]] = {}
+    def cached(self, keys: list[str]) -> dict[str, tuple[str, str, dict[str, Any], Usage]]:
+        """The row cache's entries for ``keys``, as stored and decoded: (output JSON, usage JSON, output,
+        usage). Rows sharing an output (a label) share its decoded dict. An entry that does not decode is
+        skipped (see ``skip_row``)."""
+        out: dict[str, tuple[str, str, dict[str, Any], Usage]] = {}
         conn = self.read()
         damaged = []
+        outputs: dict[str, dict[str, Any]] = {}  # decode each output text once
         for i in range(0, len(keys), 900):
             chunk = keys[i : i + 900]
             q = f"SELECT key, output, usage FROM row_cache WHERE key IN ({','.join('?' * len(chunk))})"
             for k, o, u in conn.execute(q, chunk):
                 try:
-                    self.decode(o, "row_cache", {"key": k}, "output")
-                    Usage.from_dict(self.decode(u, "row_cache", {"key": k}, "usage"))
+                    value = outputs.get(o)
+                    if value is None:
+                        value = outputs[o] = self.decode(o, "row_cache", {"key": k}, "output")
+                    usage = Usage.from_dict(self.decode(u, "row_cache", {"key": k}, "usage"))
                 except StoreError as e:
                     damaged.append((k, e))
                     continue
                 except (KeyError, TypeError, ValueError) as e:
                     damaged.append((k, self.bad_row("row_cache", {"key": k}, "usage", repr(e))))
                     continue
-                out[k] = (o, u)
+                out[k] = (o, u, value, usage)
         for k, e in damaged:
             self.skip_row("row_cache", {"key": k}, e)
         return out
@@ -300,12 +305,8 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
         finished: list[tuple[str, str, str]] = []
         from_cache = 0  # rows
         saved_usage = Usage()
-        decoded: dict[str, dict[str, Any]] = {}  # many rows share an output (a label): decode each text once
-        for key, (out_json, usage_json) in hits.items():
-            saved_usage.add(Usage.from_dict(json.loads(usage_json)))
-            value = decoded.get(out_json)
-            if value is None:
-                value = decoded[out_json] = json.loads(out_json)
+        for key, (out_json, usage_json, value, usage) in hits.items():
+            saved_usage.add(usage)
             outputs[key] = value
             finished.append((key, out_json, usage_json))
             from_cache += todo.pop(key)
