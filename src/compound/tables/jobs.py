@@ -36,7 +36,6 @@ from compound.core.errors import (
     ConfigurationError,
     ContextLengthError,
     OutputParseError,
-    StoreError,
 )
 from compound.core.progress import Progress
 from compound.core.settings import get_settings
@@ -121,16 +120,16 @@ class JobStore(SQLiteStore):
             chunk = keys[i : i + 900]
             q = f"SELECT key, output, usage FROM row_cache WHERE key IN ({','.join('?' * len(chunk))})"
             for k, o, u in conn.execute(q, chunk):
-                try:
+                try:  # json.loads inline, not self.decode: this loop serves every cached row of a re-run
                     value = outputs.get(o)
                     if value is None:
-                        value = outputs[o] = self.decode(o, "row_cache", {"key": k}, "output")
-                    usage = Usage.from_dict(self.decode(u, "row_cache", {"key": k}, "usage"))
-                except StoreError as e:
-                    damaged.append((k, e))
-                    continue
-                except (KeyError, TypeError, ValueError) as e:
-                    damaged.append((k, self.bad_row("row_cache", {"key": k}, "usage", repr(e))))
+                        value = outputs[o] = json.loads(o)
+                        if not isinstance(value, dict):
+                            raise TypeError(f"the output is a {type(value).__name__}, not an object")
+                    usage = Usage.from_dict(json.loads(u))
+                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+                    error = self.bad_row("row_cache", {"key": k}, "output or usage", f"{type(e).__name__}: {e}")
+                    damaged.append((k, error))
                     continue
                 out[k] = (o, u, value, usage)
         for k, e in damaged:
