@@ -268,10 +268,10 @@ def test_accessor_runs_the_new_operators(tickets, bag_of_words_embeddings):
 
     left, right, gold = tickets
     model = ScriptedBackend(same_topic, latency_s=LATENCY)
-    joined = left.sem.join(right, "the desk handles the ticket", model=model, block_k=6)
+    joined = left.compound.join(right, "the desk handles the ticket", model=model, block_k=6)
     assert pairs(joined) == gold  # block_k = the right table's size: every pair is a candidate
     df = pd.DataFrame({"score": [3, 9, 1]})
-    top = df.sem.top_k("the highest score", 1, model=ScriptedBackend(higher_score))
+    top = df.compound.top_k("the highest score", 1, model=ScriptedBackend(higher_score))
     assert top["score"].tolist() == [9]
 
 
