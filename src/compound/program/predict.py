@@ -25,6 +25,7 @@ from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.models.typed import OutputSpec, model_with, output_spec, typed_call
 from compound.program.module import Module
+from compound.program.streaming import SINK, StepStream, partials, streamed_calls
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -229,8 +230,11 @@ class Predict(Module):
         return self._answer(index, self.messages(inputs) + list(feedback), [])
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
-        """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise."""
-        return await adrive(self.protocol(inputs, index, feedback), get_model(self.model).agenerate)
+        """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise.
+        Inside ``astream`` its calls are streamed (``program.streaming``)."""
+        backend, sink = get_model(self.model), SINK.get()
+        call = backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink)
+        return await adrive(self.protocol(inputs, index, feedback), call)
 
     # --- running -----------------------------------------------------------------------------------------
     async def aresult(self, **inputs: Any) -> StrategyResult:
@@ -254,6 +258,16 @@ class Predict(Module):
         checked = self._checked_inputs(inputs)
         backend = get_model(self.model)
         return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend.generate))
+
+    def astream(self, **inputs: Any) -> StepStream:
+        """Run the step, yielding its reply as it is written (``program.streaming.Partial``: the text's
+        delta, the text so far, and the partial object parsed from it); afterwards ``.value`` holds the
+        validated value and ``.result`` the ``StrategyResult``. Use ``async for``; closing it cancels."""
+        return StepStream(partials(lambda: self.aresult(**inputs)), functools.partial(_value_or_raise, self.step_name))
+
+    def stream(self, **inputs: Any) -> StepStream:
+        """``astream`` for sync code (``for partial in step.stream(...)``), on an event loop of its own."""
+        return self.astream(**inputs)
 
     #: the old names, kept for one release
     run, arun = result, aresult
