@@ -162,6 +162,10 @@ class Predict(Module):
             return
         setattr(self, name, value)
 
+    def backend(self) -> Backend:
+        """The backend the step calls: its ``model``, or the settings' default model."""
+        return get_model(self.model)
+
     # --- prompting ---------------------------------------------------------------------------------------
     @property
     def output_type(self) -> type[BaseModel]:
@@ -232,7 +236,7 @@ class Predict(Module):
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
         """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise.
         Inside ``astream`` its calls are streamed (``program.streaming``)."""
-        backend, sink = get_model(self.model), SINK.get()
+        backend, sink = self.backend(), SINK.get()
         call = backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink)
         return await adrive(self.protocol(inputs, index, feedback), call)
 
@@ -256,7 +260,7 @@ class Predict(Module):
         if self.strategy is not None:
             return run_sync(self.aresult(**inputs))
         checked = self._checked_inputs(inputs)
-        backend = get_model(self.model)
+        backend = self.backend()
         return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend.generate))
 
     def astream(self, **inputs: Any) -> StepStream:

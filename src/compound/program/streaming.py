@@ -46,9 +46,10 @@ SINK: ContextVar[Callable[[Partial], None] | None] = ContextVar("compound_stream
 
 
 def streamed_calls(
-    backend: Backend, spec: OutputSpec, candidate: int, sink: Callable[[Partial], None]
+    backend: Backend, spec: OutputSpec | None, candidate: int, sink: Callable[[Partial], None]
 ) -> Callable[[Request], Awaitable[Generation]]:
-    """A step's call handler (in place of ``backend.agenerate``) that streams each call into ``sink``."""
+    """A step's call handler (in place of ``backend.agenerate``) that streams each call into ``sink``
+    (with partial values parsed by ``spec``; none without one)."""
     attempts = itertools.count()
 
     async def call(request: Request) -> Generation:
@@ -56,7 +57,7 @@ def streamed_calls(
         async with backend.astream(request) as stream:
             async for delta in stream:
                 text += delta
-                sink(Partial(candidate, attempt, delta, text, spec.partial(text)))
+                sink(Partial(candidate, attempt, delta, text, None if spec is None else spec.partial(text)))
         assert stream.generation is not None
         return stream.generation
 

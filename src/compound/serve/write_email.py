@@ -9,6 +9,11 @@ with the reasons):
   the first of a sentence) in the draft appears in the box;
 - a greeting (Hi, Hello, Dear, ...) and a sign-off.
 
+The writer is the program's ``model`` when it names one; otherwise the best writer installed: a distilled
+email writer (``distilled_writer_path()``, made by ``compound recipe email-writer``), else the large
+embedded model (qwen2.5-coder-1.5b), else the settings' default model. Runaway replies are bounded: every
+field has a maximum length (the grammar enforces it while decoding) and the reply ``max_tokens``.
+
 Every candidate and its checks come back in the ``StrategyResult`` (``arun``), so a page can show why
 the chosen draft was chosen. The same program is ``examples/write_email.py`` and is served at
 ``/v1/programs/write_email/run``.
@@ -17,11 +22,16 @@ the chosen draft was chosen. The same program is ``examples/write_email.py`` and
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from compound.control.requirements import Check
+from compound.core.settings import get_settings
+from compound.models.base import Backend
+from compound.models.embedded import EMBEDDED, LARGE
+from compound.models.registry import get_model
 from compound.program.predict import Predict, Signature
 from compound.strategies.repair import Repair
 
@@ -31,6 +41,8 @@ INSTRUCTIONS = (
     "Give a subject, a greeting line, a body of two to five sentences, and a sign-off."
 )
 
+#: a draft's token bound: subject, greeting, a 200-word body and a sign-off fit with room to spare
+MAX_TOKENS = 400
 GREETINGS = ("hi", "hello", "dear", "hey", "good morning", "good afternoon", "good evening", "greetings")
 DATE_WORDS = {
     *"january february march april may june july august september october november december".split(),
@@ -50,10 +62,27 @@ class EmailBrief(BaseModel):
 
 
 class EmailDraft(BaseModel):
-    subject: str = Field(description="the subject line")
-    greeting: str = Field(description="the greeting line, e.g. 'Hi Ana,'")
-    body: str = Field(description="the body: two to five sentences")
-    sign_off: str = Field(description="the closing, e.g. 'Best regards,'")
+    """Each field's length is bounded, so a model that loops inside a string is cut by the grammar."""
+
+    subject: str = Field(max_length=120, description="the subject line")
+    greeting: str = Field(max_length=80, description="the greeting line, e.g. 'Hi Ana,'")
+    body: str = Field(max_length=1500, description="the body: two to five sentences")
+    sign_off: str = Field(max_length=80, description="the closing, e.g. 'Best regards,'")
+
+
+def distilled_writer_path() -> Path:
+    """Where ``compound recipe email-writer`` puts its distilled, merged email writer."""
+    return get_settings().home / "students" / "email-writer" / "email-writer.gguf"
+
+
+def writer_model() -> str:
+    """The best email writer installed: the distilled one, else the large embedded model, else the default."""
+    distilled = distilled_writer_path()
+    if distilled.exists():
+        return str(distilled)
+    if EMBEDDED[LARGE].installed():
+        return LARGE
+    return get_settings().model
 
 
 def _words(text: str) -> list[str]:
@@ -117,6 +146,10 @@ class WriteEmail(Predict):
                 Check(has_sign_off, "a sign-off"),
             ],
             strategy=Repair(attempts),
-            max_tokens=400,
+            max_tokens=MAX_TOKENS,
             name="write_email",
         )
+
+    def backend(self) -> Backend:
+        """The program's model, or the best email writer installed (``writer_model``)."""
+        return get_model(self.model if self.model is not None else writer_model())
