@@ -50,6 +50,8 @@ _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
 _CURRENT: ContextVar[_Call | None] = ContextVar("compound_call", default=None)
 #: where the hooks of streamed calls on backends without their own worker thread run
 _STREAMS = ThreadPoolExecutor(64, thread_name_prefix="compound-stream")
+#: how long a closed stream's hook on the event loop gets to notice and return what it generated
+_STOP_GRACE_S = 2.0
 #: a call's timed result: the completion, wall seconds and CPU seconds
 Timed = tuple[Completion, float, float]
 
@@ -279,10 +281,11 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
                     yield item
                 timed = task.result()
             except (GeneratorExit, asyncio.CancelledError):
-                feed.stopped.set()
-                if self._native_async():
+                feed.stopped.set()  # the hook stops at its next delta, and returns what it generated
+                await asyncio.wait({task}, timeout=_STOP_GRACE_S if self._native_async() else None)
+                if not task.done():  # a hook on the loop that waits on a silent server: cancel it
                     task.cancel()
-                await asyncio.wait({task})
+                    await asyncio.wait({task})
                 self._cancelled(call, None if task.cancelled() or task.exception() else task.result())
                 raise
             except BaseException as e:

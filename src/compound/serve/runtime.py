@@ -125,7 +125,9 @@ class Runtime:
         self.keys, self.gate, self.metrics = keys, gate, metrics
 
     async def execute(self, key: ApiKey, name: str, work: Callable[[], Awaitable[Any]]) -> Outcome:
-        """Run ``work`` as one traced run under the key's budget and the concurrency gate."""
+        """Run ``work`` as one traced run under the key's budget and the concurrency gate. A run cancelled
+        (its client went away) is charged to the key for what it had used."""
+        r = None
         try:
             async with self.gate:
                 budget = self.keys.admit(key)
@@ -149,6 +151,10 @@ class Runtime:
             raise RequestError(400, str(e), "invalid_request") from None
         except BackendError as e:
             raise RequestError(502, f"the model backend failed: {e}", "backend_error") from None
+        except asyncio.CancelledError:
+            if r is not None and r.usage is not None:
+                self.keys.settle(key, r.usage.physical)
+            raise
         assert r.usage is not None
         physical, cached = r.usage.physical, r.usage.cached
         self.keys.settle(key, physical)
