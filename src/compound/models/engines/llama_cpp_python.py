@@ -122,7 +122,7 @@ class LlamaCppPythonEngine(Engine):
                 iterator.close()  # stops sampling where the consumer stopped reading
 
         reply = Chunks(emit).drain(counted()).reply()
-        prompt = self.count_prompt_tokens(request["messages"])
+        prompt = self.count_prompt_tokens(request["messages"], exact=True)
         reply["usage"] = {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens}
         return reply
 
@@ -137,11 +137,14 @@ class LlamaCppPythonEngine(Engine):
         text = self.llm._model.token_get_text
         return Jinja2ChatFormatter(template, eos_token=text(self.llm.token_eos()), bos_token=text(self.llm.token_bos()))
 
-    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        """Exact: the prompt as the chat template renders it (plus one for a BOS token)."""
+    def count_prompt_tokens(self, messages: list[dict[str, str]], *, exact: bool = False) -> int:
+        """The prompt as the chat template renders it, plus one for a BOS token (an upper bound); with
+        ``exact``, the BOS only where the model adds one (the usage of a streamed reply)."""
         llm = self.llm
         if self._chat_formatter is not None:
             prompt = self._chat_formatter(messages=messages).prompt
+            if exact:
+                return len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
             return len(llm.tokenize(prompt.encode(), add_bos=False, special=True)) + 1
         per = _TEMPLATE_TOKENS_PER_MESSAGE
         return sum(len(llm.tokenize(m["content"].encode(), add_bos=False)) + per for m in messages) + 64
