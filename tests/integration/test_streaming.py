@@ -71,3 +71,21 @@ def test_astream_through_llama_server(tmp_path):
         deltas, generation = asyncio.run(main())
         assert len(deltas) > 5 and "".join(deltas) == generation.text == model.generate(PROMPT, **params).text
         assert generation.usage.completion_tokens > 5 and generation.usage.prompt_tokens > 5
+
+
+def test_compound_ask_stream_prints_as_the_model_writes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COMPOUND_HOME": str(tmp_path / "home")}
+    cmd = [sys.executable, "-m", "compound.cli", "ask", PROMPT, "-m", SMALL, "--stream", "--max-tokens", "80"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    reads = []
+    while chunk := os.read(proc.stdout.fileno(), 4096):
+        reads.append((time.perf_counter(), chunk))
+    proc.wait(timeout=300)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(reads) > 5  # many writes, not one at the end
+    assert reads[-1][0] - reads[0][0] > 0.2  # spread over the generation
+    assert len(b"".join(c for _, c in reads).decode().split()) > 20

@@ -11,7 +11,7 @@ openai = pytest.importorskip("openai")
 
 from compound.models.scripted import ScriptedBackend  # noqa: E402
 from compound.serve.app import create_app  # noqa: E402
-from compound.serve.cli import BackgroundServer  # noqa: E402
+from compound.serve.background import BackgroundServer  # noqa: E402
 from compound.serve.keys import KeyStore, new_key  # noqa: E402
 from compound.store.traces import trace_store  # noqa: E402
 

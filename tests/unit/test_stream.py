@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import json
 import time
 
 import pydantic
@@ -196,3 +197,14 @@ def test_closing_a_step_stream_cancels_its_call_and_caches_nothing():
     assert backend.in_flight == 0 and s.value is None
     assert [sp["status"] for sp in trace_store().list(50) if sp["kind"] == "llm"] == ["cancelled"]
     assert step(box="Ana").subject == "Lunch on Friday" and len(backend.requests) == 2  # not served from a cache
+
+
+def test_ask_stream_prints_the_answer_and_a_schema_answer_as_json(compound_cli, tmp_path):
+    out = compound_cli("ask", "one two three four", "--model", "scripted", "--stream", "--usage")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "one two three four\n" and "tokens" in out.stderr
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}')
+    out = compound_cli("ask", '{"city": "Lyon"}', "--model", "scripted", "--schema", schema, "--stream")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"city": "Lyon"}
