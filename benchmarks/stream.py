@@ -126,7 +126,9 @@ def run_side(side: str, model: str, prompts: list[str], args: argparse.Namespace
     else:
         cmd = [sys.executable, __file__, "--serve", model, "--port", str(port)]
         cmd += ["--threads", str(args.threads), "--n-ctx", str(args.n_ctx)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "COMPOUND_HOME": home}, stdin=subprocess.PIPE, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "COMPOUND_HOME": home}, stdin=subprocess.PIPE, stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, proc)
@@ -186,7 +188,12 @@ def main() -> None:
     summary["tok_s_ratio"] = summary["compound_p50_tok_s"] / summary["llama-server_p50_tok_s"]
     summary["ttft_ratio"] = summary["compound_p50_ttft_s"] / summary["llama-server_p50_ttft_s"]
     summary["compound_same_text_as_unstreamed"] = f"{results['compound']['same_text']}/{len(prompts)}"
-    report(f"streaming {args.model}: compound serve against llama-server ({args.threads} threads)", rows, summary, args.json)
+    report(
+        f"streaming {args.model}: compound serve against llama-server ({args.threads} threads)",
+        rows,
+        summary,
+        args.json,
+    )
 
 
 if __name__ == "__main__":

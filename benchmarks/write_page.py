@@ -69,7 +69,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"compound serve did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise SystemExit(
+                f"compound serve did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
+            )
         time.sleep(0.25)
 
 
@@ -78,7 +80,9 @@ def draft(page: Any, url: str, box: str, shots: Path | None, name: str) -> dict[
     page.fill("#box", box)
     page.click("#draft")
     if shots is not None:
-        page.wait_for_function("document.getElementById('live-body').textContent.split(' ').length > 4", timeout=120_000)
+        page.wait_for_function(
+            "document.getElementById('live-body').textContent.split(' ').length > 4", timeout=120_000
+        )
         page.screenshot(path=str(shots / f"{name}-writing.png"), full_page=True)
     page.wait_for_selector("#email, #error", timeout=300_000)
     if shots is not None:
@@ -104,7 +108,9 @@ def main() -> None:
     p.add_argument("--boxes", type=int, default=20)
     p.add_argument("--shots", type=Path, help="folder for screenshots (mid-draft and done, first three boxes)")
     p.add_argument("--smoke", action="store_true", help="2 boxes (CI)")
-    p.add_argument("--chromium", default=os.environ.get("COMPOUND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
+    p.add_argument(
+        "--chromium", default=os.environ.get("COMPOUND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    )
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -133,15 +139,23 @@ def main() -> None:
             for i, box in enumerate(boxes):
                 shots = args.shots if args.shots is not None and i < 3 else None
                 rows.append(draft(page, url, box, shots, f"box{i:02d}"))
-                print(f"{i:2d} first {rows[-1]['first_s']:.2f} s, done {rows[-1]['done_s']:.2f} s, "
-                      f"passed {rows[-1]['passed']}: {box}", file=sys.stderr)
+                print(
+                    f"{i:2d} first {rows[-1]['first_s']:.2f} s, done {rows[-1]['done_s']:.2f} s, "
+                    f"passed {rows[-1]['passed']}: {box}",
+                    file=sys.stderr,
+                )
             browser.close()
     finally:
         proc.terminate()
         proc.wait(30)
     table = [
-        {"box": r["box"][:40], "first_s": r["first_s"], "done_s": r["done_s"], "passed": r["passed"],
-         "candidates": r["candidates"]}
+        {
+            "box": r["box"][:40],
+            "first_s": r["first_s"],
+            "done_s": r["done_s"],
+            "passed": r["passed"],
+            "candidates": r["candidates"],
+        }
         for r in rows
     ]
     summary = {

@@ -48,7 +48,9 @@ def test_a_typed_step_streams_partials_on_the_real_model(small_model):
         city: str
         country: str
 
-    step = compound.Predict(compound.Signature(pydantic.create_model("Q", question=(str, ...)), City), model=small_model)
+    step = compound.Predict(
+        compound.Signature(pydantic.create_model("Q", question=(str, ...)), City), model=small_model
+    )
     s = step.stream(question="Which city is the capital of France?")
     partials = list(s)
     assert len(partials) > 3 and isinstance(s.value, City)

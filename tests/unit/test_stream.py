@@ -88,8 +88,8 @@ def test_budget_settles_the_real_usage_of_a_completed_stream():
 
 def test_usage_trackers_see_streamed_calls():
     with compound.track_usage() as u:
-        model().stream("write", max_tokens=100).text
-    assert u.physical.calls == 1 and u.physical.completion_tokens > 0
+        text = model().stream("write", max_tokens=100).text
+    assert text == REPLY and u.physical.calls == 1 and u.physical.completion_tokens > 0
 
 
 def test_async_stream_deltas_cache_and_cancellation():
@@ -173,7 +173,9 @@ def test_a_streamed_step_with_a_repair_strategy_streams_each_attempt_and_keeps_t
 
 
 def test_a_plain_text_step_streams_its_text():
-    step = Predict("box -> draft", model=ScriptedBackend(["Hi Ana, see you Friday."], latency_s=0.05), output_format="text")
+    step = Predict(
+        "box -> draft", model=ScriptedBackend(["Hi Ana, see you Friday."], latency_s=0.05), output_format="text"
+    )
     s = step.stream(box="Ana")
     values = [p.value for p in s]
     assert values[-1] == {"draft": "Hi Ana, see you Friday."} and s.value.draft == "Hi Ana, see you Friday."

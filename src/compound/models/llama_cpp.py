@@ -30,8 +30,8 @@ from compound.core.types import Completion, Request, answer_logprobs
 from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED, get_embedded
 from compound.models.engines import DEFAULT_ENGINE, ENGINES, Engine, EngineConfig, open_engine
-from compound.models.stream import Emit
 from compound.models.lora import LoraAdapter, file_sha256, split_lora_spec
+from compound.models.stream import Emit
 
 
 def resolve_model_path(model: str) -> Path:

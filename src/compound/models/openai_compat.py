@@ -197,7 +197,9 @@ class OpenAIBackend(Backend):
                 _raise_if_streamed(chunks, e)
                 raise
 
-        return _whole_if_unstreamed(drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,)), emit, streamed)
+        return _whole_if_unstreamed(
+            drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,)), emit, streamed
+        )
 
     async def _arun(self, request: Request, emit: Emit | None) -> Completion:
         import openai
@@ -231,7 +233,9 @@ class OpenAIBackend(Backend):
                 _raise_if_streamed(chunks, e)
                 raise
 
-        return _whole_if_unstreamed(await adrive(self._protocol(report, request), handle, (openai.OpenAIError,)), emit, streamed)
+        return _whole_if_unstreamed(
+            await adrive(self._protocol(report, request), handle, (openai.OpenAIError,)), emit, streamed
+        )
 
 
 def _streamable(call: dialects.Call) -> bool:

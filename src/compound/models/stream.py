@@ -34,10 +34,10 @@ class Feed:
 
     END: Any = object()
 
-    def __init__(self, put: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, put: Callable[[Any], object] | None = None) -> None:
         self.stopped = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._put = put or self._queue.put
+        self._put: Callable[[Any], object] = put or self._queue.put
 
     def emit(self, delta: str) -> bool:
         if self.stopped.is_set():

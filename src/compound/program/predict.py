@@ -235,7 +235,9 @@ class Predict(Module):
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
         """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise.
-        Inside ``astream`` its calls are streamed (``program.streaming``)."""
+
+        Inside ``astream`` its calls are streamed (``program.streaming``).
+        """
         backend, sink = self.backend(), SINK.get()
         call = backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink)
         return await adrive(self.protocol(inputs, index, feedback), call)
@@ -264,9 +266,12 @@ class Predict(Module):
         return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend.generate))
 
     def astream(self, **inputs: Any) -> StepStream:
-        """Run the step, yielding its reply as it is written (``program.streaming.Partial``: the text's
-        delta, the text so far, and the partial object parsed from it); afterwards ``.value`` holds the
-        validated value and ``.result`` the ``StrategyResult``. Use ``async for``; closing it cancels."""
+        """Run the step, yielding its reply as it is written.
+
+        Each item is a ``program.streaming.Partial``: the text's delta, the text so far, and the partial
+        object parsed from it. Afterwards ``.value`` holds the validated value and ``.result`` the
+        ``StrategyResult``. Use ``async for``; closing it cancels the step.
+        """
         return StepStream(partials(lambda: self.aresult(**inputs)), functools.partial(_value_or_raise, self.step_name))
 
     def stream(self, **inputs: Any) -> StepStream:

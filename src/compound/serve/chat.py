@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compound.core.types import Message
 from compound.core.protocol import adrive
+from compound.core.types import Message
 from compound.models.base import Backend, build_request
 from compound.program.streaming import SINK, Partial, streamed_calls
 from compound.models.typed import acall_typed, typed_call
@@ -226,7 +226,10 @@ def sse(data: dict[str, Any]) -> str:
 
 
 async def stream_events(
-    req: ChatRequest, events: AsyncIterator[Any], live: bool, outcome: Callable[[Any], tuple[list[tuple[str, str]], dict]]
+    req: ChatRequest,
+    events: AsyncIterator[Any],
+    live: bool,
+    outcome: Callable[[Any], tuple[list[tuple[str, str]], dict]],
 ) -> AsyncIterator[str]:
     """The SSE body from a run's events: its partials (sent as content deltas when ``live``, a model's
     reply) and, last, its outcome (``outcome`` makes it the choices and the ``compound`` object). An error after the first chunk is sent as an

@@ -31,7 +31,6 @@ from compound.serve.programs import RequestError, Served
 from compound.store.traces import span, start_run
 from compound.strategies.base import StrategyResult
 
-
 #: headers of Server-Sent Events responses: they must reach the client as written (no proxy buffering)
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

@@ -19,21 +19,25 @@ its calls are traced, gated and counted like any API request.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import BaseModel
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
-from compound.serve.keys import ApiKey
+from compound.program.predict import Predict
 from compound.program.streaming import Partial
+from compound.serve.keys import ApiKey
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import NO_BUFFERING, run_program
 
 TEMPLATES = Path(__file__).parent / "templates"
 UI_KEY = ApiKey("ui", "", "", {})
+
+
 class WriteBox(BaseModel):
     box: str
 
@@ -166,8 +170,8 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
         return served
 
     def writer(served: Served) -> str:
-        backend = getattr(served.program, "backend", None)
-        return backend().model_id if callable(backend) else "its program's model"
+        program = served.program
+        return program.backend().model_id if isinstance(program, Predict) else "its program's model"
 
     @app.get("/ui/write", include_in_schema=False)
     async def ui_write(request: Request) -> HTMLResponse:
@@ -183,7 +187,13 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
             return page(request, "write.html", box=box, result=None, error=str(e), writer=writer(served))
         result = outcome.value
         return page(
-            request, "write.html", box=box, result=result.to_dict(), info=outcome.info, error=None, writer=writer(served)
+            request,
+            "write.html",
+            box=box,
+            result=result.to_dict(),
+            info=outcome.info,
+            error=None,
+            writer=writer(served),
         )
 
     @app.post("/ui/write/stream", include_in_schema=False)
@@ -193,7 +203,7 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
         events = await app.state.runtime.stream(UI_KEY, "write_email", lambda: run_program(served, inputs))
         fragment = templates.env.get_template("write_result.html")
 
-        async def sent() -> Any:
+        async def sent() -> AsyncIterator[str]:
             try:
                 async for item in events:
                     if isinstance(item, Partial):

@@ -23,9 +23,9 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from compound.core.errors import ConfigurationError
@@ -175,5 +175,5 @@ __all__ = [
     "EngineConfig",
     "engine_class",
     "engine_log_enabled",
-        "open_engine",
+    "open_engine",
 ]
