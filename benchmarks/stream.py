@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report
+from _common import parser, report, wait_for_server
 
 PROMPTS = [
     "Write two sentences about why the sea is salty.",
@@ -66,21 +66,6 @@ def serve_compound(model: str, port: int, threads: int, n_ctx: int) -> None:
     backend = LlamaCppBackend(model, n_threads=threads, n_ctx=n_ctx)
     backend.engine  # noqa: B018  (load before the server says it is ready)
     uvicorn.run(create_app([], {model: backend}, ui=False), host="127.0.0.1", port=port, log_level="warning")
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None:
-    import httpx
-
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"the server at {url} did not start")
-        time.sleep(0.2)
 
 
 def one(client: Any, model: str, prompt: str, max_tokens: int, seed: int, stream: bool) -> dict[str, Any]:
@@ -131,7 +116,7 @@ def run_side(side: str, model: str, prompts: list[str], args: argparse.Namespace
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        wait_ready(url, proc)
+        wait_for_server(f"{url}/models", proc, Path(home) / "server.log")
         client = openai.OpenAI(base_url=url, api_key="not-needed", max_retries=0, timeout=300)
         start_s = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report
+from _common import parser, report, wait_for_server
 
 BOXES = [
     "Ana, team lunch moved to Friday, warm",
@@ -51,28 +51,11 @@ BOXES = [
 ]
 
 
-def serve(program: Path, port: int, home: str) -> subprocess.Popen:
+def serve(program: Path, port: int, home: str, log: Any) -> subprocess.Popen:
     script = Path(sys.prefix) / "bin" / "compound"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "compound.cli"]
     env = {**os.environ, "COMPOUND_HOME": home}
-    return subprocess.Popen([*cmd, "serve", str(program), "--port", str(port)], env=env, stderr=subprocess.PIPE)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None:
-    import httpx
-
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(
-                f"compound serve did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-            )
-        time.sleep(0.25)
+    return subprocess.Popen([*cmd, "serve", str(program), "--port", str(port)], env=env, stdout=log, stderr=log)
 
 
 def draft(page: Any, url: str, box: str, shots: Path | None, name: str) -> dict[str, Any]:
@@ -127,9 +110,11 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = serve(program, port, home)
+    log_path = Path(home) / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (closed below, after the process)
+    proc = serve(program, port, home, log)
     try:
-        wait_ready(url, proc)
+        wait_for_server(f"{url}/healthz", proc, log_path)
         start_s = time.perf_counter() - t0
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -148,6 +133,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+        log.close()
     table = [
         {
             "box": r["box"][:40],
