@@ -210,3 +210,28 @@ def test_ask_stream_prints_the_answer_and_a_schema_answer_as_json(compound_cli, 
     out = compound_cli("ask", '{"city": "Lyon"}', "--model", "scripted", "--schema", schema, "--stream")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"city": "Lyon"}
+
+
+def test_a_streamed_draft_that_loops_is_stopped_there_and_repaired():
+    from compound.serve.write_email import WriteEmail
+
+    good = json.dumps(
+        {
+            "subject": "Lunch on Friday",
+            "greeting": "Hi Ana,",
+            "body": "The team lunch has moved to Friday. I hope the new day suits you and I look forward to it.",
+            "sign_off": "Best,",
+        }
+    )
+    looping = '{"subject": "Lunch", "greeting": "Hi Ana,", "body": "' + "and the lunch and the lunch " * 60
+    backend = ScriptedBackend([looping, good], latency_s=0.5, cycle=False)
+    with compound.budget(tokens=100_000) as b:
+        s = WriteEmail(model=backend).stream(box="Ana, team lunch moved to Friday, warm")
+        partials = list(s)
+        assert b.reserved_calls == 0
+    first = [p for p in partials if (p.candidate, p.attempt) == (0, 0)]
+    assert len(first[-1].text) < len(looping) / 4  # stopped soon after the loop began, not at its end
+    calls = s.result.candidates[0].generations
+    assert calls[0].finish_reason == "repetition" and len(calls) == 2  # then repaired, within the candidate
+    assert s.value.body.startswith("The team lunch")
+    assert any(sp["status"] == "cancelled" for sp in trace_store().list(50, kind="llm"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model
@@ -89,6 +89,8 @@ class Predict(Module):
     """
 
     parameter_names = ("instructions", "demos", "model")
+    #: a streamed call whose text this flags is stopped there (``program.streaming.repeats``, say)
+    runaway: Callable[[str], bool] | None = None
     parameter_types = {"instructions": str | None, "demos": list[dict[str, Any]], "model": str | None}
 
     def __init__(
@@ -239,7 +241,9 @@ class Predict(Module):
         Inside ``astream`` its calls are streamed (``program.streaming``).
         """
         backend, sink = self.backend(), SINK.get()
-        call = backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink)
+        call = (
+            backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink, self.runaway)
+        )
         return await adrive(self.protocol(inputs, index, feedback), call)
 
     # --- running -----------------------------------------------------------------------------------------

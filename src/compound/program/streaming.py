@@ -13,12 +13,17 @@ Guarantees:
   a step whose candidates all failed raises ``OutputParseError`` at the end, as calling it does.
 - Closing the stream (or dropping it) cancels the step: the call in flight stops at its next token, and
   nothing it had half written is cached.
+- A step may name a runaway test (``Predict.runaway``, e.g. ``repeats``): a streamed call whose text it
+  flags is stopped there (cancelled: charged what it generated, not cached) and its text so far becomes
+  the reply, with finish reason ``repetition``, which then fails to parse or to meet the requirements
+  like any bad reply (a strategy may repair it). Whole calls are not watched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from typing import Any
 
 from compound.core.concurrency import iterate_sync
 from compound.core.types import Generation, Request
+from compound.core.usage import Usage
 from compound.models.base import Backend
 from compound.models.typed import OutputSpec
 
@@ -45,11 +51,23 @@ class Partial:
 SINK: ContextVar[Callable[[Partial], None] | None] = ContextVar("compound_stream_sink", default=None)
 
 
+_REPEAT = re.compile(r"(.{6,80}?)\1{3,}$", re.S)
+
+
+def repeats(text: str) -> bool:
+    """Whether the text ends in a run of the same 6 to 80 characters four times or more (a model looping)."""
+    return _REPEAT.search(text[-600:]) is not None
+
+
 def streamed_calls(
-    backend: Backend, spec: OutputSpec | None, candidate: int, sink: Callable[[Partial], None]
+    backend: Backend,
+    spec: OutputSpec | None,
+    candidate: int,
+    sink: Callable[[Partial], None],
+    runaway: Callable[[str], bool] | None = None,
 ) -> Callable[[Request], Awaitable[Generation]]:
     """A step's call handler (in place of ``backend.agenerate``) that streams each call into ``sink``
-    (with partial values parsed by ``spec``; none without one)."""
+    (with partial values parsed by ``spec``; none without one), stopping a call whose text ``runaway`` flags."""
     attempts = itertools.count()
 
     async def call(request: Request) -> Generation:
@@ -58,7 +76,10 @@ def streamed_calls(
             async for delta in stream:
                 text += delta
                 sink(Partial(candidate, attempt, delta, text, None if spec is None else spec.partial(text)))
-        assert stream.generation is not None
+                if runaway is not None and runaway(text):
+                    break  # closing the stream (leaving the block) cancels the call
+        if stream.generation is None:  # stopped as a runaway: its usage was charged by the cancellation
+            return Generation(text, backend.model_id, Usage(), finish_reason="repetition")
         return stream.generation
 
     return call
@@ -147,4 +168,4 @@ class StepStream:
         await self.aclose()
 
 
-__all__ = ["SINK", "Partial", "StepStream", "partials", "streamed_calls"]
+__all__ = ["SINK", "Partial", "StepStream", "partials", "repeats", "streamed_calls"]

@@ -12,7 +12,8 @@ with the reasons):
 The writer is the program's ``model`` when it names one; otherwise the best writer installed: a distilled
 email writer (``distilled_writer_path()``, made by ``compound recipe email-writer``), else the large
 embedded model (qwen2.5-coder-1.5b), else the settings' default model. Runaway replies are bounded: every
-field has a maximum length (the grammar enforces it while decoding) and the reply ``max_tokens``.
+field has a maximum length (the grammar enforces it while decoding), the reply has ``max_tokens``, and a
+streamed draft that starts repeating itself is stopped there (``program.streaming.repeats``) and repaired.
 
 Every candidate and its checks come back in the ``StrategyResult`` (``arun``), so a page can show why
 the chosen draft was chosen. The same program is ``examples/write_email.py`` and is served at
@@ -33,6 +34,7 @@ from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED, LARGE
 from compound.models.registry import get_model
 from compound.program.predict import Predict, Signature
+from compound.program.streaming import repeats
 from compound.strategies.repair import Repair
 
 INSTRUCTIONS = (
@@ -134,6 +136,8 @@ def has_sign_off(draft: EmailDraft) -> tuple[bool, str]:
 
 class WriteEmail(Predict):
     """The short box program: ``WriteEmail(model=...)(box="Ana, lunch moved to Friday, warm")``."""
+
+    runaway = staticmethod(repeats)  # a streamed draft that loops is stopped there, then repaired
 
     def __init__(self, model: Any = None, attempts: int = 3) -> None:
         super().__init__(
