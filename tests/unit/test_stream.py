@@ -28,6 +28,7 @@ def test_deltas_arrive_before_the_reply_ends_and_join_to_the_whole_text():
     assert "".join(d for _, d in arrivals) == REPLY
     assert arrivals[0][0] < 0.15 < arrivals[-1][0]  # the first word long before the last
     assert s.generation is not None and s.generation.text == REPLY
+    assert s.text == REPLY and list(s) == []  # read to its end, it stays ended
     whole = model(model="other").generate("write", max_tokens=100)
     assert s.generation.usage.completion_tokens == whole.usage.completion_tokens
     assert s.generation.usage.prompt_tokens == whole.usage.prompt_tokens

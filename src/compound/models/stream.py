@@ -67,7 +67,8 @@ class TextStream:
         try:
             return next(self._run)
         except StopIteration as done:
-            self.generation = done.value
+            if done.value is not None:  # the run's end (a finished run stops again with no value)
+                self.generation = done.value
             raise StopIteration from None
 
     @property
