@@ -1,7 +1,7 @@
 """The Write page as a user meets it: ``compound serve write_email.json``, then Chromium at ``/ui/write``.
 
     python benchmarks/write_page.py --json out.json --shots results/write/   # 20 boxes, the installed writer
-    python benchmarks/write_page.py --smoke                                   # 2 boxes (CI)
+    python benchmarks/write_page.py --smoke                                   # 2 boxes, smollm2-135m (CI)
 
 The program is saved as a user saves it (``WriteEmail().save``, no model named), served by the
 ``compound`` console script in its own process, and driven by Debian's Chromium through Playwright: type
@@ -90,7 +90,8 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--boxes", type=int, default=20)
     p.add_argument("--shots", type=Path, help="folder for screenshots (mid-draft and done, first three boxes)")
-    p.add_argument("--smoke", action="store_true", help="2 boxes (CI)")
+    p.add_argument("--model", help="the program's model (default: none named, so the best writer installed)")
+    p.add_argument("--smoke", action="store_true", help="2 boxes on smollm2-135m (CI)")
     p.add_argument(
         "--chromium", default=os.environ.get("COMPOUND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     )
@@ -104,7 +105,8 @@ def main() -> None:
     from compound.serve.write_email import writer_model
 
     boxes = BOXES[: 2 if args.smoke else args.boxes]
-    program = compound.WriteEmail().save(Path(home) / "write_email.json")
+    model = "smollm2-135m" if args.smoke and args.model is None else args.model
+    program = compound.WriteEmail(model=model).save(Path(home) / "write_email.json")
     if args.shots is not None:
         args.shots.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -145,7 +147,7 @@ def main() -> None:
         for r in rows
     ]
     summary = {
-        "writer": writer_model(),
+        "writer": model or writer_model(),
         "boxes": len(rows),
         "server_start_s (once)": start_s,
         "warm_up_draft_s (once)": warm["done_s"],
