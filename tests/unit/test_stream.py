@@ -236,3 +236,12 @@ def test_a_streamed_draft_that_loops_is_stopped_there_and_repaired():
     assert calls[0].finish_reason == "repetition" and len(calls) == 2  # then repaired, within the candidate
     assert s.value.body.startswith("The team lunch")
     assert any(sp["status"] == "cancelled" for sp in trace_store().list(50, kind="llm"))
+
+
+def test_max_tokens_zero_is_refused_before_anything_streams():
+    m = model()
+    with pytest.raises(compound.InputError, match="max_tokens must be positive"):
+        m.stream("write", max_tokens=0)
+    with pytest.raises(compound.InputError, match="max_tokens must be positive"):
+        m.astream("write", max_tokens=0)
+    assert m.requests == []
