@@ -169,10 +169,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         hit = self._lookup(call)
         if hit is not None:
             return hit
-        self._open(call)
-        if budgets.active_budgets():
-            call.worst = self._worst_case(call.request, call.settings)
-            call.plan = budgets.reserve(*call.worst)
+        self._start(call)
         current = _CURRENT.set(call)
         try:
             if self._worker is None:
@@ -197,10 +194,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if hit is not None:
             return hit
         async with self._slots().hold(call.settings.max_concurrency):
-            self._open(call)
-            if budgets.active_budgets():
-                call.worst = self._worst_case(call.request, call.settings)
-                call.plan = await budgets.areserve(*call.worst)
+            await self._astart(call)
             current = _CURRENT.set(call)
             try:
                 completion, wall, cpu = await self._atimed(call.request)
@@ -230,10 +224,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             if hit.text:
                 yield hit.text
             return hit
-        self._open(call)
-        if budgets.active_budgets():
-            call.worst = self._worst_case(call.request, call.settings)
-            call.plan = budgets.reserve(*call.worst)
+        self._start(call)
         feed = Feed()
         current = _CURRENT.set(call)
         try:
@@ -263,10 +254,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             yield hit
             return
         async with self._slots().hold(call.settings.max_concurrency):
-            self._open(call)
-            if budgets.active_budgets():
-                call.worst = self._worst_case(call.request, call.settings)
-                call.plan = await budgets.areserve(*call.worst)
+            await self._astart(call)
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[Any] = asyncio.Queue()
             feed = Feed(put=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
@@ -327,6 +315,20 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
     def _open(self, call: _Call) -> None:
         check_allowed(self)
         call.span = child_span("llm", self.model_id)
+
+    def _start(self, call: _Call) -> None:
+        """Open the call's span and reserve its worst case in the active budgets (waiting for room)."""
+        self._open(call)
+        if budgets.active_budgets():
+            call.worst = self._worst_case(call.request, call.settings)
+            call.plan = budgets.reserve(*call.worst)
+
+    async def _astart(self, call: _Call) -> None:
+        """``_start`` on the event loop."""
+        self._open(call)
+        if budgets.active_budgets():
+            call.worst = self._worst_case(call.request, call.settings)
+            call.plan = await budgets.areserve(*call.worst)
 
     def _timed(self, request: Request, emit: Emit | None = None) -> Timed:
         """Run the hook (``_generate``, or ``_stream`` when streaming) with its wall and CPU time."""
