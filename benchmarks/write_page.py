@@ -100,13 +100,12 @@ def main() -> None:
 
     home = tempfile.mkdtemp(prefix="compound-write-bench-")
     os.environ["COMPOUND_HOME"] = home  # the server's home: the writer is looked up there
-    import compound
     from compound.models.local_server import free_port
-    from compound.serve.write_email import writer_model
+    from compound.serve.write_email import WriteEmail, writer_model
 
     boxes = BOXES[: 2 if args.smoke else args.boxes]
     model = "smollm2-135m" if args.smoke and args.model is None else args.model
-    program = compound.WriteEmail(model=model).save(Path(home) / "write_email.json")
+    program = WriteEmail(model=model).save(Path(home) / "write_email.json")
     if args.shots is not None:
         args.shots.mkdir(parents=True, exist_ok=True)
     port = free_port()

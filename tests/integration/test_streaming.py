@@ -7,11 +7,12 @@ import pydantic
 import pytest
 
 import compound
-from compound.models.embedded import SMALL, get_embedded
+from compound.models.embedded import get_embedded
 from compound.models.llama_cpp import LlamaCppBackend
 from compound.store.traces import trace_store
 
 PROMPT = "Write four sentences about the sea."
+SMALL = compound.get_settings().small
 
 
 @pytest.mark.parametrize("engine", ["xllamacpp", "llama-cpp-python"])

@@ -10,8 +10,8 @@ with the reasons):
 - a greeting (Hi, Hello, Dear, ...) and a sign-off.
 
 The writer is the program's ``model`` when it names one; otherwise the best writer installed: a distilled
-email writer (``distilled_writer_path()``, made by ``compound recipe email-writer``), else the large
-embedded model (qwen2.5-coder-1.5b), else the settings' default model. Runaway replies are bounded: every
+email writer (``distilled_writer_path()``), else the settings' large model (qwen2.5-coder-1.5b unless
+configured otherwise) where it is installed, else the settings' default model. Runaway replies are bounded: every
 field has a maximum length (the grammar enforces it while decoding), the reply has ``max_tokens``, and a
 streamed draft that starts repeating itself is stopped there (``program.streaming.repeats``) and repaired.
 
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from compound.control.requirements import Check
 from compound.core.settings import get_settings
 from compound.models.base import Backend
-from compound.models.embedded import EMBEDDED, LARGE
+from compound.models.embedded import EMBEDDED
 from compound.models.registry import get_model
 from compound.program.predict import Predict, Signature
 from compound.program.streaming import repeats
@@ -73,7 +73,8 @@ class EmailDraft(BaseModel):
 
 
 def distilled_writer_path() -> Path:
-    """Where ``compound recipe email-writer`` puts its distilled, merged email writer."""
+    """Where a distilled, merged email writer (a GGUF) is picked up. No command makes one yet: a model
+    distilled with ``compound distill`` and merged may be put here."""
     return get_settings().home / "students" / "email-writer" / "email-writer.gguf"
 
 
@@ -82,9 +83,11 @@ def writer_model() -> str:
     distilled = distilled_writer_path()
     if distilled.exists():
         return str(distilled)
-    if EMBEDDED[LARGE].installed():
-        return LARGE
-    return get_settings().model
+    settings = get_settings()
+    large = EMBEDDED.get(settings.large)
+    if large is None or large.installed():  # a large model named by path or spec, or the embedded one installed
+        return settings.large
+    return settings.model
 
 
 def _words(text: str) -> list[str]:
