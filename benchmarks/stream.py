@@ -20,6 +20,7 @@ with the same seed: ``same_text`` counts replies equal to the streamed text.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -123,11 +124,16 @@ def run_side(side: str, model: str, prompts: list[str], args: argparse.Namespace
         one(client, model, "Say hello.", 8, 0, stream=True)  # warm-up: the first request's page faults
         warmup_s = time.perf_counter() - t1
         runs = [one(client, model, p, args.max_tokens, i, stream=True) for i, p in enumerate(prompts)]
-        same = None
+        same, differ = None, []
         if side == "compound":
             whole = [one(client, model, p, args.max_tokens, i, stream=False) for i, p in enumerate(prompts)]
             same = sum(w["text"] == r["text"] for w, r in zip(whole, runs, strict=True))
-        return {"start_s": start_s, "warmup_s": warmup_s, "runs": runs, "same_text": same}
+            differ = [
+                {"prompt": p, "streamed": r["text"], "whole": w["text"]}
+                for p, w, r in zip(prompts, whole, runs, strict=True)
+                if w["text"] != r["text"]
+            ]
+        return {"start_s": start_s, "warmup_s": warmup_s, "runs": runs, "same_text": same, "differ": differ}
     finally:
         proc.kill()
         proc.wait(30)
@@ -179,6 +185,10 @@ def main() -> None:
         summary,
         args.json,
     )
+    if args.json is not None:  # the replies that differ, for a person to read
+        data = json.loads(args.json.read_text())
+        data["streamed_whole_differ"] = results["compound"]["differ"]
+        args.json.write_text(json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":
