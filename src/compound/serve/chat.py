@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from compound.core.protocol import adrive
 from compound.core.types import Message
 from compound.models.base import Backend, build_request
-from compound.program.streaming import SINK, Partial, streamed_calls
 from compound.models.typed import acall_typed, typed_call
+from compound.program.streaming import SINK, Partial, streamed_calls
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of
 
