@@ -34,6 +34,24 @@ def run_phase(script: str, phase: str, *args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def wait_for_server(url: str, proc: Any, log: Path, timeout_s: float = 180) -> None:
+    """Wait until ``url`` answers 200, or exit with the tail of the server's log if it died or took too long."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"the server at {url} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.25)
+
+
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 

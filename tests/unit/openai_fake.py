@@ -14,9 +14,15 @@ With ``listing=False`` the server answers no GET (404), so nothing identifies it
 the connection unanswered) or ``("sleep", seconds)`` (answer normally, late). Every reply takes
 ``latency_s``. ``posts`` records each POST as ``(path, body)``; ``served_tokens`` adds up the tokens of
 every reply the server sent with a usage block (including late replies the client gave up on).
+
+A POST with ``stream: true`` is answered as OpenAI does: server-sent events, one
+``chat.completion.chunk`` a word (``latency_s`` apart), a last chunk with the usage when
+``stream_options.include_usage`` asks for it, then ``data: [DONE]``. ``streams_aborted`` counts streams
+the client closed before their end (the server stopped there).
 """
 
 import json
+import re
 import socket
 import threading
 import time
@@ -50,6 +56,7 @@ class FakeServer:
         self.posts: list[tuple[str, dict]] = []
         self.gets: list[str] = []
         self.served_tokens = 0
+        self.streams_aborted = 0
         self.lock = threading.Lock()
         fake = self
 
@@ -94,7 +101,40 @@ class FakeServer:
                 elif scripted is not None:
                     self.send(scripted[0], scripted[2], scripted[1])
                     return
-                self.send(*fake.answer_post(self.path, body))
+                status, reply = fake.answer_post(self.path, body)
+                if body.get("stream") and status == 200:
+                    self.stream(reply, body)
+                else:
+                    self.send(status, reply)
+
+            def stream(self, reply, body):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {k: reply[k] for k in ("id", "created", "model", "system_fingerprint")}
+                text = reply["choices"][0]["message"]["content"]
+                words = re.findall(r"\s*\S+", text) or [text]
+                events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+                events += [{"choices": [{"index": 0, "delta": {"content": w}}]} for w in words]
+                events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    events.append({"choices": [], "usage": reply["usage"]})
+                try:
+                    for event in events:
+                        data = {**base, "object": "chat.completion.chunk", **event}
+                        self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+                        self.wfile.flush()
+                        time.sleep(fake.latency_s)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except OSError:
+                    with fake.lock:
+                        fake.streams_aborted += 1
+                    return
+                if "usage" in events[-1]:
+                    with fake.lock:
+                        fake.served_tokens += reply["usage"]["total_tokens"]
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -181,3 +181,53 @@ def test_settings_and_environment_give_the_endpoint(server, monkeypatch):
         OpenAIBackend("m").generate("x", cache=False)
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     assert compound.get_model("openai:m").generate("x").text == "plain reply"
+
+
+def test_a_streamed_call_arrives_in_deltas_with_the_servers_usage():
+    s = FakeServer(reply="one two three four five six", latency_s=0.05)
+    try:
+        model = OpenAIBackend("local-model", base_url=s.url)
+        stream = model.stream("hello", max_tokens=20)
+        arrivals = [(time.perf_counter(), d) for d in stream]
+        assert "".join(d for _, d in arrivals) == "one two three four five six" and len(arrivals) == 6
+        assert arrivals[-1][0] - arrivals[0][0] >= 4 * 0.05  # as the server sent them, not all at the end
+        g = stream.generation
+        assert (g.usage.prompt_tokens, g.usage.completion_tokens) == (11, 7)
+        body = s.chat_posts()[-1]
+        assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+        assert model.generate("hello", max_tokens=20).cached  # the completed stream was cached
+    finally:
+        s.close()
+
+
+def test_an_async_stream_closed_halfway_closes_the_servers_stream_and_caches_nothing():
+    s = FakeServer(reply=" ".join(f"w{i}" for i in range(40)), latency_s=0.03)
+    try:
+        model = OpenAIBackend("local-model", base_url=s.url)
+
+        async def main():
+            with compound.budget(tokens=10_000) as b:
+                async with model.astream("hello", max_tokens=100) as stream:
+                    async for _ in stream:
+                        break
+                assert b.reserved_calls == 0 and stream.generation is None
+
+        asyncio.run(main())
+        deadline = time.time() + 3
+        while s.streams_aborted == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert s.streams_aborted == 1  # the server saw the client go and stopped
+        assert not model.generate("hello", max_tokens=100).cached
+    finally:
+        s.close()
+
+
+def test_a_stream_refused_as_a_constraint_steps_down_like_a_whole_call():
+    s = FakeServer("llama-cpp-py", listing=False)  # nothing identifies it before the refusal
+    try:
+        model = OpenAIBackend("local-model", base_url=s.url)
+        stream = model.stream("city?", max_tokens=50, json_schema=City.model_json_schema())
+        assert City.model_validate_json(stream.text) == City(**{"city": "Lyon", "country": "France"})
+        assert [b.get("stream") for b in s.chat_posts()] == [True, True]  # refused, then json_object
+    finally:
+        s.close()

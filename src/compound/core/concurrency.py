@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -35,6 +35,28 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def iterate_sync(agen: AsyncGenerator[T, None]) -> Generator[T, None, None]:
+    """Iterate an async generator from sync code, on an event loop of its own in this thread; closing
+    the sync generator closes the async one (its cleanup runs). Inside a running event loop, use the
+    async generator directly."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("iterating a stream synchronously inside a running event loop: use its async form")
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    item = runner.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            runner.run(agen.aclose())
 
 
 async def gather(aws: Iterable[Awaitable[T]], limit: int | None = None) -> list[T]:

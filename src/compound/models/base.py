@@ -11,6 +11,14 @@ further one reserves one more call before it is sent (and the call's worst case 
 again when the request before it got no reply), or fails with ``BudgetExceededError``. A call's
 ``usage.calls`` is the number of requests it sent; a request that got no reply (a timeout, a dropped
 connection) may still have been computed, so a budget charges it its whole worst case.
+
+``Backend.stream`` and ``Backend.astream`` are final too, and go through the same steps (cache lookup,
+budget reservation, usage, trace, cache write) around the ``_stream`` (or ``_astream``) hook, which
+calls ``emit(delta)`` for each piece of text and returns the ``Completion`` as ``_generate`` does. A
+backend that writes no ``_stream`` streams its whole reply as one delta. A stream the consumer closes
+before its end cancels the call (``models.stream``): the hook sees ``emit`` answer True and stops,
+what was generated is charged and the rest of the reservation released, the cache is not written, and
+the span's status is ``cancelled``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import asyncio
 import contextvars
 import time
 from abc import ABC
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
@@ -32,12 +41,19 @@ from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Generation, Request, as_messages
 from compound.core.usage import Usage, active_trackers, process_cpu
 from compound.models.override import check_allowed
+from compound.models.stream import AsyncTextStream, Emit, Feed, TextStream
 from compound.store.cache import ResponseCache, cache_at, cache_key
 from compound.store.traces import Span, child_span, record
 
 _REQUEST_FIELDS = set(Request.__dataclass_fields__) - {"messages"}
 #: the call whose requests the running ``_generate`` sends (set by ``generate``/``agenerate``)
 _CURRENT: ContextVar[_Call | None] = ContextVar("compound_call", default=None)
+#: where the hooks of streamed calls on backends without their own worker thread run
+_STREAMS = ThreadPoolExecutor(64, thread_name_prefix="compound-stream")
+#: how long a closed stream's hook on the event loop gets to notice and return what it generated
+_STOP_GRACE_S = 2.0
+#: a call's timed result: the completion, wall seconds and CPU seconds
+Timed = tuple[Completion, float, float]
 
 
 def build_request(prompt: Any, params: dict[str, Any]) -> Request:
@@ -111,6 +127,21 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             return await asyncio.to_thread(self._generate, request)
         return self._generate(request)
 
+    def _stream(self, request: Request, emit: Emit) -> Completion:
+        """Generate, calling ``emit(delta)`` for each piece of the reply as it comes; stop early (and
+        return what was generated, ``finish_reason="cancelled"``) once ``emit`` answers True. The default
+        sends the whole reply as one delta."""
+        completion = self._generate(request)
+        emit(completion.text)
+        return completion
+
+    async def _astream(self, request: Request, emit: Emit) -> Completion:
+        """``_stream`` on the event loop (only for backends whose async path is native, ``blocking=False``
+        or an own ``_agenerate``); the default sends the whole reply as one delta."""
+        completion = await self._agenerate(request)
+        emit(completion.text)
+        return completion
+
     def count_prompt_tokens(self, request: Request) -> int:
         """An upper bound on the prompt's tokens, used to reserve budget before the call.
 
@@ -138,10 +169,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         hit = self._lookup(call)
         if hit is not None:
             return hit
-        self._open(call)
-        if budgets.active_budgets():
-            call.worst = self._worst_case(call.request, call.settings)
-            call.plan = budgets.reserve(*call.worst)
+        self._start(call)
         current = _CURRENT.set(call)
         try:
             if self._worker is None:
@@ -166,10 +194,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if hit is not None:
             return hit
         async with self._slots().hold(call.settings.max_concurrency):
-            self._open(call)
-            if budgets.active_budgets():
-                call.worst = self._worst_case(call.request, call.settings)
-                call.plan = await budgets.areserve(*call.worst)
+            await self._astart(call)
             current = _CURRENT.set(call)
             try:
                 completion, wall, cpu = await self._atimed(call.request)
@@ -179,6 +204,82 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             finally:
                 _CURRENT.reset(current)
         return self._finish(call, completion, wall, cpu)
+
+    @final
+    def stream(self, prompt: Any, **params: Any) -> TextStream:
+        """``generate``, yielding the reply's text as it is generated (``models.stream.TextStream``).
+
+        Caching, budgets, usage and the trace hold exactly as for ``generate``: the whole reply is cached
+        only once the stream has ended; a stream closed before its end cancels the call."""
+        return TextStream(self._sync_stream(_Call(build_request(prompt, params), get_settings())))
+
+    @final
+    def astream(self, prompt: Any, **params: Any) -> AsyncTextStream:
+        """``stream`` on the event loop (``async for delta in backend.astream(...)``)."""
+        return AsyncTextStream(self._async_stream(_Call(build_request(prompt, params), get_settings())))
+
+    def _sync_stream(self, call: _Call) -> Generator[str, None, Generation]:
+        hit = self._lookup(call)
+        if hit is not None:
+            if hit.text:
+                yield hit.text
+            return hit
+        self._start(call)
+        feed = Feed()
+        current = _CURRENT.set(call)
+        try:
+            ctx = contextvars.copy_context()
+        finally:
+            _CURRENT.reset(current)
+        future: Future[Timed] = (self._worker or _STREAMS).submit(ctx.run, self._timed, call.request, feed.emit)
+        future.add_done_callback(feed.end)
+        try:
+            while (item := feed.get()) is not Feed.END:
+                yield item
+            timed = future.result()
+        except GeneratorExit:
+            feed.stopped.set()
+            self._cancelled(call, _result(future))
+            raise
+        except BaseException as e:
+            self._failed(call, e)
+            raise
+        return self._finish(call, *timed)
+
+    async def _async_stream(self, call: _Call) -> AsyncGenerator[str | Generation, None]:
+        hit = self._lookup(call)
+        if hit is not None:
+            if hit.text:
+                yield hit.text
+            yield hit
+            return
+        async with self._slots().hold(call.settings.max_concurrency):
+            await self._astart(call)
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            feed = Feed(put=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+            current = _CURRENT.set(call)
+            try:
+                task = asyncio.ensure_future(self._atimed(call.request, feed.emit))
+            finally:
+                _CURRENT.reset(current)
+            task.add_done_callback(lambda _: queue.put_nowait(Feed.END))
+            try:
+                while (item := await queue.get()) is not Feed.END:
+                    yield item
+                timed = task.result()
+            except (GeneratorExit, asyncio.CancelledError):
+                feed.stopped.set()  # the hook stops at its next delta, and returns what it generated
+                await asyncio.wait({task}, timeout=_STOP_GRACE_S if self._native_async() else None)
+                if not task.done():  # a hook on the loop that waits on a silent server: cancel it
+                    task.cancel()
+                    await asyncio.wait({task})
+                self._cancelled(call, None if task.cancelled() or task.exception() else task.result())
+                raise
+            except BaseException as e:
+                self._failed(call, e)
+                raise
+        yield self._finish(call, *timed)
 
     # --- for backends that send a call as several requests -------------------------------------------
     @staticmethod
@@ -215,23 +316,42 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         check_allowed(self)
         call.span = child_span("llm", self.model_id)
 
-    def _timed(self, request: Request) -> tuple[Completion, float, float]:
+    def _start(self, call: _Call) -> None:
+        """Open the call's span and reserve its worst case in the active budgets (waiting for room)."""
+        self._open(call)
+        if budgets.active_budgets():
+            call.worst = self._worst_case(call.request, call.settings)
+            call.plan = budgets.reserve(*call.worst)
+
+    async def _astart(self, call: _Call) -> None:
+        """``_start`` on the event loop."""
+        self._open(call)
+        if budgets.active_budgets():
+            call.worst = self._worst_case(call.request, call.settings)
+            call.plan = await budgets.areserve(*call.worst)
+
+    def _timed(self, request: Request, emit: Emit | None = None) -> Timed:
+        """Run the hook (``_generate``, or ``_stream`` when streaming) with its wall and CPU time."""
         if self.process_clock:
             with process_cpu() as spent:
-                completion = self._generate(request)
+                completion = self._generate(request) if emit is None else self._stream(request, emit)
             return completion, spent[0], spent[1]
         t0, c0 = time.perf_counter(), time.thread_time()
-        completion = self._generate(request)
+        completion = self._generate(request) if emit is None else self._stream(request, emit)
         return completion, time.perf_counter() - t0, time.thread_time() - c0
 
-    async def _atimed(self, request: Request) -> tuple[Completion, float, float]:
+    def _native_async(self) -> bool:
+        """Whether async calls run on the event loop (``_agenerate``/``_astream``) rather than a thread."""
+        return self._worker is None and not (type(self)._agenerate is Backend._agenerate and self.blocking)
+
+    async def _atimed(self, request: Request, emit: Emit | None = None) -> Timed:
         if self._worker is not None:
             ctx = contextvars.copy_context()
-            return await asyncio.wrap_future(self._worker.submit(ctx.run, self._timed, request))
-        if type(self)._agenerate is Backend._agenerate and self.blocking:
-            return await asyncio.to_thread(self._timed, request)  # CPU measured in the worker thread
+            return await asyncio.wrap_future(self._worker.submit(ctx.run, self._timed, request, emit))
+        if not self._native_async():
+            return await asyncio.to_thread(self._timed, request, emit)  # CPU measured in the worker thread
         t0, c0 = time.perf_counter(), time.thread_time()
-        completion = await self._agenerate(request)
+        completion = await (self._agenerate(request) if emit is None else self._astream(request, emit))
         return completion, time.perf_counter() - t0, time.thread_time() - c0
 
     def _lookup(self, call: _Call) -> Generation | None:
@@ -282,10 +402,26 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if call.settings.trace:
             record(span)
 
-    def _finish(self, call: _Call, completion: Completion, wall: float, cpu: float) -> Generation:
-        settings, span = call.settings, call.span
+    def _cancelled(self, call: _Call, timed: Timed | None) -> None:
+        """A stream closed before its end: charge what was generated, release the rest, cache nothing."""
+        usage = None if timed is None else self._usage(call, *timed)
+        budgets.settle(call.plan, self._charged(call, usage))
+        if usage is not None:
+            for tracker in active_trackers():
+                tracker.record(usage, cached=False)
+        span = call.span
+        span.ended = time.time()
+        span.status = "cancelled"
+        span.attrs["error"] = "cancelled: the stream was closed before the reply ended"
+        if timed is not None and usage is not None:
+            span.attrs.update(reply=timed[0].text, usage=usage.to_dict())
+        if call.settings.trace:
+            record(span)
+
+    def _usage(self, call: _Call, completion: Completion, wall: float, cpu: float) -> Usage:
+        settings = call.settings
         measured = completion.energy_j is not None
-        usage = Usage(
+        return Usage(
             calls=max(1, call.requests),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
@@ -298,6 +434,10 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
             energy_estimated=not measured,
             unconstrained=int(completion.meta.get("constraint") == "unconstrained"),
         )
+
+    def _finish(self, call: _Call, completion: Completion, wall: float, cpu: float) -> Generation:
+        span = call.span
+        usage = self._usage(call, completion, wall, cpu)
         gen = Generation(
             text=completion.text,
             model=self.model_id,
@@ -333,6 +473,14 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         if "constraint" in gen.meta:
             span.attrs["constraint"] = gen.meta["constraint"]
         record(span)
+
+
+def _result(future: Future[Timed]) -> Timed | None:
+    """A finished hook's result, or None where it failed (waits for it: the engine stops within a token)."""
+    try:
+        return future.result()
+    except BaseException:
+        return None
 
 
 @dataclass(slots=True)

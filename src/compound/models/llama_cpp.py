@@ -31,6 +31,7 @@ from compound.models.base import Backend
 from compound.models.embedded import EMBEDDED, get_embedded
 from compound.models.engines import DEFAULT_ENGINE, ENGINES, Engine, EngineConfig, open_engine
 from compound.models.lora import LoraAdapter, file_sha256, split_lora_spec
+from compound.models.stream import Emit
 
 
 def resolve_model_path(model: str) -> Path:
@@ -146,21 +147,33 @@ class LlamaCppBackend(Backend):
             )
         return kwargs
 
-    def _generate(self, request: Request) -> Completion:
+    def _checked_engine(self, request: Request) -> Engine:
         engine = self.engine
         if request.logprobs and engine.needs_logits_all and not self.logits_all:
             raise ConfigurationError(
                 f"logprobs on the {engine.name} engine need the model loaded with logits_all: "
                 f"LlamaCppBackend({self.model!r}, engine={engine.name!r}, logits_all=True)"
             )
-        out = engine.chat(self.completion_kwargs(request))
+        return engine
+
+    def _generate(self, request: Request) -> Completion:
+        return self._completion(request, self._checked_engine(request).chat(self.completion_kwargs(request)))
+
+    def _stream(self, request: Request, emit: Emit) -> Completion:
+        return self._completion(request, self._checked_engine(request).stream(self.completion_kwargs(request), emit))
+
+    def _completion(self, request: Request, out: dict[str, Any]) -> Completion:
+        """A ``Completion`` of the engine's chat dict; a stream stopped early is charged its prompt's bound."""
         choice = out["choices"][0]
+        prompt_tokens = out["usage"]["prompt_tokens"]
+        if prompt_tokens is None:
+            prompt_tokens = self.count_prompt_tokens(request)
         logprobs = None
         if request.logprobs and choice.get("logprobs"):
             logprobs = answer_logprobs(choice["logprobs"]["content"])
         return Completion(
             text=choice["message"]["content"] or "",
-            prompt_tokens=out["usage"]["prompt_tokens"],
+            prompt_tokens=prompt_tokens,
             completion_tokens=out["usage"]["completion_tokens"],
             finish_reason=choice.get("finish_reason") or "stop",
             logprobs=logprobs,

@@ -18,6 +18,12 @@ Base URL and key come from the settings (``openai_base_url``, ``openai_api_key``
   loop; entries of closed loops are dropped at the next lookup (a client's pooled connections keep its
   loop alive, so the weak key alone would not free it).
 - Requests- and tokens-per-minute limits are applied before each request.
+- **Streaming** (``stream``/``astream``) sends the same request with ``stream: true`` and
+  ``stream_options.include_usage``, so the last chunk carries the usage; closing the stream closes the
+  HTTP response, which a server takes as the end of the generation. Errors before the first delta are
+  retried and stepped down as above; a connection lost after deltas went out is raised, never retried
+  (the consumer has text that a second reply would not continue). Ollama's native API is not streamed:
+  its whole reply comes as one delta.
 
 The call logic (dialect, retries, refusals) is written once as a generator that yields HTTP calls or
 waits and receives replies or exceptions; ``core.protocol``'s sync and async drivers run it.
@@ -33,15 +39,17 @@ import weakref
 from collections.abc import Generator
 from typing import Any
 
-from compound.core.errors import ConfigurationError, ModelRequestsForbiddenError
+from compound.core.errors import BackendError, ConfigurationError, ModelRequestsForbiddenError
 from compound.core.protocol import adrive, drive
 from compound.core.settings import Settings, get_settings
 from compound.core.types import Completion, Request
 from compound.models import dialects
 from compound.models.base import Backend
+from compound.models.engines import Chunks
 from compound.models.override import check_allowed
 from compound.models.ratelimit import RateLimiter
 from compound.models.retry import classify, retry_delay, server_message
+from compound.models.stream import Emit
 
 #: what the call protocol yields: an HTTP call to make, or seconds to wait before the next one
 Step = dialects.Call | float
@@ -154,25 +162,46 @@ class OpenAIBackend(Backend):
             return dialects.decode(call, data)
 
     def _generate(self, request: Request) -> Completion:
+        return self._run(request, None)
+
+    def _stream(self, request: Request, emit: Emit) -> Completion:
+        return self._run(request, emit)
+
+    async def _agenerate(self, request: Request) -> Completion:
+        return await self._arun(request, None)
+
+    async def _astream(self, request: Request, emit: Emit) -> Completion:
+        return await self._arun(request, emit)
+
+    def _run(self, request: Request, emit: Emit | None) -> Completion:
         import openai
 
         if (lim := self._limiter(get_settings())) is not None:
             lim.acquire(self.count_prompt_tokens(request) + request.max_tokens)
         client = self._client(False)
+        streamed: list[bool] = []  # per request sent: whether it was streamed
 
         def handle(step: Step) -> Any:
-            if isinstance(step, dialects.Call):
-                self.reserve_request()
-                try:
+            if not isinstance(step, dialects.Call):
+                return time.sleep(step)
+            self.reserve_request()
+            chunks = None if emit is None or not _streamable(step) else Chunks(emit)
+            streamed.append(chunks is not None)
+            try:
+                if chunks is None:
                     return client.post(step.url, body=step.body, cast_to=object)
-                except openai.APIConnectionError:  # a timeout too: the server may have computed it
-                    self.unanswered()
-                    raise
-            time.sleep(step)
+                with client.post(**_streamed(step), stream_cls=openai.Stream[dict]) as events:
+                    return chunks.drain(events).reply()
+            except openai.APIConnectionError as e:  # a timeout too: the server may have computed it
+                self.unanswered()
+                _raise_if_streamed(chunks, e)
+                raise
 
-        return drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,))
+        return _whole_if_unstreamed(
+            drive(self._protocol(self.dialect(), request), handle, (openai.OpenAIError,)), emit, streamed
+        )
 
-    async def _agenerate(self, request: Request) -> Completion:
+    async def _arun(self, request: Request, emit: Emit | None) -> Completion:
         import openai
 
         if (lim := self._limiter(get_settings())) is not None:
@@ -180,15 +209,52 @@ class OpenAIBackend(Backend):
         base_url, _ = self._endpoint(get_settings())
         report = dialects.known(base_url) or await asyncio.to_thread(self.dialect)
         client = self._client(True)
+        streamed: list[bool] = []
 
         async def handle(step: Step) -> Any:
-            if isinstance(step, dialects.Call):
-                self.reserve_request()
-                try:
+            if not isinstance(step, dialects.Call):
+                return await asyncio.sleep(step)
+            self.reserve_request()
+            chunks = None if emit is None or not _streamable(step) else Chunks(emit)
+            streamed.append(chunks is not None)
+            try:
+                if chunks is None:
                     return await client.post(step.url, body=step.body, cast_to=object)
-                except openai.APIConnectionError:  # a timeout too: the server may have computed it
-                    self.unanswered()
-                    raise
-            await asyncio.sleep(step)
+                events = await client.post(**_streamed(step), stream_cls=openai.AsyncStream[dict])
+                try:
+                    async for event in events:
+                        if chunks.add(event):
+                            break
+                finally:
+                    await events.close()
+                return chunks.reply()
+            except openai.APIConnectionError as e:  # a timeout too: the server may have computed it
+                self.unanswered()
+                _raise_if_streamed(chunks, e)
+                raise
 
-        return await adrive(self._protocol(report, request), handle, (openai.OpenAIError,))
+        return _whole_if_unstreamed(
+            await adrive(self._protocol(report, request), handle, (openai.OpenAIError,)), emit, streamed
+        )
+
+
+def _streamable(call: dialects.Call) -> bool:
+    return call.url == "/chat/completions"
+
+
+def _streamed(call: dialects.Call) -> dict[str, Any]:
+    body = {**call.body, "stream": True, "stream_options": {"include_usage": True}}
+    return {"path": call.url, "body": body, "cast_to": object, "stream": True}
+
+
+def _raise_if_streamed(chunks: Chunks | None, error: Exception) -> None:
+    """A connection lost after deltas went out is not retried: a second reply would not continue them."""
+    if chunks is not None and chunks.parts:
+        raise BackendError(f"the stream broke after {len(chunks.parts)} deltas: {error}") from error
+
+
+def _whole_if_unstreamed(completion: Completion, emit: Emit | None, streamed: list[bool]) -> Completion:
+    """A streamed call whose request could not be streamed (Ollama's native API) sends its reply now."""
+    if emit is not None and not (streamed and streamed[-1]):
+        emit(completion.text)
+    return completion

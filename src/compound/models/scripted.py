@@ -1,12 +1,17 @@
 """A deterministic fake backend for tests and benchmarks: scripted replies or a reply function,
 with realistic token counts (about four characters a token) so budgets and reports behave as on a
 real model, an optional latency per call (``latency_s``), and a count of the calls inside it at once
-(``in_flight``, ``peak_in_flight``), so tests can see the concurrency a program really had."""
+(``in_flight``, ``peak_in_flight``), so tests can see the concurrency a program really had.
+
+Streamed, a reply comes as word-sized deltas with the latency spread over them (the first after
+``latency_s / 4``, as a real model's prompt reading comes before its first token), and stops at the next
+delta once the consumer has gone (``finish_reason="cancelled"``, the words sent so far)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +20,7 @@ from typing import cast
 from compound.core.errors import InputError
 from compound.core.types import Completion, Request
 from compound.models.base import Backend
+from compound.models.stream import Emit
 
 
 def count_tokens(text: str) -> int:
@@ -104,5 +110,41 @@ class ScriptedBackend(Backend):
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return self._reply(request)
+        finally:
+            self._count(-1)
+
+    def _pieces(self, request: Request) -> tuple[Completion, list[str], float]:
+        completion = self._reply(request)
+        pieces = re.findall(r"\s*\S+|\s+$", completion.text) or [completion.text]
+        return completion, pieces, self.latency_s * 0.75 / len(pieces)
+
+    @staticmethod
+    def _cut(completion: Completion, pieces: list[str], sent: int) -> Completion:
+        text = "".join(pieces[:sent])
+        return Completion(text, completion.prompt_tokens, count_tokens(text), "cancelled")
+
+    def _stream(self, request: Request, emit: Emit) -> Completion:
+        self._count(1)
+        try:
+            time.sleep(self.latency_s / 4)
+            completion, pieces, gap = self._pieces(request)
+            for i, piece in enumerate(pieces):
+                if emit(piece):
+                    return self._cut(completion, pieces, i)
+                time.sleep(gap)
+            return completion
+        finally:
+            self._count(-1)
+
+    async def _astream(self, request: Request, emit: Emit) -> Completion:
+        self._count(1)
+        try:
+            await asyncio.sleep(self.latency_s / 4)
+            completion, pieces, gap = self._pieces(request)
+            for i, piece in enumerate(pieces):
+                if emit(piece):
+                    return self._cut(completion, pieces, i)
+                await asyncio.sleep(gap)
+            return completion
         finally:
             self._count(-1)

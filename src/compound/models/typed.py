@@ -19,6 +19,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError, create_model
 
 from compound.core.errors import ConfigurationError, InputError, InputTypeError, OutputParseError
@@ -49,6 +50,15 @@ class OutputSpec(Generic[T]):
 
     def parse(self, text: str) -> T:
         raise NotImplementedError
+
+    def partial(self, text: str) -> Any:
+        """What a reply cut short so far holds (while it streams): the JSON parsed leniently (an unclosed
+        string, array or object taken as it stands), or None before anything parses. Not validated:
+        only the whole reply is (``parse``)."""
+        try:
+            return pydantic_core.from_json(text, allow_partial="trailing-strings")
+        except ValueError:
+            return None
 
     def render(self, value: Any) -> str:
         return value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value)
@@ -132,6 +142,9 @@ class TextOutput(OutputSpec[T]):
             return self.model.model_validate({self.field: value})  # type: ignore[attr-defined]
         except ValidationError as e:
             raise ValueError("; ".join(err["msg"] for err in e.errors())) from None
+
+    def partial(self, text: str) -> Any:
+        return {self.field: text.lstrip()}
 
     def render(self, value: Any) -> str:
         return str(getattr(value, self.field))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model
@@ -25,6 +25,7 @@ from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
 from compound.models.typed import OutputSpec, model_with, output_spec, typed_call
 from compound.program.module import Module
+from compound.program.streaming import SINK, StepStream, partials, streamed_calls
 from compound.strategies.base import Candidate, Single, Strategy, StrategyResult
 
 
@@ -88,6 +89,8 @@ class Predict(Module):
     """
 
     parameter_names = ("instructions", "demos", "model")
+    #: a streamed call whose text this flags is stopped there (``program.streaming.repeats``, say)
+    runaway: Callable[[str], bool] | None = None
     parameter_types = {"instructions": str | None, "demos": list[dict[str, Any]], "model": str | None}
 
     def __init__(
@@ -160,6 +163,10 @@ class Predict(Module):
         if name == "model" and isinstance(self.model, Backend) and value == self.model.model_id:
             return
         setattr(self, name, value)
+
+    def backend(self) -> Backend:
+        """The backend the step calls: its ``model``, or the settings' default model."""
+        return get_model(self.model)
 
     # --- prompting ---------------------------------------------------------------------------------------
     @property
@@ -252,8 +259,15 @@ class Predict(Module):
         return self._answer(index, self.messages(inputs) + list(feedback), [])
 
     async def sample(self, inputs: dict[str, Any], index: int, feedback: tuple[Message, ...]) -> Candidate:
-        """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise."""
-        return await adrive(self.protocol(inputs, index, feedback), get_model(self.model).agenerate)
+        """Candidate ``index``, as data: a parse failure is an error on the candidate, not a raise.
+
+        Inside ``astream`` its calls are streamed (``program.streaming``).
+        """
+        backend, sink = self.backend(), SINK.get()
+        call = (
+            backend.agenerate if sink is None else streamed_calls(backend, self.output_spec, index, sink, self.runaway)
+        )
+        return await adrive(self.protocol(inputs, index, feedback), call)
 
     # --- running -----------------------------------------------------------------------------------------
     async def aresult(self, **inputs: Any) -> StrategyResult:
@@ -275,8 +289,21 @@ class Predict(Module):
         if self.strategy is not None:
             return run_sync(self.aresult(**inputs))
         checked = self._checked_inputs(inputs)
-        backend = get_model(self.model)
+        backend = self.backend()
         return _SINGLE.run(lambda i, fb: drive(self.protocol(checked, i, fb), backend.generate))
+
+    def astream(self, **inputs: Any) -> StepStream:
+        """Run the step, yielding its reply as it is written.
+
+        Each item is a ``program.streaming.Partial``: the text's delta, the text so far, and the partial
+        object parsed from it. Afterwards ``.value`` holds the validated value and ``.result`` the
+        ``StrategyResult``. Use ``async for``; closing it cancels the step.
+        """
+        return StepStream(partials(lambda: self.aresult(**inputs)), functools.partial(_value_or_raise, self.step_name))
+
+    def stream(self, **inputs: Any) -> StepStream:
+        """``astream`` for sync code (``for partial in step.stream(...)``), on an event loop of its own."""
+        return self.astream(**inputs)
 
     #: the old names, kept for one release
     run, arun = result, aresult

@@ -12,6 +12,7 @@ Guarantees:
 - A model reply that never validated is a 502; anything unexpected a 500 whose detail is in the log.
 """
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from compound.models.registry import get_model
 from compound.serve import chat
 from compound.serve.keys import ApiKey, KeyStore
 from compound.serve.programs import RequestError, Served
-from compound.serve.runtime import Gate, Metrics, Runtime, output_of, run_program, timed
+from compound.serve.runtime import NO_BUFFERING, Gate, Metrics, Outcome, Runtime, output_of, run_program, timed
 
 log = logging.getLogger("compound.serve")
 
@@ -208,13 +209,19 @@ def create_app(
                 raise RequestError(400, "send at least one user message", "invalid_request")
             inputs = served.chat_inputs(chat.text_of(last[-1]))
             chat.requested_schema(req)  # refuse a bad schema before running anything
-            outcome = await runtime.execute(key, served.name, lambda: run_program(served, inputs))
-            choices = [(chat.program_reply(served, req, outcome.value), "stop")]
+            work: Any = functools.partial(run_program, served, inputs)
+
+            def choices_of(outcome: Outcome) -> list[tuple[str, str]]:
+                return [(chat.program_reply(served, req, outcome.value), "stop")]
+
         elif req.model in model_specs:
             backend = get_model(model_specs[req.model])
             chat.requested_schema(req)
-            outcome = await runtime.execute(key, req.model, lambda: chat.complete_model(backend, req))
-            choices = outcome.value
+            work = functools.partial(chat.complete_model, backend, req)
+
+            def choices_of(outcome: Outcome) -> list[tuple[str, str]]:
+                return outcome.value
+
         else:
             raise RequestError(
                 404,
@@ -222,8 +229,11 @@ def create_app(
                 "model_not_found",
             )
         if req.stream:
-            return StreamingResponse(chat.stream_events(req, choices, outcome.info), media_type="text/event-stream")
-        return JSONResponse(chat.completion(req, choices, outcome.info))
+            events = await runtime.stream(key, req.model, work)
+            body = chat.stream_events(req, events, served is None, lambda o: (choices_of(o), o.info))
+            return StreamingResponse(body, media_type="text/event-stream", headers=NO_BUFFERING)
+        outcome = await runtime.execute(key, req.model, work)
+        return JSONResponse(chat.completion(req, choices_of(outcome), outcome.info))
 
     for served in programs_by_name.values():
         _add_program_route(app, served, runtime, key_dep)

@@ -10,10 +10,15 @@ Guarantees:
 - ``response_format``: ``json_schema`` makes a model's reply JSON valid for the schema (constrained and
   repaired by compound); on a program the output is returned as JSON and checked against the schema.
   ``json_object`` asks for any JSON object.
-- ``stream: true`` sends Server-Sent Events. No compound step streams tokens yet, so the reply is
-  computed whole and sent as a correct stream: a role-and-content chunk per choice, a finish chunk
-  (carrying the ``compound`` object), a usage chunk when ``stream_options.include_usage`` is set, and
-  ``data: [DONE]``.
+- ``stream: true`` sends Server-Sent Events in OpenAI's chunk format. On a model the tokens are sent as
+  the model writes them (``Backend.astream``): a role chunk, a content chunk per delta (``index`` is the
+  choice), a finish chunk per choice, a usage chunk when ``stream_options.include_usage`` is set, the
+  ``compound`` object on the last chunk, then ``data: [DONE]``. The streamed text is the reply: with a
+  ``json_schema`` it is the constrained JSON as generated, and it is not repaired (text already sent
+  cannot be taken back): a reply that does not validate ends the stream with an ``error`` event. A
+  refusal found before the first token (budget, overload, bad input) is an ordinary 4xx response. A
+  program's reply is computed whole and sent as one content chunk (its typed partials stream on
+  ``/v1/programs/{name}/stream``). A client that disconnects cancels the generation.
 - Every response carries ``compound``: the run id, usage (tokens, CPU seconds, joules, money) and the
   cascade stage that answered.
 """
@@ -22,14 +27,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compound.core.protocol import adrive
 from compound.core.types import Message
-from compound.models.base import Backend
-from compound.models.typed import acall_typed
+from compound.models.base import Backend, build_request
+from compound.models.typed import acall_typed, typed_call
+from compound.program.streaming import SINK, Partial, streamed_calls
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of
 
@@ -135,8 +143,17 @@ async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, 
         params["stop"] = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
     messages = to_messages(req)
     choices = []
+    sink = SINK.get()  # set when the response streams: each call's deltas go there as they come
     for i in range(req.n):
-        if schema is not None:
+        if sink is not None:
+            call = streamed_calls(backend, None, i, sink)
+            if schema is not None:  # streamed text cannot be taken back: no repair
+                typed = await adrive(typed_call(schema, messages, parse_repairs=0, sample_index=i, **params), call)
+                gen = typed.generations[-1]
+            else:
+                gen = await call(build_request(messages, {"sample_index": i, **params}))
+            choices.append((gen.text, gen.finish_reason))
+        elif schema is not None:
             typed = await acall_typed(schema, messages, model=backend, sample_index=i, **params)
             choices.append((json.dumps(typed.value), typed.generations[-1].finish_reason))
         else:
@@ -204,18 +221,49 @@ def _openai_usage(u: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def stream_events(req: ChatRequest, choices: list[tuple[str, str]], info: dict[str, Any]) -> Iterator[str]:
-    base = {"id": f"chatcmpl-{info['run_id']}", "object": "chat.completion.chunk", "created": int(time.time())}
+def sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data)}\n\n"
+
+
+async def stream_events(
+    req: ChatRequest,
+    events: AsyncIterator[Any],
+    live: bool,
+    outcome: Callable[[Any], tuple[list[tuple[str, str]], dict]],
+) -> AsyncIterator[str]:
+    """The SSE body from a run's events: its partials (sent as content deltas when ``live``, a model's
+    reply) and, last, its outcome (``outcome`` makes it the choices and the ``compound`` object). An error after the first chunk is sent as an
+    ``error`` event. Closing this generator (the client went away) closes ``events``, which cancels the run."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk", "created": int(time.time())}
     base["model"] = req.model
 
-    def event(data: dict[str, Any]) -> str:
-        return f"data: {json.dumps({**base, **data})}\n\n"
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return sse({**base, "choices": choices, **extra})
 
-    for i, (text, _) in enumerate(choices):
-        delta = {"role": "assistant", "content": text}
-        yield event({"choices": [{"index": i, "delta": delta, "finish_reason": None, "logprobs": None}]})
-    finish = [{"index": i, "delta": {}, "finish_reason": f, "logprobs": None} for i, (_, f) in enumerate(choices)]
-    yield event({"choices": finish, "compound": info})
-    if req.stream_options is not None and req.stream_options.include_usage:
-        yield event({"choices": [], "usage": _openai_usage(info["usage"])})
+    def choice(i: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"index": i, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+    started: set[int] = set()
+    try:
+        async for item in events:
+            if isinstance(item, Partial):
+                if not live:
+                    continue
+                if item.candidate not in started:
+                    started.add(item.candidate)
+                    yield chunk([choice(item.candidate, {"role": "assistant", "content": ""})])
+                yield chunk([choice(item.candidate, {"content": item.delta})])
+                continue
+            choices, info = outcome(item)
+            for i, (text, _) in enumerate(choices):
+                if i not in started:  # not streamed: the whole text in one chunk
+                    yield chunk([choice(i, {"role": "assistant", "content": text})])
+            finish = [choice(i, {}, f) for i, (_, f) in enumerate(choices)]
+            yield chunk(finish, compound=info)
+            if req.stream_options is not None and req.stream_options.include_usage:
+                yield chunk([], usage=_openai_usage(info["usage"]), compound=info)
+    except RequestError as e:
+        yield sse({"error": {"message": str(e), "type": "server_error", "code": e.code, "param": None}})
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
     yield "data: [DONE]\n\n"

@@ -8,13 +8,16 @@ Guarantees:
   budget refusals, cache hits).
 - Every failure becomes a ``RequestError`` with a status and a reason: refusals 4xx, a model reply that
   never validated 502; nothing else is swallowed.
+- ``stream`` runs the same way and yields the run's partials (``program.streaming``) as its model calls
+  write them, then its ``Outcome``. It returns once the first partial has come, so a refusal before it
+  (budget, overload, bad input) is still an ordinary error response; closing the stream cancels the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +25,14 @@ from pydantic import BaseModel
 
 from compound.core.budget import using
 from compound.core.errors import BackendError, BudgetExceededError, InputError, OutputParseError
+from compound.program.streaming import partials
 from compound.serve.keys import ApiKey, KeyStore, budget_refusal
 from compound.serve.programs import RequestError, Served
 from compound.store.traces import span, start_run
 from compound.strategies.base import StrategyResult
+
+#: headers of Server-Sent Events responses: they must reach the client as written (no proxy buffering)
+NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Gate:
@@ -117,7 +124,9 @@ class Runtime:
         self.keys, self.gate, self.metrics = keys, gate, metrics
 
     async def execute(self, key: ApiKey, name: str, work: Callable[[], Awaitable[Any]]) -> Outcome:
-        """Run ``work`` as one traced run under the key's budget and the concurrency gate."""
+        """Run ``work`` as one traced run under the key's budget and the concurrency gate. A run cancelled
+        (its client went away) is charged to the key for what it had used."""
+        r = None
         try:
             async with self.gate:
                 budget = self.keys.admit(key)
@@ -141,6 +150,10 @@ class Runtime:
             raise RequestError(400, str(e), "invalid_request") from None
         except BackendError as e:
             raise RequestError(502, f"the model backend failed: {e}", "backend_error") from None
+        except asyncio.CancelledError:
+            if r is not None and r.usage is not None:
+                self.keys.settle(key, r.usage.physical)
+            raise
         assert r.usage is not None
         physical, cached = r.usage.physical, r.usage.cached
         self.keys.settle(key, physical)
@@ -175,6 +188,25 @@ class Runtime:
                 "note": value.note,
             }
         return Outcome(value, info)
+
+    async def stream(self, key: ApiKey, name: str, work: Callable[[], Awaitable[Any]]) -> AsyncGenerator[Any, None]:
+        """``execute`` with its partials as they come, then its ``Outcome``; returns after the first item."""
+        events = partials(lambda: self.execute(key, name, work))
+        try:
+            first = await events.__anext__()
+        except BaseException:
+            await events.aclose()
+            raise
+
+        async def chained() -> AsyncGenerator[Any, None]:
+            try:
+                yield first
+                async for item in events:
+                    yield item
+            finally:
+                await events.aclose()
+
+        return chained()
 
 
 async def run_program(served: Served, inputs: dict[str, Any]) -> Any:

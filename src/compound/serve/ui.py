@@ -7,7 +7,10 @@ Pages:
 - Reports: ``compound compare`` / ``compound scale`` JSON results found in the report folders, each with
   its table, Pareto front and plot (the PNG written beside the JSON, or drawn on demand).
 - Write: the short box. A few words in, the ``write_email`` program's draft out, with every candidate,
-  the checks each passed or failed and why, the chosen one and the cost.
+  the checks each passed or failed and why, the chosen one and the cost. The draft shows as the model
+  writes it: the page's script posts to ``/ui/write/stream`` and reads its Server-Sent Events (``partial``:
+  the draft so far, parsed leniently; ``done``: the result rendered; ``error``); without script the form
+  posts and the whole page comes back when the draft is done.
 
 The pages read the same SQLite stores as the CLI; the Write box runs through the server's runtime, so
 its calls are traced, gated and counted like any API request.
@@ -16,19 +19,31 @@ its calls are traced, gated and counted like any API request.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
+from compound.program.predict import Predict
+from compound.program.streaming import Partial
 from compound.serve.keys import ApiKey
-from compound.serve.programs import RequestError
-from compound.serve.runtime import run_program
+from compound.serve.programs import RequestError, Served
+from compound.serve.runtime import NO_BUFFERING, run_program
 
 TEMPLATES = Path(__file__).parent / "templates"
 UI_KEY = ApiKey("ui", "", "", {})
+
+
+class WriteBox(BaseModel):
+    box: str
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
 def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,22 +159,61 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
             plot_quality_vs_cost(view["rows"], "accuracy", "cpu_s", view["label"], png, title, view["kind"] == "scale")
         return FileResponse(png, media_type="image/png")
 
-    @app.get("/ui/write", include_in_schema=False)
-    async def ui_write(request: Request) -> HTMLResponse:
-        return page(request, "write.html", box="", result=None, error=None)
-
-    @app.post("/ui/write", include_in_schema=False)
-    async def ui_write_post(request: Request, box: str = Form("")) -> HTMLResponse:
+    def write_program() -> Served:
         served = app.state.programs.get("write_email")
         if served is None:
             from compound.serve.programs import served_program
             from compound.serve.write_email import WriteEmail
 
             served = app.state.programs["write_email"] = served_program("write_email", WriteEmail())
+        return served
+
+    def writer(served: Served) -> str:
+        program = served.program
+        return program.backend().model_id if isinstance(program, Predict) else "its program's model"
+
+    @app.get("/ui/write", include_in_schema=False)
+    async def ui_write(request: Request) -> HTMLResponse:
+        return page(request, "write.html", box="", result=None, error=None, writer=writer(write_program()))
+
+    @app.post("/ui/write", include_in_schema=False)
+    async def ui_write_post(request: Request, box: str = Form("")) -> HTMLResponse:
+        served = write_program()
         try:
             inputs = served.check_inputs({"box": box})
             outcome = await app.state.runtime.execute(UI_KEY, "write_email", lambda: run_program(served, inputs))
         except RequestError as e:
-            return page(request, "write.html", box=box, result=None, error=str(e))
+            return page(request, "write.html", box=box, result=None, error=str(e), writer=writer(served))
         result = outcome.value
-        return page(request, "write.html", box=box, result=result.to_dict(), info=outcome.info, error=None)
+        return page(
+            request,
+            "write.html",
+            box=box,
+            result=result.to_dict(),
+            info=outcome.info,
+            error=None,
+            writer=writer(served),
+        )
+
+    @app.post("/ui/write/stream", include_in_schema=False)
+    async def ui_write_stream(body: WriteBox) -> StreamingResponse:
+        served = write_program()
+        inputs = served.check_inputs({"box": body.box})
+        events = await app.state.runtime.stream(UI_KEY, "write_email", lambda: run_program(served, inputs))
+        fragment = templates.env.get_template("write_result.html")
+
+        async def sent() -> AsyncIterator[str]:
+            try:
+                async for item in events:
+                    if isinstance(item, Partial):
+                        value = item.value if isinstance(item.value, dict) else {}
+                        yield sse("partial", {"candidate": item.candidate, "attempt": item.attempt, "value": value})
+                    else:
+                        html = fragment.render(result=item.value.to_dict(), info=item.info)
+                        yield sse("done", {"html": html, "info": item.info})
+            except RequestError as e:
+                yield sse("error", {"message": str(e)})
+            finally:
+                await events.aclose()
+
+        return StreamingResponse(sent(), media_type="text/event-stream", headers=NO_BUFFERING)

@@ -9,6 +9,12 @@ with the reasons):
   the first of a sentence) in the draft appears in the box;
 - a greeting (Hi, Hello, Dear, ...) and a sign-off.
 
+The writer is the program's ``model`` when it names one; otherwise the best writer installed: a distilled
+email writer (``distilled_writer_path()``), else the settings' large model (qwen2.5-coder-1.5b unless
+configured otherwise) where it is installed, else the settings' default model. Runaway replies are bounded: every
+field has a maximum length (the grammar enforces it while decoding), the reply has ``max_tokens``, and a
+streamed draft that starts repeating itself is stopped there (``program.streaming.repeats``) and repaired.
+
 Every candidate and its checks come back in the ``StrategyResult`` (``arun``), so a page can show why
 the chosen draft was chosen. The same program is ``examples/write_email.py`` and is served at
 ``/v1/programs/write_email/run``.
@@ -17,12 +23,18 @@ the chosen draft was chosen. The same program is ``examples/write_email.py`` and
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from compound.control.requirements import Check
+from compound.core.settings import get_settings
+from compound.models.base import Backend
+from compound.models.embedded import EMBEDDED
+from compound.models.registry import get_model
 from compound.program.predict import Predict, Signature
+from compound.program.streaming import repeats
 from compound.strategies.repair import Repair
 
 INSTRUCTIONS = (
@@ -31,6 +43,8 @@ INSTRUCTIONS = (
     "Give a subject, a greeting line, a body of two to five sentences, and a sign-off."
 )
 
+#: a draft's token bound: subject, greeting, a 200-word body and a sign-off fit with room to spare
+MAX_TOKENS = 400
 GREETINGS = ("hi", "hello", "dear", "hey", "good morning", "good afternoon", "good evening", "greetings")
 DATE_WORDS = {
     *"january february march april may june july august september october november december".split(),
@@ -50,10 +64,30 @@ class EmailBrief(BaseModel):
 
 
 class EmailDraft(BaseModel):
-    subject: str = Field(description="the subject line")
-    greeting: str = Field(description="the greeting line, e.g. 'Hi Ana,'")
-    body: str = Field(description="the body: two to five sentences")
-    sign_off: str = Field(description="the closing, e.g. 'Best regards,'")
+    """Each field's length is bounded, so a model that loops inside a string is cut by the grammar."""
+
+    subject: str = Field(max_length=120, description="the subject line")
+    greeting: str = Field(max_length=80, description="the greeting line, e.g. 'Hi Ana,'")
+    body: str = Field(max_length=1500, description="the body: two to five sentences")
+    sign_off: str = Field(max_length=80, description="the closing, e.g. 'Best regards,'")
+
+
+def distilled_writer_path() -> Path:
+    """Where a distilled, merged email writer (a GGUF) is picked up. No command makes one yet: a model
+    distilled with ``compound distill`` and merged may be put here."""
+    return get_settings().home / "students" / "email-writer" / "email-writer.gguf"
+
+
+def writer_model() -> str:
+    """The best email writer installed: the distilled one, else the large embedded model, else the default."""
+    distilled = distilled_writer_path()
+    if distilled.exists():
+        return str(distilled)
+    settings = get_settings()
+    large = EMBEDDED.get(settings.large)
+    if large is None or large.installed():  # a large model named by path or spec, or the embedded one installed
+        return settings.large
+    return settings.model
 
 
 def _words(text: str) -> list[str]:
@@ -106,6 +140,8 @@ def has_sign_off(draft: EmailDraft) -> tuple[bool, str]:
 class WriteEmail(Predict):
     """The short box program: ``WriteEmail(model=...)(box="Ana, lunch moved to Friday, warm")``."""
 
+    runaway = staticmethod(repeats)  # a streamed draft that loops is stopped there, then repaired
+
     def __init__(self, model: Any = None, attempts: int = 3) -> None:
         super().__init__(
             Signature(EmailBrief, EmailDraft, INSTRUCTIONS),
@@ -117,6 +153,10 @@ class WriteEmail(Predict):
                 Check(has_sign_off, "a sign-off"),
             ],
             strategy=Repair(attempts),
-            max_tokens=400,
+            max_tokens=MAX_TOKENS,
             name="write_email",
         )
+
+    def backend(self) -> Backend:
+        """The program's model, or the best email writer installed (``writer_model``)."""
+        return get_model(self.model if self.model is not None else writer_model())

@@ -78,3 +78,54 @@ def test_refusals_are_clear(server):
         c.chat.completions.create(model="echo", messages=msgs, logprobs=True)
     with pytest.raises(openai.AuthenticationError, match="invalid API key"):
         client(url, "sk-wrong").chat.completions.create(model="echo", messages=msgs)
+
+
+def test_a_model_streams_its_tokens_as_they_are_written(server):
+    url, secrets = server
+    c = client(url, secrets["alice"])
+    words = " ".join(f"word{i}" for i in range(30))
+    stream = c.chat.completions.create(
+        model="echo",
+        messages=[{"role": "user", "content": words}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    deltas = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
+    assert "".join(deltas) == words and len(deltas) == 30  # a chunk a word as the model wrote it, not one at the end
+    last = chunks[-1]
+    assert last.usage.total_tokens == last.model_extra["compound"]["usage"]["total_tokens"] > 0
+    whole = c.chat.completions.create(model="echo", messages=[{"role": "user", "content": words}])
+    assert whole.choices[0].message.content == words  # the same text (here from the cache the stream filled)
+    assert whole.model_extra["compound"]["usage"]["cached_calls"] == 1
+
+
+def test_a_structured_stream_sends_the_constrained_json_as_written(server):
+    url, secrets = server
+    c = client(url, secrets["alice"])
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    stream = c.chat.completions.create(
+        model="echo",
+        messages=[{"role": "user", "content": '{"city": "Lyon"}'}],
+        response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+        stream=True,
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert text == '{"city": "Lyon"}'
+
+
+def test_max_tokens_zero_is_refused_before_any_stream(server):
+    url, secrets = server
+    c = client(url, secrets["alice"])
+    with pytest.raises(openai.UnprocessableEntityError, match="max_tokens"):
+        c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}], max_tokens=0, stream=True)
+
+
+def test_a_spent_budget_is_a_429_before_the_stream_starts(server):
+    url, secrets = server
+    c = client(url, secrets["capped"])
+    msgs = [{"role": "user", "content": "hi there"}]
+    for i in range(3):
+        list(c.chat.completions.create(model="echo", messages=[{"role": "user", "content": f"hi {i}"}], stream=True))
+    with pytest.raises(openai.RateLimitError, match="has used its 3 calls"):
+        c.chat.completions.create(model="echo", messages=msgs, stream=True)

@@ -147,3 +147,32 @@ def test_jobs_page(server, page):
     url, _ = server
     page.goto(f"{url}/ui/jobs")
     assert "No jobs yet" in page.inner_text("#jobs")
+
+
+def test_the_write_page_shows_the_draft_as_it_is_written(isolated_home, page):
+    from email_drafts import email_reply
+
+    from compound.models.scripted import ScriptedBackend
+    from compound.serve.app import create_app
+    from compound.serve.background import BackgroundServer
+    from compound.serve.programs import served_program
+    from compound.serve.write_email import WriteEmail
+
+    slow = WriteEmail(model=ScriptedBackend(email_reply, model="slow-email", latency_s=3.0))
+    app = create_app([served_program("write_email", slow)], {}, None)
+    with BackgroundServer(app) as url:
+        page.goto(f"{url}/ui/write")
+        assert "slow-email" in page.inner_text("#writer")  # the page says which model writes
+        page.fill("#box", "Ana, team lunch moved to Friday, warm")
+        page.click("#draft")
+        page.wait_for_function("document.getElementById('live-body').textContent.split(' ').length > 3")
+        partial = page.inner_text("#live-body")
+        assert page.locator("#email").count() == 0  # still being written
+        shot(page, "write_streaming")
+        page.wait_for_selector("#email", timeout=30_000)
+        final = page.inner_text("#body")
+        assert final.startswith(partial.split(" at 12:30")[0][:20]) or "revision" in page.content()
+        assert "12:30" not in final and page.locator(".candidate").count() == 2
+        times = page.evaluate("window.draftTimes")
+        assert times["first"] < times["done"]
+        shot(page, "write_streamed_done")

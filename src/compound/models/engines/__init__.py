@@ -12,7 +12,10 @@ Guarantees every engine keeps: ``chat`` takes one engine-neutral request (OpenAI
 ``json_schema`` and ``grammar``) and returns an OpenAI chat-completion dict whose ``usage`` holds the real
 prompt and completion token counts; constrained requests are really constrained (grammar-driven
 sampling, JSON that may be indented); ``count_prompt_tokens`` never under-counts; the engine's own logs
-stay silent unless ``COMPOUND_ENGINE_LOG=1``.
+stay silent unless ``COMPOUND_ENGINE_LOG=1``. ``stream`` takes the same request and a callback: it calls
+``emit(delta)`` for each piece of the reply as it is sampled, stops at the next token once ``emit``
+answers True (``finish_reason="cancelled"``), and returns the same dict as ``chat`` (the whole text,
+real usage).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,6 +88,12 @@ class Engine(ABC):
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.call_native(self.native_request(request))
 
+    def stream(self, request: dict[str, Any], emit: Callable[[str], bool]) -> dict[str, Any]:
+        """``chat``, calling ``emit(delta)`` as the reply is sampled; stop once ``emit`` answers True."""
+        reply = self.chat(request)
+        emit(reply["choices"][0]["message"]["content"] or "")
+        return reply
+
     @abstractmethod
     def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         """The prompt's tokens after the chat template, exactly or as an upper bound."""
@@ -95,6 +105,47 @@ class Engine(ABC):
     @abstractmethod
     def info(cls) -> dict[str, Any]:
         """Version, build and system information (for ``compound doctor``)."""
+
+
+class Chunks:
+    """Assembles OpenAI ``chat.completion.chunk`` dicts into the ``chat`` dict they make (text, finish
+    reason, the usage of the chunk that carries it), passing each text delta to ``emit``. ``add`` answers
+    True once ``emit`` has: the engine must then stop (return True from its callback, close its iterator),
+    and the reply's finish reason is ``cancelled``."""
+
+    def __init__(self, emit: Callable[[str], bool]) -> None:
+        self.emit = emit
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.error: Any = None
+        self.cancelled = False
+
+    def add(self, chunk: dict[str, Any]) -> bool:
+        if "error" in chunk:
+            self.error = chunk
+            return True
+        self.usage = chunk.get("usage") or self.usage
+        for choice in chunk.get("choices") or ():
+            self.finish = choice.get("finish_reason") or self.finish
+            delta = (choice.get("delta") or {}).get("content") or ""
+            if delta:
+                self.parts.append(delta)
+                self.cancelled = self.cancelled or self.emit(delta)
+        return self.cancelled
+
+    def drain(self, chunks: Iterable[dict[str, Any]]) -> Chunks:
+        for chunk in chunks:
+            if self.add(chunk):
+                break
+        return self
+
+    def reply(self) -> dict[str, Any]:
+        message = {"role": "assistant", "content": "".join(self.parts)}
+        finish = "cancelled" if self.cancelled else self.finish
+        # a stream stopped early gets no usage chunk: each delta is one sampled token
+        usage = self.usage or {"prompt_tokens": None, "completion_tokens": len(self.parts)}
+        return {"choices": [{"message": message, "finish_reason": finish}], "usage": usage}
 
 
 def engine_class(name: str) -> type[Engine]:
@@ -116,4 +167,13 @@ def open_engine(name: str, config: EngineConfig) -> Engine:
     return engine_class(name)(config)
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "EngineConfig", "engine_class", "engine_log_enabled", "open_engine"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "Chunks",
+    "Engine",
+    "EngineConfig",
+    "engine_class",
+    "engine_log_enabled",
+    "open_engine",
+]

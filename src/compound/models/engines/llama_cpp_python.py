@@ -7,6 +7,8 @@
   allow a newline and indentation (as llama.cpp's own converter does).
 - Logprobs need the model loaded with ``logits_all=True``.
 - Prompt tokens are counted exactly with the model's chat template from the GGUF.
+- Streaming iterates ``create_chat_completion(stream=True)``; closing the iterator stops sampling. Its
+  chunks carry no usage: the prompt is counted exactly and each chunk is one sampled token.
 - At most one LoRA adapter (llama-cpp-python's limit).
 """
 
@@ -22,7 +24,7 @@ import llama_cpp.llama_cpp as lib
 from llama_cpp import Llama, LlamaGrammar
 
 from compound.core.errors import ConfigurationError
-from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
+from compound.models.engines import Chunks, Engine, EngineConfig, engine_log_enabled, sampling
 
 # llama-cpp-python's converter allows only a single space between JSON tokens, which forces compact JSON
 # and, measured here, changes small models' answers (they were trained on indented JSON).
@@ -105,6 +107,25 @@ class LlamaCppPythonEngine(Engine):
     def call_native(self, native: dict[str, Any]) -> dict[str, Any]:
         return self.llm.create_chat_completion(**native)
 
+    def stream(self, request: dict[str, Any], emit: Any) -> dict[str, Any]:
+        native = self.native_request(request)
+        tokens = 0
+
+        def counted() -> Any:
+            nonlocal tokens
+            iterator = self.llm.create_chat_completion(**native, stream=True)
+            try:
+                for chunk in iterator:
+                    tokens += any((c.get("delta") or {}).get("content") for c in chunk["choices"])
+                    yield chunk
+            finally:
+                iterator.close()  # stops sampling where the consumer stopped reading
+
+        reply = Chunks(emit).drain(counted()).reply()
+        prompt = self.count_prompt_tokens(request["messages"], exact=True)
+        reply["usage"] = {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens}
+        return reply
+
     @functools.cached_property
     def _chat_formatter(self) -> Any:
         """The model's own chat template (from the GGUF), to count prompt tokens exactly."""
@@ -116,11 +137,14 @@ class LlamaCppPythonEngine(Engine):
         text = self.llm._model.token_get_text
         return Jinja2ChatFormatter(template, eos_token=text(self.llm.token_eos()), bos_token=text(self.llm.token_bos()))
 
-    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        """Exact: the prompt as the chat template renders it (plus one for a BOS token)."""
+    def count_prompt_tokens(self, messages: list[dict[str, str]], *, exact: bool = False) -> int:
+        """The prompt as the chat template renders it, plus one for a BOS token (an upper bound); with
+        ``exact``, the BOS only where the model adds one (the usage of a streamed reply)."""
         llm = self.llm
         if self._chat_formatter is not None:
             prompt = self._chat_formatter(messages=messages).prompt
+            if exact:
+                return len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
             return len(llm.tokenize(prompt.encode(), add_bos=False, special=True)) + 1
         per = _TEMPLATE_TOKENS_PER_MESSAGE
         return sum(len(llm.tokenize(m["content"].encode(), add_bos=False)) + per for m in messages) + 64

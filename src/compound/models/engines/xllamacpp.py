@@ -11,6 +11,8 @@
 - Greedy requests (temperature 0, no logprobs) are sent with ``top_k=1``: the server's default sampler
   chain (penalties, top-k 40, typical, top-p, min-p, XTC, temperature) picks the same token, the argmax,
   but first sorts the whole vocabulary for every token it generates.
+- Streaming sends the same request with ``stream: true`` and a callback; the callback answers True to stop
+  the slot at the next token when the consumer has gone. The last chunk carries the usage.
 - LoRA adapters (GGUF) are applied at load with their scales.
 - The server's logs are off (verbosity -1) unless ``COMPOUND_ENGINE_LOG=1``.
 """
@@ -24,7 +26,7 @@ import threading
 from typing import Any
 
 from compound.core.errors import BackendError, ConfigurationError, ContextLengthError
-from compound.models.engines import Engine, EngineConfig, engine_log_enabled, sampling
+from compound.models.engines import Chunks, Engine, EngineConfig, engine_log_enabled, sampling
 
 xllamacpp: Any = importlib.import_module("xllamacpp")  # a compiled module without type stubs
 
@@ -102,6 +104,14 @@ class XLlamaCppEngine(Engine):
 
     def call_native(self, native: dict[str, Any]) -> dict[str, Any]:
         return raise_for_error(self.server.handle_chat_completions(native))
+
+    def stream(self, request: dict[str, Any], emit: Any) -> dict[str, Any]:
+        chunks = Chunks(emit)
+        native = {**self.native_request(request), "stream": True, "stream_options": {"include_usage": True}}
+        self.server.handle_chat_completions(native, chunks.add)
+        if chunks.error is not None:
+            raise_for_error(chunks.error)
+        return chunks.reply()
 
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         reply = self.call_native({"messages": messages, "max_tokens": 1, "temperature": 0.0, "cache_prompt": True})
