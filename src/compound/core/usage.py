@@ -145,18 +145,25 @@ def process_cpu() -> Iterator[list[float]]:
             spent[0], spent[1] = time.perf_counter() - t0, time.process_time() - c0
 
 
+_IN_LOCAL: ContextVar[bool] = ContextVar("compound_in_local_work", default=False)
+
+
 @contextmanager
 def local_work() -> Iterator[list[float]]:
     """Time in-process work done outside any backend (an embedding, a classifier) with ``process_cpu`` and
     count it, as one call, in every active tracker when the block ends (also when it fails: the CPU was
-    spent)."""
+    spent). Blocks nest: only the outermost one measures and counts, so no CPU second is counted twice."""
+    nested = _IN_LOCAL.get()
     spent = [0.0, 0.0]
+    token = _IN_LOCAL.set(True)
     try:
-        with process_cpu() as measured:
+        with process_cpu() as measured:  # re-entrant: a nested block measures its own part too
             spent = measured
             yield measured
     finally:
-        _record_local(spent)
+        _IN_LOCAL.reset(token)
+        if not nested:
+            _record_local(spent)
 
 
 def _record_local(spent: list[float]) -> None:

@@ -67,18 +67,15 @@ def _program(program: Module | str | None) -> Module | None:
     return program
 
 
-def _teach(*args: Any, **kwargs: Any) -> Any:
+def _staged(
+    texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
+) -> Any:
     from compound.core.settings import get_settings
-    from compound.optimize.auto import teach
+    from compound.optimize.labels import label_step
+    from compound.optimize.staged import labelled_step, plan_and_answer
 
-    kwargs["teacher"] = kwargs.get("teacher") or get_settings().large
-    return teach(*args, **kwargs)
-
-
-def _lora() -> Any:
-    from compound.optimize.auto_lora import LoraStudent
-
-    return LoraStudent()
+    teacher = labelled_step(label_step(labels, model or get_settings().large, column, text), column)
+    return plan_and_answer(texts, teacher, target=0.95 if target is None else target, delta=delta)
 
 
 def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
@@ -151,11 +148,11 @@ def classify(
 ) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row.
 
-    ``program="auto"``: the large model (or ``model``) labels a sample of the rows and teaches an
-    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``): with
-    probability at least ``1 - delta``, its answers agree with the model's at ``target`` (default 0.95)
-    or better. When the job is long enough to pay for it and the ``[train]`` extra is installed, a LoRA
-    student of the small model, distilled from the same labels, answers next (``compound.optimize.auto_lora``)."""
+    ``program="auto"``: the large model (or ``model``) labels rows of the job in rounds and teaches the
+    students that pay for this job's length, each answering the rows it is certified for (see
+    ``compound.optimize.staged``): with probability at least ``1 - delta``, a stage's answers agree with
+    the model's at ``target`` (default 0.95) or better, and the job never costs more than 1.05x the model
+    alone (``compound.optimize.planner``)."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
     cols = _inputs(df, input_columns, exclude=[column])
@@ -164,18 +161,7 @@ def classify(
     tasks = [(i, render_row(r, cols)) for i, r in df.iterrows()]
     setup: dict[str, Any] = {}
     if program == "auto":
-        program, setup = _auto(
-            lambda: _teach(
-                [t for _, t in tasks],
-                labels,
-                field=column,
-                teacher=model,
-                instruction=text,
-                lora=_lora(),
-                target=target,
-                delta=delta,
-            )
-        )
+        program, setup = _auto(lambda: _staged([t for _, t in tasks], labels, column, model, text, target, delta))
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
     return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)
