@@ -15,8 +15,9 @@ every row once, and never cost more than the large model alone (``optimize.plann
    ``H`` only, with the fixed-sequence Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random
    draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
    ``target`` or better) is exact, although ``T`` is biased towards hard rows. Rounds stop when the last
-   one banked fewer rows than it labelled (labels no longer pay), at the label cap, or when the
-   allowance would be passed.
+   one banked fewer rows than it labelled while its student is certified (labels no longer pay), at the
+   label cap, or when the allowance would be passed. The student of the last round is the one deployed
+   and certified (no choice among rounds, which would weaken the guarantee).
 4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
    leaves is ``payback`` times its cost and the cost fits the allowance: trained on ``T`` under a hard
    CPU cap, certified on the hold-out rows that reach it (those the first stage leaves), same test.
@@ -192,6 +193,8 @@ async def plan_and_answer(
         # the forecast made here, before the job: the teacher's rows at its measured CPU per row
         expected_job_cpu_s=shares["teacher"] * run.cpu_per_label,
         teacher_cpu_per_row=run.cpu_per_label,
+        target=target,
+        delta=delta,
     )
     return Decided(teacher, answers), run.report
 
@@ -294,7 +297,8 @@ async def _rounds(run: _Run, student: _Vectors, cap: int, step: int, fit_load: f
         gained = banked - banked_before
         # a round pays when it banks more rows than it labels (labels of rows the student would have
         # answered are the only labels that cost anything: the others would have gone to the teacher)
-        if len(run.hold) >= 2 * need and len(rounds) > 2 and gained < step:
+        certified = math.isfinite(threshold.value)
+        if certified and len(run.hold) >= 2 * need and len(rounds) > 2 and gained < step:
             rounds[-1]["stop"] = f"the last round banked {gained} rows for {step} labels: labels no longer pay"
             break
         if len(run.labels) + step > cap or len(pool) <= step:
@@ -380,7 +384,11 @@ def summary_line(report: dict[str, Any], job: dict[str, Any]) -> str:
     total = one + job["cpu_s"]
     shares = ", ".join(f"{k} {v}" for k, v in report["rows_by_stage"].items() if v)
     allowance = report.get("allowance")
-    line = f"auto: {report['plan']}; rows by stage: {shares}; CPU s one-time {one:.1f} + job {job['cpu_s']:.1f} = {total:.1f}"
+    line = (
+        f"auto: {report['plan']}; rows by stage: {shares}; guarantee: a stage's answers agree with the teacher's "
+        f"at target {report['target']:.3f} or better, delta {report['delta']}; "
+        f"CPU s one-time {one:.1f} + job {job['cpu_s']:.1f} = {total:.1f}"
+    )
     if allowance:
         large = allowance["rows"] * allowance["teacher_cpu_per_row"]
         line += f" ({total / max(large, 1e-9):.2f}x the large model alone, {large:.1f}; bound {1 + allowance['slack']:.2f}x)"
