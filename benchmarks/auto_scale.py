@@ -32,7 +32,6 @@ from typing import Any
 
 from _common import parser, report
 
-from compound.core.concurrency import run_sync
 from compound.optimize.labels import label_step
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify_op
@@ -45,8 +44,11 @@ WORDS = {
         "science": ["cells", "physics", "lab", "genome"],
         "politics": ["vote", "senate", "minister", "election"],
     },
-    "three-class": {"agree": ["yes", "indeed", "right"], "disagree": ["no", "wrong", "never"],
-                    "neutral": ["maybe", "perhaps", "unclear"]},  # fmt: skip
+    "three-class": {
+        "agree": ["yes", "indeed", "right"],
+        "disagree": ["no", "wrong", "never"],
+        "neutral": ["maybe", "perhaps", "unclear"],
+    },  # fmt: skip
 }
 
 
@@ -158,7 +160,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, nargs="*", default=[], help="JSON Lines files with text and label")
     p.add_argument("--sizes", type=int, nargs="+", default=[200, 2000, 10000])
     p.add_argument("--large-sample", type=int, default=500, help="rows the large model labels to measure it")
-    p.add_argument("--target", type=float, default=None, help="auto's agreement target (default: classify's; smoke 0.9)")
+    p.add_argument(
+        "--target", type=float, default=None, help="auto's agreement target (default: classify's; smoke 0.9)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="synthetic data and a scripted teacher (CI)")
     p.add_argument("--teacher-cpu", type=float, default=0.02, help="--smoke: CPU s per scripted call")
@@ -167,13 +171,13 @@ def main() -> None:
     sets: list[tuple[str, Any, Any]] = []
     if args.smoke:
         import compound.optimize.staged as staged
-
         from compound.optimize.planner import Costs
 
         staged.embed_texts = hashed_embeddings  # type: ignore[attr-defined]  # the smoke's stated stand-in
         staged.PRIORS = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.3)  # what the stand-in costs
         import sklearn.cluster  # noqa: F401  # imported before any job: a real job pays this once too
         import sklearn.linear_model  # noqa: F401
+
         sizes = [min(s, 400) for s in args.sizes[:2]] if args.sizes != [200, 2000, 10000] else [100, 400]
         args.target = args.target or 0.9
         for kind in WORDS:

@@ -33,7 +33,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from compound.core.errors import ConfigurationError
 from compound.core.usage import local_work, track_usage
@@ -280,7 +280,7 @@ async def _rounds(run: _Run, student: _Vectors, cap: int, step: int, fit_load: f
     while True:
         try:
             with run.local(forecast, "training and certifying the embedding student") as spent:
-                student.fit(run.train, [run.labels[i] for i in run.train])
+                student.fit(cast(Any, run.train), [run.labels[i] for i in run.train])  # rows by index
                 new_probs = student.probabilities(list(range(run.n)))
                 conf = new_probs.max(axis=1)
                 answers = [student.labels[int(b)] for b in new_probs.argmax(axis=1)]
@@ -317,7 +317,9 @@ async def _rounds(run: _Run, student: _Vectors, cap: int, step: int, fit_load: f
     return threshold, probs
 
 
-def _bank(run: _Run, answers: Sequence[tuple[str, float]], rows: Sequence[int], threshold: Threshold, stage: str) -> int:
+def _bank(
+    run: _Run, answers: Sequence[tuple[str, float]], rows: Sequence[int], threshold: Threshold, stage: str
+) -> int:
     """The unlabelled, undecided ``rows`` whose ``answers`` reach the stage's threshold become its answers."""
     taken = 0
     for (label, confidence), i in zip(answers, rows, strict=True):

@@ -38,7 +38,7 @@ def choose(vectors: Any, probs: Any, pool: Sequence[int], k: int, seed: int = 0)
 
     x = np.asarray(vectors)[pool]
     m = margins(np.asarray(probs)[pool])
-    clusters = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=50).fit_predict(x)
+    clusters = KMeans(n_clusters=k, n_init="auto", random_state=seed, max_iter=50).fit_predict(x)
     picked: list[int] = []
     for c in range(k):
         members = np.flatnonzero(clusters == c)
