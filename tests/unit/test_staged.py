@@ -121,7 +121,7 @@ def test_the_forecast_gives_the_large_model_alone_the_expected_cost_and_the_brea
     assert f.per_row == pytest.approx(0.01 + 0.5 * 0.01 + 0.2)
     assert f.expected == pytest.approx(100 + 2000 * f.per_row)
     assert f.break_even_rows == math.ceil(100 / (1 - f.per_row))
-    text = "\n".join(f.lines(15.0, usd_per_cpu_s=1e-4))
+    text = "\n".join(f.lines(15.0, usd_per_row=1e-4))
     assert "large model alone: 2,000 rows" in text and "break-even at 128 rows" in text and "$" in text
     useless = Forecast(10, costs, (StagePlan("s", 50.0, 2.0, 0.1),))
     assert useless.expected == pytest.approx(1.05 * 10) and useless.to_dict()["break_even_rows"] is None

@@ -167,16 +167,17 @@ class Forecast:
             "bound_x_large": 1 + self.slack,
         }
 
-    def lines(self, watts_per_core: float, usd_per_cpu_s: float | None = None) -> list[str]:
-        """The forecast as a user reads it: CPU s, joules (estimated at ``watts_per_core``), dollars if priced."""
+    def lines(self, watts_per_core: float, usd_per_row: float | None = None) -> list[str]:
+        """The forecast as a user reads it: CPU s, joules (estimated at ``watts_per_core``), and dollars where
+        the teacher is priced (``usd_per_row``: its measured cost per call; local work costs none)."""
 
-        def money(cpu: float) -> str:
-            joules = f", {cpu * watts_per_core:,.0f} J"
-            return joules + (f", ${cpu * usd_per_cpu_s:.4f}" if usd_per_cpu_s is not None else "")
+        def money(cpu: float, teacher_rows: float) -> str:
+            dollars = f", ${teacher_rows * usd_per_row:.4f}" if usd_per_row else ""
+            return f", {cpu * watts_per_core:,.0f} J" + dollars
 
         out = [
             f"large model alone: {self.rows:,} rows x {self.costs.teacher:.3f} CPU s = {self.large_alone:,.0f} CPU s"
-            + money(self.large_alone)
+            + money(self.large_alone, self.rows)
         ]
         for s in self.stages:
             out.append(
@@ -187,7 +188,7 @@ class Forecast:
         even = f"{self.break_even_rows:,.0f} rows" if math.isfinite(self.break_even_rows) else "never"
         out.append(
             f"auto expects: once {self.one_time:,.0f} + {self.per_row:.4f} per row = {self.expected:,.0f} CPU s"
-            + money(self.expected)
+            + money(self.expected, self.teacher_share * self.rows)
             + f" ({self.expected / max(self.large_alone, 1e-9):.2f}x; never above {1 + self.slack:.2f}x); "
             f"break-even at {even}"
         )

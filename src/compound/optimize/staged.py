@@ -374,6 +374,48 @@ def _forecast(run: _Run, costs: Costs) -> Forecast:
     return Forecast(run.n, costs, tuple(stages), run.slack)
 
 
+#: shares of rows the stages answer, assumed only by the forecast printed before a run (the planner itself
+#: decides on figures measured on the job); the summary then compares that forecast with what was spent
+PRIOR_SHARES = {"embedding student": 0.45, "fine-tuned encoder": 0.25}
+#: the share of rows the teacher labels, assumed by the same forecast
+PRIOR_LABELS = 0.12
+
+
+async def forecast_before(
+    texts: Sequence[str], teacher: LLMStage, *, probe: int = 8, slack: float = SLACK, seed: int = 0
+) -> tuple[Forecast, dict[str, Any]]:
+    """The forecast a user sees before a run: the teacher labels ``probe`` rows of the first round the run
+    will label (the same seeded draw: with the response cache on, the run does not pay for them again) and
+    a first chunk of rows is embedded, both measured; the stages' shares are ``PRIOR_SHARES``. A job whose
+    measured allowance cannot pay for embedding its rows is forecast as the teacher alone."""
+    uniq = list(dict.fromkeys(texts))
+    run = _Run(uniq, teacher, 0.95, 0.1, slack, seed)
+    order = list(range(run.n))
+    run.rng.shuffle(order)
+    with track_usage("auto: forecast probe") as used:
+        await run.label(order[: min(probe, run.n)], [])
+        run.allowance = Allowance(run.n, run.cpu_per_label, slack)
+        head = min(64, run.n)
+        with local_work() as spent:
+            embed_texts(uniq[:head])
+    calls = max(1, len(run.labels))
+    usd = used.total.cost_usd / calls if used.total.cost_usd else None
+    embed = spent[1] / head
+    costs = Costs(teacher=run.cpu_per_label, embed=embed, embed_load=0.0, fit_load=PRIORS.fit_load)
+    stages: tuple[StagePlan, ...] = ()
+    if run.allowance.fits(run.n * embed + PRIORS.fit_load, "embedding the rows"):
+        labels = PRIOR_LABELS * run.n
+        encoder = labels / 2 * 3 * PRIORS.encoder_train  # half the labels train it, 3 epochs
+        stages = (StagePlan("embedding student", PRIORS.fit_load, embed, PRIOR_SHARES["embedding student"]),)
+        if pays(run.n * PRIOR_SHARES["fine-tuned encoder"] * run.cpu_per_label, encoder):
+            stages += (
+                StagePlan("fine-tuned encoder", encoder, PRIORS.encoder_infer, PRIOR_SHARES["fine-tuned encoder"]),
+            )
+    forecast = Forecast(run.n, costs, stages, slack)
+    probe_record = {"rows": run.n, "probe_rows": calls, "probe_cpu_s": used.total.cpu_s, "usd_per_row": usd}
+    return forecast, {**probe_record, "forecast": forecast.to_dict()}
+
+
 def labelled_step(step: Predict, field: str) -> LLMStage:
     """The teacher as a stage: one label per row."""
     return LLMStage(step, field, "teacher")

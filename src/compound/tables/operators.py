@@ -67,15 +67,50 @@ def _program(program: Module | str | None) -> Module | None:
     return program
 
 
+def _teacher(labels: list[str], column: str, model: Any, text: str) -> Any:
+    from compound.core.settings import get_settings
+    from compound.optimize.labels import label_step
+    from compound.optimize.staged import labelled_step
+
+    return labelled_step(label_step(labels, model or get_settings().large, column, text), column)
+
+
 def _staged(
     texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
 ) -> Any:
-    from compound.core.settings import get_settings
-    from compound.optimize.labels import label_step
-    from compound.optimize.staged import labelled_step, plan_and_answer
+    from compound.optimize.staged import plan_and_answer
 
-    teacher = labelled_step(label_step(labels, model or get_settings().large, column, text), column)
+    teacher = _teacher(labels, column, model, text)
     return plan_and_answer(texts, teacher, target=0.95 if target is None else target, delta=delta)
+
+
+def _classify_rows(
+    df: Any, column: str, labels: list[str], instruction: str | None, input_columns: list[str] | None
+) -> tuple[list[str], str, list[tuple[Any, str]]]:
+    """(input columns, instruction, (row index, rendered row) per row) of a classify operation."""
+    if len(labels) < 2:
+        raise TableError("classify needs at least two labels")
+    cols = _inputs(df, input_columns, exclude=[column])
+    text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
+    return cols, text, [(i, render_row(r, cols)) for i, r in df.iterrows()]
+
+
+def classify_forecast(
+    df: Any,
+    column: str,
+    labels: list[str],
+    *,
+    instruction: str | None = None,
+    input_columns: list[str] | None = None,
+    model: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """What ``classify_op(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
+    (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured)."""
+    from compound.core.concurrency import run_sync
+    from compound.optimize.staged import forecast_before
+
+    _, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
+    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text)))
 
 
 def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
@@ -153,12 +188,8 @@ def classify(
     ``compound.optimize.staged``): with probability at least ``1 - delta``, a stage's answers agree with
     the model's at ``target`` (default 0.95) or better, and the job never costs more than 1.05x the model
     alone (``compound.optimize.planner``)."""
-    if len(labels) < 2:
-        raise TableError("classify needs at least two labels")
-    cols = _inputs(df, input_columns, exclude=[column])
+    cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
     out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
-    text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
-    tasks = [(i, render_row(r, cols)) for i, r in df.iterrows()]
     setup: dict[str, Any] = {}
     if program == "auto":
         program, setup = _auto(lambda: _staged([t for _, t in tasks], labels, column, model, text, target, delta))

@@ -55,8 +55,8 @@ class EncoderClassifier:
 
     def _features(self, texts: Sequence[str]) -> Any:
         """Pooled, normalised embeddings with gradients (the encoder in its current mode)."""
-        tokens = self.model.tokenize(list(texts))
-        return self.model(tokens)["sentence_embedding"]
+        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize  # renamed in sentence-transformers 6
+        return self.model(prepare(list(texts)))["sentence_embedding"]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], cpu_cap: float | None = None) -> dict[str, Any]:
         """Train on ``(texts, labels)`` within ``cpu_cap`` CPU s; returns (and keeps) the training record."""
@@ -75,7 +75,9 @@ class EncoderClassifier:
             self.model.max_seq_length = s.max_length
             self.labels = sorted({str(v) for v in labels})
             y = torch.tensor([self.labels.index(str(v)) for v in labels])
-            width = self.model.get_sentence_embedding_dimension()
+            width = (
+                getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            )()
             self.head = torch.nn.Linear(width, len(self.labels))
             counts = np.bincount(y.numpy(), minlength=len(self.labels)).astype(float)
             weight = torch.tensor(len(y) / (len(self.labels) * np.maximum(counts, 1.0)), dtype=torch.float32)
