@@ -16,6 +16,7 @@ from compound import ScriptedBackend
 from compound.core.concurrency import run_sync
 from compound.core.usage import local_work, track_usage
 from compound.optimize.auto import label_step, summary_line
+from compound.optimize.auto_lora import LoraStudent
 from compound.optimize.planner import Allowance, Costs, Forecast, StagePlan, pays
 from compound.optimize.staged import labelled_step, plan_and_answer
 from compound.optimize.students.active import choose, margins
@@ -158,3 +159,55 @@ def test_classify_auto_runs_the_plan_and_the_summary_compares_forecast_and_actua
     assert f"forecast for the job {report['expected_job_cpu_s']:.1f} CPU s" in line
     # the forecast (the teacher's rows at its measured CPU) within 25% of what those rows then cost
     assert job["cpu_s"] == pytest.approx(report["expected_job_cpu_s"], rel=0.25, abs=0.05)
+
+
+def code_rows(n, seed=0):
+    """Half the rows carry a sentiment word (the embedding student learns those); the other half are
+    'code N' rows labelled by N's parity, which hashed words cannot learn but a LoRA student could."""
+    rng = random.Random(seed)
+    return [
+        f"a {rng.choice(POS if i % 4 == 1 else NEG)} film {i}" if i % 2 else f"code {rng.randrange(1000)} {i}"
+        for i in range(n)
+    ]
+
+
+def code_truth(text):
+    words = text.split("row:", 1)[-1].split()
+    if "code" in words:
+        return "pos" if int(words[words.index("code") + 1]) % 2 == 0 else "neg"
+    return "pos" if any(w in words for w in POS) else "neg"
+
+
+def code_teacher(cpu_s):
+    def reply(request):
+        burn(cpu_s)
+        return json.dumps({"label": code_truth(request.messages[-1].content)})
+
+    return ScriptedBackend(reply, model=f"code-teacher-{cpu_s}")
+
+
+class ScriptedLora(LoraStudent):
+    """A LoRA student whose training is replaced by a scripted student that knows the parity rule."""
+
+    def fit(self, step, field_name, texts, labels):
+        assert len(texts) == len(labels) and set(labels) <= {"pos", "neg"}
+        model = ScriptedBackend(lambda r: json.dumps({"label": code_truth(r.messages[-1].content)}), model="lora")
+        return step.with_(model=model, name="lora student"), {"folder": "x", "examples": len(texts)}
+
+
+def test_the_lora_stage_is_trained_only_when_its_forecast_pays_and_then_answers_what_the_others_leave():
+    texts = code_rows(1000)
+    cheap = ScriptedLora(train_cpu_per_example=1e-4, cpu_ratio=0.1, payback=1.0)
+    program, report, answers, total = run(texts, code_teacher(0.02), encoder=False, lora=cheap, costs=CHEAP, target=0.9)
+    stage = report["stages"]["lora student"]
+    assert stage["picked"] and stage["certified"] and report["rows_by_stage"]["lora student"] > 0.2 * len(texts)
+    assert report["rows_by_stage"]["embedding student"] > 0.2 * len(texts)
+    assert total <= 1.05 * len(texts) * report["teacher_cpu_per_row"]
+    assert sum(a == code_truth(t) for a, t in zip(answers, texts, strict=True)) / len(texts) >= 0.95
+
+    costly = ScriptedLora()  # 2 CPU s per training example, against 0.02 CPU s per teacher row: never pays
+    program, report, answers, total = run(
+        texts, code_teacher(0.02), encoder=False, lora=costly, costs=CHEAP, target=0.9
+    )
+    assert not report["stages"]["lora student"]["picked"] and "too short" in report["stages"]["lora student"]["skipped"]
+    assert "lora student" not in report["rows_by_stage"] or report["rows_by_stage"]["lora student"] == 0

@@ -21,7 +21,11 @@ every row once, and never cost more than the large model alone (``optimize.plann
 4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
    leaves is ``payback`` times its cost and the cost fits the allowance: trained on ``T`` under a hard
    CPU cap, certified on the hold-out rows that reach it (those the first stage leaves), same test.
-5. **Teacher** for the rest, at job time: a row labelled in the rounds is never asked again.
+5. **LoRA student** of the small model (``optimize.auto_lora``), on long jobs only: when its own
+   decision (the saving on the rows still left, at its measured CPU ratio, against its training cost,
+   ``payback`` times) says it pays and its forecast fits the allowance; trained on ``T``, certified on the
+   hold-out rows that reach it. Its answers are model calls: their CPU is spent from the allowance too.
+6. **Teacher** for the rest, at job time: a row labelled in the rounds is never asked again.
 
 The result is a ``Decided`` program (the rows' answers decided here, the teacher for the others) and a
 report with every figure: the plan, the allowance ledger, each stage's certificate and share of rows.
@@ -110,6 +114,7 @@ class _Run:
         self.decided: dict[int, tuple[str, str]] = {}  # unlabelled row -> (label, stage)
         self.report: dict[str, Any] = {"rounds": [], "stages": {}}
         self.allowance: Allowance | None = None
+        self.reaching: list[int] = []  # hold-out rows that no earlier stage answered: the next one's certificate
 
     @property
     def n(self) -> int:
@@ -143,6 +148,17 @@ class _Run:
             yield spent
         self.allowance.spend(spent[1])
 
+    @contextmanager
+    def spend(self, forecast: float, what: str) -> Iterator[Any]:
+        """Like ``local`` for work that makes model calls too (a LoRA student's training and answers): the
+        block's whole usage, calls and local work, is spent from the allowance."""
+        assert self.allowance is not None
+        if not self.allowance.fits(forecast, what):
+            raise _Refused(self.allowance.refused[-1])
+        with track_usage() as used:
+            yield used
+        self.allowance.spend(used.total.cpu_s)
+
     def certify(self, confidences: Sequence[float], answers: Sequence[str], rows: Sequence[int]) -> Threshold:
         agrees = [a == self.labels[i] for a, i in zip(answers, rows, strict=True)]
         return learn_threshold([float(c) for c in confidences], agrees, self.target, self.delta, start=START)
@@ -163,19 +179,21 @@ async def plan_and_answer(
     label_cap: float = 0.3,
     max_labels: int = 1500,
     encoder: Any = None,
+    lora: Any = None,
     payback: float = 1.5,
     costs: Costs | None = None,
     seed: int = 0,
 ) -> tuple[Decided, dict[str, Any]]:
     """Plan and run ``auto`` on ``texts`` (see the module doc). ``encoder``: an ``EncoderClassifier`` to
     use as the second stage (default: one over the default embedder; ``False``: no second stage).
+    ``lora``: a ``LoraStudent`` (``optimize.auto_lora``) to try as the third stage on long jobs.
     ``costs`` gives per-row priors for local work (the teacher's is always measured)."""
     if not 0 < target < 1 or not 0 < delta < 1:
         raise ConfigurationError("target and delta must be in (0, 1)")
     uniq = list(dict.fromkeys(texts))
     run = _Run(uniq, teacher, target, delta, slack, seed)
     with track_usage("auto: one-time") as one_time:
-        await _stages(run, first, label_cap, max_labels, encoder, payback, costs)
+        await _stages(run, first, label_cap, max_labels, encoder, lora, payback, costs)
     answers = {uniq[i]: (label, "teacher (label)") for i, label in run.labels.items()}
     answers.update({uniq[i]: decided for i, decided in run.decided.items()})
     shares: dict[str, int] = {}
@@ -200,7 +218,14 @@ async def plan_and_answer(
 
 
 async def _stages(
-    run: _Run, first: int, label_cap: float, max_labels: int, encoder: Any, payback: float, costs: Costs | None
+    run: _Run,
+    first: int,
+    label_cap: float,
+    max_labels: int,
+    encoder: Any,
+    lora: Any,
+    payback: float,
+    costs: Costs | None,
 ) -> None:
     report = run.report
     order = list(range(run.n))
@@ -242,11 +267,18 @@ async def _stages(
         encoder_infer=priors.encoder_infer,
         encoder_train=priors.encoder_train,
     )
+    run.reaching = [i for i in run.hold if conf1[i] < threshold.value]
     if encoder is not False and leaves:
         try:
-            await _encoder(run, encoder, measured, conf1, threshold, leaves, payback)
+            await _encoder(run, encoder, measured, leaves, payback)
         except _Refused as why:
             report["stages"]["fine-tuned encoder"]["skipped"] = str(why)
+    leaves = [i for i in run.unlabelled() if i not in run.decided]
+    if lora is not None and leaves:
+        try:
+            await _lora(run, lora, leaves)
+        except _Refused as why:
+            report["stages"]["lora student"]["skipped"] = str(why)
     report["forecast"] = _forecast(run, measured).to_dict()
     taught = [k for k, v in report["stages"].items() if v.get("certified")]
     report["plan"] = "taught: " + (", ".join(taught) if taught else "no stage could be certified")
@@ -331,15 +363,13 @@ def _bank(
     return taken
 
 
-async def _encoder(
-    run: _Run, encoder: Any, costs: Costs, conf1: Any, threshold1: Threshold, leaves: list[int], payback: float
-) -> None:
+async def _encoder(run: _Run, encoder: Any, costs: Costs, leaves: list[int], payback: float) -> None:
     """The fine-tuned encoder on the rows the first stage leaves, when it pays and fits (module doc, 4)."""
     from compound.optimize.students.encoder import EncoderClassifier
 
     assert run.allowance is not None
     encoder = encoder or EncoderClassifier()
-    hold = [i for i in run.hold if conf1[i] < threshold1.value]
+    hold = run.reaching
     infer = (len(hold) + len(leaves)) * costs.encoder_infer
     cost = len(run.train) * encoder.settings.epochs * costs.encoder_train + infer
     saving = len(leaves) * ENCODER_PRIOR * costs.teacher
@@ -362,6 +392,39 @@ async def _encoder(
     threshold = run.certify([c for _, c in answers[: len(hold)]], [a for a, _ in answers[: len(hold)]], hold)
     record.update(threshold=threshold.to_dict(), certified=threshold.accepted > 0)
     record["answers"] = _bank(run, answers[len(hold) :], leaves, threshold, "fine-tuned encoder")
+    run.reaching = [i for (_, c), i in zip(answers, hold, strict=False) if c < threshold.value]
+
+
+async def _lora(run: _Run, lora: Any, leaves: list[int]) -> None:
+    """The LoRA student of the small model (``optimize.auto_lora``) on the rows still left, when its own
+    decision (``LoraStudent.decide``: saving against cost, measured teacher CPU) says it pays and its forecast
+    fits the allowance; trained on the training rows, certified on the hold-out rows that reach it."""
+    assert run.allowance is not None
+    hold = run.reaching
+    c = run.cpu_per_label
+    from compound.optimize.auto_lora import min_certifiable
+
+    needed = min_certifiable(run.target, run.delta)
+    decision = lora.decide(len(leaves), c, round(len(run.train) / (1 - lora.holdout)), len(hold), needed)
+    record: dict[str, Any] = {**decision, "certified": False}
+    run.report["stages"]["lora student"] = record
+    if not decision["picked"]:
+        record["skipped"] = decision["reason"]
+        return
+    rows = hold + leaves
+    teacher = run.teacher
+    with run.spend(decision["estimated_cost_cpu_s"], "training the LoRA student"):
+        step, made = lora.fit(teacher.step, teacher.field, [run.texts[i] for i in run.train],
+                              [run.labels[i] for i in run.train])  # fmt: skip
+    record["student"] = {k: made.get(k) for k in ("folder", "examples")}
+    stage = LLMStage(step, teacher.field, "lora student")
+    with run.spend(len(rows) * lora.cpu_ratio * c, "the LoRA student's answers") as used:
+        answers = await stage.answer([run.texts[i] for i in rows])
+    record["cpu_s_per_row"] = used.total.cpu_s / max(1, len(rows))
+    threshold = run.certify([x for _, x in answers[: len(hold)]], [a for a, _ in answers[: len(hold)]], hold)
+    record.update(threshold=threshold.to_dict(), certified=threshold.accepted > 0)
+    record["answers"] = _bank(run, answers[len(hold) :], leaves, threshold, "lora student")
+    run.reaching = [i for (_, x), i in zip(answers, hold, strict=False) if x < threshold.value]
 
 
 def _forecast(run: _Run, costs: Costs) -> Forecast:

@@ -78,10 +78,12 @@ def _teacher(labels: list[str], column: str, model: Any, text: str) -> Any:
 def _staged(
     texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
 ) -> Any:
+    from compound.optimize.auto_lora import LoraStudent
     from compound.optimize.staged import plan_and_answer
 
     teacher = _teacher(labels, column, model, text)
-    return plan_and_answer(texts, teacher, target=0.95 if target is None else target, delta=delta)
+    goal = 0.95 if target is None else target
+    return plan_and_answer(texts, teacher, target=goal, delta=delta, lora=LoraStudent())
 
 
 def _classify_rows(
