@@ -22,8 +22,8 @@ def rows(n, seed):
 def test_the_encoder_student_learns_within_its_cap_and_leaves_the_shared_embedder_alone():
     pytest.importorskip("sentence_transformers", reason="needs the dense extra")
     from compound.core.usage import track_usage
+    from compound.optimize.students.embedding import embed_texts
     from compound.optimize.students.encoder import EncoderClassifier, EncoderSettings
-    from compound.routing.proxy import embed_texts
 
     train, test = rows(48, 0), rows(40, 1)
     before = embed_texts(["a fixed probe sentence"])

@@ -15,8 +15,9 @@ import compound
 from compound import ScriptedBackend
 from compound.core.concurrency import run_sync
 from compound.core.usage import local_work, track_usage
-from compound.optimize.auto import label_step, summary_line
+from compound.optimize.auto import summary_line
 from compound.optimize.auto_lora import LoraStudent
+from compound.optimize.labels import label_step
 from compound.optimize.planner import Allowance, Costs, Forecast, StagePlan, pays
 from compound.optimize.staged import labelled_step, plan_and_answer
 from compound.optimize.students.active import choose, margins

@@ -42,11 +42,11 @@ from typing import Any, cast
 from compound.core.errors import ConfigurationError
 from compound.core.usage import local_work, track_usage
 from compound.optimize.planner import SLACK, Allowance, Costs, Forecast, StagePlan, pays
+from compound.optimize.students.embedding import EmbeddingClassifier, embed_texts
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold, min_points
 from compound.routing.cascade import LLMStage
-from compound.optimize.students.embedding import EmbeddingClassifier, embed_texts
 
 #: the first threshold tested accepts this share of the hold-out (as ``optimize.auto``'s START)
 START = 0.25
