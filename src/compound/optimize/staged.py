@@ -42,7 +42,7 @@ from typing import Any, cast
 from compound.core.errors import ConfigurationError
 from compound.core.usage import local_work, track_usage
 from compound.optimize.planner import SLACK, Allowance, Costs, Forecast, StagePlan, pays
-from compound.optimize.students.embedding import EmbeddingClassifier, embed_texts
+from compound.optimize.students.embedding import PrecomputedEmbeddings, embed_texts
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold, min_points
@@ -55,20 +55,6 @@ PRIORS = Costs(teacher=0.0)
 #: the share of rows a fine-tuned encoder is expected to answer of those the first stage leaves, before
 #: it is measured (used only to decide whether to train it)
 ENCODER_PRIOR = 0.5
-
-
-class _Vectors(EmbeddingClassifier):
-    """The embedding student over embeddings computed once; rows are given by index."""
-
-    def __init__(self, vectors: Any) -> None:
-        super().__init__()
-        self.vectors = vectors
-
-    def features(self, texts: Any) -> Any:
-        return self.vectors[list(texts)]
-
-    def probabilities(self, rows: Sequence[int]) -> Any:
-        return self._probabilities(self.features(rows))
 
 
 class Decided(Module):
@@ -246,7 +232,7 @@ async def _stages(
     except _Refused:
         report["plan"] = too_short
         return
-    student = _Vectors(vectors)
+    student = PrecomputedEmbeddings(vectors)
     cap = min(max_labels, max(first, int(label_cap * run.n)))
     step = max(16, min(200, run.n // 25))
     threshold, probs = await _rounds(run, student, cap, step, priors.fit_load)
@@ -300,7 +286,9 @@ def _embed(run: _Run, priors: Costs, probe: int = 64) -> tuple[Any, float]:
     return np.vstack([first, rest]), spent[1] / (run.n - head)
 
 
-async def _rounds(run: _Run, student: _Vectors, cap: int, step: int, fit_load: float) -> tuple[Threshold, Any]:
+async def _rounds(
+    run: _Run, student: PrecomputedEmbeddings, cap: int, step: int, fit_load: float
+) -> tuple[Threshold, Any]:
     """Label rounds for the embedding student until they stop paying; its threshold and probabilities
     (None when not even a first student fit the allowance)."""
     from compound.optimize.students.active import choose
