@@ -42,3 +42,21 @@ def test_the_encoder_student_learns_within_its_cap_and_leaves_the_shared_embedde
     record = capped.fit([t for t, _ in train], [y for _, y in train], cpu_cap=cap)
     assert record["stopped"] and record["epochs_done"] < 10
     assert record["cpu_s"] <= 1.15 * cap  # it stops before a batch that would pass the cap
+
+
+def test_the_students_benchmark_runs_at_its_smoke_size(tmp_path):
+    pytest.importorskip("sentence_transformers", reason="needs the dense extra")
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    out = tmp_path / "s.json"
+    proc = subprocess.run(
+        [sys.executable, "students.py", "--smoke", "--json", str(out)], cwd=bench, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["student"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"frozen MiniLM + logistic", "fine-tuned MiniLM"}
+    assert rows["fine-tuned MiniLM"]["train_cpu_s"] > 0 and rows["fine-tuned MiniLM"]["accuracy"] >= 0.8
