@@ -118,6 +118,8 @@ class _Run:
             self.labels[i] = label
         self.hold += hold
         self.train += train
+        if self.allowance is not None:  # the allowance follows the teacher's CPU per row as more is measured
+            self.allowance.teacher_cpu = self.cpu_per_label
 
     @property
     def cpu_per_label(self) -> float:
@@ -328,7 +330,8 @@ async def _rounds(
         try:
             with run.local(forecast, "choosing the next rows"):
                 hold = _draw(run, pool, step // 2)
-                rest = [i for i in pool if i not in set(hold)]
+                drawn = set(hold)
+                rest = [i for i in pool if i not in drawn]
                 train = choose(student.vectors, probs, rest, step - len(hold), seed=run.seed + len(rounds))
         except _Refused as why:
             rounds[-1]["stop"] = str(why)
