@@ -11,7 +11,7 @@ the response cache computes each teacher label once across sizes). Per job:
 - **large alone**: the large model labels the first ``--large-sample`` rows (all of them on shorter jobs) with
   the very step ``auto``'s teacher uses; its CPU per row and accuracy there are extrapolated to N rows
   (stated in the table: ``large_measured_rows``).
-- **auto**: ``classify_op(..., program="auto")`` then the job (``optimize.staged``): the one-time usage
+- **auto**: ``classify(..., program="auto")`` then the job (``optimize.staged``): the one-time usage
   (labels, embeddings, training, predictions) plus the job's usage. No gold is given to ``auto``.
 CPU is physical plus cached: a cached reply counts at the CPU it cost when it was computed, so re-runs
 and nested jobs report what each job would cost alone. ``forecast_err`` compares the job's forecast
@@ -34,7 +34,7 @@ from _common import parser, report
 
 from compound.optimize.labels import label_step
 from compound.tables.jobs import process_table
-from compound.tables.operators import classify_op
+from compound.tables.operators import classify
 
 WORDS = {
     "binary": {"positive": ["great", "lovely", "superb", "moving"], "negative": ["awful", "dull", "poor", "tedious"]},
@@ -104,7 +104,7 @@ def cpu(usage: Any) -> float:
 def large_alone(df: Any, labels: list[str], model: Any, sample: int) -> dict[str, Any]:
     part = df.head(sample)
     step = label_step(labels, model, "label", instruction(labels))
-    op = classify_op(part[["text"]], "label", labels, input_columns=["text"], program=step)
+    op = classify(part[["text"]], "label", labels, input_columns=["text"], program=step)
     result = process_table(op, part[["text"]])
     return {
         "rows": len(part),
@@ -114,11 +114,11 @@ def large_alone(df: Any, labels: list[str], model: Any, sample: int) -> dict[str
 
 
 def instruction(labels: list[str]) -> str:
-    return f"Classify the row: choose the label from: {', '.join(labels)}."  # classify_op's, for the cache
+    return f"Classify the row: choose the label from: {', '.join(labels)}."  # classify's, for the cache
 
 
 def auto(df: Any, labels: list[str], model: Any, target: float | None) -> dict[str, Any]:
-    op = classify_op(df[["text"]], "label", labels, input_columns=["text"], model=model, program="auto", target=target)
+    op = classify(df[["text"]], "label", labels, input_columns=["text"], model=model, program="auto", target=target)
     one_time = op.setup["one_time"]["cpu_s"]
     result = process_table(op, df[["text"]])
     job = cpu(result.usage)
@@ -183,13 +183,13 @@ def main() -> None:
         for kind in WORDS:
             sets.append((kind, synthetic(kind, max(sizes), args.seed), scripted_teacher(WORDS[kind], args.teacher_cpu)))
     else:
+        from compound.core.settings import get_settings
         from compound.evaluate.compare import load_labelled
-        from compound.models.embedded import LARGE
 
         sizes = args.sizes
         for path in args.data:
             df = load_labelled(path, "text", "label").sample(frac=1.0, random_state=args.seed).reset_index(drop=True)
-            sets.append((path.stem, df.head(max(sizes)), LARGE))
+            sets.append((path.stem, df.head(max(sizes)), get_settings().large))
     rows, details = [], {}
     for name, df, model in sets:
         labels = sorted(df["label"].astype(str).unique())

@@ -22,7 +22,7 @@ from compound.optimize.planner import Allowance, Costs, Forecast, StagePlan, pay
 from compound.optimize.staged import labelled_step, plan_and_answer
 from compound.optimize.students.active import choose, margins
 from compound.tables.jobs import process_table
-from compound.tables.operators import classify_op
+from compound.tables.operators import classify
 
 POS, NEG = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"]
 #: local work costs little here (hashed embeddings; scikit-learn already imported): priors that say so
@@ -150,7 +150,7 @@ def test_classify_auto_runs_the_plan_and_the_summary_compares_forecast_and_actua
     df = pd.DataFrame({"text": texts})
     model = teacher(0.03, noise=50)
     with compound.context(cache=False):
-        op = classify_op(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto", target=0.9)
+        op = classify(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto", target=0.9)
         result = process_table(op, df)
     report = op.setup
     assert report["certified"] and report["rows_by_stage"]["embedding student"] > 0

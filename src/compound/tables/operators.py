@@ -106,7 +106,7 @@ def classify_forecast(
     input_columns: list[str] | None = None,
     model: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """What ``classify_op(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
+    """What ``classify(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
     (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured)."""
     from compound.core.concurrency import run_sync
     from compound.optimize.staged import forecast_before
