@@ -38,23 +38,12 @@ from _common import parser, report
 
 from compound.evaluate.compare import load_labelled, split
 from compound.optimize.auto import START
-from compound.optimize.students.embedding import EmbeddingClassifier
+from compound.optimize.students.embedding import EmbeddingClassifier, PrecomputedEmbeddings
 from compound.program.rows import render_row
 from compound.routing.calibrate import learn_threshold, lower_bound
 from compound.tables.io import read_table
 
 DELTA = 0.1
-
-
-class Precomputed(EmbeddingClassifier):
-    """auto's embedding student over embeddings computed once (the rows are given by index)."""
-
-    def __init__(self, vectors: Any) -> None:
-        super().__init__()
-        self.vectors = vectors
-
-    def features(self, texts: Any) -> Any:
-        return self.vectors[list(texts)]
 
 
 def embed(texts: list[str]) -> tuple[Any, float]:
@@ -92,7 +81,7 @@ def job(args: Any) -> None:
             order = list(range(n))
             random.Random(seed).shuffle(order)
             sample, rest = order[: args.labels], order[args.labels :]
-            student = Precomputed(vectors)
+            student = PrecomputedEmbeddings(vectors)
             oof = student.cross_fit(sample, [teacher[i] for i in sample])
             agrees = [a == teacher[i] for (a, _), i in zip(oof, sample, strict=True)]
             threshold = learn_threshold([c for _, c in oof], agrees, target, DELTA, start=START)

@@ -62,6 +62,7 @@ def _way(name: str, table: Any, held_out: Any, truth: Any, **op_args: Any) -> di
         "joules": u.energy_j,
         "calls": u.calls,
         "calls_from_cache": r.usage.cached.calls,
+        "local_steps": u.local,  # in-process work (the student's), not model calls
         "run_id": r.id,
     }
     if op.setup:

@@ -157,6 +157,24 @@ def test_auto_takes_its_guarantee_from_the_command_line(relio_cli, tmp_path):
     proc = relio_cli(*args, "--auto", "--target", "0.8", "--delta", "0.2", "--model", "relio-fake", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
-    assert "student certified: True" in out and "target 0.800, delta 0.2" in out
+    # the fake answers at no CPU cost: no teaching can pay for itself, and the plan says so
+    assert "too short to teach" in out and "target 0.800 or better, delta 0.2" in out and "bound 1.05x" in out
     answers = (tmp_path / "in.classify.csv").read_text().splitlines()[1:]
     assert all(line.split(",")[2] == line.split(",")[3] for line in answers)  # verdict == the fake's label
+
+
+def test_auto_prints_its_forecast_first_and_dry_run_stops_there(relio_cli, tmp_path):
+    rows = "".join(f"{i},message number {i},{'yes' if i % 3 else 'no'}\n" for i in range(40))
+    (tmp_path / "in.csv").write_text("id,text,label\n" + rows)
+    args = ["table", "classify", "in.csv", "-c", "verdict", "--labels", "yes,no", "--input-columns", "text,label"]
+    dry = relio_cli(*args, "--auto", "--dry-run", "--model", "relio-fake", "--no-progress")
+    assert dry.returncode == 0, dry.stderr
+    out = " ".join(dry.stdout.split())
+    assert "large model alone: 40 rows" in out and "auto expects:" in out and "never above 1.05x" in out
+    assert not (tmp_path / "in.classify.csv").exists()  # nothing written, no job made
+    run = relio_cli(*args, "--auto", "--model", "relio-fake", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    out = " ".join(run.stdout.split())
+    assert out.index("large model alone") < out.index("job ") and "forecast before the run:" in out
+    refused = relio_cli(*args, "--dry-run", "--model", "relio-fake")
+    assert refused.returncode != 0 and "--dry-run" in refused.stderr and "--auto" in refused.stderr

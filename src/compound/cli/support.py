@@ -123,10 +123,12 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
 
 
 def usage_line(u: dict[str, Any]) -> str:
-    """One line of a usage record (``Usage.to_dict()``): calls, tokens, wall and CPU seconds, money, energy."""
+    """One line of a usage record (``Usage.to_dict()``): model calls and local steps apart, tokens, wall and CPU
+    seconds, money, energy."""
     est = " (estimated)" if u.get("energy_estimated") else ""
+    local = f" + {u['local']} local step(s) (embeddings, students)" if u.get("local") else ""
     return (
-        f"{u['calls']} call(s), {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
+        f"{u['calls']} model call(s){local}, {u['prompt_tokens']}+{u['completion_tokens']} tokens, "
         f"{u['wall_s']:.2f} s wall, {u['cpu_s']:.2f} s CPU, ${u['cost_usd']:.4f}, {u['energy_j']:.1f} J{est}"
     )
 

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from compound.cli.support import COUNT, LIMIT, SIZE, console, fail, number, usage_line, warn
+
+
+def _auto_forecast(spec: dict[str, Any]) -> dict[str, Any]:
+    """Print classify --auto's forecast (a few measured teacher labels and embeddings) and return its record."""
+    from compound.cli.table_job import auto_forecast
+    from compound.core.settings import get_settings
+
+    forecast, record = auto_forecast(spec)
+    console.print(
+        f"forecast (measured on {record['probe_rows']} teacher labels, {record['probe_cpu_s']:.1f} CPU s, kept "
+        "for the run):",
+        highlight=False,
+    )
+    for line in forecast.lines(get_settings().watts_per_core, record["usd_per_row"]):
+        console.print(line, highlight=False, markup=False)
+    return record
 
 
 def table(
@@ -80,6 +97,9 @@ def table(
     ),
     delimiter: str | None = typer.Option(None, help="CSV: the field separator (default: ',' and, for .tsv, tab)"),
     sheet: str | None = typer.Option(None, help="Excel: the sheet to process (default: the first)"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="classify --auto: print the forecast (large model alone vs auto) and stop"
+    ),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.cli.table_job import run_file_job
@@ -124,6 +144,11 @@ def table(
         if op is None or input is None:
             fail("give OP and INPUT (or --resume JOB)")
         spec["out"] = str(out or input.with_name(f"{input.stem}.{op}{input.suffix}"))
+    if dry_run and not (auto and op == "classify" and resume is None):
+        fail("--dry-run prints the forecast of a new classify --auto job: add --auto (classify)")
+    forecast = _auto_forecast(spec) if auto and op == "classify" and resume is None else None
+    if dry_run:
+        return
     result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress)
     u = result.usage
     console.print(
@@ -140,6 +165,14 @@ def table(
         from compound.optimize.auto import summary_line
 
         console.print(summary_line(result.setup, u.physical.to_dict(), result.df), highlight=False)
+        if forecast is not None:
+            spent = result.setup["one_time"]["cpu_s"] + u.physical.cpu_s + u.cached.cpu_s
+            expected = forecast["forecast"]["expected_cpu_s"]
+            console.print(
+                f"forecast before the run: {expected:,.1f} CPU s (stage shares assumed); spent: {spent:,.1f} CPU s "
+                f"({(spent - expected) / max(expected, 1e-9):+.0%}; cached replies at the CPU they cost)",
+                highlight=False,
+            )
     if result.report:
         console.print(report_line(spec.get("op") or "", result.report), highlight=False, markup=False)
     for note in result.notes:

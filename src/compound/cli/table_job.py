@@ -169,6 +169,27 @@ def _build_multirow(spec: dict[str, Any], df: Any) -> Any:
     )
 
 
+def auto_forecast(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The forecast of ``classify --auto`` on the job's input, before the job (``operators.classify_forecast``)."""
+    from compound.tables.operators import classify_forecast
+
+    if spec.get("op") != "classify" or not spec.get("auto"):
+        raise ConfigurationError("a forecast is made for table classify --auto")
+    if not spec.get("column") or not spec.get("labels"):
+        raise ConfigurationError("compound table classify needs --column, --labels")
+    df, _ = open_table(
+        spec["input"], sheet=spec.get("sheet"), encoding=spec.get("encoding"), delimiter=spec.get("delimiter")
+    )
+    return classify_forecast(
+        df,
+        spec["column"],
+        spec["labels"],
+        instruction=spec.get("instruction"),
+        input_columns=spec.get("input_columns"),
+        model=spec.get("model"),
+    )
+
+
 def _guarantee(spec: dict[str, Any]) -> dict[str, float]:
     """``--target``/``--delta`` where given (the operator's defaults otherwise)."""
     return {k: float(spec[k]) for k in ("target", "delta") if spec.get(k) is not None}
@@ -322,4 +343,4 @@ def run_file_job(
     return result, out
 
 
-__all__ = ["run_file_job", "build_op", "parse_fields", "TableError"]
+__all__ = ["run_file_job", "build_op", "auto_forecast", "parse_fields", "TableError"]

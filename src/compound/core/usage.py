@@ -25,7 +25,7 @@ from typing import Any
 class Usage:
     """The cost of one call, or a sum of calls."""
 
-    calls: int = 0
+    calls: int = 0  # model calls (requests sent to a backend)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0
@@ -34,6 +34,7 @@ class Usage:
     energy_j: float = 0.0
     energy_estimated: bool = False  # True when any joule in the sum was estimated, not measured
     unconstrained: int = 0  # calls that asked for a schema or grammar the server could not enforce
+    local: int = 0  # blocks of local work (embeddings, a student's training or predictions): not model calls
 
     @property
     def total_tokens(self) -> int:
@@ -55,6 +56,7 @@ class Usage:
         self.energy_j += other.energy_j
         self.energy_estimated = self.energy_estimated or other.energy_estimated
         self.unconstrained += other.unconstrained
+        self.local += other.local
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class Usage:
             "energy_j": self.energy_j,
             "energy_estimated": self.energy_estimated,
             "unconstrained": self.unconstrained,
+            "local": self.local,
         }
 
     @classmethod
@@ -145,25 +148,32 @@ def process_cpu() -> Iterator[list[float]]:
             spent[0], spent[1] = time.perf_counter() - t0, time.process_time() - c0
 
 
+_IN_LOCAL: ContextVar[bool] = ContextVar("compound_in_local_work", default=False)
+
+
 @contextmanager
 def local_work() -> Iterator[list[float]]:
     """Time in-process work done outside any backend (an embedding, a classifier) with ``process_cpu`` and
-    count it, as one call, in every active tracker when the block ends (also when it fails: the CPU was
-    spent)."""
+    count it, as one block of local work (``Usage.local``, apart from model calls), in every active tracker when the block ends (also when it fails: the CPU was
+    spent). Blocks nest: only the outermost one measures and counts, so no CPU second is counted twice."""
+    nested = _IN_LOCAL.get()
     spent = [0.0, 0.0]
+    token = _IN_LOCAL.set(True)
     try:
-        with process_cpu() as measured:
+        with process_cpu() as measured:  # re-entrant: a nested block measures its own part too
             spent = measured
             yield measured
     finally:
-        _record_local(spent)
+        _IN_LOCAL.reset(token)
+        if not nested:
+            _record_local(spent)
 
 
 def _record_local(spent: list[float]) -> None:
     from compound.core.settings import get_settings
 
     usage = Usage(
-        calls=1,
+        local=1,
         wall_s=spent[0],
         cpu_s=spent[1],
         energy_j=spent[1] * get_settings().watts_per_core,

@@ -155,6 +155,10 @@ async def teach(
 
 def summary_line(report: dict[str, Any], job: dict[str, Any], df: Any = None) -> str:
     """One line for a finished auto job: one-time cost, the job's own, and their sum (everything counted)."""
+    if "rows_by_stage" in report:  # a planned job (optimize.staged)
+        from compound.optimize.staged import summary_line as planned
+
+        return planned(report, job)
     one = report["one_time"]
     total = one["cpu_s"] + job["cpu_s"]
     t = report["threshold"]

@@ -81,18 +81,52 @@ def _program(program: Module | str | None) -> Module | None:
     return program
 
 
-def _teach(*args: Any, **kwargs: Any) -> Any:
+def _teacher(labels: list[str], column: str, model: Any, text: str) -> Any:
     from compound.core.settings import get_settings
-    from compound.optimize.auto import teach
+    from compound.optimize.labels import label_step
+    from compound.optimize.staged import labelled_step
 
-    kwargs["teacher"] = kwargs.get("teacher") or get_settings().large
-    return teach(*args, **kwargs)
+    return labelled_step(label_step(labels, model or get_settings().large, column, text), column)
 
 
-def _lora() -> Any:
+def _staged(
+    texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
+) -> Any:
     from compound.optimize.auto_lora import LoraStudent
+    from compound.optimize.staged import plan_and_answer
 
-    return LoraStudent()
+    teacher = _teacher(labels, column, model, text)
+    goal = 0.95 if target is None else target
+    return plan_and_answer(texts, teacher, target=goal, delta=delta, lora=LoraStudent())
+
+
+def _classify_rows(
+    df: Any, column: str, labels: list[str], instruction: str | None, input_columns: list[str] | None
+) -> tuple[list[str], str, list[tuple[int, str]]]:
+    """(input columns, instruction, (row position, rendered row) per row) of a classify operation."""
+    if len(labels) < 2:
+        raise TableError("classify needs at least two labels")
+    cols = _inputs(df, input_columns, exclude=[column])
+    text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
+    return cols, text, row_tasks(df, cols)
+
+
+def classify_forecast(
+    df: Any,
+    column: str,
+    labels: list[str],
+    *,
+    instruction: str | None = None,
+    input_columns: list[str] | None = None,
+    model: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """What ``classify(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
+    (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured)."""
+    from compound.core.concurrency import run_sync
+    from compound.optimize.staged import forecast_before
+
+    _, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
+    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text)))
 
 
 def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
@@ -164,31 +198,16 @@ def classify(
 ) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row.
 
-    ``program="auto"``: the large model (or ``model``) labels a sample of the rows and teaches an
-    embedding student, which answers the rows it is certified for (see ``compound.optimize.auto``): with
-    probability at least ``1 - delta``, its answers agree with the model's at ``target`` (default 0.95)
-    or better. When the job is long enough to pay for it and the ``[train]`` extra is installed, a LoRA
-    student of the small model, distilled from the same labels, answers next (``compound.optimize.auto_lora``)."""
-    if len(labels) < 2:
-        raise TableError("classify needs at least two labels")
-    cols = _inputs(df, input_columns, exclude=[column])
+    ``program="auto"``: the large model (or ``model``) labels rows of the job in rounds and teaches the
+    students that pay for this job's length, each answering the rows it is certified for (see
+    ``compound.optimize.staged``): with probability at least ``1 - delta``, a stage's answers agree with
+    the model's at ``target`` (default 0.95) or better, and the job never costs more than 1.05x the model
+    alone (``compound.optimize.planner``)."""
+    cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
     out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
-    text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
-    tasks = row_tasks(df, cols)
     setup: dict[str, Any] = {}
     if program == "auto":
-        program, setup = _auto(
-            lambda: _teach(
-                [t for _, t in tasks],
-                labels,
-                field=column,
-                teacher=model,
-                instruction=text,
-                lora=_lora(),
-                target=target,
-                delta=delta,
-            )
-        )
+        program, setup = _auto(lambda: _staged([t for _, t in tasks], labels, column, model, text, target, delta))
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
     return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)

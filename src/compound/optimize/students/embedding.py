@@ -61,3 +61,20 @@ class EmbeddingClassifier(LinearClassifier):
         embedder = state.get("embedder") or MINILM
         if embedder != self.embedder:
             self.embedder, self.model_path = embedder, None
+
+
+class PrecomputedEmbeddings(EmbeddingClassifier):
+    """The embedding student over embeddings computed once; rows are given by their index in ``vectors``
+    (``auto``'s label rounds refit it many times on one embedding pass)."""
+
+    def __init__(self, vectors: Any) -> None:
+        super().__init__()
+        self.vectors = vectors
+
+    def features(self, texts: Any) -> Any:
+        return self.vectors[list(texts)]
+
+    def probabilities(self, rows: Sequence[int]) -> Any:
+        """Rows x labels probabilities of the deployed heads (averaged), counted as local work."""
+        with local_work():
+            return self._probabilities(self.features(rows))

@@ -1,0 +1,496 @@
+"""``auto`` at job scale: label rows where they teach most, train the student stages that pay, answer
+every row once, and never cost more than the large model alone (``optimize.planner``'s guarantee).
+
+``plan_and_answer`` runs on the job's own (distinct) rows:
+
+1. **Measure.** The teacher labels a first random round; its CPU per row (a cached reply counts at the
+   CPU it cost when computed) sets the allowance (``planner.Allowance``). These labels are those rows'
+   answers.
+2. **Too short?** If embedding every row would not fit the allowance, it says so and stops: the teacher
+   answers every row (no stage is made).
+3. **Embedding student, in rounds.** Each round the teacher labels more rows: half drawn at random into
+   the *hold-out* ``H``, half chosen by the active sampler (``students.active``: the least certain row of
+   each k-means cluster under the current student) into the *training set* ``T``. The student (a
+   logistic regression over the embeddings, ``students.embedding``) learns on ``T`` only and is certified on
+   ``H`` only, with the fixed-sequence Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random
+   draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
+   ``target`` or better) is exact, although ``T`` is biased towards hard rows. Rounds stop when the last
+   one banked fewer rows than it labelled while its student is certified (labels no longer pay), at the
+   label cap, or when the allowance would be passed. The student of the last round is the one deployed
+   and certified (no choice among rounds, which would weaken the guarantee).
+4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
+   leaves is ``payback`` times its cost and the cost fits the allowance: trained on ``T`` under a hard
+   CPU cap, certified on the hold-out rows that reach it (those the first stage leaves), same test.
+5. **LoRA student** of the small model (``optimize.auto_lora``), on long jobs only: when its own
+   decision (the saving on the rows still left, at its measured CPU ratio, against its training cost,
+   ``payback`` times) says it pays and its forecast fits the allowance; trained on ``T``, certified on the
+   hold-out rows that reach it. Its answers are model calls: their CPU is spent from the allowance too.
+6. **Teacher** for the rest, at job time: a row labelled in the rounds is never asked again.
+
+The result is a ``Decided`` program (the rows' answers decided here, the teacher for the others) and a
+report with every figure: the plan, the allowance ledger, each stage's certificate and share of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from compound.core.errors import ConfigurationError
+from compound.core.usage import local_work, track_usage
+from compound.optimize.planner import SLACK, Allowance, Costs, Forecast, StagePlan, pays
+from compound.optimize.students.embedding import PrecomputedEmbeddings, embed_texts
+from compound.program.module import Module
+from compound.program.predict import Predict
+from compound.routing.calibrate import Threshold, learn_threshold, min_points
+from compound.routing.cascade import LLMStage
+
+#: the first threshold tested accepts this share of the hold-out (as ``optimize.auto``'s START)
+START = 0.25
+#: per-row priors for local work before it is measured on the job (the teacher's cost is always measured)
+PRIORS = Costs(teacher=0.0)
+#: the share of rows a fine-tuned encoder is expected to answer of those the first stage leaves, before
+#: it is measured (used only to decide whether to train it)
+ENCODER_PRIOR = 0.5
+
+
+class Decided(Module):
+    """Answers decided before the job (students' and the teacher's labels), the teacher for every other row."""
+
+    runtime_attrs = ("answered_by",)
+
+    def __init__(self, teacher: LLMStage, answers: dict[str, tuple[str, str]], name: str = "auto") -> None:
+        self.teacher = teacher
+        self.answers = answers  # row text -> (label, stage that gave it)
+        self.name = name
+        self.answered_by: dict[str, int] = {}
+
+    @property
+    def step_name(self) -> str:
+        return self.name
+
+    async def aforward(self, row: str) -> dict[str, Any]:
+        if row in self.answers:
+            label, stage = self.answers[row]
+        else:
+            ((label, _),) = await self.teacher.answer([row])
+            stage = "teacher"
+        self.answered_by[stage] = self.answered_by.get(stage, 0) + 1
+        return {self.teacher.field: label, "stage": stage}
+
+
+class _Refused(Exception):
+    """Local work the allowance could not pay for (its reason is the message)."""
+
+
+class _Run:
+    """One planning run's state (see the module doc)."""
+
+    def __init__(self, texts: list[str], teacher: LLMStage, target: float, delta: float, slack: float, seed: int):
+        self.texts, self.teacher, self.target, self.delta = texts, teacher, target, delta
+        self.slack, self.rng = slack, random.Random(seed)
+        self.seed = seed
+        self.labels: dict[int, str] = {}
+        self.hold: list[int] = []
+        self.train: list[int] = []
+        self.teacher_cpu = 0.0
+        self.decided: dict[int, tuple[str, str]] = {}  # unlabelled row -> (label, stage)
+        self.report: dict[str, Any] = {"rounds": [], "stages": {}}
+        self.allowance: Allowance | None = None
+        self.reaching: list[int] = []  # hold-out rows that no earlier stage answered: the next one's certificate
+
+    @property
+    def n(self) -> int:
+        return len(self.texts)
+
+    def unlabelled(self) -> list[int]:
+        return [i for i in range(self.n) if i not in self.labels]
+
+    async def label(self, hold: list[int], train: list[int]) -> None:
+        rows = hold + train
+        with track_usage("auto: teacher labels") as used:
+            answers = await self.teacher.answer([self.texts[i] for i in rows]) if rows else []
+        self.teacher_cpu += used.total.cpu_s  # a cached reply at the CPU it cost when computed
+        for i, (label, _) in zip(rows, answers, strict=True):
+            self.labels[i] = label
+        self.hold += hold
+        self.train += train
+        if self.allowance is not None:  # the allowance follows the teacher's CPU per row as more is measured
+            self.allowance.teacher_cpu = self.cpu_per_label
+
+    @property
+    def cpu_per_label(self) -> float:
+        return self.teacher_cpu / max(1, len(self.labels))
+
+    @contextmanager
+    def local(self, forecast: float, what: str) -> Iterator[list[float]]:
+        """The one gate for local work: refused (``_Refused``) unless its forecast fits the allowance;
+        measured as one ``local_work`` (counted in the one-time usage) and spent from the allowance."""
+        assert self.allowance is not None
+        if not self.allowance.fits(forecast, what):
+            raise _Refused(self.allowance.refused[-1])
+        with local_work() as spent:
+            yield spent
+        self.allowance.spend(spent[1])
+
+    @contextmanager
+    def spend(self, forecast: float, what: str) -> Iterator[Any]:
+        """Like ``local`` for work that makes model calls too (a LoRA student's training and answers): the
+        block's whole usage, calls and local work, is spent from the allowance."""
+        assert self.allowance is not None
+        if not self.allowance.fits(forecast, what):
+            raise _Refused(self.allowance.refused[-1])
+        with track_usage() as used:
+            yield used
+        self.allowance.spend(used.total.cpu_s)
+
+    def certify(self, confidences: Sequence[float], answers: Sequence[str], rows: Sequence[int]) -> Threshold:
+        agrees = [a == self.labels[i] for a, i in zip(answers, rows, strict=True)]
+        return learn_threshold([float(c) for c in confidences], agrees, self.target, self.delta, start=START)
+
+
+def _draw(run: _Run, pool: list[int], k: int) -> list[int]:
+    return run.rng.sample(pool, min(k, len(pool)))
+
+
+async def plan_and_answer(
+    texts: Sequence[str],
+    teacher: LLMStage,
+    *,
+    target: float = 0.95,
+    delta: float = 0.1,
+    slack: float = SLACK,
+    first: int = 32,
+    label_cap: float = 0.3,
+    max_labels: int = 1500,
+    encoder: Any = None,
+    lora: Any = None,
+    payback: float = 1.5,
+    costs: Costs | None = None,
+    seed: int = 0,
+) -> tuple[Decided, dict[str, Any]]:
+    """Plan and run ``auto`` on ``texts`` (see the module doc). ``encoder``: an ``EncoderClassifier`` to
+    use as the second stage (default: one over the default embedder; ``False``: no second stage).
+    ``lora``: a ``LoraStudent`` (``optimize.auto_lora``) to try as the third stage on long jobs.
+    ``costs`` gives per-row priors for local work (the teacher's is always measured)."""
+    if not 0 < target < 1 or not 0 < delta < 1:
+        raise ConfigurationError("target and delta must be in (0, 1)")
+    uniq = list(dict.fromkeys(texts))
+    run = _Run(uniq, teacher, target, delta, slack, seed)
+    with track_usage("auto: one-time") as one_time:
+        await _stages(run, first, label_cap, max_labels, encoder, lora, payback, costs)
+    answers = {uniq[i]: (label, "teacher (label)") for i, label in run.labels.items()}
+    answers.update({uniq[i]: decided for i, decided in run.decided.items()})
+    shares: dict[str, int] = {}
+    for _, stage in answers.values():
+        shares[stage] = shares.get(stage, 0) + 1
+    shares["teacher"] = run.n - len(answers)
+    run.report.update(
+        rows=run.n,
+        teacher_labelled=len(run.labels),
+        hold_out=len(run.hold),
+        one_time=one_time.total.to_dict(),
+        rows_by_stage=shares,
+        certified=any(s.get("certified") for s in run.report["stages"].values()),
+        allowance=run.allowance.to_dict() if run.allowance else None,
+        # the forecast made here, before the job: the teacher's rows at its measured CPU per row
+        expected_job_cpu_s=shares["teacher"] * run.cpu_per_label,
+        teacher_cpu_per_row=run.cpu_per_label,
+        target=target,
+        delta=delta,
+    )
+    return Decided(teacher, answers), run.report
+
+
+async def _stages(
+    run: _Run,
+    first: int,
+    label_cap: float,
+    max_labels: int,
+    encoder: Any,
+    lora: Any,
+    payback: float,
+    costs: Costs | None,
+) -> None:
+    report = run.report
+    order = list(range(run.n))
+    run.rng.shuffle(order)
+    start = order[: min(run.n, first)]
+    await run.label(start[::2], start[1::2])  # random: alternately hold-out and training rows
+    if len(run.labels) >= run.n:
+        report["plan"] = "the teacher labelled every row in its first round"
+        return
+    priors = costs or PRIORS
+    run.allowance = Allowance(run.n, run.cpu_per_label, run.slack)
+    too_short = (
+        f"too short to teach: {run.n} rows at {run.cpu_per_label:.3f} CPU s each allow "
+        f"{run.allowance.limit:.1f} CPU s of local work; the teacher answers every other row"
+    )
+    try:
+        vectors, embed_cost = _embed(run, priors)
+    except _Refused:
+        report["plan"] = too_short
+        return
+    student = PrecomputedEmbeddings(vectors)
+    cap = min(max_labels, max(first, int(label_cap * run.n)))
+    step = max(16, min(200, run.n // 25))
+    threshold, probs = await _rounds(run, student, cap, step, priors.fit_load)
+    record: dict[str, Any] = {"cpu_s_per_row": embed_cost, "certified": False}
+    report["stages"]["embedding student"] = record
+    if probs is None:
+        report["plan"] = too_short
+        return
+    conf1 = probs.max(axis=1)
+    record.update(threshold=threshold.to_dict(), certified=threshold.accepted > 0)
+    record["answers"] = _bank(run, [(student.labels[int(p.argmax())], float(p.max())) for p in probs],
+                              list(range(run.n)), threshold, "embedding student")  # fmt: skip
+    leaves = [i for i in run.unlabelled() if i not in run.decided]
+    measured = Costs(
+        teacher=run.cpu_per_label,
+        embed=embed_cost,
+        embed_load=0.0,
+        encoder_infer=priors.encoder_infer,
+        encoder_train=priors.encoder_train,
+    )
+    run.reaching = [i for i in run.hold if conf1[i] < threshold.value]
+    if encoder is not False and leaves:
+        try:
+            await _encoder(run, encoder, measured, leaves, payback)
+        except _Refused as why:
+            report["stages"]["fine-tuned encoder"]["skipped"] = str(why)
+    leaves = [i for i in run.unlabelled() if i not in run.decided]
+    if lora is not None and leaves:
+        try:
+            await _lora(run, lora, leaves)
+        except _Refused as why:
+            report["stages"]["lora student"]["skipped"] = str(why)
+    report["forecast"] = _forecast(run, measured).to_dict()
+    taught = [k for k, v in report["stages"].items() if v.get("certified")]
+    report["plan"] = "taught: " + (", ".join(taught) if taught else "no stage could be certified")
+
+
+def _embed(run: _Run, priors: Costs, probe: int = 64) -> tuple[Any, float]:
+    """Every row's embedding: a first chunk (the embedder's loading included) at the priors' forecast,
+    the rest at the rate that chunk measured; ``_Refused`` where the allowance cannot pay."""
+    import numpy as np
+
+    head = min(probe, run.n)
+    with run.local(priors.embed_load + head * priors.embed, "embedding a first chunk of rows") as spent:
+        first = embed_texts(run.texts[:head])
+    rate = spent[1] / head  # the loading included: an over-estimate for the rest
+    if head == run.n:
+        return first, rate
+    with run.local((run.n - head) * rate, "embedding the other rows") as spent:
+        rest = embed_texts(run.texts[head:])
+    return np.vstack([first, rest]), spent[1] / (run.n - head)
+
+
+async def _rounds(
+    run: _Run, student: PrecomputedEmbeddings, cap: int, step: int, fit_load: float
+) -> tuple[Threshold, Any]:
+    """Label rounds for the embedding student until they stop paying; its threshold and probabilities
+    (None when not even a first student fit the allowance)."""
+    from compound.optimize.students.active import choose
+
+    rounds = run.report["rounds"]
+    need = min_points(run.target, run.delta)  # hold-out rows below which nothing can be certified
+    banked_before, forecast = 0, fit_load
+    threshold, probs = Threshold(math.inf, run.target, run.delta, 0, 0.0, 0.0), None
+    while True:
+        try:
+            with run.local(forecast, "training and certifying the embedding student") as spent:
+                student.fit(cast(Any, run.train), [run.labels[i] for i in run.train])  # rows by index
+                new_probs = student.probabilities(list(range(run.n)))
+                conf = new_probs.max(axis=1)
+                answers = [student.labels[int(b)] for b in new_probs.argmax(axis=1)]
+                new_threshold = run.certify([conf[i] for i in run.hold], [answers[i] for i in run.hold], run.hold)
+                pool = run.unlabelled()
+                banked = int(sum(conf[i] >= new_threshold.value for i in pool))
+        except _Refused as why:
+            if rounds:
+                rounds[-1]["stop"] = str(why)
+            break
+        threshold, probs, forecast = new_threshold, new_probs, 1.5 * spent[1]
+        rounds.append({"labelled": len(run.labels), "hold_out": len(run.hold), "banked": banked,
+                       "threshold": threshold.to_dict()})  # fmt: skip
+        gained = banked - banked_before
+        # a round pays when it banks more rows than it labels (labels of rows the student would have
+        # answered are the only labels that cost anything: the others would have gone to the teacher)
+        certified = math.isfinite(threshold.value)
+        if certified and len(run.hold) >= 2 * need and len(rounds) > 2 and gained < step:
+            rounds[-1]["stop"] = f"the last round banked {gained} rows for {step} labels: labels no longer pay"
+            break
+        if len(run.labels) + step > cap or len(pool) <= step:
+            rounds[-1]["stop"] = f"label cap {cap} reached"
+            break
+        banked_before = banked
+        try:
+            with run.local(forecast, "choosing the next rows"):
+                hold = _draw(run, pool, step // 2)
+                drawn = set(hold)
+                rest = [i for i in pool if i not in drawn]
+                train = choose(student.vectors, probs, rest, step - len(hold), seed=run.seed + len(rounds))
+        except _Refused as why:
+            rounds[-1]["stop"] = str(why)
+            break
+        await run.label(hold, train)
+    return threshold, probs
+
+
+def _bank(
+    run: _Run, answers: Sequence[tuple[str, float]], rows: Sequence[int], threshold: Threshold, stage: str
+) -> int:
+    """The unlabelled, undecided ``rows`` whose ``answers`` reach the stage's threshold become its answers."""
+    taken = 0
+    for (label, confidence), i in zip(answers, rows, strict=True):
+        if i not in run.labels and i not in run.decided and confidence >= threshold.value:
+            run.decided[i] = (label, stage)
+            taken += 1
+    assert run.allowance is not None
+    run.allowance.bank(taken)
+    return taken
+
+
+async def _encoder(run: _Run, encoder: Any, costs: Costs, leaves: list[int], payback: float) -> None:
+    """The fine-tuned encoder on the rows the first stage leaves, when it pays and fits (module doc, 4)."""
+    from compound.optimize.students.encoder import EncoderClassifier
+
+    assert run.allowance is not None
+    encoder = encoder or EncoderClassifier()
+    hold = run.reaching
+    infer = (len(hold) + len(leaves)) * costs.encoder_infer
+    cost = len(run.train) * encoder.settings.epochs * costs.encoder_train + infer
+    saving = len(leaves) * ENCODER_PRIOR * costs.teacher
+    record: dict[str, Any] = {"forecast_cost_cpu_s": round(cost, 1), "forecast_saving_cpu_s": round(saving, 1),
+                              "hold_out_reaching": len(hold), "rows_reaching": len(leaves), "certified": False}  # fmt: skip
+    run.report["stages"]["fine-tuned encoder"] = record
+    if len(hold) < min_points(run.target, run.delta):
+        record["skipped"] = f"{len(hold)} hold-out rows reach it: too few to certify it at any agreement"
+        return
+    if not pays(saving, cost, payback):
+        record["skipped"] = f"does not pay: saving {saving:.0f} < {payback:g} x cost {cost:.0f} CPU s"
+        return
+    texts, labels = [run.texts[i] for i in run.train], [run.labels[i] for i in run.train]
+    with run.local(cost - infer, "training the fine-tuned encoder"):
+        record["training"] = encoder.fit(texts, labels, cpu_cap=run.allowance.left - infer)
+    rows = hold + leaves
+    with run.local(len(rows) * record["training"]["cpu_s_per_example"] / 2, "the encoder's answers") as spent:
+        answers = encoder.predict([run.texts[i] for i in rows])
+    record["cpu_s_per_row"] = spent[1] / max(1, len(rows))
+    threshold = run.certify([c for _, c in answers[: len(hold)]], [a for a, _ in answers[: len(hold)]], hold)
+    record.update(threshold=threshold.to_dict(), certified=threshold.accepted > 0)
+    record["answers"] = _bank(run, answers[len(hold) :], leaves, threshold, "fine-tuned encoder")
+    run.reaching = [i for (_, c), i in zip(answers, hold, strict=False) if c < threshold.value]
+
+
+async def _lora(run: _Run, lora: Any, leaves: list[int]) -> None:
+    """The LoRA student of the small model (``optimize.auto_lora``) on the rows still left, when its own
+    decision (``LoraStudent.decide``: saving against cost, measured teacher CPU) says it pays and its forecast
+    fits the allowance; trained on the training rows, certified on the hold-out rows that reach it."""
+    assert run.allowance is not None
+    hold = run.reaching
+    c = run.cpu_per_label
+    from compound.optimize.auto_lora import min_certifiable
+
+    needed = min_certifiable(run.target, run.delta)
+    decision = lora.decide(len(leaves), c, round(len(run.train) / (1 - lora.holdout)), len(hold), needed)
+    record: dict[str, Any] = {**decision, "certified": False}
+    run.report["stages"]["lora student"] = record
+    if not decision["picked"]:
+        record["skipped"] = decision["reason"]
+        return
+    rows = hold + leaves
+    teacher = run.teacher
+    with run.spend(decision["estimated_cost_cpu_s"], "training the LoRA student"):
+        step, made = lora.fit(teacher.step, teacher.field, [run.texts[i] for i in run.train],
+                              [run.labels[i] for i in run.train])  # fmt: skip
+    record["student"] = {k: made.get(k) for k in ("folder", "examples")}
+    stage = LLMStage(step, teacher.field, "lora student")
+    with run.spend(len(rows) * lora.cpu_ratio * c, "the LoRA student's answers") as used:
+        answers = await stage.answer([run.texts[i] for i in rows])
+    record["cpu_s_per_row"] = used.total.cpu_s / max(1, len(rows))
+    threshold = run.certify([x for _, x in answers[: len(hold)]], [a for a, _ in answers[: len(hold)]], hold)
+    record.update(threshold=threshold.to_dict(), certified=threshold.accepted > 0)
+    record["answers"] = _bank(run, answers[len(hold) :], leaves, threshold, "lora student")
+    run.reaching = [i for (_, x), i in zip(answers, hold, strict=False) if x < threshold.value]
+
+
+def _forecast(run: _Run, costs: Costs) -> Forecast:
+    """What this plan comes to for the job: the stages' measured costs and shares."""
+    stages = []
+    for name, rec in run.report["stages"].items():
+        share = sum(1 for _, s in run.decided.values() if s == name) / run.n
+        one_time = rec.get("training", {}).get("cpu_s", 0.0)
+        stages.append(StagePlan(name, one_time, float(rec.get("cpu_s_per_row") or 0.0), share))
+    return Forecast(run.n, costs, tuple(stages), run.slack)
+
+
+#: shares of rows the stages answer, assumed only by the forecast printed before a run (the planner itself
+#: decides on figures measured on the job); the summary then compares that forecast with what was spent
+PRIOR_SHARES = {"embedding student": 0.45, "fine-tuned encoder": 0.25}
+#: the share of rows the teacher labels, assumed by the same forecast
+PRIOR_LABELS = 0.12
+
+
+async def forecast_before(
+    texts: Sequence[str], teacher: LLMStage, *, probe: int = 8, slack: float = SLACK, seed: int = 0
+) -> tuple[Forecast, dict[str, Any]]:
+    """The forecast a user sees before a run: the teacher labels ``probe`` rows of the first round the run
+    will label (the same seeded draw: with the response cache on, the run does not pay for them again) and
+    a first chunk of rows is embedded, both measured; the stages' shares are ``PRIOR_SHARES``. A job whose
+    measured allowance cannot pay for embedding its rows is forecast as the teacher alone."""
+    uniq = list(dict.fromkeys(texts))
+    run = _Run(uniq, teacher, 0.95, 0.1, slack, seed)
+    order = list(range(run.n))
+    run.rng.shuffle(order)
+    with track_usage("auto: forecast probe") as used:
+        await run.label(order[: min(probe, run.n)], [])
+        run.allowance = Allowance(run.n, run.cpu_per_label, slack)
+        head = min(64, run.n)
+        with local_work() as spent:
+            embed_texts(uniq[:head])
+    calls = max(1, len(run.labels))
+    usd = used.total.cost_usd / calls if used.total.cost_usd else None
+    embed = spent[1] / head
+    costs = Costs(teacher=run.cpu_per_label, embed=embed, embed_load=0.0, fit_load=PRIORS.fit_load)
+    stages: tuple[StagePlan, ...] = ()
+    if run.allowance.fits(run.n * embed + PRIORS.fit_load, "embedding the rows"):
+        labels = PRIOR_LABELS * run.n
+        encoder = labels / 2 * 3 * PRIORS.encoder_train  # half the labels train it, 3 epochs
+        stages = (StagePlan("embedding student", PRIORS.fit_load, embed, PRIOR_SHARES["embedding student"]),)
+        if pays(run.n * PRIOR_SHARES["fine-tuned encoder"] * run.cpu_per_label, encoder):
+            stages += (
+                StagePlan("fine-tuned encoder", encoder, PRIORS.encoder_infer, PRIOR_SHARES["fine-tuned encoder"]),
+            )
+    forecast = Forecast(run.n, costs, stages, slack)
+    probe_record = {"rows": run.n, "probe_rows": calls, "probe_cpu_s": used.total.cpu_s, "usd_per_row": usd}
+    return forecast, {**probe_record, "forecast": forecast.to_dict()}
+
+
+def labelled_step(step: Predict, field: str) -> LLMStage:
+    """The teacher as a stage: one label per row."""
+    return LLMStage(step, field, "teacher")
+
+
+def summary_line(report: dict[str, Any], job: dict[str, Any]) -> str:
+    """One line for a finished job: the plan, each stage's share, one-time + job CPU against the large
+    model alone (measured CPU per label x rows), and the forecast made before the escalations ran."""
+    one = report["one_time"]["cpu_s"]
+    total = one + job["cpu_s"]
+    shares = ", ".join(f"{k} {v}" for k, v in report["rows_by_stage"].items() if v)
+    allowance = report.get("allowance")
+    line = (
+        f"auto: {report['plan']}; rows by stage: {shares}; guarantee: a stage's answers agree with the teacher's "
+        f"at target {report['target']:.3f} or better, delta {report['delta']}; "
+        f"CPU s one-time {one:.1f} + job {job['cpu_s']:.1f} = {total:.1f}"
+    )
+    if allowance:
+        large = allowance["rows"] * allowance["teacher_cpu_per_row"]
+        line += f" ({total / max(large, 1e-9):.2f}x the large model alone, {large:.1f}; bound {1 + allowance['slack']:.2f}x)"
+    expected = report.get("expected_job_cpu_s")
+    if expected is not None:
+        line += f"; forecast for the job {expected:.1f} CPU s, actual {job['cpu_s']:.1f}"
+    return line
