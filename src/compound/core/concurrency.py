@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator, Iterable
@@ -67,8 +68,12 @@ async def gather(aws: Iterable[Awaitable[T]], limit: int | None = None) -> list[
     sem = asyncio.Semaphore(limit or get_settings().max_concurrency)
 
     async def one(aw: Awaitable[T]) -> T:
-        async with sem:
-            return await aw
+        try:
+            async with sem:
+                return await aw
+        finally:  # cancelled while waiting for a slot: close the coroutine it never started
+            if inspect.iscoroutine(aw) and inspect.getcoroutinestate(aw) == inspect.CORO_CREATED:
+                aw.close()
 
     tasks = [asyncio.ensure_future(one(aw)) for aw in aws]
     try:
