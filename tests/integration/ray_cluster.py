@@ -1,0 +1,134 @@
+"""A real multi-process Ray cluster on this machine, for tests: a head (no CPUs: it runs no rows) and worker
+nodes started with ``ray start --address``, each with its own CPUs, custom resources and environment.
+
+Each node is a ``ray start --block`` process in a session of its own, so killing that session kills the
+node (its raylet and workers) and nothing else: a test kills one node mid-job that way, and ``stop()``
+ends every node it started, by process group, also when the test failed. It never runs ``ray stop``,
+which would end every Ray process on the machine, other users' included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # a lost node is noticed in about two seconds, not thirty
+            "RAY_health_check_period_ms": "500",
+            "RAY_health_check_failure_threshold": "3",
+            "RAY_health_check_initial_delay_ms": "0",
+            **(env or {}),
+        }
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (kept open for the node's life)
+        proc = subprocess.Popen(
+            [RAY, "start", "--block", "--disable-usage-stats", *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.nodes[name] = proc
+        return proc
+
+    def start_head(self) -> None:
+        self._start(
+            "head",
+            [
+                "--head",
+                f"--port={self.port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=0",
+                "--include-dashboard=false",
+                f"--ray-client-server-port={free_port()}",
+                f"--temp-dir={self.folder / 'ray'}",
+            ],
+            None,
+        )
+        self.wait_for(lambda n: n >= 1)
+
+    def add_node(
+        self, name: str, cpus: int = 1, resources: str = "{}", env: dict[str, str] | None = None, wait: bool = True
+    ) -> None:
+        before = self.alive_nodes()
+        self._start(
+            name,
+            [
+                f"--address={self.address}",
+                "--node-ip-address=127.0.0.1",
+                f"--num-cpus={cpus}",
+                f"--resources={resources}",
+                f"--node-manager-port={free_port()}",
+                f"--object-manager-port={free_port()}",
+                f"--min-worker-port={free_port()}",
+                "--max-worker-port=0",
+            ],
+            env,
+        )
+        if wait:
+            self.wait_for(lambda n: n > before)
+
+    def alive_nodes(self) -> int:
+        probe = (
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", probe, self.address], capture_output=True, text=True, timeout=60, env=self.env
+        )
+        try:
+            return int(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return 0
+
+    def wait_for(self, ok, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ok(self.alive_nodes()):
+                return
+            time.sleep(1.0)
+        raise RuntimeError(f"the Ray cluster did not come up; see the logs in {self.folder}")
+
+    def kill(self, name: str) -> None:
+        """Kill one node at once (SIGKILL to its whole process group), as a machine that is lost."""
+        proc = self.nodes.pop(name)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+
+    def stop(self) -> None:
+        for name in [n for n in self.nodes if n != "head"] + (["head"] if "head" in self.nodes else []):
+            proc = self.nodes.pop(name)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
+            except ProcessLookupError:
+                continue
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(15)
