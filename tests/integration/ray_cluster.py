@@ -10,10 +10,12 @@ which would end every Ray process on the machine, other users' included.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +43,7 @@ class LocalCluster:
             **(env or {}),
         }
         self.nodes: dict[str, subprocess.Popen] = {}
+        self.ray_temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (kept open for the node's life)
@@ -63,17 +66,15 @@ class LocalCluster:
                 "--node-ip-address=127.0.0.1",
                 "--num-cpus=0",
                 "--include-dashboard=false",
-                f"--ray-client-server-port={free_port()}",
-                f"--temp-dir={self.folder / 'ray'}",
+                f"--temp-dir={self.ray_temp}",
             ],
             None,
         )
-        self.wait_for(lambda n: n >= 1)
+        self.wait_started("head")
 
     def add_node(
         self, name: str, cpus: int = 1, resources: str = "{}", env: dict[str, str] | None = None, wait: bool = True
     ) -> None:
-        before = self.alive_nodes()
         self._start(
             name,
             [
@@ -83,34 +84,25 @@ class LocalCluster:
                 f"--resources={resources}",
                 f"--node-manager-port={free_port()}",
                 f"--object-manager-port={free_port()}",
-                f"--min-worker-port={free_port()}",
+                "--min-worker-port=0",  # any free ports: nodes on one machine must not share a range
                 "--max-worker-port=0",
             ],
             env,
         )
         if wait:
-            self.wait_for(lambda n: n > before)
+            self.wait_started(name)
 
-    def alive_nodes(self) -> int:
-        probe = (
-            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", probe, self.address], capture_output=True, text=True, timeout=60, env=self.env
-        )
-        try:
-            return int(out.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return 0
-
-    def wait_for(self, ok, timeout_s: float = 90.0) -> None:
+    def wait_started(self, name: str, timeout_s: float = 120.0) -> None:
+        """Wait until the node says it runs (``ray start`` prints so once its raylet joined the head)."""
         deadline = time.monotonic() + timeout_s
+        log = self.folder / f"{name}.log"
         while time.monotonic() < deadline:
-            if ok(self.alive_nodes()):
+            if "Ray runtime started" in log.read_text(errors="replace"):
                 return
-            time.sleep(1.0)
-        raise RuntimeError(f"the Ray cluster did not come up; see the logs in {self.folder}")
+            if self.nodes[name].poll() is not None:
+                break
+            time.sleep(0.25)
+        raise RuntimeError(f"Ray node {name} did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
 
     def kill(self, name: str) -> None:
         """Kill one node at once (SIGKILL to its whole process group), as a machine that is lost."""
@@ -132,3 +124,4 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(15)
+        shutil.rmtree(self.ray_temp, ignore_errors=True)

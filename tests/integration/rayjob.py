@@ -32,7 +32,7 @@ def table(rows: int, tag: str = "", bad_every: int = 0) -> pd.DataFrame:
 
 
 def label(log: str, request) -> str:
-    text = request.messages[-1].content
+    text = "\n".join(m.content for m in request.messages)  # a repair request shows the row earlier on
     if log:
         line = next((x for x in text.splitlines() if x.startswith("thing:")), text)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -43,6 +43,11 @@ def label(log: str, request) -> str:
     if "unparseable" in text:
         return "not json at all"
     return json.dumps({"size": "big" if any(w in text for w in BIG) else "small"})
+
+
+def sizes(df: pd.DataFrame) -> list:
+    """The labels written, None where a row was left empty."""
+    return [None if pd.isna(v) else v for v in df["size"]]
 
 
 def classify(df: pd.DataFrame, model: str, log: str, latency_s: float):
@@ -88,7 +93,7 @@ def main() -> None:
         try:
             run = process_table(op, df, job_id=a.job, runner=runner)
             out = {"computed": run.computed, "from_checkpoint": run.from_checkpoint, "failed": len(run.failed or {})}
-            out["sizes"] = run.df["size"].tolist()
+            out["sizes"] = sizes(run.df)
             out["usage"] = run.usage.physical.to_dict()
         except JobStopped as e:
             out = {"stopped": str(e.cause), "done": e.done}

