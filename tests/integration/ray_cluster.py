@@ -36,6 +36,7 @@ class LocalCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled",  # a test cluster on 127.0.0.1; no token file written to ~/.ray
             # a lost node is noticed in about two seconds, not thirty
             "RAY_health_check_period_ms": "500",
             "RAY_health_check_failure_threshold": "3",
@@ -43,6 +44,7 @@ class LocalCluster:
             **(env or {}),
         }
         self.nodes: dict[str, subprocess.Popen] = {}
+        self._node_args: dict[str, tuple[list[str], dict[str, str] | None]] = {}
         self.ray_temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> subprocess.Popen:
@@ -75,8 +77,7 @@ class LocalCluster:
     def add_node(
         self, name: str, cpus: int = 1, resources: str = "{}", env: dict[str, str] | None = None, wait: bool = True
     ) -> None:
-        self._start(
-            name,
+        self._node_args[name] = (
             [
                 f"--address={self.address}",
                 "--node-ip-address=127.0.0.1",
@@ -89,17 +90,22 @@ class LocalCluster:
             ],
             env,
         )
+        self._start(name, *self._node_args[name])
         if wait:
             self.wait_started(name)
 
-    def wait_started(self, name: str, timeout_s: float = 120.0) -> None:
-        """Wait until the node says it runs (``ray start`` prints so once its raylet joined the head)."""
+    def wait_started(self, name: str, timeout_s: float = 120.0, tries: int = 2) -> None:
+        """Wait until the node says it runs (``ray start`` prints so once its raylet joined the head); a
+        worker node that gave up (its start-up deadline, on a loaded machine) is started once more."""
         deadline = time.monotonic() + timeout_s
         log = self.folder / f"{name}.log"
         while time.monotonic() < deadline:
             if "Ray runtime started" in log.read_text(errors="replace"):
                 return
             if self.nodes[name].poll() is not None:
+                if tries > 1 and name in self._node_args:
+                    self._start(name, *self._node_args[name])
+                    return self.wait_started(name, timeout_s, tries - 1)
                 break
             time.sleep(0.25)
         raise RuntimeError(f"Ray node {name} did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")

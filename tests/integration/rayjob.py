@@ -34,7 +34,7 @@ def table(rows: int, tag: str = "", bad_every: int = 0) -> pd.DataFrame:
 def label(log: str, request) -> str:
     text = "\n".join(m.content for m in request.messages)  # a repair request shows the row earlier on
     if log:
-        line = next((x for x in text.splitlines() if x.startswith("thing:")), text)
+        line = next(x for x in text.splitlines() if "thing:" in x)  # the row
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, f"{line}\t{os.getpid()}\n".encode())

@@ -40,10 +40,8 @@ def cluster(tmp_path_factory):
     c = LocalCluster(folder, env={"PYTHONPATH": _pythonpath(), "COMPOUND_HOME": str(folder / "workers-home")})
     try:
         c.start_head()
-        c.add_node("a", resources=json.dumps(ROWS), wait=False)
-        c.add_node("b", resources=json.dumps(ROWS), wait=False)
-        c.wait_started("a")
-        c.wait_started("b")
+        c.add_node("a", resources=json.dumps(ROWS))
+        c.add_node("b", resources=json.dumps(ROWS))
         yield c
     finally:
         c.stop()
@@ -51,7 +49,7 @@ def cluster(tmp_path_factory):
 
 def driver(cluster, home: Path, *args: str, wait: bool = True, timeout: float = 240):
     """Run ``rayjob.py`` against the cluster with its own COMPOUND_HOME (the job store lives there)."""
-    env = {**os.environ, "COMPOUND_HOME": str(home), "PYTHONPATH": _pythonpath(), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**cluster.env, "COMPOUND_HOME": str(home), "PYTHONPATH": _pythonpath()}
     cmd = [sys.executable, DRIVER, "--address", cluster.address, "--resources", json.dumps(ROWS), *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not wait:
@@ -99,7 +97,7 @@ def expected_sizes(tag: str, rows: int) -> list[str]:
 def test_a_ray_job_gives_the_local_outputs_failures_and_usage(cluster, tmp_path):
     df = table(400, "same", bad_every=80)
     local = compound.tables.process(classify(df, "fake", "", 0.0), df)
-    ray_run, _ = driver(cluster, tmp_path / "home", "--rows", "400", "--tag", "same", "--bad-every", "80")
+    ray_run, _ = driver(cluster, tmp_path / "driver", "--rows", "400", "--tag", "same", "--bad-every", "80")
     assert ray_run["sizes"] == sizes(local.df)
     assert ray_run["failed"] == len(local.failed) == 5  # the unparseable rows are left empty on both
     for k in ("calls", "prompt_tokens", "completion_tokens"):
@@ -107,7 +105,7 @@ def test_a_ray_job_gives_the_local_outputs_failures_and_usage(cluster, tmp_path)
 
 
 def test_a_call_budget_holds_exactly_across_workers_and_the_job_resumes(cluster, tmp_path):
-    home, log = tmp_path / "home", tmp_path / "calls.log"
+    home, log = tmp_path / "driver", tmp_path / "calls.log"
     stopped, _ = driver(cluster, home, "--job", "capped", "--calls", "100", "--log", str(log), "--tag", "cap")
     assert "budget on calls exceeded" in stopped["stopped"]
     assert stopped["budget_calls"] == 100  # the driver's budget holds what the workers used
@@ -121,7 +119,7 @@ def test_a_call_budget_holds_exactly_across_workers_and_the_job_resumes(cluster,
 
 
 def test_a_lost_worker_node_then_a_killed_driver_and_resume_lose_nothing(cluster, tmp_path):
-    home, log = tmp_path / "home", tmp_path / "calls.log"
+    home, log = tmp_path / "driver", tmp_path / "calls.log"
     args = ("--job", "killed", "--log", str(log), "--tag", "kill", "--latency", "0.4")
     proc = driver(cluster, home, *args, wait=False)
     try:
@@ -153,7 +151,7 @@ def test_the_real_model_in_the_workers_answers_as_it_does_here(cluster, tmp_path
     df = table(12, "real")
     with compound.configured(n_threads=1):  # as each one-CPU worker runs it
         local = compound.tables.process(classify(df, "smollm2-135m", "", 0.0), df)
-    ray_run, _ = driver(cluster, tmp_path / "home", "--rows", "12", "--tag", "real", "--model", "smollm2-135m")
+    ray_run, _ = driver(cluster, tmp_path / "driver", "--rows", "12", "--tag", "real", "--model", "smollm2-135m")
     assert ray_run["sizes"] == sizes(local.df)
     for k in ("calls", "prompt_tokens", "completion_tokens"):
         assert ray_run["usage"][k] == getattr(local.usage.physical, k), k
@@ -178,7 +176,7 @@ def test_workers_without_compound_or_without_the_model_are_one_clear_error_befor
         proc = subprocess.run(
             [sys.executable, DRIVER, "--address", cluster.address, "--resources", json.dumps({resource: 1})]
             + ["--workers", "1", "--rows", "8", "--model", "smollm2-135m", "--job", "j"],
-            env={**os.environ, "COMPOUND_HOME": str(home), "PYTHONPATH": _pythonpath()},
+            env={**cluster.env, "COMPOUND_HOME": str(home), "PYTHONPATH": _pythonpath()},
             capture_output=True,
             text=True,
             timeout=240,
