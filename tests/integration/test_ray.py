@@ -149,7 +149,7 @@ def test_a_lost_worker_node_then_a_killed_driver_and_resume_lose_nothing(cluster
 
 def test_the_real_model_in_the_workers_answers_as_it_does_here(cluster, tmp_path, small_model):
     df = table(12, "real")
-    with compound.configured(n_threads=1):  # as each one-CPU worker runs it
+    with compound.testing.configured(n_threads=1):  # as each one-CPU worker runs it
         local = compound.tables.process(classify(df, "smollm2-135m", "", 0.0), df)
     ray_run, _ = driver(cluster, tmp_path / "driver", "--rows", "12", "--tag", "real", "--model", "smollm2-135m")
     assert ray_run["sizes"] == sizes(local.df)
