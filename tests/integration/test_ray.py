@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import compound
@@ -147,14 +148,22 @@ def test_a_lost_worker_node_then_a_killed_driver_and_resume_lose_nothing(cluster
     assert committed(home, "killed") == 400
 
 
-def test_the_real_model_in_the_workers_answers_as_it_does_here(cluster, tmp_path, small_model):
+def test_the_cli_runs_the_real_model_in_the_workers_as_it_runs_here(cluster, tmp_path, small_model, compound_cli):
     df = table(12, "real")
     with compound.testing.configured(n_threads=1):  # as each one-CPU worker runs it
         local = compound.tables.process(classify(df, "smollm2-135m", "", 0.0), df)
-    ray_run, _ = driver(cluster, tmp_path / "driver", "--rows", "12", "--tag", "real", "--model", "smollm2-135m")
-    assert ray_run["sizes"] == sizes(local.df)
-    for k in ("calls", "prompt_tokens", "completion_tokens"):
-        assert ray_run["usage"][k] == getattr(local.usage.physical, k), k
+    df.to_csv(tmp_path / "things.csv", index=False)
+    args = ["table", "classify", tmp_path / "things.csv", "--labels", "big,small", "--column", "size"]
+    args += ["--input-columns", "thing", "--model", "smollm2-135m", "--job", "r1", "-o", tmp_path / "out.csv"]
+    env = {**cluster.env, "COMPOUND_HOME": str(tmp_path / "driver")}
+    done = compound_cli(*args, "--ray", cluster.address, "--workers", "2", env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "job r1: 12 rows (12 computed, 0 from cache, 0 from the checkpoint)" in done.stdout
+    assert "on Ray (127.0.0.1:" in done.stdout and "2 worker(s)" in done.stdout
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert [None if pd.isna(v) else v for v in written["size"]] == sizes(local.df)
+    u = local.usage.physical
+    assert f"physical: {u.calls} call(s), {u.prompt_tokens}+{u.completion_tokens} tokens" in done.stdout
 
 
 def test_workers_without_compound_or_without_the_model_are_one_clear_error_before_any_row(cluster, tmp_path):
@@ -184,3 +193,5 @@ def test_workers_without_compound_or_without_the_model_are_one_clear_error_befor
         assert proc.returncode != 0
         assert needle in proc.stderr, proc.stderr[-2000:]
         assert committed(home, "j") == 0 and not (home / "tables.sqlite").exists()
+    cluster.kill("bare")  # later jobs must not find these nodes
+    cluster.kill("nomodel")

@@ -50,3 +50,20 @@ def test_an_unreachable_or_malformed_address_is_refused_before_the_job_opens(add
 def test_impossible_options_are_refused(bad):
     with pytest.raises(ConfigurationError):
         RayOptions(**bad)
+
+
+def test_the_cli_refuses_an_unreachable_cluster_before_any_row(tmp_path, compound_cli):
+    pd.DataFrame({"thing": ["whale", "ant"]}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["table", "classify", tmp_path / "t.csv", "--labels", "big,small", "--model", "scripted", "--job", "j"]
+    done = compound_cli(*args, "--ray", f"127.0.0.1:{closed_port()}", "--workers", "2")
+    assert done.returncode == 1
+    assert "cannot reach a Ray cluster at '127.0.0.1:" in done.stderr and "ray start --head" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "t.classify.csv").exists()
+    assert job_store().get("j") is None  # no job was opened
+
+
+def test_the_cli_refuses_workers_without_ray(tmp_path, compound_cli):
+    pd.DataFrame({"thing": ["whale"]}).to_csv(tmp_path / "t.csv", index=False)
+    done = compound_cli("table", "classify", tmp_path / "t.csv", "--labels", "big,small", "--workers", "2")
+    assert done.returncode == 1 and "add --ray ADDRESS" in done.stderr

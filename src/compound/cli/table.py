@@ -80,6 +80,14 @@ def table(
     ),
     delimiter: str | None = typer.Option(None, help="CSV: the field separator (default: ',' and, for .tsv, tab)"),
     sheet: str | None = typer.Option(None, help="Excel: the sheet to process (default: the first)"),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="compute the rows on Ray: auto (the cluster `ray start` runs on this machine), HOST:6379, "
+        "ray://HOST:10001, or local (a Ray started for this job); the job, cache, budgets and resume are the same",
+    ),
+    workers: int | None = typer.Option(None, help="--ray: how many workers (default 2), one CPU each", callback=COUNT),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.cli.table_job import run_file_job
@@ -91,6 +99,13 @@ def table(
         fail("--target sets auto's guarantee: add --auto (classify or impute)")
     if delta is not None and not (auto or cascade):
         fail("--delta sets a guarantee: add --auto (classify or impute) or --cascade (join)")
+    if workers is not None and ray is None:
+        fail("--workers sets how many Ray workers compute the rows: add --ray ADDRESS (or --ray local)")
+    runner = None
+    if ray is not None:
+        from compound.tables.ray_runner import RayRunner
+
+        runner = RayRunner(address=None if ray == "local" else ray, workers=workers or 2)
     spec = {
         "op": op,
         "input": str(input) if input else None,
@@ -124,7 +139,7 @@ def table(
         if op is None or input is None:
             fail("give OP and INPUT (or --resume JOB)")
         spec["out"] = str(out or input.with_name(f"{input.stem}.{op}{input.suffix}"))
-    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress)
+    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress, runner=runner)
     u = result.usage
     console.print(
         f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
@@ -136,6 +151,11 @@ def table(
         "physical: " + usage_line(u.physical.to_dict()) + "   cached: " + usage_line(u.cached.to_dict()),
         highlight=False,
     )
+    if runner is not None:
+        o = runner.options
+        console.print(
+            f"on Ray ({ray}): {o.workers} worker(s), started in {runner.started_s:.1f} s", highlight=False, markup=False
+        )
     if result.setup:
         from compound.optimize.auto import summary_line
 

@@ -100,6 +100,9 @@ class RayRunner(Runner):
         self.started_s = 0.0  # seconds spent reaching the cluster and starting the workers (Ray's start-up)
 
     # --- before any row ------------------------------------------------------------------------------
+    def reach(self) -> None:
+        connect(self.options)
+
     def prepare(self, op: TableOp) -> None:
         """Reach the cluster and start the workers, each with the program and its models loaded. Called
         by ``process_table``; call it first yourself to time Ray's start-up apart (it is then not redone)."""

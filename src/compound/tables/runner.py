@@ -36,6 +36,10 @@ class Runner:
     finish and hands them in. ``LocalRunner`` runs them on this process's event loop;
     ``compound.tables.ray_runner.RayRunner`` on a Ray cluster."""
 
+    def reach(self) -> None:
+        """Before anything is computed (an ``--auto`` op's teaching included): check that the place the
+        rows will be computed is there (a cluster reached)."""
+
     def prepare(self, op: TableOp) -> None:
         """Before the job opens: check that rows can be computed at all (e.g. a cluster and its workers)."""
 
