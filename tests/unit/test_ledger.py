@@ -113,3 +113,14 @@ def test_a_call_waits_for_reservations_in_flight_then_fits():
     assert ledger.try_reserve(10, 0.0, False, "w")[0] == "over"  # one that cannot wait is refused
     ledger.settle([first[1]], None)  # the first call failed and used nothing
     assert ledger.try_reserve(10, 0.0, True, "w")[0] == "ok"
+
+
+def test_workers_share_the_driver_limits_on_a_server():
+    pytest.importorskip("ray", reason="needs ray: pip install 'compound[ray]'")
+    from compound.tables.ray_runner import RayOptions, _worker_settings
+
+    with compound.testing.configured(max_concurrency=8, requests_per_minute=600, openai_base_url="http://h:8000/v1"):
+        shared = _worker_settings(RayOptions(workers=4))
+    assert shared["max_concurrency"] == 2 and shared["requests_per_minute"] == 150  # 4 workers: the job's limits
+    assert shared["tokens_per_minute"] is None and shared["openai_base_url"] == "http://h:8000/v1"
+    assert "home" not in shared and shared["n_threads"] == 1  # each node its own home; a thread per CPU

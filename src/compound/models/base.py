@@ -142,7 +142,7 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         emit(completion.text)
         return completion
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> None:  # noqa: B027 (an optional hook: most backends have nothing to prepare)
         """Get ready to answer without making a call (load a local model). Default: nothing to do."""
 
     @final

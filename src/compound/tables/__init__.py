@@ -33,6 +33,7 @@ _EXPORTS = {
     "aggregate": "compound.tables.multirow.aggregate",
     "dedup": "compound.tables.multirow.dedup",
     "run_on_ray": "compound.tables.ray_runner:run_table_on_ray",
+    "RayRunner": "compound.tables.ray_runner",
 }
 
 #: second homes of names whose one home is the package root: they warn (DeprecationWarning) and still work

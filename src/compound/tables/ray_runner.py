@@ -69,7 +69,8 @@ class RayOptions:
     cluster started on this machine with ``ray start``, ``HOST:PORT`` a cluster's head, ``ray://HOST:10001``
     through Ray Client. ``workers`` actors each take ``num_cpus`` CPUs (and ``resources``); each computes
     ``batch_size`` rows at a time. ``settings`` are applied in every worker (an ``openai_base_url``, say);
-    by default the driver's, less its home folder (each node keeps its own). ``runtime_env`` is Ray's
+    by default the driver's, less its home folder (each node keeps its own), its limits on a server
+    (``max_concurrency``, requests and tokens per minute) shared among the workers. ``runtime_env`` is Ray's
     (``{"pip": [...]}`` installs compound and the models on a cluster that lacks them)."""
 
     address: str | None = None
@@ -352,8 +353,10 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def _worker_settings(o: RayOptions) -> dict[str, Any]:
-    """The settings each worker applies: the driver's (less its home folder, which is this machine's),
-    with llama.cpp's threads set to the worker's CPUs where the driver left them to the machine."""
+    """The settings each worker applies: the driver's, less its home folder (which is this machine's),
+    with llama.cpp's threads set to the worker's CPUs where the driver left them to the machine. The
+    driver's limits on a server (calls in flight, requests and tokens per minute) are the job's: each
+    worker gets its share, so workers pointed at one server keep to its limits together."""
     if o.settings is not None:
         return dict(o.settings)
     s = get_settings()
@@ -361,6 +364,10 @@ def _worker_settings(o: RayOptions) -> dict[str, Any]:
     out["prices"] = {k: vars(v) for k, v in s.prices.items()}
     if out["n_threads"] is None:
         out["n_threads"] = max(1, int(o.num_cpus))
+    out["max_concurrency"] = max(1, s.max_concurrency // o.workers)
+    for limit in ("requests_per_minute", "tokens_per_minute"):
+        if out[limit] is not None:
+            out[limit] = out[limit] / o.workers
     return out
 
 
