@@ -195,3 +195,20 @@ def test_workers_without_compound_or_without_the_model_are_one_clear_error_befor
         assert committed(home, "j") == 0 and not (home / "tables.sqlite").exists()
     cluster.kill("bare")  # later jobs must not find these nodes
     cluster.kill("nomodel")
+
+
+def test_the_scale_benchmark_runs_at_smoke_size(tmp_path):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "ray_scale.py"
+    env = {**os.environ, "PYTHONPATH": _pythonpath(), "COMPOUND_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--json", str(tmp_path / "out.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert [r["run"] for r in result["rows"]][2:] == ["ray, 1 worker(s)", "ray, 2 worker(s)"]
+    assert all(r["same_labels"] == 1.0 and r["cpu_per_row"] > 0 for r in result["rows"])
+    assert all(r["start_s"] > 0 for r in result["rows"][2:])  # Ray's start-up, timed apart
