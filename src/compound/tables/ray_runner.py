@@ -308,7 +308,8 @@ def _encoded(e: BaseException) -> dict[str, Any]:
 
 def _decoded(error: dict[str, Any], w: _Worker) -> BaseException:
     if "budget" in error:
-        return BudgetExceededError(*error["budget"], [])
+        resource, limit, used, requested = error["budget"]
+        return BudgetExceededError(resource, limit, used, requested, [])
     return WorkerError(f"a row failed on the Ray worker at {w.node or '?'}: {error['type']}: {error['message']}")
 
 
