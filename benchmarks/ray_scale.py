@@ -51,7 +51,7 @@ def _op(rows: int, model: str):
 
     compound.configure(home=tempfile.mkdtemp(), cache=False)
     df = make_rows(rows)
-    return df, ops.classify_op(df, "sentiment", LABELS, input_columns=["review"], model=model)
+    return df, ops.classify(df, "sentiment", LABELS, input_columns=["review"], model=model)
 
 
 def phase_local(rows: int, model: str, threads: int | None) -> dict:

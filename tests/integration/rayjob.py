@@ -57,7 +57,7 @@ def classify(df: pd.DataFrame, model: str, log: str, latency_s: float):
     from compound.tables import operators as ops
 
     backend = model if model != "fake" else ScriptedBackend(partial(label, log), model="sizer", latency_s=latency_s)
-    return ops.classify_op(df, "size", ["big", "small"], input_columns=["thing"], model=backend)
+    return ops.classify(df, "size", ["big", "small"], input_columns=["thing"], model=backend)
 
 
 def main() -> None:

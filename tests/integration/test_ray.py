@@ -97,7 +97,7 @@ def expected_sizes(tag: str, rows: int) -> list[str]:
 
 def test_a_ray_job_gives_the_local_outputs_failures_and_usage(cluster, tmp_path):
     df = table(400, "same", bad_every=80)
-    local = compound.tables.process(classify(df, "fake", "", 0.0), df)
+    local = compound.process_table(classify(df, "fake", "", 0.0), df)
     ray_run, _ = driver(cluster, tmp_path / "driver", "--rows", "400", "--tag", "same", "--bad-every", "80")
     assert ray_run["sizes"] == sizes(local.df)
     assert ray_run["failed"] == len(local.failed) == 5  # the unparseable rows are left empty on both
@@ -151,7 +151,7 @@ def test_a_lost_worker_node_then_a_killed_driver_and_resume_lose_nothing(cluster
 def test_the_cli_runs_the_real_model_in_the_workers_as_it_runs_here(cluster, tmp_path, small_model, compound_cli):
     df = table(12, "real")
     with compound.testing.configured(n_threads=1):  # as each one-CPU worker runs it
-        local = compound.tables.process(classify(df, "smollm2-135m", "", 0.0), df)
+        local = compound.process_table(classify(df, "smollm2-135m", "", 0.0), df)
     df.to_csv(tmp_path / "things.csv", index=False)
     args = ["table", "classify", tmp_path / "things.csv", "--labels", "big,small", "--column", "size"]
     args += ["--input-columns", "thing", "--model", "smollm2-135m", "--job", "r1", "-o", tmp_path / "out.csv"]

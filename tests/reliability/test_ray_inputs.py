@@ -25,7 +25,7 @@ def closed_port() -> int:
 def job():
     df = pd.DataFrame({"thing": ["whale", "ant"]})
     model = ScriptedBackend(['{"size": "big"}'])
-    return ops.classify_op(df, "size", ["big", "small"], model=model), df, model
+    return ops.classify(df, "size", ["big", "small"], model=model), df, model
 
 
 @pytest.mark.parametrize(
