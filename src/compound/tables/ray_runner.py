@@ -121,6 +121,8 @@ class RayRunner(Runner):
         except BaseException as e:
             for w in starting:
                 ray.kill(w.actor)
+            if not isinstance(e, Exception):  # interrupted
+                raise
             raise _start_error(ray, e, self.options) from None
         for w, info in zip(starting, checks, strict=True):
             w.node = info["node"]
@@ -187,7 +189,7 @@ class RayRunner(Runner):
                     w, batch, attempt = running.pop(fut)
                     try:
                         results = fut.result()
-                    except _lost_errors() as e:
+                    except _lost_errors() as e:  # the worker died: its batch goes to another
                         self._lost(ray, w, ledger)
                         if attempt >= self.options.max_attempts:
                             failures.append(WorkersLost(f"{len(batch)} row(s) were lost with {attempt} workers: {e}"))
@@ -196,6 +198,10 @@ class RayRunner(Runner):
                         new = self._start_worker(ray)
                         self._workers.append(new)
                         starting[asyncio.wrap_future(new.ready.future())] = new
+                        continue
+                    except Exception as e:  # the batch itself failed (not a row): the job stops
+                        idle.append(w)
+                        failures.append(WorkerError(f"a batch failed on the Ray worker at {w.node or '?'}: {e}"))
                         continue
                     idle.append(w)
                     done(_finished(results, failures, w))
@@ -401,11 +407,10 @@ def _open_ledger(ray: Any) -> tuple[Any, list[dict[str, Any]]]:
     budgets = active_budgets()
     if not budgets:
         return None, []
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     seeds = [snapshot(b) for b in budgets]
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)  # the driver's node
-    ledger = ray.remote(BudgetLedger).options(num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(seeds)
+    # on the head node, which the cluster cannot lose and go on: the ledger outlives any worker node
+    head = {"node:__internal_head__": 0.001}
+    ledger = ray.remote(BudgetLedger).options(num_cpus=0, max_restarts=0, resources=head).remote(seeds)
     return ledger, seeds
 
 
