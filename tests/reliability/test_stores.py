@@ -224,3 +224,35 @@ def test_a_store_path_that_is_a_directory_is_refused(tmp_path, name):
     (tmp_path / name).mkdir()
     with pytest.raises(StoreError, match="is a directory"):
         STORES[name](tmp_path / name)
+
+
+@pytest.mark.parametrize("name", sorted(STORES))
+def test_processes_that_create_one_new_store_at_once_all_open_it(tmp_path, name):
+    """Ray workers on one machine share a home: several processes may create a store in the same
+    instant. Each waits for the one creating it and opens it; none fails with 'database is locked'."""
+    cls = STORES[name]
+    code = (
+        "import sys, time\n"
+        f"from {cls.__module__} import {cls.__name__}\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        f"{cls.__name__}(sys.argv[1]).connect()\n"
+        "print('opened')\n"
+    )
+    for attempt in range(3):
+        path = tmp_path / f"{attempt}-{name}"
+        start = f"{__import__('time').time() + 1.5}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(path), start],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert all(out.strip() == "opened" for out, _ in results), [err[-500:] for _, err in results]
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()

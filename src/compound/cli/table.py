@@ -100,6 +100,14 @@ def table(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="classify --auto: print the forecast (large model alone vs auto) and stop"
     ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="compute the rows on Ray: auto (the cluster `ray start` runs on this machine), HOST:6379, "
+        "ray://HOST:10001, or local (a Ray started for this job); the job, cache, budgets and resume are the same",
+    ),
+    workers: int | None = typer.Option(None, help="--ray: how many workers (default 2), one CPU each", callback=COUNT),
 ) -> None:
     """Run a table operator over a file as a durable, resumable job."""
     from compound.cli.table_job import run_file_job
@@ -111,6 +119,13 @@ def table(
         fail("--target sets auto's guarantee: add --auto (classify or impute)")
     if delta is not None and not (auto or cascade):
         fail("--delta sets a guarantee: add --auto (classify or impute) or --cascade (join)")
+    if workers is not None and ray is None:
+        fail("--workers sets how many Ray workers compute the rows: add --ray ADDRESS (or --ray local)")
+    runner = None
+    if ray is not None:
+        from compound.tables.ray_runner import RayRunner
+
+        runner = RayRunner(address=None if ray == "local" else ray, workers=workers or 2)
     spec = {
         "op": op,
         "input": str(input) if input else None,
@@ -149,7 +164,7 @@ def table(
     forecast = _auto_forecast(spec) if auto and op == "classify" and resume is None else None
     if dry_run:
         return
-    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress)
+    result, path = run_file_job(spec, resume=resume, limits=limits, progress=progress, runner=runner)
     u = result.usage
     console.print(
         f"job {result.job_id}: {result.rows} rows ({result.computed} computed, {result.from_cache} from cache, "
@@ -161,6 +176,11 @@ def table(
         "physical: " + usage_line(u.physical.to_dict()) + "   cached: " + usage_line(u.cached.to_dict()),
         highlight=False,
     )
+    if runner is not None:
+        o = runner.options
+        console.print(
+            f"on Ray ({ray}): {o.workers} worker(s), started in {runner.started_s:.1f} s", highlight=False, markup=False
+        )
     if result.setup:
         from compound.optimize.auto import summary_line
 

@@ -21,6 +21,7 @@ from compound.tables.joblock import check_job_id, job_lock
 from compound.tables.jobs import TableRun, job_store, mark_done, new_job_id, process_table
 from compound.tables.multirow.staged import StagedOp
 from compound.tables.operators import OPERATORS
+from compound.tables.runner import Runner
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -280,8 +281,11 @@ def run_file_job(
     resume: str | None = None,
     limits: dict[str, Any] | None = None,
     progress: bool = True,
+    runner: Runner | None = None,
 ) -> tuple[TableRun, Path]:
-    """Run a new job (``spec``) or finish one (``resume``; ``spec`` then holds only options given again)."""
+    """Run a new job (``spec``) or finish one (``resume``; ``spec`` then holds only options given again),
+    here or on the ``runner`` given (a ``RayRunner``: where rows are computed is not part of the job, so a
+    job started on one runner resumes on another)."""
     store = job_store()
     if resume is None and spec is None:
         raise ConfigurationError("give a job spec, or resume= the id of a job to finish")
@@ -320,10 +324,12 @@ def run_file_job(
         digest = _digest(spec["input"])
         changed = resume is not None and spec.get("input_sha256") not in (None, digest)
         spec = {**spec, "input_sha256": spec.get("input_sha256") or digest}
+        if runner is not None:
+            runner.reach()  # an unreachable cluster is an error before any work, --auto's teaching included
         with budget(**{k: v for k, v in (limits or {}).items() if v is not None}):
             # with --auto this teaches (labelling, training), under the same budget
             op = build_op({**named, "input_sha256": spec["input_sha256"]}, df)
-            result = process_table(op, df, job_id=job_id, spec=spec, progress=progress, finish=False)
+            result = process_table(op, df, job_id=job_id, spec=spec, progress=progress, finish=False, runner=runner)
         result.setup = op.setup
         if len(source.sheets) > 1 and not spec.get("sheet"):
             others = [n for n in source.sheets if n != source.sheet]

@@ -28,6 +28,11 @@ time against the clock, energy against what was used plus the reservation's esti
 observed joules per token. A model call already running is not interrupted (it is paid for). A tool
 call (``Tool.acall``) and a ``ToolAgent`` step are: at the wall-time deadline the tool is stopped (cancelled,
 or its process killed) and ``BudgetExceededError`` is raised (``wall_deadline``).
+
+A budget may also be kept by another process (``SharedBudget``): the workers of a Ray job reserve each
+call in the one ledger that holds the driver's budgets (``compound.core.ledger``), so a cap holds across
+processes with the same guarantees. Such a call reserves here first, then there; it waits there as it
+would here, and what it used is settled in both.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class _Reservation:
     tokens: int
     cost_usd: float
     energy_j: float
+    ticket: Any = None  # a shared budget's receipt for this reservation, kept where the budget is
 
 
 class Budget:
@@ -153,6 +159,33 @@ async def within_wall(work: Any) -> Any:
         raise
 
 
+class SharedBudget(Budget):
+    """A budget kept by another process and reserved there, call by call (a Ray job's workers share the
+    driver's budgets through one). It holds no limits here: subclasses implement ``_reserve_there``
+    (sync and async: wait there as ``reserve`` waits here, or raise ``BudgetExceededError``; return the
+    ``_Reservation`` with its ticket) and ``_settle_there`` (the tickets of one call and what it used)."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=False)
+
+    def _reserve_there(self, tokens: int, cost_usd: float, can_wait: bool) -> _Reservation:
+        raise NotImplementedError
+
+    async def _areserve_there(self, tokens: int, cost_usd: float) -> _Reservation:
+        raise NotImplementedError
+
+    def _settle_there(self, reservations: list[_Reservation], usage: Usage | None) -> None:
+        raise NotImplementedError
+
+
+def _split(budgets: tuple[Budget, ...]) -> tuple[tuple[Budget, ...], tuple[SharedBudget, ...]]:
+    """The budgets kept in this process, and those kept elsewhere."""
+    return (
+        tuple(b for b in budgets if not isinstance(b, SharedBudget)),
+        tuple(b for b in budgets if isinstance(b, SharedBudget)),
+    )
+
+
 _BUDGETS: ContextVar[tuple[Budget, ...]] = ContextVar("compound_budgets", default=())
 _OPEN: list[Budget] = []  # budgets with threads=True whose block is open, in any thread (guarded by _COND)
 
@@ -196,8 +229,8 @@ def active_budgets() -> tuple[Budget, ...]:
         return tuple(_OPEN)
 
 
-def _try_reserve(budgets: tuple[Budget, ...], tokens: int, cost_usd: float, can_wait: bool = True) -> list | None:
-    """Under _COND: reserve in every budget and return the plan; None when the call must wait for
+def try_reserve(budgets: tuple[Budget, ...], tokens: int, cost_usd: float, can_wait: bool = True) -> list | None:
+    """Under _COND (a ledger holds it for the budgets it keeps): reserve in every budget and return the plan; None when the call must wait for
     reservations in flight; raise when it cannot fit even after they settle (or cannot wait)."""
     plan = [(b, _Reservation(tokens, cost_usd, tokens * b._joules_per_token())) for b in budgets]
     waiting_on: BudgetExceededError | None = None
@@ -242,12 +275,22 @@ def reserve(tokens: int, cost_usd: float, *, wait: bool = True) -> list[tuple[Bu
     if not budgets:
         return []
     can_wait = wait and not _in_event_loop()
-    with _COND:
-        while True:
-            plan = _try_reserve(budgets, tokens, cost_usd, can_wait)
-            if plan is not None:
-                return plan
-            _COND.wait(_wait_s(budgets))
+    here, there = _split(budgets)
+    plan: list[tuple[Budget, _Reservation]] = []
+    if here:
+        with _COND:
+            while True:
+                plan = try_reserve(here, tokens, cost_usd, can_wait) or []
+                if plan:
+                    break
+                _COND.wait(_wait_s(here))
+    try:
+        for b in there:
+            plan.append((b, b._reserve_there(tokens, cost_usd, can_wait)))
+    except BaseException:
+        settle(plan, None)
+        raise
+    return plan
 
 
 _async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
@@ -258,15 +301,24 @@ async def areserve(tokens: int, cost_usd: float) -> list[tuple[Budget, _Reservat
     budgets = active_budgets()
     if not budgets:
         return []
+    here, there = _split(budgets)
+    plan: list[tuple[Budget, _Reservation]] = []
     loop = asyncio.get_running_loop()
-    while True:
+    while here:
         with _COND:
-            plan = _try_reserve(budgets, tokens, cost_usd)
-            if plan is not None:
-                return plan
+            plan = try_reserve(here, tokens, cost_usd) or []
+            if plan:
+                break
             woken = loop.create_future()
             _async_waiters.append((loop, woken))
-        await asyncio.wait({woken}, timeout=_wait_s(budgets))
+        await asyncio.wait({woken}, timeout=_wait_s(here))
+    try:
+        for b in there:
+            plan.append((b, await b._areserve_there(tokens, cost_usd)))
+    except BaseException:
+        settle(plan, None)
+        raise
+    return plan
 
 
 def _wake(fut: asyncio.Future) -> None:
@@ -278,6 +330,10 @@ def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result:
     """Replace a call's reservations (one per request it sent, in every budget) with what it really
     used (``None`` if it failed and used nothing), keep its result once per budget, and wake the calls
     waiting for room."""
+    shared = [(b, r) for b, r in plan if isinstance(b, SharedBudget)]
+    for b in dict.fromkeys(b for b, _ in shared):
+        b._settle_there([r for s, r in shared if s is b], usage)
+    plan = [(b, r) for b, r in plan if not isinstance(b, SharedBudget)]
     if not plan:
         return
     with _COND:

@@ -142,6 +142,15 @@ class Backend(ABC):  # noqa: B024 (subclasses implement _generate or _agenerate,
         emit(completion.text)
         return completion
 
+    def _prepare(self) -> None:  # noqa: B027 (an optional hook: most backends have nothing to prepare)
+        """Get ready to answer without making a call (load a local model). Default: nothing to do."""
+
+    @final
+    def prepare(self) -> None:
+        """Get ready to answer without making a call, raising what a first call would raise for want of
+        the model (``ModelNotInstalledError``, a missing file): a Ray worker checks so before any row."""
+        self._prepare()
+
     def count_prompt_tokens(self, request: Request) -> int:
         """An upper bound on the prompt's tokens, used to reserve budget before the call.
 

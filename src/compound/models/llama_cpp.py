@@ -109,6 +109,9 @@ class LlamaCppBackend(Backend):
                     self._engine = self._load()
         return self._engine
 
+    def _prepare(self) -> None:
+        self.engine  # noqa: B018 (loads the model: a missing one raises ModelNotInstalledError now)
+
     def _load(self) -> Engine:
         settings = get_settings()
         config = EngineConfig(

@@ -199,7 +199,7 @@ class SQLiteStore:
                 with self._init_lock:
                     self._migrate(conn)  # checks the file before anything is written to it
                     self._ready = True
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")  # a write, rolled back: a read-only file is found now, not later
             try:
@@ -311,14 +311,39 @@ class SQLiteStore:
         if version == 0:
             if tables:  # someone else's SQLite file: never add our tables to it
                 raise self.damage(f"it holds other tables: {sorted(tables)[:5]}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(f"BEGIN; {self.SCHEMA}; PRAGMA user_version={self.VERSION}; COMMIT;")
-            return
+            # several processes may create the file at once (Ray workers sharing a home): one creates the
+            # tables under the write lock, the others wait for it (busy timeout) and find them made
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in filter(str.strip, self.SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={self.VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            _wal(conn)
+            return self._migrate(conn)
         raise StoreError(
             f"the {self.KIND} file {self.path} has schema version {version}, this compound reads version "
             f"{self.VERSION}. Move the file aside (or upgrade compound) and run again.",
             self.path,
         )
+
+
+def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Put the file in WAL mode. Switching needs the file to itself and SQLite answers "locked" at once
+    (no busy wait) while another process opens it, so it is retried; once in WAL mode it is a no-op."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except (sqlite3.OperationalError, StoreError) as e:  # (a store's connection raises StoreError)
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class _Connection(sqlite3.Connection):

@@ -6,8 +6,8 @@
 
 Each operator (``classify``, ``extract``, ``impute``, ``map``, ``filter``, ``describe``) builds a
 ``compound.TableOp`` (a plan: rows, program, output columns); ``compound.process_table`` runs it.
-This package exports the operators (under the names they are defined by in ``tables.operators``) and
-``run_on_ray``; everything else about tables is ``compound.X`` (``read_table``, ``write_table``,
+This package exports the operators (under the names they are defined by in ``tables.operators``),
+``RayRunner`` and ``run_on_ray`` (jobs on a Ray cluster); everything else about tables is ``compound.X`` (``read_table``, ``write_table``,
 ``process_table``, ``TableRun``...). ``map`` and ``filter`` are reached as ``compound.tables.map``; they
 never shadow the builtins.
 
@@ -33,6 +33,7 @@ _EXPORTS = {
     "aggregate": "compound.tables.multirow.aggregate",
     "dedup": "compound.tables.multirow.dedup",
     "run_on_ray": "compound.tables.ray_runner:run_table_on_ray",
+    "RayRunner": "compound.tables.ray_runner",
 }
 
 #: second homes of names whose one home is the package root: they warn (DeprecationWarning) and still work

@@ -15,13 +15,14 @@ With a job id:
   rows are still there, computes the rest, and reports how many results no longer match (``TableRun.stale``).
   A resume with another program (another fingerprint) is refused.
 - One process at a time holds the job (``joblock``); a second one is refused with a message naming the first.
+- Where rows are computed is the runner's business (``LocalRunner`` here, ``RayRunner`` on a cluster);
+  everything above holds for both, and a job started on one may be resumed on the other.
 - ``finish=False`` leaves the job ``computed`` rather than ``done``: the caller marks it done once its
   output is written (``mark_done``), so ``done`` always means the output exists.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -30,21 +31,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from compound.core.errors import (
-    BudgetExceededError,
-    CompoundError,
-    ConfigurationError,
-    ContextLengthError,
-    OutputParseError,
-)
+from compound.core.errors import BudgetExceededError, CompoundError, ConfigurationError
 from compound.core.progress import Progress
 from compound.core.settings import get_settings
-from compound.core.usage import Usage, UsageTracker, active_trackers, track_usage
+from compound.core.usage import Usage, UsageTracker, active_trackers
 from compound.store.sqlite import SQLiteStore
 from compound.store.traces import span
 from compound.tables.joblock import check_job_id, job_lock
 from compound.tables.multirow.staged import StagedOp
-from compound.tables.operators import ERROR_KEY, TableOp
+from compound.tables.operators import TableOp
+from compound.tables.runner import ERROR_KEY, FinishedRow, LocalRunner, Runner
 
 
 class JobStopped(CompoundError):
@@ -194,12 +190,6 @@ def mark_done(job_id: str) -> None:
     job_store().set_status(job_id, "done")
 
 
-def _value_dict(value: Any, columns: list[str]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return {c: value.get(c) for c in columns}
-    return {c: getattr(value, c, None) for c in columns}
-
-
 async def aprocess_table(
     op: TableOp | StagedOp,
     df: Any,
@@ -209,14 +199,21 @@ async def aprocess_table(
     progress: bool = False,
     concurrency: int | None = None,
     finish: bool = True,
+    runner: Runner | None = None,
 ) -> TableRun:
+    """Run ``op`` over ``df``: here (``LocalRunner(concurrency)``, the default) or on the ``runner``
+    given (a ``RayRunner``), with the same job, cache, budgets and usage either way."""
+    runner = runner or LocalRunner(concurrency)
     with job_lock(check_job_id(job_id)) if job_id is not None else nullcontext():
-        if isinstance(op, StagedOp):
-            return await _staged(op, job_id, spec, progress, concurrency, finish)
-        return await _process(op, df, job_id, spec, progress, concurrency, finish)
+        try:
+            if isinstance(op, StagedOp):
+                return await _staged(op, job_id, spec, progress, runner, finish)
+            return await _process(op, df, job_id, spec, progress, runner, finish)
+        finally:
+            runner.close()
 
 
-async def _staged(op: StagedOp, job_id, spec, progress, concurrency, finish) -> TableRun:
+async def _staged(op: StagedOp, job_id, spec, progress, runner, finish) -> TableRun:
     """An operator over several rows: each stage of its plan is a ``TableOp`` run by ``_process`` under the
     same job (one fingerprint), so checkpoints, the row cache, budgets and usage are the one-row operators'.
     The bar counts the stages' inputs against the plan's bound."""
@@ -229,7 +226,7 @@ async def _staged(op: StagedOp, job_id, spec, progress, concurrency, finish) -> 
         async def run(tasks: list[tuple[Any, str]]) -> dict[Any, dict[str, Any]]:
             if not tasks:
                 return {}
-            done = await _process(op.stage(tasks), None, job_id, spec or op.spec, False, concurrency, False)
+            done = await _process(op.stage(tasks), None, job_id, spec or op.spec, False, runner, False)
             runs.append(done)
             bar.update(advance=done.rows, cost=tracker.physical.cost_usd)
             return done.outputs or {}
@@ -255,7 +252,8 @@ async def _staged(op: StagedOp, job_id, spec, progress, concurrency, finish) -> 
     )
 
 
-async def _process(op, df, job_id, spec, progress, concurrency, finish) -> TableRun:
+async def _process(op, df, job_id, spec, progress, runner, finish) -> TableRun:
+    runner.prepare(op)  # before the job opens: a cluster that cannot compute rows is an error now
     store = job_store()
     fingerprint = op.fingerprint
     keys = [_input_key(fingerprint, text) for _, text in op.tasks]
@@ -314,10 +312,32 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
         if job_id is not None and finished:
             store.commit(job_id, finished)
         advance(from_cache)
+
+        def done(rows: list[FinishedRow]) -> None:
+            """Commit finished rows (one transaction), cache those that parsed, and show them."""
+            if job_id is not None:
+                store.commit(job_id, [(r.key, r.output, r.usage) for r in rows])
+            if use_cache:  # a failure is not cached: a later run (another model, say) tries again
+                store.remember([(r.key, r.output, r.usage) for r in rows if not r.failed])
+            for r in rows:
+                outputs[r.key] = json.loads(r.output)
+                advance(todo[r.key])
+
+        failures: list[BaseException] = []
         try:
-            computed = await _compute(op, todo, texts, outputs, store, job_id, advance, concurrency, use_cache)
+            await runner.compute(op, {k: texts[k] for k in todo}, done, failures)
+        except BaseException:  # interrupted or cancelled: what was committed stays committed
+            _stopped(store, job_id)
+            raise
         finally:
             bar.stop()
+        if failures:
+            _stopped(store, job_id)
+            cause = next((e for e in failures if isinstance(e, BudgetExceededError)), failures[0])
+            if job_id is None and not isinstance(cause, BudgetExceededError):
+                raise cause
+            raise JobStopped(job_id, len(outputs), len(texts), cause) from cause
+        computed = len(todo)
         if job_id is not None:
             store.set_status(job_id, "done" if finish else "computed")
         s.attrs.update(computed=computed, from_cache=from_cache, from_checkpoint=from_checkpoint, stale=stale)
@@ -335,57 +355,6 @@ async def _process(op, df, job_id, spec, progress, concurrency, finish) -> Table
         ordered,
         stale,
     )
-
-
-async def _compute(op, todo, texts, outputs, store, job_id, advance, concurrency, use_cache) -> int:
-    """Compute every input in ``todo``. The first failure stops the job: no new call starts, the calls in
-    flight finish and are committed, then ``JobStopped`` says how far it got (or, without a job id, the
-    failure itself is raised)."""
-    sem = asyncio.Semaphore(concurrency or get_settings().max_concurrency)
-    failures: list[Exception] = []
-
-    async def one(key: str) -> None:
-        failed = None
-        async with sem:
-            if failures:
-                return
-            try:
-                with track_usage() as row_usage:
-                    try:
-                        value = await op.program.acall(row=texts[key])
-                    except OutputParseError as e:  # this reply never parsed: the cells stay empty, the job goes on
-                        value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
-                    except ContextLengthError as e:  # this row is too long for the model: the same, for this row
-                        value, failed = {}, {ERROR_KEY: str(e)}
-            except Exception as e:
-                failures.append(e)
-                return
-        out_json = json.dumps({**_value_dict(value, op.output_columns), **(failed or {})}, default=str)
-        # what the row cost with no cache at all: a row whose calls were cache hits still stands for them
-        usage_json = json.dumps(row_usage.total.to_dict())
-        if job_id is not None:
-            store.commit(job_id, [(key, out_json, usage_json)])
-        if use_cache and failed is None:  # a failure is not cached: a later run (another model, say) tries again
-            store.remember([(key, out_json, usage_json)])
-        outputs[key] = json.loads(out_json)
-        advance(todo[key])
-
-    tasks = [asyncio.ensure_future(one(k)) for k in list(todo)]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:  # interrupted or cancelled: stop at once; what was committed stays committed
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        _stopped(store, job_id)
-        raise
-    if failures:
-        _stopped(store, job_id)
-        cause = next((e for e in failures if isinstance(e, BudgetExceededError)), failures[0])
-        if job_id is None and not isinstance(cause, BudgetExceededError):
-            raise cause
-        raise JobStopped(job_id, len(outputs), len(texts), cause) from cause
-    return len(tasks)
 
 
 def _stopped(store: JobStore, job_id: str | None) -> None:
