@@ -209,17 +209,22 @@ def test_a_changed_input_on_resume_is_reported_on_stderr(relio_cli, relio_clean_
 
 
 def test_a_second_process_is_refused_while_the_first_holds_the_job(relio_cli, relio_clean_error, tmp_path):
+    """The first process is held inside its first model call (so it holds the job's lock) until the test is
+    done with it: no assumption on how long its job takes under the machine's load."""
     write_rows(tmp_path / "in.csv", [(f"r{i}", "x") for i in range(160)])
+    gate = tmp_path / "hold"
+    gate.touch()
     args = ["table", "map", "in.csv", "-c", "out", "--instruction", "y", "--model", "relio-fake", "--no-progress"]
-    first = relio_cli.popen(*args, "--job", "busy", env={"RELIO_FAKE_LATENCY_S": "0.4"})
+    first = relio_cli.popen(*args, "--job", "busy", env={"RELIO_FAKE_HOLD": str(gate)})
     try:
-        _wait_for_job(relio_cli.home, "busy", first)
+        _wait_for_file(Path(f"{gate}.entered"), first)
         second = relio_cli("table", "--resume", "busy", "--no-progress")
         relio_clean_error(second, "job busy is being run by another process (pid", code=1)
         third = _table(relio_cli, "--job", "busy")
         relio_clean_error(third, "being run by another process", code=1)
         listed = relio_cli("jobs")
         assert "running" in listed.stdout
+        assert first.poll() is None  # the refusals above were made while the first still ran
     finally:
         first.kill()
         first.wait()
@@ -227,16 +232,18 @@ def test_a_second_process_is_refused_while_the_first_holds_the_job(relio_cli, re
     assert "interrupted" in listed.stdout  # killed: no process holds it any more
     finished = relio_cli("table", "--resume", "busy", "--no-progress")  # the kill released the lock
     assert finished.returncode == 0, finished.stderr
+    assert len(read_rows(tmp_path / "in.map.csv")) == 160
 
 
-def _wait_for_job(home, job_id, proc, timeout=60):
+def _wait_for_file(path, proc, timeout=120):
+    """Wait until ``path`` exists (a signal from ``proc``), failing early if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        if _committed(home, job_id):
+        if path.exists():
             return
+        assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not start")
+    raise AssertionError(f"{path.name} did not appear within {timeout} s")
 
 
 # ---- SIGKILL, with the input changing between the runs ---------------------------------------------------------

@@ -7,10 +7,16 @@ in the ``compound`` subprocesses by sitecustomize.py (this folder is on their PY
 output); a label gets the row's ``label`` column when it is one of the
 choices, else the first choice; a number gets the length of the row; a boolean is true when the row's
 ``keep`` column says ``yes``. ``RELIO_FAKE_LOG`` names a file that gets one line per call.
+
+``RELIO_FAKE_HOLD`` names a gate file: while it exists, every call first creates ``<gate>.entered`` (the
+process is inside a call, so it holds whatever the caller took before calling, such as a job's lock) and
+then waits until the gate is removed. A test uses it to hold a process mid-job for as long as it needs,
+instead of guessing how long a job takes under the machine's load.
 """
 
 import json
 import os
+import time
 
 import compound
 
@@ -44,7 +50,18 @@ def _value(spec, text, values):
     return f"R({first})"
 
 
+def _hold():
+    gate = os.environ.get("RELIO_FAKE_HOLD")
+    if not gate or not os.path.exists(gate):
+        return
+    with open(gate + ".entered", "a"):
+        pass
+    while os.path.exists(gate):
+        time.sleep(0.05)
+
+
 def _answer(request):
+    _hold()
     text, values = _row(request)
     log = os.environ.get("RELIO_FAKE_LOG")
     if log:
