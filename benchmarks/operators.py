@@ -231,6 +231,7 @@ def bench_top_k(data: dict[str, Any], model: Any, args: Any) -> list[dict[str, A
             "ndcg": ndcg(chosen, gold, args.k),
             "ndcg_cosine_reference": ndcg([gold[i] for i in by_cosine], gold, args.k),
             "comparisons": run.report["comparisons"],
+            "ties_to_embeddings": run.report["ties"],
             "bound": op.bound,
             "all_pairs": n * (n - 1) // 2,
             **costs(run, cpu),

@@ -157,23 +157,72 @@ def higher_score(request):
     return json.dumps({"better": "A" if score_of(a) > score_of(b) else "B"})
 
 
-def test_top_k_finds_the_best_rows_within_its_stated_bound():
+def test_top_k_finds_the_best_rows_within_its_stated_bound(bag_of_words_embeddings):
     df = pd.DataFrame({"name": [f"item {i}" for i in range(37)], "score": [(i * 17) % 37 for i in range(37)]})
     model = ScriptedBackend(higher_score, latency_s=LATENCY)
     op = compound.tables.top_k(df, "the highest score", 5, model=model)
-    assert op.bound == 36 + 4 * 6  # n - 1 + (k - 1) * ceil(log2 n)
+    assert op.bound == 2 * (36 + 4 * 6)  # both orders of n - 1 + (k - 1) * ceil(log2 n) comparisons
     run = process_table(op, None)
     assert run.df["score"].tolist() == [36, 35, 34, 33, 32] and run.df["rank"].tolist() == [1, 2, 3, 4, 5]
-    assert len(model.requests) == run.report["comparisons"] <= op.bound
+    assert len(model.requests) == run.report["calls"] == 2 * run.report["comparisons"] <= op.bound
+    assert run.report["ties"] == 0  # a consistent model decides every comparison itself
     assert len(model.requests) < 37 * 36 / 2
 
 
-def test_top_k_shows_each_pair_in_an_order_independent_of_table_position():
+def test_top_k_asks_each_comparison_in_both_orders():
     df = pd.DataFrame({"score": list(range(16))})
     model = ScriptedBackend(higher_score, latency_s=LATENCY)
     process_table(compound.tables.top_k(df, "the highest score", 1, model=model), None)
-    firsts = [score_of(sides(r, ("A", "B"))[0]) > score_of(sides(r, ("A", "B"))[1]) for r in model.requests]
-    assert 0 < sum(firsts) < len(firsts)  # the higher-placed row is not always shown first
+    shown = [tuple(score_of(t) for t in sides(r, ("A", "B"))) for r in model.requests]
+    assert len(shown) == 2 * 15 and sorted(shown) == sorted((b, a) for a, b in shown)
+
+
+@pytest.fixture
+def score_embeddings(monkeypatch):
+    """Embeddings whose similarity to the instruction grows with a row's ``hint`` (not its score)."""
+    import numpy as np
+
+    def embed(texts, model_path=None):
+        hints = [re.search(r"hint: (\d+)", t) for t in texts]
+        out = np.array([[float(h.group(1)), 20.0] if h else [1.0, 0.0] for h in hints])  # instruction: [1, 0]
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    monkeypatch.setattr("compound.optimize.students.embedding.embed_texts", embed)
+
+
+def always(letter):
+    return lambda request: json.dumps({"better": letter})
+
+
+@pytest.mark.parametrize("letter", ["A", "B"])
+def test_a_position_biased_model_does_not_decide_the_top_k(score_embeddings, letter):
+    """A model that answers the same letter whatever it is shown ties every comparison; the ties go to the
+    embedding similarity to the instruction, so the ranking is the same in any table order."""
+    scores = [(i * 7) % 20 for i in range(20)]
+    df = pd.DataFrame({"score": scores, "hint": [20 - s for s in scores]})  # similarity ranks low scores first
+    tops = []
+    for seed in (0, 1):
+        model = ScriptedBackend(always(letter), latency_s=LATENCY)
+        op = compound.tables.top_k(df.sample(frac=1, random_state=seed), "the highest score", 3, model=model)
+        run = process_table(op, None)
+        assert run.report["ties"] == run.report["comparisons"] and len(model.requests) <= op.bound
+        tops.append(run.df["score"].tolist())
+    assert tops[0] == tops[1] == [0, 1, 2]
+
+
+def test_top_k_follows_the_model_where_it_is_consistent_and_the_embeddings_elsewhere(score_embeddings):
+    """Right in both orders when two scores differ by 5 or more, biased to A otherwise."""
+
+    def half_sure(request):
+        a, b = (score_of(t) for t in sides(request, ("A", "B")))
+        return json.dumps({"better": "B" if b - a >= 5 else "A"})
+
+    scores = [(i * 7) % 20 for i in range(20)]
+    df = pd.DataFrame({"score": scores, "hint": scores})  # the similarity agrees with the score
+    model = ScriptedBackend(half_sure, latency_s=LATENCY)
+    run = process_table(compound.tables.top_k(df, "the highest score", 3, model=model), None)
+    assert run.df["score"].tolist() == [19, 18, 17]
+    assert 0 < run.report["ties"] < run.report["comparisons"]
 
 
 def ids_in(text: str) -> set[int]:

@@ -2,20 +2,23 @@
 
 A tournament tree (a knockout over the rows, then a replay of the winner's path for each next place),
 never all pairs: with ``n`` rows it plays ``n - 1`` comparisons to find the first row and at most
-``ceil(log2 n)`` for each of the next ``k - 1``, so ``bound = n - 1 + (k - 1) * ceil(log2 n)`` calls,
-known before the first one. Each round of the knockout is one stage (its comparisons run concurrently);
-each replay step is one comparison. A comparison shows two rows as A and B, in an order fixed by a hash
-of their texts (not by their position, so a model's bias for the first place does not favour the top of
-the table) and asks which ranks higher. A reply that never parsed counts as a win for the row that
-comes first in the table, and is listed in the job's ``failed``.
+``ceil(log2 n)`` for each of the next ``k - 1``. Each round of the knockout is one stage (its
+comparisons run concurrently); each replay step is one comparison.
 
-The output is the ``k`` rows, best first, with a ``rank`` column (1 is best); ``report`` gives the bound
-and the comparisons played.
+A comparison asks the model twice, with the two rows shown as A and B in both orders (both calls in the
+same stage), so ``bound = 2 * (n - 1 + (k - 1) * ceil(log2 n))`` calls, known before the first one. A
+row wins only when both answers agree on it. Small models often answer "A" (or "B") whatever they are
+shown; such a position-biased pair of answers, or a reply that never parsed (listed in the job's
+``failed``), is a tie, and a tie goes to the row whose embedding (``tables.multirow.pairs.embed``) is the
+more similar to the instruction (then to the row first in the table). So a model biased to one position
+never decides the ranking: a fully biased model gives the embedding-similarity ranking.
+
+The output is the ``k`` rows, best first, with a ``rank`` column (1 is best); ``report`` gives the bound,
+the comparisons played, the calls and the ties the embedding similarity broke.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any, Literal
 
@@ -24,7 +27,7 @@ from compound.program.module import Module
 from compound.program.predict import Predict, Signature
 from compound.program.rows import RowInput, render_row
 from compound.tables.io import TableError
-from compound.tables.multirow.pairs import pair_text
+from compound.tables.multirow.pairs import embed, pair_text
 from compound.tables.multirow.staged import RunStage, StagedOp, failed
 from compound.tables.operators import _inputs
 
@@ -56,29 +59,40 @@ class TopKOp(StagedOp):
             raise TableError("top_k needs an instruction saying what ranks higher, e.g. 'the most urgent ticket'")
         if column in df.columns:
             raise TableError(f"top_k: the table already has a column {column!r}; name the rank column with column=")
-        self.df, self.k, self.column = df, k, column
+        self.df, self.k, self.column, self.instruction = df, k, column, instruction
         self.cols = _inputs(df, input_columns)
         out = model_with("Better", {"better": (Literal["A", "B"], ...)})
         text = f"Which row ranks higher for this: {instruction}? Answer A or B."
         self.program = program or Predict(Signature(RowInput, out, text), model=model, max_tokens=16)
         self.rows = n
         depth = math.ceil(math.log2(n)) if n > 1 else 0
-        self.bound = (n - 1) + (k - 1) * depth
+        self.bound = 2 * ((n - 1) + (k - 1) * depth)
         self.spec = {"op": "top_k", "instruction": instruction, "k": k, "input_columns": self.cols}
 
     async def _plan(self, run: RunStage) -> Any:
         texts = [render_row(r, self.cols) for _, r in self.df.iterrows()]
-        played = 0
+        played = ties = 0
+        similarity: list[float] = []
+
+        def tie(a: int, b: int) -> int:
+            nonlocal ties
+            ties += 1
+            if not similarity:  # embedded once, at the first tie (a consistent model never needs it)
+                vectors = embed([*texts, self.instruction])
+                similarity.extend(float(v @ vectors[-1]) for v in vectors[:-1])
+            return max((a, b), key=lambda i: (similarity[i], -i))
 
         async def play(matches: list[tuple[int, int]]) -> list[int]:
             nonlocal played
-            shown = {m: _order(*m, texts) for m in matches}
-            answers = await run([(m, pair_text(texts[a], texts[b], ("A", "B"))) for m, (a, b) in shown.items()])
+            asks = [((a, b, "ab"), pair_text(texts[a], texts[b], ("A", "B"))) for a, b in matches]
+            asks += [((a, b, "ba"), pair_text(texts[b], texts[a], ("A", "B"))) for a, b in matches]
+            answers = await run(asks)
             played += len(matches)
             winners = []
-            for m, (a, b) in shown.items():
-                out = answers.get(m)
-                winners.append(min(a, b) if failed(out) else (a if out["better"] == "A" else b))  # type: ignore[index]
+            for a, b in matches:
+                first, second = answers.get((a, b, "ab")), answers.get((a, b, "ba"))
+                said = None if failed(first) or failed(second) else (first["better"], second["better"])  # type: ignore[index]
+                winners.append(a if said == ("A", "B") else b if said == ("B", "A") else tie(a, b))
             return winners
 
         size = 1 << (math.ceil(math.log2(len(texts))) if len(texts) > 1 else 0)
@@ -107,17 +121,10 @@ class TopKOp(StagedOp):
                 a, b = tree[2 * node], tree[2 * node + 1]
                 tree[node] = (await play([(a, b)]))[0] if a is not None and b is not None else (a if b is None else b)
                 node //= 2
-        self.report.update(comparisons=played)
+        self.report.update(comparisons=played, calls=2 * played, ties=ties)
         out = self.df.iloc[ranking].copy()
         out[self.column] = range(1, len(ranking) + 1)
         return out
-
-
-def _order(a: int, b: int, texts: list[str]) -> tuple[int, int]:
-    """The two rows in the order they are shown (A first): fixed by their texts, not their positions."""
-    first, second = min(a, b), max(a, b)
-    digest = hashlib.sha256(f"{texts[first]}\x00{texts[second]}".encode()).digest()[0]
-    return (first, second) if digest % 2 == 0 else (second, first)
 
 
 def top_k(df: Any, instruction: str, k: int, **kwargs: Any) -> TopKOp:
