@@ -2,7 +2,7 @@
 
 ``support`` holds what every command shares (the console, error lines, option checks); each other module
 is one command or group: ``ask``, ``models``, ``traces``, ``table`` (``table`` and ``jobs``; the durable
-file job itself is ``table_job``), ``compare`` (``compare`` and ``scale``), ``demo``, ``distill``,
+file job itself is ``table_job``), ``compare`` (``compare`` and ``scale``), ``optimize``, ``demo``, ``distill``,
 ``serve`` (``serve``, ``ui``, ``keys``) and ``doctor``. Only this package imports typer; the library
 below it never imports the command line.
 """
@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import typer
 
-from compound.cli import ask, compare, demo, distill, doctor, models, serve, support, table, traces
+from compound.cli import ask, compare, demo, distill, doctor, models, optimize, serve, support, table, traces
 
 app = typer.Typer(
     help="compound: typed programs over small and large models, with budgets, caching and traces.",
@@ -31,6 +31,7 @@ app.command()(table.table)
 app.command()(table.jobs)
 app.command()(compare.compare)
 app.command()(compare.scale)
+app.command()(optimize.optimize)
 app.command()(demo.demo)
 
 

@@ -1,0 +1,321 @@
+"""The cheapest configuration of a classification job that meets a quality target, with a forecast first.
+
+A configuration is a model (a role of the settings, ``small``/``medium``/``large``, a model id, or a
+distilled ``student:DIR``), a strategy (``single``, ``voteN`` for self-consistency over N samples,
+``repair``) and an optimizer (``none``, ``knn`` for ``KNNFewShot``, ``boot`` for ``BootstrapFewShot`` with
+the large model as teacher). ``search`` tries each on the same held-out rows and keeps the cheapest whose
+accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on its accuracy
+(``routing.calibrate.lower_bound``, failure probability ``delta``) must be at least ``target``.
+
+Guarantees:
+
+- ``forecast`` runs before anything else is spent: it measures a few calls of each model (``probe`` rows)
+  and states, per configuration and in total, the calls, tokens, CPU seconds, dollars and joules of the
+  search (optimizer compile plus evaluation) and of the job (``job_rows`` rows with each configuration).
+  Its own calls are counted in what the search spent. The forecast assumes one call per row for
+  ``single`` and ``repair`` (a repair retries only a reply that fails its checks) and N for ``voteN``;
+  ``BootstrapFewShot`` forecasts its runs with ``BootstrapFewShot.forecast``; ``KNNFewShot`` makes no
+  model call (its embeddings count as local CPU in what is spent, not in the forecast). A configuration
+  with an optimizer is forecast from a call measured with demos in its prompt (a ``KNNFewShot`` probe),
+  since demos multiply a short prompt's tokens. Which demo set ``BootstrapFewShot`` keeps (none, or
+  ``max_demos``) is known only after it compiled, so its evaluation and job are forecast halfway between
+  a call without demos and one with them.
+- The learned configurations learn on the training rows only; every configuration is scored on the
+  evaluation rows, which nothing learns from.
+- The caller's ``compound.budget`` caps the search: when it runs out, the search stops, and the result
+  says so and holds what was scored until then.
+- The result always names the best configuration found and its cost, and says whether it meets the
+  target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from compound.core.errors import BudgetExceededError, ConfigurationError
+from compound.core.settings import get_settings
+from compound.core.usage import Usage, track_usage
+from compound.evaluate.compare import score
+from compound.evaluate.report import pareto_front
+from compound.optimize.bootstrap import BootstrapFewShot
+from compound.optimize.knn import KNNFewShot
+from compound.optimize.labels import FIELD, classifier
+from compound.program.module import Module
+from compound.program.rows import render_row
+from compound.routing.calibrate import lower_bound
+from compound.strategies.repair import Repair
+from compound.strategies.sampling import SelfConsistency
+from compound.tables.jobs import JobStopped
+
+ROLES = ("small", "medium", "large")
+STRATEGIES = ("single", "repair", "voteN")
+OPTIMIZERS = ("none", "knn", "boot")
+#: the usage fields a forecast states, as ``Usage.to_dict`` names them
+MEASURES = ("calls", "total_tokens", "cpu_s", "cost_usd", "energy_j")
+#: what "cheapest" can mean: a per-row column of the result
+COSTS = {"cpu_s": "cpu_s_per_row", "usd": "usd_per_row", "joules": "joules_per_row"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of the job (see the module's docstring)."""
+
+    model: str
+    strategy: str = "single"
+    optimizer: str = "none"
+
+    @property
+    def name(self) -> str:
+        return "+".join(p for p in (self.model, self.strategy, self.optimizer) if p not in ("single", "none"))
+
+    @property
+    def calls_per_row(self) -> int:
+        vote = re.fullmatch(r"vote(\d+)", self.strategy)
+        return int(vote.group(1)) if vote else 1
+
+
+def configurations(models: list[str], strategies: list[str], optimizers: list[str]) -> list[Config]:
+    """Every combination, checked; a distilled student is tried as it is (no strategy, no optimizer)."""
+    for s in strategies:
+        if s not in ("single", "repair") and not re.fullmatch(r"vote([2-9]|[1-9]\d+)", s):
+            raise ConfigurationError(f"unknown strategy {s!r}; use single, repair or voteN (N >= 2, e.g. vote3)")
+    for o in optimizers:
+        if o not in OPTIMIZERS:
+            raise ConfigurationError(f"unknown optimizer {o!r}; use one of {', '.join(OPTIMIZERS)}")
+    if not models or not strategies or not optimizers:
+        raise ConfigurationError("the search needs at least one model, one strategy and one optimizer")
+    out = []
+    for m in models:
+        if m.startswith("student:"):
+            out.append(Config(m))
+        else:
+            out += [Config(m, s, o) for s in strategies for o in optimizers]
+    return out
+
+
+@dataclass(frozen=True)
+class Task:
+    """The labelled rows split into training (what optimizers learn from) and evaluation rows."""
+
+    train: Any
+    evaluate: Any
+    input_col: str
+    label_col: str
+    labels: list[str]
+    target: float
+    delta: float
+    job_rows: int
+
+    @classmethod
+    def split(
+        cls,
+        df: Any,
+        input_col: str,
+        label_col: str,
+        *,
+        target: float,
+        delta: float = 0.05,
+        evaluate: int = 100,
+        train: int = 40,
+        job_rows: int | None = None,
+        labels: list[str] | None = None,
+        seed: int = 0,
+    ) -> Task:
+        if not 0 < target < 1:
+            raise ConfigurationError(f"the target accuracy must be between 0 and 1, got {target}")
+        if not 0 < delta < 1:
+            raise ConfigurationError(f"delta must be between 0 and 1, got {delta}")
+        if evaluate + train > len(df):
+            raise ConfigurationError(
+                f"the data has {len(df)} labelled rows; {evaluate} to evaluate plus {train} to learn from need more"
+            )
+        best = lower_bound(evaluate, evaluate, delta)
+        if best < target:
+            raise ConfigurationError(
+                f"even a configuration right on all {evaluate} evaluation rows has an accuracy bound of {best:.3f} "
+                f"at delta {delta}, below the target {target}: evaluate on more rows or lower the target"
+            )
+        order = list(range(len(df)))
+        random.Random(seed).shuffle(order)
+        return cls(
+            df.iloc[order[evaluate : evaluate + train]].reset_index(drop=True),
+            df.iloc[order[:evaluate]].reset_index(drop=True),
+            input_col,
+            label_col,
+            labels or sorted(df[label_col].astype(str).unique().tolist()),
+            target,
+            delta,
+            job_rows if job_rows is not None else len(df),
+        )
+
+    def examples(self) -> list[dict[str, Any]]:
+        return [
+            {"row": render_row(r, [self.input_col]), FIELD: str(r[self.label_col])} for _, r in self.train.iterrows()
+        ]
+
+
+def _model(name: str) -> str:
+    return getattr(get_settings(), name) if name in ROLES else name
+
+
+def build(config: Config, task: Task) -> Module:
+    """The configuration's program before any optimizer runs (a student refuses the rows it was taught on)."""
+    labels = task.labels
+    if config.model.startswith("student:"):
+        from compound.optimize.distill.student import student_classifier
+
+        texts = [render_row(r, [task.input_col]) for _, r in task.evaluate.iterrows()]
+        return student_classifier(config.model.partition(":")[2], texts)
+    strategy: Any = None
+    if config.strategy == "repair":
+        strategy = Repair(attempts=2)
+    elif config.calls_per_row > 1:
+        strategy = SelfConsistency(config.calls_per_row)
+    return classifier(labels, _model(config.model), strategy, name=config.name)
+
+
+def _bootstrap() -> BootstrapFewShot:
+    return BootstrapFewShot(get_settings().large, max_demos=4, candidates=2, max_bootstrap_rows=8)
+
+
+def _boot_split(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    cut = len(examples) // 2
+    return examples[:cut], examples[cut:]
+
+
+async def _learn(config: Config, program: Module, task: Task) -> Module:
+    if config.optimizer == "knn":
+        return await KNNFewShot(k=4).acompile(program, task.examples())
+    if config.optimizer == "boot":
+        return await _bootstrap().acompile(program, *_boot_split(task.examples()))
+    return program
+
+
+def _scaled(per_call: dict[str, float], calls: float) -> dict[str, float]:
+    return {k: per_call[k] * calls for k in MEASURES}
+
+
+def _per_call(u: Usage) -> dict[str, float]:
+    d = u.to_dict()
+    return {k: d[k] / max(u.calls, 1) for k in MEASURES}
+
+
+async def forecast(task: Task, configs: list[Config], probe: int = 2) -> dict[str, Any]:
+    """Measure ``probe`` calls of each model (with demos too where an optimizer will add them), then
+    forecast the search and the job (module docstring)."""
+    models = {c.model for c in configs} | ({"large"} if any(c.optimizer == "boot" for c in configs) else set())
+    with_demos = {c.model for c in configs if c.optimizer != "none"}
+    rows = task.evaluate.iloc[:probe]
+    measured: dict[str, dict[str, float]] = {}
+    with track_usage("forecast") as spent:
+        for m, demos in sorted([(m, False) for m in models] + [(m, True) for m in with_demos]):
+            config = Config(m, optimizer="knn" if demos else "none")
+            program = await _learn(config, build(config, task), task)
+            with track_usage(m) as one:
+                await score(program, rows, task.input_col, task.label_col, task.labels)
+            measured[f"{m}+demos" if demos else m] = _per_call(one.total)
+    rows_out = []
+    for c in configs:
+        bare, demos = measured[c.model], measured.get(f"{c.model}+demos", {})
+        per_call = {"none": bare, "knn": demos, "boot": {k: (bare[k] + demos.get(k, 0)) / 2 for k in MEASURES}}
+        per_call = per_call[c.optimizer]
+        evaluation = _scaled(per_call, len(task.evaluate) * c.calls_per_row)
+        learning = dict.fromkeys(MEASURES, 0.0)
+        if c.optimizer == "boot":  # the teacher's runs, then one demo set without demos and the rest with
+            train, val = _boot_split(task.examples())
+            f = _bootstrap().forecast(build(c, task), train, val)
+            parts = [
+                _scaled(measured["large"], f["teacher_runs"]),
+                _scaled(bare, len(val) * c.calls_per_row),
+                _scaled(demos, (f["scoring_runs"] - len(val)) * c.calls_per_row),
+            ]
+            learning = {k: sum(p[k] for p in parts) for k in MEASURES}
+        search = {k: evaluation[k] + learning[k] for k in MEASURES}
+        job = _scaled(per_call, task.job_rows * c.calls_per_row)
+        rows_out.append({"config": c.name, "search": search, "job": job})
+    total = {k: sum(r["search"][k] for r in rows_out) for k in MEASURES}
+    return {
+        "probe_rows": len(rows),
+        "per_call": measured,
+        "configs": rows_out,
+        "search": total,
+        "probe_spent": spent.total.to_dict(),
+        "job_rows": task.job_rows,
+    }
+
+
+async def search(task: Task, configs: list[Config], planned: dict[str, Any], cost: str = "cpu_s") -> dict[str, Any]:
+    """Score every configuration (cheapest forecast first) and choose the cheapest by ``cost`` (``COSTS``)
+    that meets the target; ``planned`` is ``forecast``'s result."""
+    if cost not in COSTS:
+        raise ConfigurationError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
+    key = COSTS[cost]
+    measure = {"cpu_s": "cpu_s", "usd": "cost_usd", "joules": "energy_j"}[cost]
+    forecast_of = {r["config"]: r["search"][measure] for r in planned["configs"]}
+    order = sorted(configs, key=lambda c: forecast_of[c.name])
+    n = len(task.evaluate)
+    rows: list[dict[str, Any]] = []
+    programs: dict[str, Module] = {}
+    stopped = None
+    with track_usage("search") as spent:
+        for c in order:
+            try:
+                with track_usage(c.name) as learning:
+                    program = await _learn(c, build(c, task), task)
+                accuracy, used = await score(program, task.evaluate, task.input_col, task.label_col, task.labels)
+            except (BudgetExceededError, JobStopped) as e:
+                cause = e if isinstance(e, BudgetExceededError) else e.__cause__
+                if not isinstance(cause, BudgetExceededError):
+                    raise
+                stopped = f"{cause} (after {len(rows)} of {len(order)} configurations)"
+                break
+            correct = round(accuracy * n)
+            programs[c.name] = program
+            rows.append(
+                {
+                    "config": c.name,
+                    "model": _model(c.model),
+                    "strategy": c.strategy,
+                    "optimizer": c.optimizer,
+                    "accuracy": accuracy,
+                    "accuracy_lower": lower_bound(correct, n, task.delta),
+                    "cpu_s_per_row": used.cpu_s / n,
+                    "usd_per_row": used.cost_usd / n,
+                    "joules_per_row": used.energy_j / n,
+                    "calls_per_row": used.calls / n,
+                    "one_time_cpu_s": learning.total.cpu_s,
+                }
+            )
+    for row, front in zip(rows, pareto_front([(r["accuracy"], r[key]) for r in rows]), strict=True):
+        row["meets_target"] = row["accuracy_lower"] >= task.target
+        row["pareto"] = front
+    meeting = [r for r in rows if r["meets_target"]]
+    if meeting:
+        best = min(meeting, key=lambda r: (r[key], -r["accuracy_lower"]))
+    else:
+        best = max(rows, key=lambda r: (r["accuracy_lower"], -r[key]), default=None)
+    total = spent.total.to_dict()
+    for k, v in planned["probe_spent"].items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            total[k] = total.get(k, 0) + v
+    return {
+        "target": task.target,
+        "delta": task.delta,
+        "cost": cost,
+        "evaluated_rows": n,
+        "train_rows": len(task.train),
+        "rows": rows,
+        "chosen": best["config"] if best and meeting else None,
+        "best": best,
+        "met": bool(meeting),
+        "stopped": stopped,
+        "spent": total,
+        "forecast": planned["search"],
+        "program": programs.get(best["config"]) if best else None,
+    }
+
+
+__all__ = ["COSTS", "MEASURES", "Config", "Task", "build", "configurations", "forecast", "search"]

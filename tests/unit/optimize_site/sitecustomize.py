@@ -1,0 +1,8 @@
+"""On the PYTHONPATH of ``compound optimize``'s CLI test subprocess: registers the scripted models."""
+
+import os
+
+if os.environ.get("OPTIMIZE_FAKES") == "1":
+    import optimize_fakes
+
+    optimize_fakes.register()

@@ -1,0 +1,140 @@
+"""``compound optimize``'s search (``optimize.search``) and command on scripted small, medium and large
+models (tests/unit/optimize_site/optimize_fakes.py: wrong on every 4th, every 10th and no row; priced 1, 3
+and 10 dollars per million tokens; 10 to 40 ms a call)."""
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import compound
+from compound.core.concurrency import run_sync
+from compound.core.errors import ConfigurationError
+from compound.optimize import search as s
+from compound.routing.calibrate import lower_bound
+
+SITE = Path(__file__).parent / "optimize_site"
+
+
+def _fakes():
+    spec = importlib.util.spec_from_file_location("optimize_fakes", SITE / "optimize_fakes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fakes(isolated_home, bag_of_words_embeddings):
+    module = _fakes()
+    before = compound.get_settings()
+    module.register()
+    yield module
+    compound.configure(small=before.small, medium=before.medium, large=before.large, prices=before.prices)
+
+
+def task(fakes, target, n=160, evaluate=60, train=20):
+    df = pd.DataFrame(fakes.rows(n))
+    return s.Task.split(df, "text", "label", target=target, delta=0.05, evaluate=evaluate, train=train)
+
+
+def test_the_search_picks_the_cheapest_configuration_whose_accuracy_bound_meets_the_target(fakes):
+    t = task(fakes, target=0.75)
+    configs = s.configurations(["small", "medium", "large"], ["single", "vote3"], ["none", "knn"])
+    planned = run_sync(s.forecast(t, configs))
+    assert [r["config"] for r in planned["configs"]] == [c.name for c in configs]
+    large = next(r for r in planned["configs"] if r["config"] == "large")
+    assert large["search"]["calls"] == 60 and large["job"]["calls"] == 160
+    assert next(r for r in planned["configs"] if r["config"] == "small+vote3")["search"]["calls"] == 180
+    found = run_sync(s.search(t, configs, planned, cost="usd"))
+    rows = {r["config"]: r for r in found["rows"]}
+    assert rows["small"]["accuracy"] < 0.9 <= rows["medium"]["accuracy"] < rows["large"]["accuracy"] == 1.0
+    for r in found["rows"]:  # the bound is Clopper-Pearson's on the evaluation rows
+        assert r["accuracy_lower"] == pytest.approx(lower_bound(round(r["accuracy"] * 60), 60, 0.05))
+        assert r["meets_target"] == (r["accuracy_lower"] >= 0.75)
+    assert not rows["small"]["meets_target"]  # about 75% right: its bound is below 0.75
+    assert found["met"] and found["chosen"] == "medium"
+    assert rows["medium"]["usd_per_row"] < rows["large"]["usd_per_row"]
+    assert rows["medium"]["pareto"] and rows["large"]["pareto"] and not rows["medium+vote3"]["pareto"]
+    # the forecast of the search, from two measured rows per model, is what the search then spent
+    assert found["spent"]["calls"] == pytest.approx(planned["search"]["calls"] + planned["probe_spent"]["calls"])
+    assert found["spent"]["cost_usd"] == pytest.approx(
+        planned["search"]["cost_usd"] + planned["probe_spent"]["cost_usd"], rel=0.25
+    )
+    program = found["program"]
+    assert program(row="text: msg 7 about things").label == "ham"
+
+
+def test_bootstrap_is_forecast_from_its_own_bound_with_the_large_model_as_teacher(fakes):
+    t = task(fakes, target=0.75)
+    configs = s.configurations(["small"], ["single"], ["boot"])
+    planned = run_sync(s.forecast(t, configs))
+    assert set(planned["per_call"]) == {"small", "small+demos", "large"}  # the teacher is measured too
+    found = run_sync(s.search(t, configs, planned, cost="usd"))
+    assert found["spent"]["calls"] <= planned["search"]["calls"] + planned["probe_spent"]["calls"]
+    assert found["spent"]["calls"] >= 0.75 * planned["search"]["calls"]
+    spent_usd = found["spent"]["cost_usd"] - planned["probe_spent"]["cost_usd"]
+    assert spent_usd == pytest.approx(planned["search"]["cost_usd"], rel=0.25)
+
+
+def test_an_unreachable_target_says_so_with_the_best_found_and_its_cost(fakes):
+    t = task(fakes, target=0.9)
+    configs = s.configurations(["small", "medium"], ["single"], ["none"])
+    found = run_sync(s.search(t, configs, run_sync(s.forecast(t, configs)), cost="usd"))
+    assert not found["met"] and found["chosen"] is None
+    assert found["best"]["config"] == "medium" and found["best"]["usd_per_row"] > 0
+
+
+def test_a_target_no_evaluation_could_certify_is_refused_before_any_call(fakes):
+    with pytest.raises(ConfigurationError, match="evaluate on more rows or lower the target"):
+        task(fakes, target=0.99, evaluate=60)
+    with pytest.raises(ConfigurationError, match="labelled rows"):
+        task(fakes, target=0.8, n=50, evaluate=60)
+    with pytest.raises(ConfigurationError, match="unknown strategy"):
+        s.configurations(["small"], ["vote1"], ["none"])
+
+
+def test_the_callers_budget_stops_the_search_and_keeps_what_was_scored(fakes):
+    t = task(fakes, target=0.75)
+    configs = s.configurations(["small", "medium", "large"], ["single"], ["none"])
+    planned = run_sync(s.forecast(t, configs))
+    with compound.budget(calls=100):
+        found = run_sync(s.search(t, configs, planned, cost="usd"))
+    assert found["stopped"] and "budget" in found["stopped"]
+    assert 1 <= len(found["rows"]) < 3
+    # the budget caps calls that reach a model; the probe's rows, scored again, are cache hits counted at
+    # the cost of the calls they stand for
+    assert found["spent"]["calls"] <= 100 + 2 * planned["probe_spent"]["calls"]
+
+
+# ---- the command, through the console script -------------------------------------------------------------
+
+
+def test_cli_forecasts_then_searches_saves_the_program_and_reports_an_unreachable_target(compound_cli, tmp_path):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(_fakes().rows(160)).to_csv(data, index=False)
+    env = {"OPTIMIZE_FAKES": "1", "PYTHONPATH": os.pathsep.join([str(SITE), os.environ.get("PYTHONPATH", "")])}
+    base = ["optimize", "--data", data, "--input", "text", "--label", "label", "--evaluate", "60", "--train", "20"]
+    base += ["--strategies", "single,vote3", "--optimizers", "none", "--cost", "usd"]
+    dry = compound_cli(*base, "--target", "0.75", "--dry-run", "--json", tmp_path / "dry.json", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "forecast of the search: 720 calls" in dry.stdout  # 3 models x (1 + 3 votes) x 60 rows
+    assert not (tmp_path / "optimized.json").exists()
+    spent = json.loads((tmp_path / "dry.json").read_text())
+    assert "rows" not in spent and spent["forecast"]["probe_spent"]["calls"] == 6  # 2 rows x 3 models
+
+    save = tmp_path / "optimized.json"
+    done = compound_cli(*base, "--target", "0.75", "--save", save, "--json", tmp_path / "run.json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "chose medium" in done.stdout and f"saved {save}" in done.stdout
+    state = json.loads(save.read_text())
+    assert "opt-medium" in json.dumps(state)
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert [r["config"] for r in result["rows"] if r["pareto"]] == ["small", "medium", "large"]
+
+    failed = compound_cli(*base, "--models", "small,medium", "--target", "0.9", "--save", tmp_path / "x.json", env=env)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "no configuration reached accuracy 0.9" in failed.stderr and "the best was medium" in failed.stderr
+    assert not (tmp_path / "x.json").exists()
