@@ -2,10 +2,11 @@
 models (tests/unit/optimize_site/optimize_fakes.py: wrong on every 4th, every 10th and no row; priced 1, 3
 and 10 dollars per million tokens; 10 to 40 ms a call)."""
 
-import importlib.util
 import json
 import os
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -20,10 +21,7 @@ SITE = Path(__file__).parent / "optimize_site"
 
 
 def _fakes():
-    spec = importlib.util.spec_from_file_location("optimize_fakes", SITE / "optimize_fakes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return SimpleNamespace(**runpy.run_path(str(SITE / "optimize_fakes.py")))
 
 
 @pytest.fixture

@@ -1,26 +1,8 @@
 """``benchmarks/operators.py --smoke``: the operators benchmark end to end on its scripted oracle (CI size)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "operators.py"
-
-
-def test_operators_benchmark_smoke_writes_every_task_with_its_reference(tmp_path, isolated_home):
-    out = tmp_path / "out.json"
-    env = {**os.environ, "COMPOUND_HOME": str(isolated_home)}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = {r["task"]: r for r in json.loads(out.read_text())["rows"]}
+def test_operators_benchmark_smoke_writes_every_task_with_its_reference(benchmark_smoke):
+    rows = {r["task"]: r for r in benchmark_smoke("operators.py")["rows"]}
     join, cascade = rows["join"], rows["join + cascade"]
     # the oracle is always right: what the join misses is what blocking dropped, and it says so
     assert join["precision"] == 1.0 and join["recall"] == join["blocking_recall"]
