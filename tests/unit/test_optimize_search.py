@@ -92,6 +92,9 @@ def test_a_target_no_evaluation_could_certify_is_refused_before_any_call(fakes):
         task(fakes, target=0.8, n=50, evaluate=60)
     with pytest.raises(ConfigurationError, match="unknown strategy"):
         s.configurations(["small"], ["vote1"], ["none"])
+    no_train = task(fakes, target=0.8, train=0)
+    with pytest.raises(ConfigurationError, match="--train"):
+        run_sync(s.forecast(no_train, s.configurations(["small"], ["single"], ["knn"])))
 
 
 def test_the_callers_budget_stops_the_search_and_keeps_what_was_scored(fakes):

@@ -206,6 +206,10 @@ def _per_call(u: Usage) -> dict[str, float]:
 async def forecast(task: Task, configs: list[Config], probe: int = 2) -> dict[str, Any]:
     """Measure ``probe`` calls of each model (with demos too where an optimizer will add them), then
     forecast the search and the job (module docstring)."""
+    if any(c.optimizer == "boot" for c in configs) and len(task.train) < 2:
+        raise ConfigurationError("the boot optimizer needs at least 2 training rows (--train)")
+    if any(c.optimizer == "knn" for c in configs) and len(task.train) < 1:
+        raise ConfigurationError("the knn optimizer needs training rows (--train); or search --optimizers none")
     models = {c.model for c in configs} | ({"large"} if any(c.optimizer == "boot" for c in configs) else set())
     with_demos = {c.model for c in configs if c.optimizer != "none"}
     rows = task.evaluate.iloc[:probe]
