@@ -124,7 +124,7 @@ def test_cli_forecasts_then_searches_saves_the_program_and_reports_an_unreachabl
     assert "forecast of the search: 720 calls" in dry.stdout  # 3 models x (1 + 3 votes) x 60 rows
     assert not (tmp_path / "optimized.json").exists()
     spent = json.loads((tmp_path / "dry.json").read_text())
-    assert "rows" not in spent and spent["forecast"]["probe_spent"]["calls"] == 6  # 2 rows x 3 models
+    assert "rows" not in spent and spent["forecast"]["probe_spent"]["calls"] == 9  # (1 warm-up + 2) rows x 3 models
 
     save = tmp_path / "optimized.json"
     done = compound_cli(*base, "--target", "0.75", "--save", save, "--json", tmp_path / "run.json", env=env)

@@ -214,7 +214,8 @@ def report_line(op: str, report: dict) -> str:
             line += f"; similarity accepted {r['accepted_by_similarity']} and rejected {r['rejected_by_similarity']}"
         return line
     if "comparisons" in r:
-        return f"top_k: {r['comparisons']} comparisons (bound {r['bound']})"
+        ties = f", {r['ties']} tied (decided by embeddings)" if r.get("ties") else ""
+        return f"top_k: {r['comparisons']} comparisons in both orders, {r['calls']} calls (bound {r['bound']}){ties}"
     if "folded" in r:
         return (
             f"{op}: {r['groups']} group(s), {r['folded']} row(s) folded into summaries, {r['dropped']} dropped, "

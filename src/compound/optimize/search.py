@@ -9,7 +9,8 @@ accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on 
 
 Guarantees:
 
-- ``forecast`` runs before anything else is spent: it measures a few calls of each model (``probe`` rows)
+- ``forecast`` runs before anything else is spent: it measures a few calls of each model (``probe`` rows,
+  after one warm-up row whose call pays the model's loading)
   and states, per configuration and in total, the calls, tokens, CPU seconds, dollars and joules of the
   search (optimizer compile plus evaluation) and of the job (``job_rows`` rows with each configuration).
   Its own calls are counted in what the search spent. The forecast assumes one call per row for
@@ -212,12 +213,14 @@ async def forecast(task: Task, configs: list[Config], probe: int = 2) -> dict[st
         raise ConfigurationError("the knn optimizer needs training rows (--train); or search --optimizers none")
     models = {c.model for c in configs} | ({"large"} if any(c.optimizer == "boot" for c in configs) else set())
     with_demos = {c.model for c in configs if c.optimizer != "none"}
-    rows = task.evaluate.iloc[:probe]
+    warm, rows = task.evaluate.iloc[:1], task.evaluate.iloc[1 : probe + 1]
     measured: dict[str, dict[str, float]] = {}
     with track_usage("forecast") as spent:
         for m, demos in sorted([(m, False) for m in models] + [(m, True) for m in with_demos]):
             config = Config(m, optimizer="knn" if demos else "none")
             program = await _learn(config, build(config, task), task)
+            if not demos:  # the model's first call loads it: a one-time cost, not a call's
+                await score(program, warm, task.input_col, task.label_col, task.labels)
             with track_usage(m) as one:
                 await score(program, rows, task.input_col, task.label_col, task.labels)
             measured[f"{m}+demos" if demos else m] = _per_call(one.total)
