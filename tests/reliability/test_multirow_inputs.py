@@ -64,7 +64,12 @@ def test_top_k_of_a_one_row_table_returns_it_without_a_call():
     run = process_table(
         compound.tables.top_k(ROWS.iloc[:1], "the sweetest", 1, model=ScriptedBackend(never_called)), None
     )
-    assert run.df["text"].tolist() == ["red apple"] and run.report == {"bound": 0, "comparisons": 0, "calls": 0, "ties": 0}
+    assert run.df["text"].tolist() == ["red apple"] and run.report == {
+        "bound": 0,
+        "comparisons": 0,
+        "calls": 0,
+        "ties": 0,
+    }
 
 
 def test_top_k_counts_a_reply_that_never_parsed_and_still_ranks_every_place():
