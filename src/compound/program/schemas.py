@@ -13,9 +13,10 @@ Guarantees:
   outputs and user-written schemas (``call_typed(dict)``, ``compound ask --schema``, the server's
   ``response_format``) all go through it.
 - ``decoding_schema`` adds the guards a grammar needs for small models, for decoding only (a reply is
-  validated against the closed schema, not the guards): every string that has no ``maxLength``, ``enum``,
-  ``const``, ``pattern`` or ``format`` gets ``maxLength`` of ``STRING_CHARS_PER_TOKEN * max_tokens``
-  characters, so one runaway string ends (about half the token budget) and the object can still close.
+  validated against the closed schema, not the guards): the strings that have no ``maxLength``, ``enum``,
+  ``const``, ``pattern`` or ``format`` share ``STRING_CHARS_PER_TOKEN * max_tokens`` characters (about
+  half the token budget) as their ``maxLength``, so a runaway string ends and the object can still close;
+  an array without ``maxItems`` gets ``ARRAY_MAX_ITEMS``.
   Whitespace is bounded by the engines themselves (one space, or a newline and at most 20 spaces or
   tabs; see ``compound.models.engines``).
 - ``find_loop`` finds a reply that ends in runaway repetition (the same run of words, or of characters,
@@ -32,6 +33,10 @@ from compound.core.errors import ConfigurationError
 
 #: a string without a stated bound gets maxLength = this many characters per token of ``max_tokens``
 STRING_CHARS_PER_TOKEN = 2
+#: the items of an array count as this many strings when the strings share the characters
+ARRAY_ITEM_SLOTS = 4
+#: an array that states no ``maxItems`` gets this one for decoding (a small model can list the same item forever)
+ARRAY_MAX_ITEMS = 16
 _STRING_BOUNDS = ("maxLength", "enum", "const", "pattern", "format")
 #: keys whose value maps names to subschemas (the names are not schemas themselves)
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
@@ -83,15 +88,44 @@ def closed_schema(schema: Any) -> Any:
     return _walk(schema, _close)
 
 
+def _is_string(node: dict[str, Any]) -> bool:
+    types = node.get("type")
+    return types == "string" or (isinstance(types, list) and "string" in types)
+
+
+def _unbounded_string(node: Any) -> bool:
+    return isinstance(node, dict) and _is_string(node) and not any(k in node for k in _STRING_BOUNDS)
+
+
+def _string_slots(schema: Any, weight: int = 1) -> int:
+    """How many unbounded strings a reply may hold, an array's items counting ``ARRAY_ITEM_SLOTS`` each."""
+    if isinstance(schema, list):
+        return sum(_string_slots(s, weight) for s in schema)
+    if not isinstance(schema, dict):
+        return 0
+    own = weight if _unbounded_string(schema) else 0
+    inner = 0
+    for k, v in schema.items():
+        if k in _SCHEMA_MAPS and isinstance(v, dict):
+            inner += sum(_string_slots(sub, weight) for sub in v.values())
+        elif k in ("items", "prefixItems"):
+            inner += _string_slots(v, weight * ARRAY_ITEM_SLOTS)
+        elif isinstance(v, dict | list):
+            inner += _string_slots(v, weight)
+    return own + inner
+
+
 def decoding_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """``schema`` with a ``maxLength`` on every unbounded string, for a reply of at most ``max_tokens``."""
-    bound = max(16, STRING_CHARS_PER_TOKEN * max_tokens)
+    """``schema`` with a ``maxLength`` on every unbounded string, for a reply of at most ``max_tokens``:
+    the strings share ``STRING_CHARS_PER_TOKEN * max_tokens`` characters (about half the tokens), an
+    array's items counting as ``ARRAY_ITEM_SLOTS`` strings each, and none gets fewer than 16."""
+    bound = max(16, STRING_CHARS_PER_TOKEN * max_tokens // max(1, _string_slots(schema)))
 
     def guard(node: dict[str, Any], _: bool) -> dict[str, Any]:
-        types = node.get("type")
-        is_string = types == "string" or (isinstance(types, list) and "string" in types)
-        if is_string and not any(k in node for k in _STRING_BOUNDS):
+        if _unbounded_string(node):
             node["maxLength"] = bound
+        if node.get("type") == "array" and "maxItems" not in node:
+            node["maxItems"] = ARRAY_MAX_ITEMS
         return node
 
     return _walk(schema, guard)
