@@ -133,28 +133,76 @@ def obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, A
     return {"type": "object", "properties": props, "required": required or list(props)}
 
 
-S, I, N, B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
+STR, INT, NUM, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
 CASES: list[tuple[str, str, dict[str, Any]]] = [
-    ("espresso", "Extract the product and a rating from 1 to 5.", obj({"product": S, "rating": I})),
-    ("espresso", "List what the reviewer liked and disliked.", obj({"liked": {"type": "array", "items": S}, "disliked": {"type": "array", "items": S}})),
-    ("blender", "Extract the delivery details from this review.", obj({"delivery_status": S, "days_late": I})),
-    ("blender", "Extract the order number, the price paid and whether the customer would order again.", obj({"order_number": S, "price": N, "would_order_again": B})),
-    ("hotel", "Extract the hotel, the city and the number of nights.", obj({"hotel": S, "city": S, "nights": I})),
-    ("hotel", "Summarise the stay.", obj({"sentiment": {"type": "string", "enum": ["positive", "mixed", "negative"]}, "best_thing": S, "worst_thing": S})),
-    ("job", "Extract the job posting's key facts.", obj({"title": S, "city": S, "remote_days": I})),
-    ("job", "Extract how to apply.", obj({"email": S, "deadline": S, "skills": {"type": "array", "items": S}}, ["email", "deadline"])),
-    ("bug", "Turn this into a bug report.", obj({"app_version": S, "device": S, "summary": S})),
-    ("bug", "Triage this report.", obj({"severity": {"type": "string", "enum": ["low", "medium", "high"]}, "has_workaround": B})),
-    ("restaurant", "Extract the restaurant and the number of stars.", obj({"restaurant": S, "stars": I})),
-    ("restaurant", "Extract the bill and the party size.", obj({"total_euros": N, "people": I, "dishes": {"type": "array", "items": S}}, ["total_euros", "people"])),
-    ("apartment", "Extract the listing's details.", obj({"street": S, "bedrooms": I, "rent": N})),
-    ("apartment", "Extract the rules and availability.", obj({"pets_allowed": B, "available_from": S, "contact": S})),
-    ("movie", "Extract the film's title and score out of ten.", obj({"title": S, "score": I})),
-    ("movie", "Review summary.", obj({"verdict": {"type": "string", "enum": ["recommend", "mixed", "avoid"]}, "runtime_minutes": I, "pros": {"type": "array", "items": S}})),
-    ("event", "Extract the event's date, time and place.", obj({"date": S, "start_time": S, "place": S})),
-    ("event", "Extract what volunteers should bring.", obj({"bring": {"type": "array", "items": S}, "children_welcome": B})),
-    ("laptop", "Extract the laptop's name, weight and price.", obj({"model": S, "weight_kg": N, "price": N})),
-    ("laptop", "Summarise the battery verdict.", obj({"battery_hours": I, "satisfied": B, "complaint": S})),
+    ("espresso", "Extract the product and a rating from 1 to 5.", obj({"product": STR, "rating": INT})),
+    (
+        "espresso",
+        "List what the reviewer liked and disliked.",
+        obj({"liked": {"type": "array", "items": STR}, "disliked": {"type": "array", "items": STR}}),
+    ),
+    ("blender", "Extract the delivery details from this review.", obj({"delivery_status": STR, "days_late": INT})),
+    (
+        "blender",
+        "Extract the order number, the price paid and whether the customer would order again.",
+        obj({"order_number": STR, "price": NUM, "would_order_again": BOOL}),
+    ),
+    ("hotel", "Extract the hotel, the city and the number of nights.", obj({"hotel": STR, "city": STR, "nights": INT})),
+    (
+        "hotel",
+        "Summarise the stay.",
+        obj(
+            {
+                "sentiment": {"type": "string", "enum": ["positive", "mixed", "negative"]},
+                "best_thing": STR,
+                "worst_thing": STR,
+            }
+        ),
+    ),
+    ("job", "Extract the job posting's key facts.", obj({"title": STR, "city": STR, "remote_days": INT})),
+    (
+        "job",
+        "Extract how to apply.",
+        obj({"email": STR, "deadline": STR, "skills": {"type": "array", "items": STR}}, ["email", "deadline"]),
+    ),
+    ("bug", "Turn this into a bug report.", obj({"app_version": STR, "device": STR, "summary": STR})),
+    (
+        "bug",
+        "Triage this report.",
+        obj({"severity": {"type": "string", "enum": ["low", "medium", "high"]}, "has_workaround": BOOL}),
+    ),
+    ("restaurant", "Extract the restaurant and the number of stars.", obj({"restaurant": STR, "stars": INT})),
+    (
+        "restaurant",
+        "Extract the bill and the party size.",
+        obj({"total_euros": NUM, "people": INT, "dishes": {"type": "array", "items": STR}}, ["total_euros", "people"]),
+    ),
+    ("apartment", "Extract the listing's details.", obj({"street": STR, "bedrooms": INT, "rent": NUM})),
+    (
+        "apartment",
+        "Extract the rules and availability.",
+        obj({"pets_allowed": BOOL, "available_from": STR, "contact": STR}),
+    ),
+    ("movie", "Extract the film's title and score out of ten.", obj({"title": STR, "score": INT})),
+    (
+        "movie",
+        "Review summary.",
+        obj(
+            {
+                "verdict": {"type": "string", "enum": ["recommend", "mixed", "avoid"]},
+                "runtime_minutes": INT,
+                "pros": {"type": "array", "items": STR},
+            }
+        ),
+    ),
+    ("event", "Extract the event's date, time and place.", obj({"date": STR, "start_time": STR, "place": STR})),
+    (
+        "event",
+        "Extract what volunteers should bring.",
+        obj({"bring": {"type": "array", "items": STR}, "children_welcome": BOOL}),
+    ),
+    ("laptop", "Extract the laptop's name, weight and price.", obj({"model": STR, "weight_kg": NUM, "price": NUM})),
+    ("laptop", "Summarise the battery verdict.", obj({"battery_hours": INT, "satisfied": BOOL, "complaint": STR})),
 ]
 
 
@@ -188,7 +236,16 @@ def run_cli(cases: list[tuple[str, str, dict[str, Any]]], home: str) -> list[dic
             except json.JSONDecodeError:
                 value, ok = None, False
             usage = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-            out.append({"case": i, "valid": ok, "wall_s": wall, "value": value, "usage": usage, "error": done.stderr[-400:] if not ok else ""})
+            out.append(
+                {
+                    "case": i,
+                    "valid": ok,
+                    "wall_s": wall,
+                    "value": value,
+                    "usage": usage,
+                    "error": done.stderr[-400:] if not ok else "",
+                }
+            )
     return out
 
 
@@ -196,7 +253,7 @@ def run_open(cases: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any
     from compound.core.errors import OutputParseError
     from compound.core.settings import configured
     from compound.models.registry import get_model
-    from compound.program.typed import JSONSchemaOutput, call_typed
+    from compound.models.typed import JSONSchemaOutput, call_typed
 
     backend = get_model(MODEL)
     out = []
@@ -204,11 +261,19 @@ def run_open(cases: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any
         for i, (text, question, schema) in enumerate(cases):
             prompt = f"{TEXTS[text]}\n\n{question}"
             try:
-                typed = call_typed(JSONSchemaOutput(schema, closed=False), prompt, model=backend, max_tokens=MAX_TOKENS, parse_repairs=0)
+                typed = call_typed(
+                    JSONSchemaOutput(schema, closed=False),
+                    prompt,
+                    model=backend,
+                    max_tokens=MAX_TOKENS,
+                    parse_repairs=0,
+                )
                 gen, ok = typed.generations[-1], True
             except OutputParseError as e:
                 gen, ok = e.generations[-1], False
-            out.append({"case": i, "valid": ok, "cut": gen.finish_reason == "length", "tokens": gen.usage.completion_tokens})
+            out.append(
+                {"case": i, "valid": ok, "cut": gen.finish_reason == "length", "tokens": gen.usage.completion_tokens}
+            )
     return out
 
 
@@ -224,9 +289,25 @@ def main() -> None:
         opened = [] if args.no_open else run_open(cases)
     n = len(cases)
     cut_cli = sum("cut at max_tokens" in r["error"] for r in cli)
-    rows = [{"side": "compound ask (closed, guarded)", "cases": n, "valid": sum(r["valid"] for r in cli), "cut_at_max_tokens": cut_cli, "wall_s_per_case": sum(r["wall_s"] for r in cli) / n}]
+    rows = [
+        {
+            "side": "compound ask (closed, guarded)",
+            "cases": n,
+            "valid": sum(r["valid"] for r in cli),
+            "cut_at_max_tokens": cut_cli,
+            "wall_s_per_case": sum(r["wall_s"] for r in cli) / n,
+        }
+    ]
     if opened:
-        rows.append({"side": "open schema, as written", "cases": n, "valid": sum(r["valid"] for r in opened), "cut_at_max_tokens": sum(r["cut"] for r in opened), "wall_s_per_case": float("nan")})
+        rows.append(
+            {
+                "side": "open schema, as written",
+                "cases": n,
+                "valid": sum(r["valid"] for r in opened),
+                "cut_at_max_tokens": sum(r["cut"] for r in opened),
+                "wall_s_per_case": float("nan"),
+            }
+        )
     summary = {
         "model": MODEL,
         "max_tokens": MAX_TOKENS,

@@ -37,7 +37,9 @@ def test_a_plain_user_schema_is_sent_closed_at_every_level_and_the_reply_checked
 def test_an_object_that_says_additional_properties_keeps_it_and_all_of_branches_stay_open():
     schema = {
         "type": "object",
-        "properties": {"tags": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True}},
+        "properties": {
+            "tags": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True}
+        },
         "allOf": [{"properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "string"}}}],
     }
     closed = closed_schema(schema)
@@ -48,7 +50,7 @@ def test_an_object_that_says_additional_properties_keeps_it_and_all_of_branches_
     assert call_typed(schema, "?", model=model).value == {"a": "x", "b": "y"}
 
 
-def test_unbounded_strings_get_a_max_length_from_max_tokens_for_decoding_only():
+def test_unbounded_strings_share_a_max_length_from_max_tokens_for_decoding_only():
     schema = {
         "type": "object",
         "properties": {
@@ -61,9 +63,11 @@ def test_unbounded_strings_get_a_max_length_from_max_tokens_for_decoding_only():
     }
     guarded = decoding_schema(schema, max_tokens=100)
     props = guarded["properties"]
-    assert props["free"]["maxLength"] == 200 and props["maybe"]["maxLength"] == 200
-    assert props["list"]["items"]["maxLength"] == 200
+    # 2 * 100 characters shared by free, maybe and the list's items (which count four): 200 // 6
+    assert props["free"]["maxLength"] == 33 and props["maybe"]["maxLength"] == 33
+    assert props["list"]["items"]["maxLength"] == 33 and props["list"]["maxItems"] == 16
     assert props["short"]["maxLength"] == 5 and "maxLength" not in props["kind"]
+    assert decoding_schema({"type": "string"}, max_tokens=2)["maxLength"] == 16  # never below 16
     # the request carries the guard; the reply is validated without it (a longer string is not refused)
     model = ScriptedBackend([json.dumps({"product": "x" * 700, "rating": 3})])
     out = call_typed(PLAIN, "?", model=model, max_tokens=300)

@@ -8,7 +8,9 @@ Guarantees:
   refused with a 400 naming it: nothing is silently ignored. ``user``, ``metadata`` and ``store`` are
   accepted as labels.
 - ``response_format``: ``json_schema`` makes a model's reply JSON valid for the schema (constrained and
-  repaired by compound); on a program the output is returned as JSON and checked against the schema.
+  repaired by compound), decoded closed (an object that lists its properties allows no others unless it
+  says ``additionalProperties``) unless ``strict`` is ``false``; on a program the output is returned as
+  JSON and checked against the schema.
   ``json_object`` asks for any JSON object.
 - ``stream: true`` sends Server-Sent Events. No compound step streams tokens yet, so the reply is
   computed whole and sent as a correct stream: a role-and-content chunk per choice, a finish chunk
@@ -27,9 +29,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compound.core.errors import ConfigurationError
 from compound.core.types import Message
 from compound.models.base import Backend
-from compound.models.typed import acall_typed
+from compound.program.schemas import check_json_schema
+from compound.models.typed import JSONSchemaOutput, acall_typed
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of
 
@@ -109,15 +113,10 @@ def requested_schema(req: ChatRequest) -> dict[str, Any] | None:
         return {"type": "object"}
     if fmt.json_schema is None or not fmt.json_schema.schema_:
         raise RequestError(400, "response_format json_schema needs json_schema.schema", "invalid_response_format")
-    import jsonschema
-
     try:
-        jsonschema.Draft202012Validator.check_schema(fmt.json_schema.schema_)
-    except jsonschema.SchemaError as e:
-        raise RequestError(
-            400, f"response_format schema is not a valid JSON Schema: {e.message}", "invalid_response_format"
-        ) from None
-    return fmt.json_schema.schema_
+        return check_json_schema(fmt.json_schema.schema_, "the response_format schema")
+    except ConfigurationError as e:
+        raise RequestError(400, str(e), "invalid_response_format") from None
 
 
 async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, str]]:
@@ -134,10 +133,12 @@ async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, 
     if req.stop:
         params["stop"] = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
     messages = to_messages(req)
+    fmt = req.response_format.json_schema if req.response_format is not None else None
+    output = JSONSchemaOutput(schema, closed=fmt is None or fmt.strict is not False) if schema is not None else None
     choices = []
     for i in range(req.n):
         if schema is not None:
-            typed = await acall_typed(schema, messages, model=backend, sample_index=i, **params)
+            typed = await acall_typed(output, messages, model=backend, sample_index=i, **params)
             choices.append((json.dumps(typed.value), typed.generations[-1].finish_reason))
         else:
             gen = await backend.agenerate(messages, sample_index=i, **params)
