@@ -228,7 +228,7 @@ def run_cli(cases: list[tuple[str, str, dict[str, Any]]], home: str) -> list[dic
             cmd = [console_script(), "ask", prompt, "--model", MODEL, "--schema", str(path)]
             cmd += ["--max-tokens", str(MAX_TOKENS), "--usage"]
             t0 = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
             wall = time.perf_counter() - t0
             try:
                 value = json.loads(done.stdout)

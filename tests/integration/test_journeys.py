@@ -22,8 +22,9 @@ import pytest
 from pydantic import BaseModel
 
 import compound
-from compound.models.embedded import LARGE, SMALL, get_embedded
+from compound.models.embedded import get_embedded
 
+SMALL, LARGE = compound.get_settings().small, compound.get_settings().large
 REVIEW = (
     "Order #4471 arrived two days late. The courier left the box at the wrong door and I had to walk around the "
     "block to find it. Inside, the blender itself was intact, but the lid had a small crack. I emailed support on "
