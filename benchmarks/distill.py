@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     p.add_argument("--max-steps", type=int, help="stop training after this many optimizer steps")
-    args = parse(p, teacher="smollm2-135m", rows=8, samples=1, epochs=1.0, limit=4, max_steps=1)
+    args = parse(p, teacher="smollm2-135m", rows=4, samples=1, epochs=1.0, limit=2, max_steps=1)
     rows = []
     for spec in args.dataset:
         name, _, rest = spec.partition("=")
