@@ -209,10 +209,10 @@ def test_serve_with_nothing_named_serves_the_embedded_models_to_the_openai_clien
 
 
 def test_serve_streams_through_the_openai_client(isolated_home):
-    from compound.serve import chat
+    from compound.models.base import Backend
 
-    if not hasattr(chat, "stream_choices") and "astream" not in dir(compound.Backend):
-        pytest.skip("token streaming is not on main yet (issue 28, item 2: engineer 'stream')")
+    if not hasattr(Backend, "astream"):
+        pytest.skip("token streaming (Backend.astream, issue 28 item 2) is not on main yet")
     from openai import OpenAI
 
     with served("-m", SMALL, home=isolated_home) as (url, _):
