@@ -41,7 +41,6 @@ def smoke_args(args: argparse.Namespace) -> list[str]:
     return ["--smoke"] if getattr(args, "smoke", False) else []
 
 
-
 def run_phase(script: str, phase: str, *args: str) -> dict[str, Any]:
     """Run one side of a comparison in a fresh process and return the JSON it prints last.
 

@@ -251,7 +251,7 @@ def run_cli(cases: list[tuple[str, str, dict[str, Any]]], home: str) -> list[dic
 
 def as_written(schema: dict[str, Any]) -> Any:
     """The schema decoded exactly as written: not closed, and without the decoding guards."""
-    from compound.program.typed import JSONSchemaOutput
+    from compound.models.typed import JSONSchemaOutput
 
     class AsWritten(JSONSchemaOutput):
         def decoding_schema(self, max_tokens: int) -> dict[str, Any]:

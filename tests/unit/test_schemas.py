@@ -6,7 +6,7 @@ import pytest
 
 from compound import OutputParseError, ScriptedBackend
 from compound.core.errors import ConfigurationError
-from compound.program.schemas import closed_schema, decoding_schema, find_loop
+from compound.models.schemas import closed_schema, decoding_schema, find_loop
 from compound.models.typed import call_typed
 
 PLAIN = {

@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 import compound
 from compound import OutputParseError, ScriptedBackend
-from compound.program import schemas
+from compound.models import schemas
 from compound.models.typed import call_typed
 
 

@@ -27,7 +27,7 @@ from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
-from compound.program.schemas import check_json_schema, closed_schema, decoding_schema, find_loop
+from compound.models.schemas import check_json_schema, closed_schema, decoding_schema, find_loop
 
 T = TypeVar("T")
 

