@@ -86,8 +86,8 @@ class Support(compound.Module):
         return triage, self.answer(category=triage.category, summary=triage.summary)
 
 
-def test_a_multi_step_module_runs_traced_saves_and_loads(small_model, tmp_path):
-    program = Support(model=small_model)
+def test_a_multi_step_module_runs_traced_saves_and_loads(tmp_path):
+    program = Support()  # as the README writes it: the model by name (a backend object saves as "llama_cpp:NAME", which load refuses as remote)
     with compound.start_run("support") as run:
         triage, reply = program(text="I was charged twice for my order")
     assert triage.category in ("billing", "bug", "other") and len(triage.summary) < 200
