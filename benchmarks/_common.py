@@ -16,7 +16,29 @@ from rich.table import Table
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--json", type=Path, help="write the results here as JSON")
+    add_smoke(p)
     return p
+
+
+def add_smoke(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--smoke", action="store_true", help="a CI-sized run (a few rows, the small model): checks it runs, not speed"
+    )
+
+
+def parse(p: argparse.ArgumentParser, **smoke: Any) -> argparse.Namespace:
+    """The parsed arguments; with ``--smoke``, ``smoke``'s sizes replace the options of the same name
+    (tests/unit/benchmarks/test_smoke.py runs every script so, so that none can rot unnoticed)."""
+    args = p.parse_args()
+    if getattr(args, "smoke", False):
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    return args
+
+
+def smoke_args(args: argparse.Namespace) -> list[str]:
+    """``--smoke`` when this run is one: passed on to the phases a script runs in fresh processes."""
+    return ["--smoke"] if getattr(args, "smoke", False) else []
 
 
 def run_phase(script: str, phase: str, *args: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import parser, report
+from _common import parse, parser, report
 
 from compound.evaluate.compare import load_labelled, split
 from compound.optimize.auto import START
@@ -171,7 +171,7 @@ def main() -> None:
         sp.add_argument("--input", default="text")
         sp.add_argument("--label", default="label")
         sp.add_argument("--json", type=Path, help="write the results here as JSON")
-    args = p.parse_args()
+    args = parse(p, labels=20, draws=1, targets=[0.9], limit=20, calibration=20, seeds=1, shares=[0.5, 1.0])
     job(args) if args.what == "job" else compare(args)
 
 

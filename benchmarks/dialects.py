@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+from _common import add_smoke, parse
 from pydantic import BaseModel
 
 import compound
@@ -93,7 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    add_smoke(ap)
+    args = parse(ap, calls=2)
     _count_requests()
     model = get_embedded(get_settings().small).path(Path(tempfile.mkdtemp()))
     rows = []

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import parser, report, student_vs_teacher
+from _common import parse, parser, report, student_vs_teacher
 
 
 def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
@@ -27,7 +27,7 @@ def distill(name: str, path: Path, labels: str, args, folder: Path) -> None:
     cmd = [sys.executable, "-m", "compound.cli", "distill", "--data", str(path), "--input", "text"]
     cmd += ["--labels", labels, "--teacher", args.teacher, "--student", args.student, "--rows", str(args.rows)]
     cmd += ["--samples", str(args.samples), "--out", str(folder), "--epochs", str(args.epochs), "--lr", str(args.lr)]
-    cmd += ["--threads", str(args.threads)]
+    cmd += ["--threads", str(args.threads)] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
     subprocess.run(cmd, check=True)
 
 
@@ -68,7 +68,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the LoRA fine-tune")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
-    args = p.parse_args()
+    p.add_argument("--max-steps", type=int, help="stop training after this many optimizer steps")
+    args = parse(p, teacher="smollm2-135m", rows=4, samples=1, epochs=1.0, limit=2, max_steps=1)
     rows = []
     for spec in args.dataset:
         name, _, rest = spec.partition("=")

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import distill_and_score, distill_parser, report_distilled
+from _common import distill_and_score, distill_parser, parse, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import vitals  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=240, help="training vignettes (the teacher answers each once)")
     p.add_argument("--test", type=int, default=100, help="scored vignettes, never trained on")
     p.add_argument("--threads", type=int, help="llama.cpp threads for every model (default: all cores)")
-    args = p.parse_args()
+    args = parse(p, teacher="smollm2-135m", train=4, test=2, epochs=1.0, max_len=256)
     cases = vitals.cases()
     random.Random(args.seed).shuffle(cases)
     test, train = cases[: args.test], cases[args.test : args.test + args.train]

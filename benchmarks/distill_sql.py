@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import distill_and_score, distill_parser, report_distilled
+from _common import distill_and_score, distill_parser, parse, report_distilled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import sql_fix  # noqa: E402
@@ -104,7 +104,7 @@ def main() -> None:
     p = distill_parser(__doc__.split("\n\n")[0], max_len=1024, work="data/distill/sql_fix")
     p.add_argument("--train", type=int, default=240, help="training cases (the teacher fixes each once)")
     p.add_argument("--test", type=int, default=80, help="scored cases, from databases not trained on")
-    args = p.parse_args()
+    args = parse(p, teacher="smollm2-135m", train=4, test=2, epochs=1.0, max_len=256)
     args.work.mkdir(parents=True, exist_ok=True)
     cases = distinct_gold(int((args.train + args.test) * 1.4), args.seed, args.work / "databases")
     train, test = split_cases(cases, args.test / (args.train + args.test), args.seed)

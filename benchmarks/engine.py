@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from _common import parser, report, run_phase
+from _common import parse, parser, report, run_phase
 
 SIDES = ["xllamacpp", "xllamacpp:fa=off", "llama-cpp-python"]
 MAX_TOKENS = 32
@@ -145,7 +145,7 @@ def main() -> None:
     p.add_argument("--phase", help=argparse_hidden())
     p.add_argument("--model", help=argparse_hidden())
     p.add_argument("--prompts", help=argparse_hidden())
-    args = p.parse_args()
+    args = parse(p, models="smollm2-135m", rounds=1, prompts_per_phase=1)
     if args.phase:
         print(json.dumps(phase(args.phase, args.model, [int(i) for i in args.prompts.split(",")], args.threads)))
         return

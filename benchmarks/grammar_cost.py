@@ -15,7 +15,7 @@ import json
 import statistics
 import time
 
-from _common import parser, report, run_phase
+from _common import parse, parser, report, run_phase
 
 ENGINES = ["xllamacpp", "llama-cpp-python"]
 INSTRUCTION = "Name the topic of the text in at most five words."
@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--phase", help="(internal) run one engine")
-    args = p.parse_args()
+    args = parse(p, rows=3, rounds=1)
     if args.phase:
         print(json.dumps(phase(args.phase, args.model, args.rows, args.rounds)))
         return

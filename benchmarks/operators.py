@@ -309,7 +309,6 @@ TASKS = {"join": bench_join, "top_k": bench_top_k, "aggregate": bench_aggregate,
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="scripted oracle and hashed embeddings: seconds, no model")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="the model that judges (not with --smoke)")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
     p.add_argument("--join-questions", type=int, default=None, help="join: the first N questions (default: all 58)")

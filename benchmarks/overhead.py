@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 
-from _common import parser, report, run_phase
+from _common import parse, parser, report, run_phase, smoke_args
 from pydantic import BaseModel
 
 import compound
@@ -56,6 +56,18 @@ def compound_overhead(n: int) -> tuple[float, float]:
     return median_per_call(
         lambda i: call_typed(Answer, f"question: what is the capital of country {i}?", model=model), n
     )
+
+
+def dspy_installed(smoke: bool) -> bool:
+    """Whether DSPy is there to compare with; only a smoke run goes on without it (its row then says nan)."""
+    try:
+        import dspy  # noqa: F401
+    except ImportError:
+        if not smoke:
+            raise SystemExit("the overhead comparison needs DSPy: pip install 'compound[bench]'") from None
+        print("DSPy is not installed (pip install 'compound[bench]'): its side is skipped in this smoke run")
+        return False
+    return True
 
 
 def dspy_overhead(n: int) -> tuple[float, float]:
@@ -114,21 +126,22 @@ def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--phase", choices=["raw", "compound"], help=argparse.SUPPRESS)
     p.add_argument("--overhead-only", action="store_true", help="skip the llama.cpp throughput comparison")
-    args = p.parse_args()
+    p.add_argument("--calls", type=int, default=2000, help="typed calls timed per framework")
+    p.add_argument("--rounds", type=int, default=3, help="alternations of the throughput sides")
+    args = parse(p, calls=50, rounds=1)
     with tempfile.TemporaryDirectory() as home:
         compound.configure(home=home)  # a fresh cache and trace store: tracing and caching stay on
         if args.phase:
-            print(json.dumps(phase_tokens_per_s(args.phase)))
+            print(json.dumps(phase_tokens_per_s(args.phase, *((1, 8) if args.smoke else ()))))
             return
-        n = 2000
-        ours, ours_cpu = compound_overhead(n)
-        theirs, theirs_cpu = dspy_overhead(n)
+        ours, ours_cpu = compound_overhead(args.calls)
+        theirs, theirs_cpu = dspy_overhead(args.calls) if dspy_installed(args.smoke) else (float("nan"),) * 2
         flush_all()  # commit queued cache and trace writes before the folder goes
     # the machine's speed drifts by ~10% over minutes: alternate the sides and take each side's median
     runs: dict[str, list[float]] = {"raw": [], "compound": []}
-    for _ in range(0 if args.overhead_only else 3):
+    for _ in range(0 if args.overhead_only else args.rounds):
         for side in runs:
-            runs[side].append(run_phase(__file__, side)["tokens_per_s"])
+            runs[side].append(run_phase(__file__, side, *smoke_args(args))["tokens_per_s"])
     tps = {side: statistics.median(v) if v else float("nan") for side, v in runs.items()}
     rows = [
         {

@@ -26,7 +26,7 @@ import tempfile
 import time
 from typing import Any
 
-from _common import parser, report
+from _common import parse, parser, report
 
 LATENCY_S = 0.05
 
@@ -136,15 +136,16 @@ def main() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--requests", type=int, default=400, help="timed requests per side, round and concurrency")
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated concurrency levels")
-    args = p.parse_args()
+    p.add_argument("--rounds", type=int, default=3, help="alternations of the two sides per concurrency")
+    args = parse(p, requests=8, concurrency="1,4", rounds=1)
     if args.serve:
         serve_side(args.serve, args.port, "sk-bench-secret")
         return
     rows, summary = [], {"backend_latency_ms": LATENCY_S * 1000}
     for c in (int(x) for x in args.concurrency.split(",")):
-        n = max(50, args.requests // 4) if c == 1 else args.requests
+        n = max(min(50, args.requests), args.requests // 4) if c == 1 else args.requests
         got: dict[str, list[dict[str, float]]] = {"direct": [], "compound": []}
-        for round_ in range(3):
+        for round_ in range(args.rounds):
             for side in ("direct", "compound"):
                 got[side].append(measure(side, c, n, round_))
         med = {s: {k: statistics.median(r[k] for r in got[s]) for k in got[s][0]} for s in got}

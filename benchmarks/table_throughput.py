@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import pandas as pd
-from _common import parser, report, run_phase
+from _common import parse, parser, report, run_phase
 
 ITEMS = [
     "the soup",
@@ -105,7 +105,7 @@ def main() -> None:
     p = parser("classify throughput: compound vs the raw engine, and cached re-runs")
     p.add_argument("--rows", type=int, default=500)
     p.add_argument("--phase", choices=["raw", "compound"], help=argparse_hidden())
-    args = p.parse_args()
+    args = parse(p, rows=4)
     if args.phase:
         print(json.dumps((phase_raw if args.phase == "raw" else phase_compound)(args.rows)))
         return

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _common import parser, report
+from _common import parse, parser, report
 
 from compound.core.concurrency import run_sync
 from compound.evaluate.compare import compare, load_labelled
@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--configs", default="small,small-knn,large,auto")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--calibration", type=int, default=200)
-    args = p.parse_args()
+    args = parse(p, configs="small,small-knn", limit=6, calibration=6)
     rows, certificates = [], {}
     for path in args.data:
         df = load_labelled(path, "text", "label")

@@ -189,7 +189,13 @@ def main() -> None:
     p.add_argument("--readme", type=Path, default=HERE / "README.md")
     p.add_argument("--readme-only", action="store_true", help="regenerate the README from --json, run nothing")
     p.add_argument("--add", action="store_true", help="keep the tasks of an existing --json that this run does not run")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI: the report layer only (--readme-only from --json); a real run needs the peers' environments",
+    )
     args = p.parse_args()
+    args.readme_only = args.readme_only or args.smoke
     if not args.readme_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
         old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None

@@ -139,3 +139,40 @@ def test_llama_cpp_python_loads_without_extra_buffer_types_when_asked():
     out = llm.create_chat_completion(messages=[{"role": "user", "content": LONG_PROMPT}], max_tokens=4)
     assert out["usage"]["prompt_tokens"] >= 200
     llm.close()
+
+
+#: an ordinary user schema (two properties, required, no additionalProperties): open, the 135M model
+#: invented keys after these until it ran out of tokens
+DELIVERY = {
+    "type": "object",
+    "properties": {"delivery_status": {"type": "string"}, "days_late": {"type": "integer"}},
+    "required": ["delivery_status", "days_late"],
+}
+REVIEW = (
+    "Order #4471 arrived two days late. The courier left the box at the wrong door and I had to walk around the "
+    "block to find it. Inside, the blender was intact, but the lid had a small crack. I emailed support on Monday "
+    "and heard back on Thursday; they offered a replacement lid or a 15 percent refund. I took the refund. "
+    "Extract the delivery details from this review."
+)
+
+
+@pytest.mark.parametrize("engine", ["xllamacpp", "llama-cpp-python"])
+def test_each_engine_decodes_a_plain_schema_closed_and_enforces_the_string_and_array_bounds(engine):
+    if engine == "llama-cpp-python":
+        pytest.importorskip("llama_cpp", reason="the optional llama-cpp-python engine is not installed")
+    import jsonschema
+
+    model = LlamaCppBackend("smollm2-135m", n_ctx=2048, engine=engine)
+    out = compound.call_typed(DELIVERY, REVIEW, model=model, max_tokens=256, cache=False)
+    jsonschema.validate(out.value, {**DELIVERY, "additionalProperties": False})
+    bounded = {
+        "type": "object",
+        "properties": {"words": {"type": "array", "items": {"type": "string", "maxLength": 6}, "maxItems": 2}},
+        "required": ["words"],
+        "additionalProperties": False,
+    }
+    g = model.generate("List ten long English words in JSON.", json_schema=bounded, max_tokens=96, cache=False)
+    import json
+
+    words = json.loads(g.text)["words"]
+    assert len(words) <= 2 and all(len(w) <= 6 for w in words)  # the grammar itself holds the bounds

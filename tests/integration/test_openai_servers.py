@@ -71,6 +71,24 @@ def test_typed_calls_use_the_servers_dialect(server):
     assert (report.dialect, report.structured, report.detected_by) == (kind, STYLE[kind], "probe")
 
 
+def test_a_plain_user_schema_is_sent_closed_and_bounded_and_met(server):
+    """llama_cpp.server takes a schema as json_object+schema, llama-server as json_schema: both get the
+    closed, bounded schema and enforce it."""
+    import jsonschema
+
+    kind, url = server
+    plain = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["city", "country"],
+    }
+    model = compound.OpenAIBackend("local", base_url=url)
+    typed = compound.call_typed(plain, "Give a city and its country.", model=model, max_tokens=64, cache=False)
+    jsonschema.validate(typed.value, {**plain, "additionalProperties": False})
+    first = typed.generations[0]
+    assert first.meta["constraint"] == STYLE[kind]
+
+
 def test_table_classify_job_through_the_console_script(server, tmp_path, compound_cli):
     kind, url = server
     pd.DataFrame({"review": REVIEWS}).to_csv(tmp_path / "reviews.csv", index=False)

@@ -10,7 +10,7 @@ import compound
 from compound import BackendError
 from compound.models import dialects
 from compound.models.openai_compat import OpenAIBackend
-from compound.models.typed import call_typed
+from compound.models.typed import call_typed, output_spec
 from compound.store.traces import trace_store
 
 from .openai_fake import FakeServer
@@ -62,7 +62,7 @@ def test_the_probe_names_the_dialect_and_typed_calls_need_no_refusal(fake, diale
     elif dialect == "llama-cpp-py":
         assert s.posts[0][1]["response_format"] == {
             "type": "json_object",
-            "schema": {**City.model_json_schema(), "additionalProperties": False},
+            "schema": output_spec(City).decoding_schema(256),  # closed, strings bounded, as sent
         }
 
 

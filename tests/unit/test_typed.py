@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 import compound
 from compound import OutputParseError, ScriptedBackend
+from compound.models import schemas
 from compound.models.typed import call_typed
 
 
@@ -19,7 +20,8 @@ def test_valid_reply_parses_and_the_schema_is_sent():
     assert out.value == City(city="Lyon", country="France")
     assert not out.repaired
     req = model.requests[0]
-    assert req.json_schema == {**City.model_json_schema(), "additionalProperties": False}
+    closed = {**City.model_json_schema(), "additionalProperties": False}
+    assert req.json_schema == schemas.decoding_schema(closed, req.max_tokens)
     assert req.messages[0].role == "system" and '"city"' in req.messages[0].content
 
 

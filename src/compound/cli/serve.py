@@ -1,7 +1,9 @@
 """``compound serve``, ``compound ui`` and ``compound keys``: the server in the foreground with uvicorn.
 
-``serve`` builds the app from saved programs, models, a key file and ``COMPOUND_API_KEYS``; ``ui`` serves
-the web UI alone; ``keys add`` writes a key file (only the hash of each secret is stored).
+``serve`` builds the app from saved programs, models, a key file and ``COMPOUND_API_KEYS``; with no
+program and no ``-m`` it serves the installed embedded models, and it says what it serves on stderr at
+start-up. ``ui`` serves the web UI alone; ``keys add`` writes a key file (only the hash of each secret is
+stored).
 """
 
 from __future__ import annotations
@@ -24,11 +26,29 @@ def build_app(
     from compound.serve.programs import load_served
 
     served = [load_served(p) for p in programs]
+    if not served and not models:
+        models = default_models()
+    names = ", ".join(p.name for p in served) or "none"
+    typer.echo(f"compound serve: programs: {names}; models: {', '.join(models) or 'none'}", err=True)
     store = KeyStore.at(get_settings().home / "serve.sqlite")
     keys = read_key_file(key_file) if key_file else []
     keys += env_keys(os.environ.get("COMPOUND_API_KEYS"), {})
     store.set_keys(keys)
     return create_app(served, {m: m for m in models}, store, limits, [str(r) for r in reports], ui=ui)
+
+
+def default_models() -> list[str]:
+    """What ``compound serve`` serves when nothing is named: the installed embedded models."""
+    from compound.core.errors import ConfigurationError
+    from compound.models.embedded import EMBEDDED, installed_models
+
+    found = installed_models()
+    if not found:
+        raise ConfigurationError(
+            "compound serve was given no program and no -m model, and no embedded model is installed: "
+            f"run `compound models install {next(iter(EMBEDDED))}`, or name a program or -m MODEL"
+        )
+    return found
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +68,8 @@ def register(app: typer.Typer) -> None:
         max_waiting: int = typer.Option(256, help="requests that may wait for a slot; more get 429"),
         wait_s: float = typer.Option(30.0, help="longest wait for a slot before 429"),
     ) -> None:
-        """Serve saved programs and models: an OpenAI-compatible API, /v1/programs/NAME/run, /metrics, /ui."""
+        """Serve saved programs and models: an OpenAI-compatible API, /v1/programs/NAME/run, /metrics, /ui.
+        With neither a program nor -m, the installed embedded models are served."""
         import uvicorn
 
         from compound.serve.app import Limits

@@ -164,10 +164,10 @@ def run_doctor(
     models: list[str] | None, engine: str | None, base_url: str | None, api_key: str | None, timeout_s: float
 ) -> dict[str, Any]:
     from compound.core.settings import get_settings
-    from compound.models.embedded import EMBEDDED
+    from compound.models.embedded import installed_models
 
     engine = engine or get_settings().engine
-    names = models or [n for n, m in EMBEDDED.items() if m.installed()]
+    names = models or installed_models()
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "cpu": cpu_report(),

@@ -176,6 +176,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def installed_models() -> list[str]:
+    """The llama.cpp models of the catalogue whose packages are installed, smallest first."""
+    return [m.name for m in sorted(EMBEDDED.values(), key=lambda m: m.size_bytes) if m.installed()]
+
+
 def get_embedded(name: str) -> EmbeddedModel:
     """A model of the catalogue by name: a llama.cpp model (``EMBEDDED``) or an embedder (``EMBEDDERS``)."""
     known = {**EMBEDDED, **EMBEDDERS}

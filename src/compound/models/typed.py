@@ -28,6 +28,7 @@ from compound.core.types import Generation, Message, Request, as_messages
 from compound.core.usage import Usage, sum_usage
 from compound.models.base import Backend, build_request
 from compound.models.registry import get_model
+from compound.models.schemas import check_json_schema, closed_schema, decoding_schema, find_loop
 
 T = TypeVar("T")
 
@@ -48,6 +49,14 @@ class OutputSpec(Generic[T]):
     def repair(self) -> str:
         return REPAIR_INSTRUCTION
 
+    def decoding_schema(self, max_tokens: int) -> dict[str, Any]:
+        """The schema sent with a request for at most ``max_tokens``: ``schema`` with the guards of
+        ``schemas.decoding_schema`` (memoized, so equal requests carry the same schema object)."""
+        memo: dict[int, dict[str, Any]] = self.__dict__.setdefault("_decoding_schemas", {})
+        if max_tokens not in memo:
+            memo[max_tokens] = decoding_schema(self.schema, max_tokens)
+        return memo[max_tokens]
+
     def parse(self, text: str) -> T:
         raise NotImplementedError
 
@@ -62,28 +71,6 @@ class OutputSpec(Generic[T]):
 
     def render(self, value: Any) -> str:
         return value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value)
-
-
-def closed_schema(schema: Any) -> Any:
-    """A copy of a JSON schema in which every object that lists its properties allows no others.
-
-    JSON Schema (and llama.cpp's grammar converter) allow extra properties unless told otherwise, so a
-    constrained small model could add invented keys after the real ones and run out of tokens mid-string.
-    A pydantic output type never needs them; an object that states ``additionalProperties`` keeps it."""
-    if isinstance(schema, list):
-        return [closed_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    maps = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-    out = {
-        k: {name: closed_schema(v2) for name, v2 in v.items()}
-        if k in maps and isinstance(v, dict)
-        else closed_schema(v)
-        for k, v in schema.items()
-    }
-    if "properties" in out and "additionalProperties" not in out:
-        out["additionalProperties"] = False
-    return out
 
 
 class PydanticOutput(OutputSpec[T]):
@@ -151,20 +138,19 @@ class TextOutput(OutputSpec[T]):
 
 
 class JSONSchemaOutput(OutputSpec[Any]):
-    """A plain JSON schema (as ``compound ask --schema`` takes), checked with ``jsonschema``."""
+    """A plain JSON schema (as ``compound ask --schema``, ``call_typed(dict)`` and the server's
+    ``response_format`` take), checked with ``jsonschema``.
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    Decoded and validated closed (``schemas.closed_schema``: an object that lists its properties allows
+    no others unless it says ``additionalProperties``), as OpenAI's strict mode does; ``closed=False``
+    keeps the schema exactly as given."""
+
+    def __init__(self, schema: dict[str, Any], closed: bool = True) -> None:
         import jsonschema
 
-        try:
-            jsonschema.Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as e:
-            where = "/".join(map(str, e.path)) or "the top level"
-            raise ConfigurationError(
-                f"not a valid JSON Schema (at {where}: {e.message}); fix the schema (draft 2020-12)"
-            ) from None
-        self.schema = schema
-        self._validator = jsonschema.Draft202012Validator(schema)
+        check_json_schema(schema)
+        self.schema = closed_schema(schema) if closed else schema
+        self._validator = jsonschema.Draft202012Validator(self.schema)
 
     def parse(self, text: str) -> Any:
         try:
@@ -222,7 +208,7 @@ class Typed(Generic[T]):
 
 
 #: bump when the way typed calls are prompted changes, so whole-program result caches are not reused
-PROMPT_VERSION = 2
+PROMPT_VERSION = 3  # 3: user schemas decoded closed, strings bounded (schemas.decoding_schema)
 SCHEMA_INSTRUCTION = "Reply with one JSON object that follows this JSON schema:\n{schema}"
 
 
@@ -284,7 +270,32 @@ def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None
         messages = (Message("system", f"{messages[0].content}\n\n{schema_note}"),) + messages[1:]
     else:
         messages = (Message("system", system),) + messages
-    return build_request(list(messages), {"json_schema": spec.schema, **params} if spec.constrained else params)
+    request = build_request(list(messages), params)
+    return request.with_(json_schema=spec.decoding_schema(request.max_tokens)) if spec.constrained else request
+
+
+def _failure(parse_repairs: int, request: Request, reply: Generation) -> str:
+    """What went wrong, in words: a reply cut at ``max_tokens`` says so, with the cap and the fix."""
+    if reply.finish_reason != "length":
+        return f"the reply did not validate after {parse_repairs} repair attempt(s)"
+    loop = find_loop(reply.text)
+    why = f" ({loop.describe()}: a loop the model could not leave)" if loop else ""
+    cap = request.max_tokens
+    return (
+        f"the reply was cut at max_tokens={cap}{why} before it was complete, after {parse_repairs} repair "
+        f"attempt(s); raise max_tokens (max_tokens={cap * 2}, or --max-tokens {cap * 2} on the command line), "
+        "ask for a shorter reply, or use a larger model"
+    )
+
+
+def _repair_turn(spec: OutputSpec, reply: Generation, errors: str) -> tuple[Message, Message]:
+    """The model's reply and the repair request; a looping reply is shown only up to its loop."""
+    loop = find_loop(reply.text)
+    if loop is None:
+        return Message("assistant", reply.text), Message("user", spec.repair.format(errors=errors))
+    shown = reply.text[: loop.start + len(loop.unit)]
+    note = f"{errors} (the reply was cut off: {loop.describe()}; write each field once, do not repeat)"
+    return Message("assistant", shown), Message("user", spec.repair.format(errors=note))
 
 
 def typed_protocol(
@@ -302,16 +313,13 @@ def typed_protocol(
             errors = str(e)
         if len(generations) > parse_repairs:
             raise OutputParseError(
-                f"the reply did not validate after {parse_repairs} repair attempt(s)",
+                _failure(parse_repairs, request, reply),
                 reply.text,
                 errors,
                 [g.text for g in generations],
                 generations,
             )
-        request = request.with_(
-            messages=request.messages
-            + (Message("assistant", reply.text), Message("user", spec.repair.format(errors=errors)))
-        )
+        request = request.with_(messages=request.messages + _repair_turn(spec, reply, errors))
 
 
 def typed_call(

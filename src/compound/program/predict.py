@@ -122,6 +122,8 @@ class Predict(Module):
             )
         if parse_repairs < 0:
             raise ConfigurationError(f"parse_repairs must be 0 or more, got {parse_repairs}")
+        if max_tokens <= 0:
+            raise ConfigurationError(f"max_tokens must be positive, got {max_tokens}: give the reply's token limit")
         self.strategy = strategy
         self.max_tokens = max_tokens
         self.sample_temperature = sample_temperature

@@ -8,7 +8,9 @@ Guarantees:
   refused with a 400 naming it: nothing is silently ignored. ``user``, ``metadata`` and ``store`` are
   accepted as labels.
 - ``response_format``: ``json_schema`` makes a model's reply JSON valid for the schema (constrained and
-  repaired by compound); on a program the output is returned as JSON and checked against the schema.
+  repaired by compound), decoded closed (an object that lists its properties allows no others unless it
+  says ``additionalProperties``) unless ``strict`` is ``false``; on a program the output is returned as
+  JSON and checked against the schema.
   ``json_object`` asks for any JSON object.
 - ``stream: true`` sends Server-Sent Events in OpenAI's chunk format. On a model the tokens are sent as
   the model writes them (``Backend.astream``): a role chunk, a content chunk per delta (``index`` is the
@@ -33,10 +35,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compound.core.errors import ConfigurationError
 from compound.core.protocol import adrive
 from compound.core.types import Message
 from compound.models.base import Backend, build_request
-from compound.models.typed import acall_typed, typed_call
+from compound.models.schemas import check_json_schema
+from compound.models.typed import JSONSchemaOutput, acall_typed, typed_call
 from compound.program.streaming import SINK, Partial, streamed_calls
 from compound.serve.programs import RequestError, Served
 from compound.serve.runtime import output_of
@@ -117,15 +121,10 @@ def requested_schema(req: ChatRequest) -> dict[str, Any] | None:
         return {"type": "object"}
     if fmt.json_schema is None or not fmt.json_schema.schema_:
         raise RequestError(400, "response_format json_schema needs json_schema.schema", "invalid_response_format")
-    import jsonschema
-
     try:
-        jsonschema.Draft202012Validator.check_schema(fmt.json_schema.schema_)
-    except jsonschema.SchemaError as e:
-        raise RequestError(
-            400, f"response_format schema is not a valid JSON Schema: {e.message}", "invalid_response_format"
-        ) from None
-    return fmt.json_schema.schema_
+        return check_json_schema(fmt.json_schema.schema_, "the response_format schema")
+    except ConfigurationError as e:
+        raise RequestError(400, str(e), "invalid_response_format") from None
 
 
 async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, str]]:
@@ -142,19 +141,21 @@ async def complete_model(backend: Backend, req: ChatRequest) -> list[tuple[str, 
     if req.stop:
         params["stop"] = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
     messages = to_messages(req)
+    fmt = req.response_format.json_schema if req.response_format is not None else None
+    output = JSONSchemaOutput(schema, closed=fmt is None or fmt.strict is not False) if schema is not None else None
     choices = []
     sink = SINK.get()  # set when the response streams: each call's deltas go there as they come
     for i in range(req.n):
         if sink is not None:
             call = streamed_calls(backend, None, i, sink)
-            if schema is not None:  # streamed text cannot be taken back: no repair
-                typed = await adrive(typed_call(schema, messages, parse_repairs=0, sample_index=i, **params), call)
+            if output is not None:  # streamed text cannot be taken back: no repair
+                typed = await adrive(typed_call(output, messages, parse_repairs=0, sample_index=i, **params), call)
                 gen = typed.generations[-1]
             else:
                 gen = await call(build_request(messages, {"sample_index": i, **params}))
             choices.append((gen.text, gen.finish_reason))
-        elif schema is not None:
-            typed = await acall_typed(schema, messages, model=backend, sample_index=i, **params)
+        elif output is not None:
+            typed = await acall_typed(output, messages, model=backend, sample_index=i, **params)
             choices.append((json.dumps(typed.value), typed.generations[-1].finish_reason))
         else:
             gen = await backend.agenerate(messages, sample_index=i, **params)

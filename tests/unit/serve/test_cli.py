@@ -62,3 +62,40 @@ def test_compound_ui_serves_the_pages(tmp_path, isolated_home):
         for path in ("/ui/runs", "/ui/jobs", "/ui/reports", "/ui/write", "/ui/reports/r"):
             assert httpx.get(f"{url}{path}").status_code == 200, path
         assert httpx.get(f"{url}/ui/reports/r/plot.png").headers["content-type"] == "image/png"
+
+
+def test_serve_with_nothing_named_serves_the_installed_embedded_models_and_says_so(isolated_home):
+    from compound.models.embedded import installed_models
+
+    if not installed_models():
+        import pytest
+
+        pytest.skip("no embedded model is installed here (compound models install smollm2-135m)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([COMPOUND, "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health["models"] == sorted(installed_models()) and health["programs"] == []
+    finally:
+        proc.terminate()
+        said = proc.communicate(timeout=10)[1]
+    assert f"compound serve: programs: none; models: {', '.join(installed_models())}" in said
+
+
+def test_serve_with_nothing_named_and_no_model_installed_says_how_to_install_one(monkeypatch):
+    import pytest
+
+    from compound.cli import serve as serve_cli
+    from compound.core.errors import ConfigurationError
+    from compound.models import embedded
+
+    monkeypatch.setattr(embedded, "installed_models", lambda: [])
+    with pytest.raises(ConfigurationError, match="compound models install smollm2-135m`, or name a program or -m"):
+        serve_cli.default_models()
