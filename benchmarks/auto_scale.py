@@ -164,7 +164,6 @@ def main() -> None:
         "--target", type=float, default=None, help="auto's agreement target (default: classify's; smoke 0.9)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="synthetic data and a scripted teacher (CI)")
     p.add_argument("--teacher-cpu", type=float, default=0.02, help="--smoke: CPU s per scripted call")
     p.add_argument("--plot", type=Path, help="write the plot of CPU ratio by job length here")
     args = p.parse_args()

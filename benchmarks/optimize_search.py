@@ -58,7 +58,6 @@ def _scripted() -> Any:
 
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
-    p.add_argument("--smoke", action="store_true", help="scripted models on synthetic rows: seconds, no model")
     p.add_argument("--data", type=Path, help="labelled rows (JSON Lines, CSV...), not with --smoke")
     p.add_argument("--input", default="text")
     p.add_argument("--label", default="label")

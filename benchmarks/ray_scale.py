@@ -104,7 +104,6 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--address", help="a running cluster (auto, HOST:PORT); default: a Ray started per side")
-    p.add_argument("--smoke", action="store_true", help="6 rows on 1 and 2 workers: proves the script runs")
     p.add_argument("--phase", help=argparse_hidden())
     p.add_argument("--threads", type=int, help=argparse_hidden())
     args = p.parse_args()

@@ -149,7 +149,6 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-ctx", type=int, default=2048)
-    p.add_argument("--smoke", action="store_true", help="smollm2-135m, 2 prompts of 16 tokens (CI)")
     args = p.parse_args()
     if args.serve:
         serve_compound(args.serve, args.port, args.threads, args.n_ctx)

@@ -47,7 +47,6 @@ def main() -> None:
     p.add_argument("--test", type=int, default=400)
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     if args.smoke:
         train, test = smoke_rows(24, 0), smoke_rows(20, 1)

@@ -91,7 +91,6 @@ def main() -> None:
     p.add_argument("--boxes", type=int, default=20)
     p.add_argument("--shots", type=Path, help="folder for screenshots (mid-draft and done, first three boxes)")
     p.add_argument("--model", help="the program's model (default: none named, so the best writer installed)")
-    p.add_argument("--smoke", action="store_true", help="2 boxes on smollm2-135m (CI)")
     p.add_argument(
         "--chromium", default=os.environ.get("COMPOUND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     )
