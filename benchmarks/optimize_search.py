@@ -74,7 +74,7 @@ def main() -> None:
 
     import compound
     from compound.core.concurrency import run_sync
-    from compound.optimize import search as s
+    from compound.evaluate import search as s
 
     if args.smoke:
         compound.configure(home=Path(tempfile.mkdtemp(prefix="optimize-bench-")))

@@ -110,7 +110,8 @@ _EXPORTS = {
     # routing
     "Cascade": "compound.routing.cascade",
     "Router": "compound.routing.cascade",
-    "ProxyStage": "compound.routing.cascade",
+    "ProxyStage": "compound.optimize.students.stage",
+    "ClassifierStage": "compound.routing.cascade",
     "LLMStage": "compound.routing.cascade",
     # tables: the operators are compound.tables.classify, .extract, .impute, .map, .filter, .describe;
     # process_table runs one over a DataFrame as a (resumable) job

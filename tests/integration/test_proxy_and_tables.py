@@ -9,7 +9,7 @@ import pytest
 def test_embedding_proxy_learns_and_reports_confidence():
     pytest.importorskip("sklearn", reason="needs the evaluate extra")
     pytest.importorskip("sentence_transformers", reason="needs the evaluate extra")
-    from compound.routing.cascade import ProxyStage
+    from compound.optimize.students.stage import ProxyStage
 
     pos = [
         "I loved this film",
@@ -63,7 +63,7 @@ def test_cli_table_impute_on_the_embedded_model(tmp_path, compound_cli):
 def test_cross_fit_gives_every_row_an_out_of_fold_answer():
     pytest.importorskip("sklearn", reason="needs the evaluate extra")
     pytest.importorskip("sentence_transformers", reason="needs the evaluate extra")
-    from compound.routing.cascade import ProxyStage
+    from compound.optimize.students.stage import ProxyStage
 
     texts = [f"I loved it, great number {i}" for i in range(6)] + [f"I hated it, awful number {i}" for i in range(6)]
     labels = ["pos"] * 6 + ["neg"] * 6

@@ -117,7 +117,8 @@ def test_fold_heads_round_trip_through_json_and_a_single_head_save_still_loads(m
 def test_a_saved_cascade_with_a_malformed_student_is_refused_and_nothing_is_loaded(tmp_path, monkeypatch):
     from compound import ScriptedBackend
     from compound.core.errors import ConfigurationError
-    from compound.routing.cascade import Cascade, LLMStage, ProxyStage
+    from compound.optimize.students.stage import ProxyStage
+    from compound.routing.cascade import Cascade, LLMStage
 
     vectors = {f"t{i}": np.eye(7)[i % 7] for i in range(42)}
     monkeypatch.setattr(

@@ -1,4 +1,4 @@
-"""``compound optimize``'s search (``optimize.search``) and command on scripted small, medium and large
+"""``compound optimize``'s search (``evaluate.search``) and command on scripted small, medium and large
 models (tests/unit/optimize_site/optimize_fakes.py: wrong on every 4th, every 10th and no row; priced 1, 3
 and 10 dollars per million tokens; 10 to 40 ms a call)."""
 
@@ -14,7 +14,7 @@ import pytest
 import compound
 from compound.core.concurrency import run_sync
 from compound.core.errors import ConfigurationError
-from compound.optimize import search as s
+from compound.evaluate import search as s
 from compound.routing.calibrate import lower_bound
 
 SITE = Path(__file__).parent / "optimize_site"

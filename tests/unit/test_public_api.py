@@ -29,7 +29,7 @@ PUBLIC = {
     # tools, retrieval, routing
     "tool", "Tool", "Policy", "guarded_call", "ToolAgent", "AgentResult", "SQLDatabase", "mcp_stdio_tools",
     "Document", "Hit", "Retrieve", "BM25Retriever", "DenseRetriever",
-    "Cascade", "Router", "ProxyStage", "LLMStage",
+    "Cascade", "Router", "ProxyStage", "ClassifierStage", "LLMStage",
     # tables, evaluation, testing
     "tables", "process_table", "aprocess_table", "TableOp", "TableRun", "read_table", "write_table",
     "compare", "returns_curve", "pareto_front", "testing",
@@ -59,7 +59,7 @@ def test_table_operators_live_under_compound_tables_without_shadowing_builtins()
     for name in TABLE_OPERATORS | MULTIROW_OPERATORS:
         assert callable(getattr(compound.tables, name))
     assert "map" not in compound.__all__ and "filter" not in compound.__all__
-    assert set(compound.tables.__all__) == TABLE_OPERATORS | MULTIROW_OPERATORS | {"run_on_ray"}
+    assert set(compound.tables.__all__) == TABLE_OPERATORS | MULTIROW_OPERATORS | {"run_on_ray", "RayRunner"}
 
 
 def test_operators_are_exported_under_the_names_they_are_defined_by():

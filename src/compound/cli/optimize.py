@@ -4,7 +4,7 @@ It prints the forecast of the search and of the job (from a few measured calls) 
 else; ``--dry-run`` stops there. Then it scores every configuration, prints them with the Pareto front,
 saves the chosen program (``Module.save``: versioned JSON) and says which it chose, or, when none meets
 the target, says so with the best found and its cost (exit status 1). The search is
-``compound.optimize.search``.
+``compound.evaluate.search``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def optimize(
     from compound.core.concurrency import run_sync
     from compound.evaluate.compare import load_labelled
     from compound.evaluate.report import text_table
-    from compound.optimize import search as s
+    from compound.evaluate import search as s
 
     if cost not in s.COSTS:
         fail(f"--cost must be one of {', '.join(s.COSTS)}, got {cost!r}")

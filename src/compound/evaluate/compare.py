@@ -33,9 +33,10 @@ from compound.optimize.auto import teach
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
 from compound.optimize.labels import FIELD, classifier
+from compound.optimize.students.stage import ProxyStage
 from compound.program.module import Module
 from compound.program.rows import is_missing, render_row
-from compound.routing.cascade import Cascade, LLMStage, ProxyStage
+from compound.routing.cascade import Cascade, LLMStage
 from compound.strategies.sampling import SelfConsistency
 from compound.tables.io import read_table, require_columns
 from compound.tables.jobs import aprocess_table

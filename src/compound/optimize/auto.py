@@ -42,9 +42,10 @@ from compound.core.settings import get_settings
 from compound.core.usage import track_usage
 from compound.optimize.auto_lora import LoraStudent
 from compound.optimize.labels import label_step
+from compound.optimize.students.stage import ProxyStage
 from compound.program.predict import Predict
 from compound.routing.calibrate import learn_threshold
-from compound.routing.cascade import Cascade, LLMStage, ProxyStage
+from compound.routing.cascade import Cascade, LLMStage
 
 #: the share of labelled rows the first threshold tested accepts (``routing.calibrate.learn_threshold``): a
 #: student certified for fewer saves little, and starting there one unlucky disagreement among the few most

@@ -11,8 +11,10 @@ Rows the last stage has already answered (the teacher's labels while ``auto`` le
 are never sent to it again: a known row that would escalate gets that answer without a call, whether
 or not a response cache is on.
 
-Stages: ``ProxyStage`` (embedding + logistic regression, not an LLM) and ``LLMStage`` (a typed
-classification step; its confidence is the agreement of ``votes`` samples).
+Stages: ``ClassifierStage`` (a local classifier, not an LLM: the students of ``optimize.students``, whose
+``ProxyStage`` is this stage with an embedding student by default) and ``LLMStage`` (a typed
+classification step; its confidence is the agreement of ``votes`` samples). A cascade saves each
+classifier stage's state and checks it with the classifier's own ``check_state`` before anything loads.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from compound.core.errors import InputError
-from compound.optimize.students.embedding import EmbeddingClassifier
-from compound.optimize.students.linear import LinearState
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold
@@ -41,21 +41,25 @@ class Stage:
 
 
 class Classifier(Protocol):
-    """What a ``ProxyStage`` runs: a local classifier that is fitted on labels and says how sure it is."""
+    """What a ``ClassifierStage`` runs: a local classifier that is fitted on labels and says how sure it is;
+    ``check_state`` says what is wrong with a saved state (None: nothing), before anything is loaded."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any: ...
     def cross_fit(self, texts: Sequence[str], labels: Sequence[str], folds: int) -> list[tuple[str, float]]: ...
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]: ...
     def state(self) -> dict[str, Any]: ...
     def load_state(self, state: dict[str, Any]) -> None: ...
+    def check_state(self, state: Any) -> str | None: ...
 
 
-class ProxyStage(Stage):
-    def __init__(self, name: str = "proxy", classifier: Classifier | None = None) -> None:
+class ClassifierStage(Stage):
+    """A stage that runs a local ``classifier`` (fitted on labels; its confidence is the classifier's)."""
+
+    def __init__(self, name: str, classifier: Classifier) -> None:
         self.name = name
-        self.classifier = classifier or EmbeddingClassifier()
+        self.classifier = classifier
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> ProxyStage:
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> ClassifierStage:
         self.classifier.fit(texts, labels)
         return self
 
@@ -95,7 +99,7 @@ class LLMStage(Stage):
 
 class Cascade(Module):
     parameter_names = ("thresholds", "proxies")
-    parameter_types = {"thresholds": list[dict[str, Any]], "proxies": dict[str, LinearState]}
+    parameter_types = {"thresholds": list[dict[str, Any]], "proxies": dict[str, dict[str, Any]]}
     runtime_attrs = ("answered_by",)
 
     def __init__(
@@ -124,14 +128,24 @@ class Cascade(Module):
     def get_parameter(self, name: str) -> Any:
         if name == "thresholds":
             return [t.to_dict() for t in self.thresholds]
-        return {s.name: s.classifier.state() for s in self.stages if isinstance(s, ProxyStage)}
+        return {s.name: s.classifier.state() for s in self.stages if isinstance(s, ClassifierStage)}
+
+    def _check_parameter(self, name: str, value: Any) -> str | None:
+        if name != "proxies":
+            return None
+        for s in self.stages:
+            if isinstance(s, ClassifierStage) and s.name in value:
+                problem = s.classifier.check_state(value[s.name])
+                if problem:
+                    return f"stage {s.name!r}: {problem}"
+        return None
 
     def set_parameter(self, name: str, value: Any) -> None:
         if name == "thresholds":
             self.thresholds = [Threshold.from_dict(d) for d in value]
         else:
             for s in self.stages:
-                if isinstance(s, ProxyStage) and s.name in value:
+                if isinstance(s, ClassifierStage) and s.name in value:
                     s.classifier.load_state(value[s.name])
 
     async def aforward(self, row: str) -> dict[str, Any]:

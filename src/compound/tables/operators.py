@@ -330,8 +330,8 @@ def _impute_auto(
     from compound.core.settings import get_settings
     from compound.optimize.auto import teach
     from compound.optimize.labels import label_step
+    from compound.optimize.students.stage import ProxyStage
     from compound.optimize.students.tabular import TabularClassifier
-    from compound.routing.cascade import ProxyStage
 
     gold = [(render_row(r, cols), str(r[column])) for _, r in known.iterrows()]
     # the teacher answers the few cells the student leaves with a short prompt and no demos: demo rows

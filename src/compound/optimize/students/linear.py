@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from compound.core.errors import InputError
 from compound.core.usage import local_work
@@ -187,6 +187,15 @@ class LinearClassifier:
 
     def head_state(self) -> dict[str, Any]:
         return {"labels": self.labels, "heads": self.heads}
+
+    @staticmethod
+    def check_state(state: Any) -> str | None:
+        """What is wrong with a saved state (its shapes and numbers, ``LinearState``), or None."""
+        try:
+            LinearState.model_validate(state, strict=True)
+        except ValidationError as e:
+            return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'state'}: {err['msg']}" for err in e.errors())
+        return None
 
     def load_head_state(self, state: dict[str, Any]) -> None:
         self.labels = list(state["labels"])
