@@ -63,9 +63,9 @@ def optimize(
     """Search models, strategies and optimizers for the cheapest configuration that meets --target."""
     import compound
     from compound.core.concurrency import run_sync
+    from compound.evaluate import search as s
     from compound.evaluate.compare import load_labelled
     from compound.evaluate.report import text_table
-    from compound.evaluate import search as s
 
     if cost not in s.COSTS:
         fail(f"--cost must be one of {', '.join(s.COSTS)}, got {cost!r}")
