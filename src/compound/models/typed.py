@@ -254,6 +254,9 @@ def describe_schema(schema: dict[str, Any]) -> str:
     return "Reply with one JSON object with these fields:\n" + "\n".join(lines)
 
 
+#: a request's ``max_tokens`` when none is given (``Request``'s default)
+_DEFAULT_MAX_TOKENS: int = Request.__dataclass_fields__["max_tokens"].default  # type: ignore[assignment]
+
 REPAIR_INSTRUCTION = (
     "That reply is not valid: {errors}\nReply again with only the corrected JSON object, following the schema."
 )
@@ -270,8 +273,11 @@ def typed_request(spec: OutputSpec, prompt: Any, instructions: str | None = None
         messages = (Message("system", f"{messages[0].content}\n\n{schema_note}"),) + messages[1:]
     else:
         messages = (Message("system", system),) + messages
-    request = build_request(list(messages), params)
-    return request.with_(json_schema=spec.decoding_schema(request.max_tokens)) if spec.constrained else request
+    if not spec.constrained:
+        return build_request(list(messages), params)
+    cap = params.get("max_tokens")
+    cap = cap if isinstance(cap, int) and cap > 0 else _DEFAULT_MAX_TOKENS  # a bad cap is refused by Request
+    return build_request(list(messages), {"json_schema": spec.decoding_schema(cap), **params})
 
 
 def _failure(parse_repairs: int, request: Request, reply: Generation) -> str:
