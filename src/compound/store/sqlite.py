@@ -300,9 +300,28 @@ class SQLiteStore:
         self.writer.flush()
         return self.connect()
 
+    def _create(self, conn: sqlite3.Connection) -> None:
+        """Make the tables under the write lock, unless another process made them first; a failure rolls
+        back whatever was begun (nothing when the lock itself was refused)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                for statement in filter(str.strip, self.SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={self.VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.execute("BEGIN")  # one snapshot: another process may be creating the tables right now
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.execute("COMMIT")
         expected = set(re.findall(r"CREATE TABLE (\w+)", self.SCHEMA))
         if version == self.VERSION:
             if not expected <= tables:
@@ -313,16 +332,7 @@ class SQLiteStore:
                 raise self.damage(f"it holds other tables: {sorted(tables)[:5]}")
             # several processes may create the file at once (Ray workers sharing a home): one creates the
             # tables under the write lock, the others wait for it (busy timeout) and find them made
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in filter(str.strip, self.SCHEMA.split(";")):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={self.VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            _while_locked(lambda: self._create(conn))
             _wal(conn)
             return self._migrate(conn)
         raise StoreError(
@@ -332,16 +342,23 @@ class SQLiteStore:
         )
 
 
-def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
-    """Put the file in WAL mode. Switching needs the file to itself and SQLite answers "locked" at once
-    (no busy wait) while another process opens it, so it is retried; once in WAL mode it is a no-op."""
+def _wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (once set, a no-op)."""
+    _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+
+
+def _while_locked(step: Callable[[], Any], timeout_s: float = 30.0) -> None:
+    """Run ``step`` again while SQLite answers "locked" or "busy", for at most ``timeout_s``. Creating the
+    tables and switching to WAL mode need the new file to themselves, and SQLite answers at once (no busy
+    wait) while another process opens it; each step is idempotent (the tables are made once, WAL mode
+    once set stays)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            step()
             return
         except (sqlite3.OperationalError, StoreError) as e:  # (a store's connection raises StoreError)
-            if "locked" not in str(e) or time.monotonic() > deadline:
+            if not ("locked" in str(e) or "busy" in str(e)) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 
