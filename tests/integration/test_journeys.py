@@ -215,11 +215,14 @@ def test_serve_streams_through_the_openai_client(isolated_home):
         pytest.skip("token streaming (Backend.astream, issue 28 item 2) is not on main yet")
     from openai import OpenAI
 
-    with served("-m", SMALL, home=isolated_home) as (url, _):
+    # two servers with their own homes: the streamed reply is computed, not replayed from the first's cache
+    with served("-m", SMALL, home=isolated_home / "whole") as (url, _):
         client = OpenAI(base_url=f"{url}/v1", api_key="none")
         whole = client.chat.completions.create(
             model=SMALL, messages=[{"role": "user", "content": "Name three fruits."}], max_tokens=24, seed=1
         )
+    with served("-m", SMALL, home=isolated_home / "streamed") as (url, _):
+        client = OpenAI(base_url=f"{url}/v1", api_key="none")
         chunks = client.chat.completions.create(
             model=SMALL,
             messages=[{"role": "user", "content": "Name three fruits."}],
