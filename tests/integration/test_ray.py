@@ -163,7 +163,7 @@ def test_the_cli_runs_the_real_model_in_the_workers_as_it_runs_here(cluster, tmp
     written = pd.read_csv(tmp_path / "out.csv")
     assert [None if pd.isna(v) else v for v in written["size"]] == sizes(local.df)
     u = local.usage.physical
-    assert f"physical: {u.calls} call(s), {u.prompt_tokens}+{u.completion_tokens} tokens" in done.stdout
+    assert f"physical: {u.calls} model call(s), {u.prompt_tokens}+{u.completion_tokens} tokens" in done.stdout
 
 
 def test_workers_without_compound_or_without_the_model_are_one_clear_error_before_any_row(cluster, tmp_path):
