@@ -143,6 +143,9 @@ class LlamaCppBackend(Backend):
             "json_schema": request.json_schema,
             "grammar": request.grammar,
             "logprobs": request.logprobs,
+            # a seed the caller names asks for the same text every time: computed without reusing the
+            # engine's cached prompt state, whose logits differ in their last bits (llama.cpp's batch shapes)
+            "reproducible": request.seed is not None,
         }
         if request.seed is None and request.temperature > 0:  # distinct, reproducible samples
             kwargs["seed"] = int.from_bytes(

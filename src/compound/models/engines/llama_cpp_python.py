@@ -102,13 +102,23 @@ class LlamaCppPythonEngine(Engine):
         if request.get("logprobs"):
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 1
+        if request.get("reproducible"):
+            kwargs["fresh"] = True  # evaluate the whole prompt (see ``fresh``)
         return kwargs
 
+    def fresh(self, native: dict[str, Any]) -> dict[str, Any]:
+        """The native request without compound's ``fresh`` flag; when it was set, the model forgets the
+        tokens it would otherwise reuse from the last prompt, so a seeded reply does not depend on it."""
+        native = dict(native)
+        if native.pop("fresh", False):
+            self.llm.reset()
+        return native
+
     def call_native(self, native: dict[str, Any]) -> dict[str, Any]:
-        return self.llm.create_chat_completion(**native)
+        return self.llm.create_chat_completion(**self.fresh(native))
 
     def stream(self, request: dict[str, Any], emit: Any) -> dict[str, Any]:
-        native = self.native_request(request)
+        native = self.fresh(self.native_request(request))
         tokens = 0
 
         def counted() -> Any:

@@ -90,7 +90,7 @@ class XLlamaCppEngine(Engine):
         self._lock = threading.Lock()
 
     def native_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        native = {**sampling(request), "cache_prompt": True}
+        native = {**sampling(request), "cache_prompt": not request.get("reproducible", False)}
         if request.get("json_schema") is not None:
             native["grammar"] = schema_grammar(json.dumps(request["json_schema"]))
         elif request.get("grammar") is not None:
