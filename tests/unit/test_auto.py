@@ -172,9 +172,10 @@ def test_compare_learned_configurations_report_one_time_cost_and_break_even():
     assert rows["small-knn"]["accuracy"] >= rows["small"]["accuracy"] + 0.3
     assert rows["small-boot"]["accuracy"] >= rows["small"]["accuracy"] + 0.3
     assert rows["auto"]["accuracy"] >= rows["large"]["accuracy"] - 0.05
-    assert json.loads(rows["auto"]["answered_by"])["proxy"] > 0.8 * 200  # the student answered nearly every row
+    # auto is the staged planner on the 200 evaluated rows (tests/unit/test_compare.py: its decisions)
+    assert sum(json.loads(rows["auto"]["answered_by"]).values()) == 200 and "plan" in result["details"]["auto"]
     assert rows["small"]["one_time_cpu_s"] == 0 and rows["small"]["break_even_rows"] == 0
-    assert rows["auto"]["one_time_cpu_s"] > 0 and "auto" in result["details"]
+    assert rows["auto"]["one_time_cpu_s"] > 0
 
 
 def test_the_proxy_saves_its_embedder_and_an_older_save_loads_with_minilm(monkeypatch):

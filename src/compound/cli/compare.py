@@ -25,7 +25,8 @@ def compare(
     large: str = typer.Option(Settings.large, help="the large model"),
     target: float | None = typer.Option(
         None,
-        help="agreement cascades must reach (default: the large model's accuracy on the calibration rows)",
+        help="agreement a cascade must reach (default: the large model's accuracy on the calibration rows); "
+        "auto's stages: agreement with the large model (default 0.95)",
         callback=FRACTION,
     ),
     delta: float = typer.Option(
@@ -35,7 +36,9 @@ def compare(
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
     plot: Path | None = typer.Option(None, help="PNG path (default: beside --json); an HTML page is written beside it"),
 ) -> None:
-    """Compare configurations on your labelled data: accuracy, calls, tokens, CPU s, joules, money, Pareto front."""
+    """Compare configurations on your labelled data: accuracy, calls, tokens, CPU s, joules, money, Pareto front;
+    a configuration that another beats (no more CPU per row, one-time cost amortised, and no less accuracy) is
+    marked dominated, naming the one that beats it."""
     from compound.core.concurrency import run_sync
     from compound.evaluate import compare as cmp
     from compound.evaluate.report import text_table
@@ -59,12 +62,31 @@ def compare(
             progress=True,
         )
     )
-    console.print(text_table(result["rows"], f"{data.name}: {limit} rows evaluated"))
+    shown = [{**r, "dominated_by": r["dominated_by"] or ""} for r in result["rows"]]
+    console.print(text_table(shown, f"{data.name}: {limit} rows evaluated"))
+    for line in dominated_lines(result["rows"], limit):
+        console.print(line, highlight=False)
     for name, info in result["details"].items():
-        console.print(f"{name} calibration: {json.dumps(info)}", highlight=False)
-    _write_results(
-        result, json_out, plot, "accuracy", "cpu_s", "config", f"{data.name}: accuracy against CPU seconds", False
-    )
+        what = "planner" if name == "auto" else "calibration"
+        console.print(f"{name} {what}: {json.dumps(info, default=str)}", highlight=False)
+    cost = result["cost"]
+    title = f"{data.name}: accuracy against CPU seconds per row (one-time amortised)"
+    _write_results(result, json_out, plot, "accuracy", cost, "config", title, False)
+
+
+def dominated_lines(rows: list[dict], evaluated: int) -> list[str]:
+    """One line per dominated configuration: which one dominates it, at what cost and accuracy."""
+    by_name = {r["config"]: r for r in rows}
+    out = []
+    for r in rows:
+        if r.get("dominated_by"):
+            d = by_name[r["dominated_by"]]
+            out.append(
+                f"{r['config']} is dominated by {d['config']}: accuracy {d['accuracy']:.3f} against "
+                f"{r['accuracy']:.3f}, at {d['amortised_cpu_s_per_row']:.4g} CPU s per row against "
+                f"{r['amortised_cpu_s_per_row']:.4g} (one-time costs spread over the {evaluated} rows)"
+            )
+    return out
 
 
 def _write_results(

@@ -3,16 +3,26 @@
 Built-in configurations: ``small``, ``medium`` and ``large`` (one model), ``voteN`` (self-consistency
 over N samples of the small model), ``small-knn`` / ``small-boot`` (the small model with kNN or
 bootstrapped demos learned on the calibration rows, see ``compound.optimize``), ``cascade`` (small model
-with 3 votes, then the large model) and ``auto`` (the teaching recipe of ``optimize.auto``: an embedding
-student trained on the calibration rows, certified against the large model's accuracy on a sample of
-them, then the large model for the rows it is unsure of), and ``student:DIR`` (a LoRA student made by
-``compound distill``; its one-time cost is its labelling, filtering and training). Nothing is learned
-from the rows evaluated.
+with 3 votes, then the large model), ``auto`` (the staged planner, ``optimize.staged.plan_classify``, as
+``compound table classify --auto`` runs it: the evaluated rows are its job; the large model labels some of
+them, the student stages that pay for a job of that length are trained on those labels and certified,
+the teacher answers the rest; no gold label is shown to it), and ``student:DIR`` (a LoRA student made by
+``compound distill``; its one-time cost is its labelling, filtering and training). Apart from ``auto``,
+which learns from the large model's labels of the job's rows as a real job does, nothing is learned from
+the rows evaluated; the learned configurations learn on the calibration rows.
 
-Each row reports per-row cost apart from the one-time cost (calibration, labelling, demo search), and the
+Each row reports per-row cost apart from the one-time cost (calibration, labelling, demo search, auto's
+planning: the large model's labels of rows that are then those rows' answers included), and the
 break-even row count: how many rows a configuration must process before its one-time cost is paid back
 by its lower per-row cost than the large model's. Costs are what each configuration would cost on its
 own: cache hits count at the cost of the call they stand for.
+
+**Dominated configurations.** ``amortised_cpu_s_per_row`` is a configuration's whole CPU on this run, its
+one-time cost spread over the evaluated rows: ``(one_time_cpu_s + cpu_s) / evaluated``. A configuration
+is *dominated* when another one costs no more by that measure and scores no less, and is strictly better
+on one (``evaluate.report.dominated_by``): its ``dominated_by`` names the best such configuration, and
+``pareto`` is true for those no other dominates. The one-time cost is spread over the evaluated rows, not
+over a longer job, because ``auto``'s plan (and so its one-time cost) depends on the job's length.
 """
 
 from __future__ import annotations
@@ -28,11 +38,11 @@ from typing import Any
 from compound.core.errors import ConfigurationError, InputError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, track_usage
-from compound.evaluate.report import pareto_front
-from compound.optimize.auto import teach
+from compound.evaluate.report import mark_dominated
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
 from compound.optimize.labels import FIELD, classifier
+from compound.optimize.staged import decisions, plan_classify
 from compound.optimize.students.stage import ProxyStage
 from compound.program.module import Module
 from compound.program.rows import is_missing, render_row
@@ -91,19 +101,15 @@ def build(name: str, labels: list[str], small: Any, large: Any, texts: list[str]
 
 
 BUILT_IN = ("small", "medium", "large", "small-knn", "small-boot", "cascade", "auto")
-LEARNED = ("small-knn", "small-boot", "cascade", "auto")  # configurations that learn on the calibration rows
+LEARNED = ("small-knn", "small-boot", "cascade")  # configurations that learn on the calibration rows
 
 
 async def learn(
-    name: str, calib: Any, input_col: str, label_col: str, labels: list[str], small: Any, large: Any, delta: float
+    name: str, calib: Any, input_col: str, label_col: str, labels: list[str], small: Any, large: Any
 ) -> tuple[Module, dict[str, Any]]:
     """The one-time step of a learned configuration, on the calibration rows only."""
     texts = [render_row(r, [input_col]) for _, r in calib.iterrows()]
     gold = [str(g) for g in calib[label_col]]
-    if name == "auto":
-        return await teach(
-            texts, labels, field=FIELD, teacher=large, gold=list(zip(texts, gold, strict=True)), delta=delta
-        )
     examples = [{"row": t, FIELD: g} for t, g in zip(texts, gold, strict=True)]
     step = classifier(labels, small, name=name)
     if name == "small-knn":
@@ -222,18 +228,23 @@ async def compare(
     needs_calibration = any(c in LEARNED for c in configs)
     parts = split(df, limit, calibration if needs_calibration else 0, seed)
     rows, details = [], {}
+    reports: dict[str, Any] = {}
+    evaluated = [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()]
     for name in configs:
-        program = (
-            None
-            if name == "auto"  # built by learn(), from the calibration rows
-            else build(name, labels, small, large, [render_row(r, [input_col]) for _, r in parts.evaluate.iterrows()])
-        )
+        program = None if name == "auto" else build(name, labels, small, large, evaluated)
         calib_usage = Usage()
         if name.startswith("student:"):  # its one-time cost: teacher labelling, filtering and training
             from compound.optimize.distill.student import student_one_time_cpu_s
 
             calib_usage = Usage(cpu_s=student_one_time_cpu_s(name.partition(":")[2]))
-        if name in LEARNED:
+        if name == "auto":  # the planner, on the evaluated rows as its job (module doc)
+            with track_usage("plan auto") as tracker:
+                program, reports[name] = await plan_classify(
+                    evaluated, labels, field=FIELD, model=large, target=target, delta=delta, seed=seed
+                )
+            details[name] = decisions(reports[name])
+            calib_usage = tracker.total
+        elif name in LEARNED:
             with track_usage(f"learn {name}") as tracker:
                 if isinstance(program, Cascade):
                     details[name] = await calibrate(
@@ -241,10 +252,10 @@ async def compare(
                     )
                 else:
                     program, details[name] = await learn(
-                        name, parts.calibrate, input_col, label_col, labels, small, large, delta
+                        name, parts.calibrate, input_col, label_col, labels, small, large
                     )
             calib_usage = tracker.total
-        assert program is not None  # "auto" is built by learn() above
+        assert program is not None  # "auto" is planned above
         accuracy, u = await score(program, parts.evaluate, input_col, label_col, labels, progress)
         row = {
             "config": name,
@@ -256,12 +267,15 @@ async def compare(
             "usd": u.cost_usd,
             "cpu_s_per_row": u.cpu_s / limit,
             "one_time_cpu_s": calib_usage.cpu_s,
+            "amortised_cpu_s_per_row": (u.cpu_s + calib_usage.cpu_s) / limit,
         }
-        row["answered_by"] = json.dumps(program.answered_by) if isinstance(program, Cascade) else ""
+        answered_by = (
+            program.answered_by if isinstance(program, Cascade) else reports.get(name, {}).get("rows_by_stage")
+        )
+        row["answered_by"] = json.dumps(answered_by) if answered_by else ""
         rows.append(row)
     add_break_even(rows)
-    for row, front in zip(rows, pareto_front([(r["accuracy"], r["cpu_s"]) for r in rows]), strict=False):
-        row["pareto"] = front
+    mark_dominated(rows, "accuracy", "amortised_cpu_s_per_row")
     return {
         "rows": rows,
         "details": details,
@@ -269,4 +283,6 @@ async def compare(
         "evaluated": limit,
         "calibration_rows": calibration if needs_calibration else 0,
         "seed": seed,
+        "cost": "amortised_cpu_s_per_row",
+        **({"auto_report": reports["auto"]} if "auto" in reports else {}),
     }

@@ -4,18 +4,56 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """For (quality, cost) points, True where no other point is at least as good on both and better on one."""
-    out = []
-    for i, (q, c) in enumerate(points):
-        dominated = any((q2 >= q and c2 <= c) and (q2 > q or c2 < c) for j, (q2, c2) in enumerate(points) if j != i)
-        out.append(not dominated)
+def _comparable(points: Sequence[tuple[float | None, float | None]]) -> dict[int, tuple[float, float]]:
+    """The points whose quality and cost are both known (not None, not NaN), by index."""
+    return {
+        i: (q, c)
+        for i, (q, c) in enumerate(points)
+        if q is not None and c is not None and not math.isnan(q) and not math.isnan(c)
+    }
+
+
+def dominated_by(points: Sequence[tuple[float | None, float | None]]) -> list[int | None]:
+    """For (quality, cost) points, the index of a point that dominates each one, or None where none does.
+
+    ``j`` dominates ``i`` when it scores no less, costs no more, and is strictly better on one of the two:
+    two points equal on both dominate neither; at equal cost, the higher score dominates. Where several
+    dominate a point, the one named is the best of them (highest quality, then lowest cost, then first).
+    A point with a missing quality or cost (None or NaN) can be compared with nothing: it is neither
+    dominated nor dominates another."""
+    known = _comparable(points)
+    out: list[int | None] = []
+    for i in range(len(points)):
+        if i not in known:
+            out.append(None)
+            continue
+        q, c = known[i]
+        better = [j for j, (q2, c2) in known.items() if j != i and q2 >= q and c2 <= c and (q2 > q or c2 < c)]
+        out.append(min(better, key=lambda j: (-known[j][0], known[j][1], j)) if better else None)
     return out
+
+
+def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[bool]:
+    """For (quality, cost) points, True where no other point is at least as good on both and better on one
+    (``dominated_by``); a point with a missing quality or cost is not on the front (it cannot be compared)."""
+    known = _comparable(points)
+    return [d is None and i in known for i, d in enumerate(dominated_by(points))]
+
+
+def mark_dominated(rows: list[dict[str, Any]], quality: str, cost: str, label: str = "config") -> None:
+    """Mark each row of a comparison: ``dominated_by``, the ``label`` of the best row that dominates it by
+    ``quality`` (higher is better) and ``cost`` (lower is better), or None (``dominated_by``); ``pareto``,
+    whether it is on the front. A row whose quality or cost is missing (absent, None or NaN) is neither."""
+    points = [(r.get(quality), r.get(cost)) for r in rows]
+    for row, by, front in zip(rows, dominated_by(points), pareto_front(points), strict=True):
+        row["dominated_by"] = None if by is None else rows[by][label]
+        row["pareto"] = front
 
 
 def plot_quality_vs_cost(

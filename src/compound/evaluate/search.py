@@ -26,7 +26,9 @@ Guarantees:
 - The caller's ``compound.budget`` caps the search: when it runs out, the search stops, and the result
   says so and holds what was scored until then.
 - The result always names the best configuration found and its cost, and says whether it meets the
-  target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row.
+  target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row, and
+  ``dominated_by`` names, for every other one, the best configuration that does
+  (``evaluate.report.mark_dominated``, the same test ``compound compare`` uses).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from compound.core.errors import BudgetExceededError, ConfigurationError
 from compound.core.settings import get_settings
 from compound.core.usage import Usage, track_usage
 from compound.evaluate.compare import score
-from compound.evaluate.report import pareto_front
+from compound.evaluate.report import mark_dominated
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
 from compound.optimize.labels import FIELD, classifier
@@ -296,9 +298,9 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
                     "one_time_cpu_s": learning.total.cpu_s,
                 }
             )
-    for row, front in zip(rows, pareto_front([(r["accuracy"], r[key]) for r in rows]), strict=True):
+    mark_dominated(rows, "accuracy", key)
+    for row in rows:
         row["meets_target"] = row["accuracy_lower"] >= task.target
-        row["pareto"] = front
     meeting = [r for r in rows if r["meets_target"]]
     if meeting:
         best = min(meeting, key=lambda r: (r[key], -r["accuracy_lower"]))

@@ -475,6 +475,61 @@ def labelled_step(step: Predict, field: str) -> LLMStage:
     return LLMStage(step, field, "teacher")
 
 
+def classify_teacher(labels: Sequence[str], field: str, model: Any = None, instruction: str | None = None) -> LLMStage:
+    """The teacher of a classification job: ``optimize.labels.label_step`` on ``model`` (default: the large
+    model of the settings), as a stage."""
+    from compound.core.settings import get_settings
+    from compound.optimize.labels import label_step
+
+    return labelled_step(label_step(labels, model or get_settings().large, field, instruction), field)
+
+
+async def plan_classify(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    field: str = "label",
+    model: Any = None,
+    instruction: str | None = None,
+    target: float | None = None,
+    delta: float = 0.1,
+    seed: int = 0,
+) -> tuple[Decided, dict[str, Any]]:
+    """``auto`` for a classification job, as every caller runs it (``classify(..., program="auto")``,
+    ``compound compare``'s ``auto``, the peers benchmark): ``plan_and_answer`` with ``classify_teacher``,
+    the LoRA student tried on long jobs, and the target 0.95 unless given."""
+    from compound.optimize.auto_lora import LoraStudent
+
+    teacher = classify_teacher(labels, field, model, instruction)
+    goal = 0.95 if target is None else target
+    return await plan_and_answer(texts, teacher, target=goal, delta=delta, lora=LoraStudent(), seed=seed)
+
+
+def decisions(report: dict[str, Any]) -> dict[str, Any]:
+    """The planner's decisions from its report, in short: the plan, each stage tried (trained or not, why
+    not, certified, rows it answered), and every stage's share of the job's rows (the teacher's labels and
+    its answers at job time apart)."""
+    stages = {}
+    for name, record in report["stages"].items():
+        trained = "skipped" not in record and ("threshold" in record or "training" in record)
+        stages[name] = {
+            "trained": trained,
+            "certified": bool(record.get("certified")),
+            "answers": record.get("answers", 0),
+            **({"skipped": record["skipped"]} if "skipped" in record else {}),
+        }
+    rows = max(1, report["rows"])
+    return {
+        "plan": report["plan"],
+        "rows": report["rows"],
+        "teacher_labelled": report["teacher_labelled"],
+        "stages": stages,
+        "share_by_stage": {k: v / rows for k, v in report["rows_by_stage"].items()},
+        "target": report["target"],
+        "delta": report["delta"],
+    }
+
+
 def summary_line(report: dict[str, Any], job: dict[str, Any]) -> str:
     """One line for a finished job: the plan, each stage's share, one-time + job CPU against the large
     model alone (measured CPU per label x rows), and the forecast made before the escalations ran."""

@@ -84,7 +84,9 @@ def report_view(path: Path) -> dict[str, Any]:
     rows = doc["rows"]
     kind = "scale" if "recommended_n" in doc else "compare"
     label = "n" if kind == "scale" else "config"
-    return {"name": path.stem, "kind": kind, "rows": rows, "columns": list(rows[0]), "label": label, "doc": doc}
+    cost = doc["cost"] if doc.get("cost") in rows[0] else "cpu_s"  # compare states the cost it ranks by
+    return {"name": path.stem, "kind": kind, "rows": rows, "columns": list(rows[0]), "label": label, "doc": doc,
+            "cost": cost}  # fmt: skip
 
 
 def mount_ui(app: FastAPI, reports: list[str]) -> None:
@@ -156,7 +158,9 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
 
             view = report_view(path)
             title = f"{view['kind']}: accuracy against CPU seconds"
-            plot_quality_vs_cost(view["rows"], "accuracy", "cpu_s", view["label"], png, title, view["kind"] == "scale")
+            plot_quality_vs_cost(
+                view["rows"], "accuracy", view["cost"], view["label"], png, title, view["kind"] == "scale"
+            )
         return FileResponse(png, media_type="image/png")
 
     def write_program() -> Served:

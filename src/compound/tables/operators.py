@@ -82,22 +82,17 @@ def _program(program: Module | str | None) -> Module | None:
 
 
 def _teacher(labels: list[str], column: str, model: Any, text: str) -> Any:
-    from compound.core.settings import get_settings
-    from compound.optimize.labels import label_step
-    from compound.optimize.staged import labelled_step
+    from compound.optimize.staged import classify_teacher
 
-    return labelled_step(label_step(labels, model or get_settings().large, column, text), column)
+    return classify_teacher(labels, column, model, text)
 
 
 def _staged(
     texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
 ) -> Any:
-    from compound.optimize.auto_lora import LoraStudent
-    from compound.optimize.staged import plan_and_answer
+    from compound.optimize.staged import plan_classify
 
-    teacher = _teacher(labels, column, model, text)
-    goal = 0.95 if target is None else target
-    return plan_and_answer(texts, teacher, target=goal, delta=delta, lora=LoraStudent())
+    return plan_classify(texts, labels, field=column, model=model, instruction=text, target=target, delta=delta)
 
 
 def _classify_rows(
