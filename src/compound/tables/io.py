@@ -6,7 +6,8 @@ Guarantees:
   ``textfile``), workbook cells as their stored values (see ``workbook``), Parquet columns with their own
   Arrow types, nested ones included, or the file is refused before any row is computed (see ``arrowfile``). Types
   are inferred only where an operator needs them (``check_column_types``, for impute).
-- A bad file is refused with an error that names the file and the line or cell, and says what to do.
+- A bad file is refused with an error that names the file and the line or cell, and says what to do
+  (JSON Lines too: ``read_json_lines``).
 - ``check_output`` checks the output before any row is computed: a known format whose engine is installed,
   a writable directory, not the input itself (symlinks and hard links included), and no sheet of a
   multi-sheet workbook silently dropped.
@@ -103,6 +104,45 @@ def open_table(
 def read_table(path: str | Path, sheet: str | None = None, **options: Any) -> Any:
     """Read a table into a DataFrame (CSV cells as text; see ``open_table``)."""
     return open_table(path, sheet=sheet, **options)[0]
+
+
+#: what a line of a JSON Lines file must look like, as the errors say
+JSON_LINE = 'one JSON object per line, e.g. {"text": "...", "label": "..."}'
+ARRAY = " (one JSON array? write each element on a line of its own)"
+
+
+def read_json_lines(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON Lines file (numbered from 1). Raises
+    ``TableError`` naming the file and the first bad line for a missing file, text that is not UTF-8, or a
+    line that is not one JSON object; an empty file gives no rows (the caller decides whether that is bad)."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise TableError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory; give a JSON Lines file ({JSON_LINE})")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise TableError(f"{path} line {line}: not UTF-8 text; save the file as UTF-8") from None
+    out = []
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 may be inside a JSON string
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            hint = ARRAY if line.lstrip().startswith("[") else ""
+            raise TableError(f"{path} line {n}: not JSON ({e.msg}){hint}; the file must have {JSON_LINE}") from None
+        if not isinstance(value, dict):
+            kind = type(value).__name__
+            hint = ARRAY if isinstance(value, list) else ""
+            raise TableError(f"{path} line {n}: a JSON {kind}, not an object{hint}; the file must have {JSON_LINE}")
+        out.append((n, value))
+    return out
 
 
 def _same_file(a: Path, b: Path) -> bool:

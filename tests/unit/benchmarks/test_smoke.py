@@ -48,8 +48,9 @@ SMOKE: dict[str, list[list[str]]] = {
     "distill.py": [["--dataset", "reviews={rows}:positive,negative", "--work", "{tmp}/distill"]],
     "distill_extract.py": [["--work", "{tmp}/vitals"]],
     "distill_sql.py": [["--work", "{tmp}/sql_fix"]],
-    # the report and argument layer: the real run installs DSPy and LOTUS environments of its own
-    "peers/run.py": [["--readme", "{tmp}/peers.md"]],
+    # the report and argument layer: the real run installs DSPy and LOTUS environments of its own; with
+    # --data, compound's side of every task on the file's rows, scripted models (no server, no peer)
+    "peers/run.py": [["--readme", "{tmp}/peers.md"], ["--data", "{rows}", "--readme", "{tmp}/peers.md"]],
 }
 #: scripts that another script runs (as one side of its comparison), with that script
 RUN_BY = {
@@ -128,7 +129,7 @@ def test_the_script_runs_at_smoke_size(script, args, data, tmp_path):
         pytest.skip(f"{script} needs {NEEDS[script][1]}")
     filled = [a.format(tmp=tmp_path, **data) for a in args]
     out = tmp_path / "out.json"
-    if script == "peers/run.py":
+    if script == "peers/run.py" and "--data" not in args:
         filled += ["--json", str(BENCH / "peers" / "results.json")]  # read, not written, by the report layer
     else:
         filled += ["--json", str(out)]
@@ -148,5 +149,11 @@ def test_the_script_runs_at_smoke_size(script, args, data, tmp_path):
     assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     if script == "peers/run.py":
         assert (tmp_path / "peers.md").read_text().startswith("#")
-    else:
+    if script != "peers/run.py" or "--data" in args:
         assert json.loads(out.read_text())  # it wrote its results
+    if script == "peers/run.py" and "--data" in args:  # every task ran, the cascade by the staged planner
+        result = json.loads(out.read_text())
+        assert [t["name"] for t in result["tasks"]] == ["classify", "vote", "optimize", "cascade", "map"]
+        cascade = next(t for t in result["tasks"] if t["name"] == "cascade")
+        assert cascade["configs"][0]["config"] == "auto (staged planner)" and "plan" in cascade["configs"][0]["stats"]
+        assert result["data_file"]["labels"] == ["negative", "positive"]
