@@ -200,8 +200,16 @@ def intro(result: dict[str, Any]) -> str:
         "`python -m llama_cpp.server` on loopback with 2 threads. CPU seconds are the side's own process "
         "plus the model servers (the whole process tree of a request); ratios compare sides measured in one "
         "run of the task. A tool's start-up (interpreter and imports) is left out of the ratios and kept in "
-        "the JSON (`setup_cpu_s`). Wall seconds are noisier than CPU seconds." + walls(result)
+        "the JSON (`setup_cpu_s`). Wall seconds are noisier than CPU seconds." + walls(result) + ANY_DATA
     )
+
+
+#: how to repeat the comparison on other data, for every README
+ANY_DATA = (
+    " To repeat it on data no one tuned on, `--data PATH.jsonl` takes any labelled JSON Lines file, one "
+    '`{"text": ..., "label": ...}` a line, its labels read from the data (`--positive` and `--claim` set '
+    "LOTUS's filter; the cascade task needs two labels); give `--json` and `--readme` paths of your own."
+)
 
 
 def walls(result: dict[str, Any]) -> str:
