@@ -5,9 +5,12 @@
         --json teach.json
 
 Each data set runs ``compound compare``'s configurations (default: small, small-knn, large, auto) on
-``--limit`` rows, learning only on ``--calibration`` other rows. One-time CPU (labelling, training, demo
-search, calibration) is kept apart from per-row CPU; break-even rows is how many rows a configuration must
-process before its one-time cost is paid back by its per-row saving over the large model. Replies are
+``--limit`` rows, learning only on ``--calibration`` other rows (``auto``, the staged planner, learns from
+the large model's labels of the evaluated rows, its job). One-time CPU (labelling, training, demo search,
+calibration) is kept apart from per-row CPU; break-even rows is how many rows a configuration must
+process before its one-time cost is paid back by its per-row saving over the large model;
+``dominated_by`` names a configuration that costs no more (one-time CPU amortised over the rows) and
+scores no less, strictly better on one (``compound compare``'s test). Replies are
 cached across runs and cached replies count at the cost of the call they stand for, so a re-run reports
 the same figures without recomputing them.
 """
@@ -37,11 +40,10 @@ def main() -> None:
         )
         large = next((r for r in result["rows"] if r["config"] == "large"), None)
         auto = result.get("details", {}).get("auto")
-        if auto:  # why auto's student answers the rows it does
-            t = auto["threshold"]
-            certificates[f"{path.stem}: auto's certificate"] = (
-                f"target {t['target']:.3f}, {t['accepted']} of {auto['gold_rows'] or auto['teacher_labelled']} "
-                f"calibration rows accepted (delta {t['delta']}); the teacher labelled {auto['teacher_labelled']}"
+        if auto:  # the planner's decisions: which stages it trained, and who answered the rows
+            shares = ", ".join(f"{stage} {share:.2f}" for stage, share in auto["share_by_stage"].items() if share)
+            certificates[f"{path.stem}: auto's plan"] = (
+                f"{auto['plan']}; share of rows by stage: {shares}; target {auto['target']}, delta {auto['delta']}"
             )
         for r in result["rows"]:
             rows.append(
@@ -53,6 +55,8 @@ def main() -> None:
                     "x_large_per_row": r["cpu_s_per_row"] / large["cpu_s_per_row"] if large else float("nan"),
                     "one_time_cpu_s": r["one_time_cpu_s"],
                     "break_even_rows": r["break_even_rows"],
+                    "amortised_cpu_s_per_row": r["amortised_cpu_s_per_row"],
+                    "dominated_by": r["dominated_by"] or "",
                 }
             )
     report(
