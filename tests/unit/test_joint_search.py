@@ -93,7 +93,9 @@ def test_joint_search_finds_the_instructions_and_demos_that_only_help_together()
     program = TwoSteps(student)
     held_out = data(12, 100)
     assert score(program, held_out) == 0.5
-    demos_only = BootstrapFewShot(teacher, max_demos=3, candidates=3).compile(program, data(12), data(12, 50), metric=metric)
+    demos_only = BootstrapFewShot(teacher, max_demos=3, candidates=3).compile(
+        program, data(12), data(12, 50), metric=metric
+    )
     assert score(demos_only, held_out) == 0.5  # demos alone do not fix the first step
 
     optimizer = search(teacher)
