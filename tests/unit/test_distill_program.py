@@ -154,3 +154,17 @@ def test_a_step_no_teacher_run_reached_stops_before_training(tmp_path):
         Distill(teacher, out=tmp_path / "d", method="knn").compile(TwoSteps(student), [{"txt": "a"}])
     with pytest.raises(ConfigurationError, match="method must be 'lora' or 'knn'"):
         Distill(teacher, out=tmp_path / "d", method="svm").compile(TwoSteps(student), rows(4))
+
+
+def test_a_distilled_program_saves_and_loads_into_the_program_its_constructor_builds(tmp_path):
+    student, teacher = backends()
+    distilled = Distill(teacher, student=student, out=tmp_path / "d", method="knn", k=3).compile(
+        TwoSteps(student), rows(12), metric=metric
+    )
+    doc = json.loads((tmp_path / "d" / "student.program.json").read_text())
+    assert doc["version"] == 2 and doc["modules"]["find"] == "compound.optimize.knn:KNNPredict"
+    loaded = TwoSteps.load(tmp_path / "d" / "student.program.json", student)  # built with plain Predict steps
+    assert isinstance(loaded.find, KNNPredict) and isinstance(loaded.judge, KNNPredict)
+    assert loaded.named_parameters() == distilled.named_parameters()
+    held_out = rows(12, 200)
+    assert [loaded(text=r["text"]).label for r in held_out] == [distilled(text=r["text"]).label for r in held_out]

@@ -93,6 +93,10 @@ class KNNPredict(Predict):
         self.space = space
         self._index: tuple[list[str], Any] | None = None
 
+    def _init_converted(self) -> None:
+        """A ``Predict`` loaded as a ``KNNPredict``: no examples yet, the defaults of ``__init__``."""
+        self.examples, self.k, self.demo_chars, self.space, self._index = [], 4, 400, "minilm", None
+
     @classmethod
     def from_step(
         cls, step: Predict, examples: list[Example], k: int, demo_chars: int, space: str = "minilm"
