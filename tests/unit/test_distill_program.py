@@ -6,12 +6,10 @@ import json
 
 import pytest
 
-import compound
 from compound import ConfigurationError, ScriptedBackend
 from compound.optimize.distill import Distill, pipeline
 from compound.optimize.knn import KNNPredict
-from compound.program.predict import Predict
-from unit.test_optimize import bag_of_words_embeddings  # noqa: F401  (autouse: hashed bags of words, no torch)
+from unit.test_optimize import TwoSteps, bag_of_words_embeddings  # noqa: F401  (autouse: hashed bags of words, no torch)
 
 WORDS = ["good film", "bad film", "good plot", "dull plot", "so good", "awful"]
 
@@ -23,16 +21,6 @@ def truth(text):
 def rows(n, offset=0, gold=True):
     out = [{"text": f"{WORDS[i % len(WORDS)]} #{i + offset}", "label": truth(WORDS[i % len(WORDS)])} for i in range(n)]
     return out if gold else [{"text": r["text"]} for r in out]
-
-
-class TwoSteps(compound.Module):
-    def __init__(self, model):
-        self.find = Predict("text -> word", model=model)
-        self.judge = Predict("word -> label", model=model)
-
-    async def aforward(self, text: str):
-        word = (await self.find.acall(text=text)).word
-        return await self.judge.acall(word=word)
 
 
 def phrase(content):

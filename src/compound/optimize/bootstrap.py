@@ -36,7 +36,7 @@ from compound.optimize.base import (
     steps,
     the_step,
 )
-from compound.optimize.runs import set_demos, teacher_program, traced_runs
+from compound.optimize.runs import bootstrap_sizes, bootstrap_split, set_demos, teacher_program, traced_runs
 from compound.program.module import Module
 from compound.program.predict import Predict
 
@@ -61,8 +61,7 @@ class BootstrapFewShot(Optimizer):
         """The most program runs and step calls ``compile`` will make, before it makes any: the teacher's runs
         over the bootstrap rows, then every candidate demo set scored on the valset. Step calls assume each
         step is called once a run with one candidate (a loop, a retry or a sampling strategy multiplies them)."""
-        rows = min(len(trainset), self.max_bootstrap_rows)
-        val = len(valset) if valset else max(len(trainset) - rows, 0) or len(trainset)
+        rows, val = bootstrap_sizes(trainset, valset, self.max_bootstrap_rows)
         runs = rows + (self.candidates + 2) * val
         return {
             "teacher_runs": rows,
@@ -74,7 +73,7 @@ class BootstrapFewShot(Optimizer):
     async def _compile(self, student: Module, trainset: list[Example], valset: list[Example], metric: Metric) -> None:
         paths = [path for path, _ in steps(student)]
         rng = random.Random(self.seed)
-        rows = rng.sample(trainset, min(len(trainset), self.max_bootstrap_rows))
+        rows, val = bootstrap_split(trainset, valset, self.max_bootstrap_rows, rng)
         runs = await traced_runs(teacher_program(student, self.teacher), rows, metric)
         boot = [demos for demos, score in runs if score >= 1.0 and all(p in demos for p in paths)]
         self.report["bootstrapped"] = len(boot)
@@ -89,7 +88,6 @@ class BootstrapFewShot(Optimizer):
             source = boot
         for _ in range(self.candidates if source else 0):
             pools.append(rng.sample(source, min(self.max_demos, len(source))))
-        val = valset or [ex for ex in trainset if ex not in rows] or trainset
         best_score, tried = -1.0, []
         for chosen in pools:
             candidate = clone(student)

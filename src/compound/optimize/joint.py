@@ -51,7 +51,7 @@ from compound.optimize.base import (
     steps,
 )
 from compound.optimize.bootstrap import Proposal
-from compound.optimize.runs import Run, teacher_program, traced_runs
+from compound.optimize.runs import Run, bootstrap_sizes, bootstrap_split, teacher_program, traced_runs
 from compound.program.module import Module
 from compound.program.predict import Predict
 
@@ -123,17 +123,12 @@ class JointSearch(Optimizer):
         self.seed = seed
 
     # --- the forecast ------------------------------------------------------------------------------------
-    def _split(self, trainset: list[Example], valset: list[Example] | None) -> tuple[int, int]:
-        rows = min(len(trainset), self.max_bootstrap_rows)
-        val = len(valset) if valset else max(len(trainset) - rows, 0) or len(trainset)
-        return rows, val
-
     def forecast(self, program: Module, trainset: list[Example], valset: list[Example] | None = None) -> dict[str, int]:
         """The most program runs and calls ``compile`` will make, before it makes any: the teacher's runs,
         one proposal call per instruction candidate, the program as it is on the whole valset, every
         trial's minibatch and every whole-valset check. Step calls assume each step is called once a run
         with one candidate (a loop, a retry or a sampling strategy multiplies them)."""
-        rows, val = self._split(list(trainset), valset)
+        rows, val = bootstrap_sizes(trainset, valset, self.max_bootstrap_rows)
         n_steps = len(steps(program))
         checks = math.ceil(self.trials / self.full_every) if self.trials else 0
         scoring = val + self.trials * min(self.minibatch, val) + checks * val
@@ -151,8 +146,7 @@ class JointSearch(Optimizer):
     async def _compile(self, student: Module, trainset: list[Example], valset: list[Example], metric: Metric) -> None:
         rng = random.Random(self.seed)
         paths = [path for path, _ in steps(student)]
-        rows = rng.sample(trainset, min(len(trainset), self.max_bootstrap_rows))
-        val = valset or [ex for ex in trainset if ex not in rows] or trainset
+        rows, val = bootstrap_split(trainset, valset, self.max_bootstrap_rows, rng)
         kept = await aevaluate(student, val, metric)  # the program as it is: what every candidate must beat
         best_score = kept.score
         self.report.update(

@@ -16,6 +16,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -39,6 +40,21 @@ def teacher_program(student: Module, teacher: Module | str | Backend | None) -> 
         for _, step in steps(program):
             step.model = teacher
     return program
+
+
+def bootstrap_sizes(trainset: Sequence[Example], valset: Sequence[Example] | None, max_rows: int) -> tuple[int, int]:
+    """How many rows the teacher runs on and how many the candidates are scored on (``bootstrap_split``)."""
+    rows = min(len(trainset), max_rows)
+    return rows, len(valset) if valset else max(len(trainset) - rows, 0) or len(trainset)
+
+
+def bootstrap_split(
+    trainset: list[Example], valset: list[Example], max_rows: int, rng: random.Random
+) -> tuple[list[Example], list[Example]]:
+    """The rows the teacher runs on (drawn), and the rows candidates are scored on: the valset, else the
+    training rows the teacher did not run on, else (every row drawn) the trainset itself."""
+    rows = rng.sample(trainset, min(len(trainset), max_rows))
+    return rows, valset or [ex for ex in trainset if ex not in rows] or trainset
 
 
 def set_demos(program: Module, runs: Sequence[Run]) -> None:
