@@ -190,3 +190,9 @@ def test_joint_search_tunes_a_single_step_too():
     tuned = search(teacher, trials=4).compile(step, rows, val)
     assert isinstance(tuned, Predict) and tuned.demos and step.demos == []
     assert sum(tuned(word=r["word"]).label == r["label"] for r in val) == len(val)
+
+
+def test_a_one_step_optimizer_given_several_steps_names_the_ones_that_take_them():
+    student, _ = backends()
+    with pytest.raises(compound.ConfigurationError, match="use BootstrapFewShot or JointSearch"):
+        compound.KNNFewShot(k=2).compile(TwoSteps(student), data(4), metric=metric)
