@@ -13,7 +13,7 @@ known); the held-out tickets come from *other* templates than the ones optimized
 memorised phrasing. The score of a row is the share of its three fields the program got right.
 
 Every configuration answers the same held-out rows with the response cache off (every answer a fresh
-call, measured now). Per row: quality, CPU seconds, calls and prompt tokens; once: what the optimizer
+call, measured now; ``--reference`` adds the teacher model running the program as it is, the ceiling). Per row: quality, CPU seconds, calls and prompt tokens; once: what the optimizer
 spent (CPU, calls) beside its forecast. The student is the settings' small model, the teacher and
 proposer the medium one; ``--threads`` sets llama.cpp's threads. ``--smoke`` runs scripted models with
 latency (a student right on a field only when shown demos or told how): it checks the machinery.
@@ -207,7 +207,8 @@ def main() -> None:
     p.add_argument("--full-every", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (the machine is shared: keep 1)")
     p.add_argument("--seed", type=int, default=0)
-    args = parse(p, train=6, val=5, test=5, trials=3, minibatch=3)
+    p.add_argument("--reference", action="store_true", help="also score the teacher model running the program")
+    args = parse(p, train=6, val=5, test=5, trials=3, minibatch=3, reference=True)
     settings = compound.get_settings()
     compound.configure(n_threads=args.threads)
     train = tickets(args.train, range(3), args.seed)
@@ -220,6 +221,9 @@ def main() -> None:
     program = Triage(student)
     results = {"before": compound.run_sync(score(program, test))}
     extra: dict[str, dict[str, Any]] = {"before": {}}
+    if args.reference:  # the ceiling: the teacher model answering as the program is, at its own cost
+        results["teacher_model"] = compound.run_sync(score(Triage(teacher), test))
+        extra["teacher_model"] = {}
     for name, optimizer in optimizers(args, teacher).items():
         forecast = optimizer.forecast(program, train, val)
         print(f"{name}: forecast {forecast}", flush=True)

@@ -115,7 +115,7 @@ def test_joint_search_finds_the_instructions_and_demos_that_only_help_together()
     assert report["bootstrapped"] == 12 - sum(r["text"].startswith("so good") for r in data(12))
 
 
-def test_the_forecast_bounds_what_the_search_spends():
+def test_the_forecast_bounds_what_the_search_spends_when_every_reply_parses():
     student, teacher = backends()
     optimizer = search(teacher)
     forecast = optimizer.forecast(TwoSteps(student), data(12), data(12, 50))

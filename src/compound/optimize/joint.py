@@ -24,7 +24,9 @@ Guarantees:
 - every call (teacher runs, proposals, scoring) happens inside ``compile`` under the caller's active
   ``compound.budget``; a budget that runs out stops the search and the best program scored on the whole
   valset so far is returned (``report["stopped"]`` says so);
-- ``forecast`` states the most program runs and calls ``compile`` can make, before it makes any;
+- ``forecast`` states the most program runs ``compile`` can make, before it makes any, and the calls they
+  make when every reply parses at its first try (a parse repair or a strategy's retry is one call more:
+  on the 135M model, 2 calls of 130 in ``benchmarks/optimize_program.py``);
 - what was tried is in ``report``: the candidates per step, each trial's configuration and minibatch
   score, each whole-valset score, and the choice kept per step.
 """
@@ -124,10 +126,11 @@ class JointSearch(Optimizer):
 
     # --- the forecast ------------------------------------------------------------------------------------
     def forecast(self, program: Module, trainset: list[Example], valset: list[Example] | None = None) -> dict[str, int]:
-        """The most program runs and calls ``compile`` will make, before it makes any: the teacher's runs,
-        one proposal call per instruction candidate, the program as it is on the whole valset, every
-        trial's minibatch and every whole-valset check. Step calls assume each step is called once a run
-        with one candidate (a loop, a retry or a sampling strategy multiplies them)."""
+        """The most program runs ``compile`` will make, and their calls, before it makes any: the teacher's
+        runs, one proposal call per instruction candidate, the program as it is on the whole valset, every
+        trial's minibatch and every whole-valset check. Calls assume each step is called once a run and
+        each reply parses at its first try (a loop, a parse repair, a retry or a sampling strategy adds
+        calls)."""
         rows, val = bootstrap_sizes(trainset, valset, self.max_bootstrap_rows)
         n_steps = len(steps(program))
         checks = math.ceil(self.trials / self.full_every) if self.trials else 0
