@@ -132,6 +132,7 @@ _EXPORTS = {
     "KNNFewShot": "compound.optimize.knn",
     "BootstrapFewShot": "compound.optimize.bootstrap",
     "InstructionSearch": "compound.optimize.bootstrap",
+    "JointSearch": "compound.optimize.joint",
     # serving (extra [serve])
     "create_app": "compound.serve.app",
     "BackgroundServer": "compound.serve.background",

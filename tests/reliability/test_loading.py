@@ -317,3 +317,42 @@ def dense_index(tmp_path, embeddings, dims=3, count=2):
 def test_dense_embeddings_that_do_not_match_are_refused(tmp_path, embeddings, needle):
     with pytest.raises(ConfigurationError, match=needle):
         DenseRetriever.load(dense_index(tmp_path, embeddings), model_path=tmp_path / "no-model")
+
+
+def test_a_saved_step_class_is_only_ever_one_of_compounds_and_a_subclass_of_the_programs(tmp_path):
+    """A file names each step's class (version 2): a KNNPredict saved from a Predict loads into a Predict;
+    a class outside compound is never imported, and one that is not a subclass of the step is refused,
+    with nothing set. A version-1 file (no classes named) loads as before."""
+    knn = KNNPredict.from_step(step(), [{"text": "hi", "label": "ham", "score": 1}], k=1, demo_chars=50)
+    path = knn.save(tmp_path / "knn.json")
+    state = json.loads(path.read_text())
+    assert state["version"] == 2
+
+    class Holder(Predict):  # a program whose one step sits at path "inner"
+        def __init__(self):
+            super().__init__(Signature(In, Out, "outer"))
+            self.inner = step()
+
+    holder = Holder()
+    doc = holder.state()
+    doc["modules"]["inner"] = "compound.optimize.knn:KNNPredict"
+    doc["parameters"].update({"inner.examples": state["parameters"]["examples"], "inner.k": 1})
+    (tmp_path / "holder.json").write_text(json.dumps(doc))
+    loaded = Holder().load_state(json.loads((tmp_path / "holder.json").read_text()))
+    assert isinstance(loaded.inner, KNNPredict) and loaded.inner.examples[0]["text"] == "hi"
+    assert loaded.inner.k == 1 and loaded.inner.demo_chars == 400  # the rest: KNNPredict's defaults
+
+    for where, needle in [
+        ("os:system", "not a step class of compound's"),
+        ("tests.nowhere:Evil", "not a step class of compound's"),
+        ("compound.retrieval.base:Retrieve", "saved as a Retrieve"),
+    ]:
+        bad = {**doc, "modules": {"inner": where}}
+        fresh = Holder()
+        with pytest.raises(ConfigurationError, match=needle):
+            fresh.load_state(bad, "holder.json")
+        assert type(fresh.inner) is Predict and fresh.inner.demos == []  # nothing was set
+
+    old = {k: v for k, v in holder.state().items() if k != "modules"} | {"version": 1}
+    old["parameters"]["inner.instructions"] = "from version 1"
+    assert Holder().load_state(old).inner.instructions == "from version 1"

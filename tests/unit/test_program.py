@@ -60,7 +60,7 @@ def test_save_then_load_gives_the_same_outputs(tmp_path):
     program.classify.demos = [{"text": "app crashes", "label": "bug"}]
     path = program.save(tmp_path / "triage.json")
     doc = json.loads(path.read_text())
-    assert doc["format"] == "compound.program" and doc["version"] == 1
+    assert doc["format"] == "compound.program" and doc["version"] == 2
     loaded = Triage.load(path, model)
     assert loaded.named_parameters() == program.named_parameters()
     texts = ["invoice twice", "it crashes on start", "hello"]

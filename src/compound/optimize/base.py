@@ -12,8 +12,9 @@ Guarantees:
 - examples are plain dicts holding the program's inputs and the expected outputs; a program of one step
   takes its step's input fields, any other program the parameters of its own ``forward``/``aforward``;
 - a program of several steps needs a ``metric`` (there is no one output to compare by default); which
-  optimizers accept one is said by each (``BootstrapFewShot`` does: demos per step, from whole-program
-  runs that pass the metric).
+  optimizers accept one is said by each: ``BootstrapFewShot`` (demos per step, from whole-program runs
+  that pass the metric) and ``JointSearch`` (instructions and demos per step, searched together) do;
+  ``KNNFewShot`` and ``InstructionSearch`` tune one step and say so.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def the_step(program: Module) -> Predict:
     steps = [m for _, m in program.named_modules() if isinstance(m, Predict)]
     if len(steps) != 1:
         raise ConfigurationError(
-            f"this optimizer tunes a program with exactly one Predict step; {type(program).__name__} has {len(steps)}"
+            f"this optimizer tunes a program with exactly one Predict step; {type(program).__name__} has "
+            f"{len(steps)}: for a program of several steps use BootstrapFewShot or JointSearch (demos and "
+            "instructions per step, from whole-program runs) or Distill(method='knn') (per-step nearest lessons)"
         )
     return steps[0]
 

@@ -18,7 +18,6 @@ the budget runs out (the best so far is kept).
 from __future__ import annotations
 
 import random
-from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -34,22 +33,12 @@ from compound.optimize.base import (
     clone,
     input_fields,
     output_fields,
-    program_inputs,
     steps,
     the_step,
 )
+from compound.optimize.runs import bootstrap_sizes, bootstrap_split, set_demos, teacher_program, traced_runs
 from compound.program.module import Module
 from compound.program.predict import Predict
-
-
-def _teacher_program(student: Module, teacher: Module | str | Backend | None) -> Module:
-    """A copy of the teacher program (its steps are wrapped to record calls), or the student with every
-    step on the ``teacher`` model."""
-    program = clone(teacher if isinstance(teacher, Module) else student)
-    if teacher is not None and not isinstance(teacher, Module):
-        for _, step in steps(program):
-            step.model = teacher
-    return program
 
 
 class BootstrapFewShot(Optimizer):
@@ -72,8 +61,7 @@ class BootstrapFewShot(Optimizer):
         """The most program runs and step calls ``compile`` will make, before it makes any: the teacher's runs
         over the bootstrap rows, then every candidate demo set scored on the valset. Step calls assume each
         step is called once a run with one candidate (a loop, a retry or a sampling strategy multiplies them)."""
-        rows = min(len(trainset), self.max_bootstrap_rows)
-        val = len(valset) if valset else max(len(trainset) - rows, 0) or len(trainset)
+        rows, val = bootstrap_sizes(trainset, valset, self.max_bootstrap_rows)
         runs = rows + (self.candidates + 2) * val
         return {
             "teacher_runs": rows,
@@ -85,9 +73,8 @@ class BootstrapFewShot(Optimizer):
     async def _compile(self, student: Module, trainset: list[Example], valset: list[Example], metric: Metric) -> None:
         paths = [path for path, _ in steps(student)]
         rng = random.Random(self.seed)
-        rows = rng.sample(trainset, min(len(trainset), self.max_bootstrap_rows))
-        teacher = _teacher_program(student, self.teacher)
-        runs = await _traced(teacher, rows, metric)
+        rows, val = bootstrap_split(trainset, valset, self.max_bootstrap_rows, rng)
+        runs = await traced_runs(teacher_program(student, self.teacher), rows, metric)
         boot = [demos for demos, score in runs if score >= 1.0 and all(p in demos for p in paths)]
         self.report["bootstrapped"] = len(boot)
         pools: list[list[dict[str, dict[str, Any]]]] = [[]]
@@ -101,70 +88,16 @@ class BootstrapFewShot(Optimizer):
             source = boot
         for _ in range(self.candidates if source else 0):
             pools.append(rng.sample(source, min(self.max_demos, len(source))))
-        val = valset or [ex for ex in trainset if ex not in rows] or trainset
         best_score, tried = -1.0, []
         for chosen in pools:
             candidate = clone(student)
-            _set_demos(candidate, chosen)
+            set_demos(candidate, chosen)
             score = (await aevaluate(candidate, val, metric)).score
             tried.append({"demos": len(chosen), "score": score})
             if score > best_score:  # set on the student at once, so a budget stop keeps the best so far
                 best_score = score
-                _set_demos(student, chosen)
+                set_demos(student, chosen)
             self.report.update(tried=tried, best_score=best_score)
-
-
-def _set_demos(program: Module, runs: list[dict[str, dict[str, Any]]]) -> None:
-    """Each step's demos: its record in each chosen run (a step not called in a run gets none from it)."""
-    for path, step in steps(program):
-        step.demos = [run[path] for run in runs if path in run]
-
-
-async def _traced(program: Module, rows: list[Example], metric: Metric) -> list[tuple[dict[str, dict], float]]:
-    """Run ``program`` on every row, recording each step's inputs and output (its last call in the run):
-    (step path -> demo, the run's score) per row; a run that raised scores 0."""
-    from compound.core.concurrency import gather
-
-    record: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar("bootstrap_record", default=None)
-    for path, step in steps(program):
-        _record_calls(step, path, record)
-    names = program_inputs(program)
-
-    async def one(ex: Example) -> tuple[dict[str, dict], float]:
-        demos: dict[str, dict[str, Any]] = {}
-        record.set(demos)  # this task's own context: concurrent rows never mix their records
-        try:
-            prediction = await program.acall(**{k: ex[k] for k in names})
-        except OutputParseError:
-            return demos, 0.0
-        return demos, metric(ex, prediction)
-
-    return await gather(one(ex) for ex in rows)
-
-
-def _record_calls(step: Predict, path: str, record: ContextVar) -> None:
-    """Wrap this step instance's ``forward`` and ``aforward`` (a teacher's copy only) to record its calls."""
-    fields = input_fields(step)
-
-    def keep(inputs: dict[str, Any], value: Any) -> None:
-        demos = record.get()
-        if demos is not None and value is not None:
-            got = value if isinstance(value, dict) else value.model_dump()
-            demos[path] = {**{k: inputs[k] for k in fields if k in inputs}, **got}
-
-    forward, aforward = step.forward, step.aforward
-
-    def recorded_forward(**inputs: Any) -> Any:
-        value = forward(**inputs)
-        keep(inputs, value)
-        return value
-
-    async def recorded_aforward(**inputs: Any) -> Any:
-        value = await aforward(**inputs)
-        keep(inputs, value)
-        return value
-
-    step.forward, step.aforward = recorded_forward, recorded_aforward  # type: ignore[method-assign]
 
 
 class Proposal(BaseModel):

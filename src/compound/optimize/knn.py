@@ -93,6 +93,10 @@ class KNNPredict(Predict):
         self.space = space
         self._index: tuple[list[str], Any] | None = None
 
+    def _init_converted(self) -> None:
+        """A ``Predict`` loaded as a ``KNNPredict``: no examples yet, the defaults of ``__init__``."""
+        self.examples, self.k, self.demo_chars, self.space, self._index = [], 4, 400, "minilm", None
+
     @classmethod
     def from_step(
         cls, step: Predict, examples: list[Example], k: int, demo_chars: int, space: str = "minilm"
@@ -170,11 +174,11 @@ class KNNFewShot(Optimizer):
         examples = [{k: v for k, v in ex.items() if k in names} for ex in trainset]
         knn = KNNPredict.from_step(step, examples, self.k, self.demo_chars)
         knn.neighbours(examples[0])  # build (or find) the on-disk index now, inside the optimizer's run
-        _replace(student, step, knn)
+        replace_step(student, step, knn)
         self.report["examples"] = len(examples)
 
 
-def _replace(program: Module, old: Module, new: Module) -> None:
+def replace_step(program: Module, old: Module, new: Module) -> None:
     """Put ``new`` where ``old`` sits in ``program`` (the program itself when it is the step)."""
     if program is old:
         program.__class__ = new.__class__

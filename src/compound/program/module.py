@@ -3,7 +3,10 @@
 A ``Module`` is composed in ordinary Python. Its parameters (each ``Predict``'s instructions, demos and
 model) are named by where they sit in the program and can be inspected, changed, saved and loaded.
 Saved programs are versioned JSON, never pickle. A file is checked against a schema (pydantic) before
-anything is set: a wrong type is reported naming the file and the parameter. A file may switch a step
+anything is set: a wrong type is reported naming the file and the parameter. A file (version 2) also
+names the class of each step that is compound's own (``modules``): a step that an optimizer turned into a
+subclass (a ``Predict`` into a ``KNNPredict``) is turned into it again on load, into the program built by
+its constructor; only a subclass of the step the program has, and only a class of compound's. A file may switch a step
 only to a model of the catalogue (an embedded model, ``scripted``, or a name given to
 ``register_model``); pointing it at a remote backend (``openai:...``) or a model file needs
 ``Module.load(path, trust_remote=True)``.
@@ -28,9 +31,11 @@ from compound.core.errors import ConfigurationError, InputTypeError
 from compound.store.traces import span
 
 FORMAT = "compound.program"
-VERSION = 1
+VERSION = 2
 #: migrations from older file versions: MIGRATIONS[v] turns a version-v document into version v+1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: lambda state: {**state, "version": 2, "modules": {}},  # version 1 named no step's class
+}
 
 
 class Module:
@@ -100,6 +105,10 @@ class Module:
         that does not fit the step's signature, say), or None. Called before anything is set."""
         return None
 
+    def _init_converted(self) -> None:
+        """A hook for loading: set the defaults of what this class adds to its base class, on a step that
+        was built as the base class and is being turned into this one (see the module docstring)."""
+
     def get_parameter(self, name: str) -> Any:
         return getattr(self, name)
 
@@ -120,6 +129,7 @@ class Module:
             "version": VERSION,
             "program": type(self).__qualname__,
             "class": class_path(type(self)),
+            "modules": {path: class_path(type(m)) for path, m in self.named_modules() if path and _ours(type(m))},
             "parameters": self.named_parameters(),
         }
 
@@ -133,14 +143,16 @@ class Module:
         if saved.program != type(self).__qualname__:
             raise ConfigurationError(f"{source} holds a {saved.program!r} program, not a {type(self).__qualname__!r}")
         modules = dict(self.named_modules())
-        known = self.named_parameters()
+        targets = _conversions(saved.modules, modules, source)
+        views = {path: _converted(m, targets[path]) if path in targets else m for path, m in modules.items()}
+        known = {_dotted(path, p): m.get_parameter(p) for path, m in views.items() for p in m.parameter_names}
         unknown = set(saved.parameters) - set(known)
         if unknown:
             raise ConfigurationError(f"{source} has parameters this program does not: {sorted(unknown)}")
         updates = []
         for dotted, value in saved.parameters.items():
             path, _, name = dotted.rpartition(".")
-            module = modules[path]
+            module = views[path]
             expected = module.parameter_types.get(name)
             if expected is not None:
                 try:
@@ -154,7 +166,10 @@ class Module:
                 raise ConfigurationError(f"{source}: parameter {dotted!r}: {problem}")
             if name == "model" and isinstance(value, str) and value != known[dotted] and not trust_remote:
                 _check_trusted(value, source, dotted)
-            updates.append((module, name, value))
+            updates.append((modules[path], name, value))
+        for path, cls in targets.items():  # everything checked: turn the steps, then set the parameters
+            modules[path].__class__ = cls
+            modules[path]._init_converted()
         for module, name, value in updates:
             module.set_parameter(name, value)
         return self
@@ -184,6 +199,7 @@ class SavedProgram(BaseModel):
     version: int
     program: str
     class_path: str | None = Field(None, alias="class")
+    modules: dict[str, str] = {}
     parameters: dict[str, Any]
 
 
@@ -195,6 +211,54 @@ def class_path(cls: type) -> str:
         main = sys.modules["__main__"]
         module = str(Path(getattr(main, "__file__", "__main__")).resolve())
     return f"{module}:{cls.__qualname__}"
+
+
+def _dotted(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _ours(cls: type) -> bool:
+    return cls.__module__ == "compound" or cls.__module__.startswith("compound.")
+
+
+def _conversions(saved: dict[str, str], modules: dict[str, Module], source: str) -> dict[str, type[Module]]:
+    """The steps to turn into the subclass the file names (path -> class). Only compound's own classes are
+    imported; a class that is neither the step's, a subclass nor a base class of it is refused."""
+    import importlib
+
+    targets = {}
+    for path, where in saved.items():
+        module = modules.get(path)
+        if module is None or where == class_path(type(module)):
+            continue  # a step the program does not have is reported with its parameters
+        name, _, qualname = where.partition(":")
+        cls: Any = None
+        if name == "compound" or name.startswith("compound."):
+            try:
+                cls = getattr(importlib.import_module(name), qualname, None)
+            except ImportError:
+                cls = None
+        if not (isinstance(cls, type) and issubclass(cls, Module)):
+            raise ConfigurationError(
+                f"{source}: step {path!r} is saved as {where!r}, which is not a step class of compound's; "
+                f"the program has a {type(module).__name__} there"
+            )
+        if issubclass(cls, type(module)):
+            targets[path] = cls
+        elif not issubclass(type(module), cls):
+            raise ConfigurationError(
+                f"{source}: step {path!r} is saved as a {cls.__name__}, the program has a {type(module).__name__} "
+                "there: load it into the program it was saved from"
+            )
+    return targets
+
+
+def _converted(module: Module, cls: type[Module]) -> Module:
+    """A copy of ``module`` as a ``cls`` (to check a file's parameters against before anything is set)."""
+    view = cls.__new__(cls)
+    view.__dict__.update(module.__dict__)
+    view._init_converted()
+    return view
 
 
 def _errors(e: ValidationError) -> str:

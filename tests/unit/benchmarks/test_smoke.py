@@ -38,6 +38,7 @@ SMOKE: dict[str, list[list[str]]] = {
     "plain_schema.py": [[]],
     "operators.py": [[]],  # its smoke run: a scripted oracle and hashed embeddings
     "students.py": [[]],
+    "optimize_program.py": [[]],  # scripted student and teacher with latency
     "stream.py": [[]],
     "write_page.py": [["--shots", "{tmp}/shots"]],
     "certify_limits.py": [

@@ -1,5 +1,8 @@
 """``Distill``: make a small model do a program's job by fine-tuning it on a teacher's sure answers.
 
+A program of several steps gets a student per step, each from that step's answers in the teacher's runs
+of the whole program (``program``; there also ``method="knn"``, students without training).
+
 ``Distill(teacher, student="smollm2-135m").compile(program, trainset)`` returns the program answered by
 the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, each saved under ``out``:
 
@@ -46,6 +49,7 @@ from compound.optimize.distill.filter import Filter, write_decisions
 from compound.optimize.distill.merged import served_spec
 from compound.optimize.distill.report import plot, write_json
 from compound.optimize.distill.train import TrainConfig
+from compound.program.module import Module
 from compound.program.predict import Predict
 
 STUDENT_FORMAT = "compound.student"
@@ -70,15 +74,21 @@ class Distill:
     progress: bool = True
     check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
     merge: bool = True  # serve the adapter merged into the base (checked first; see ``merged``)
+    method: str = "lora"  # "lora": a fine-tuned student per step; "knn": per step, the nearest lessons as demos
+    k: int = 4  # method="knn": the lessons shown per input
+    demo_chars: int = 400  # method="knn": a lesson's long inputs are cut to this many characters
 
-    def compile(self, program: Predict, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
-        """The program answered by a distilled student. ``valset`` and ``metric`` are not used for
-        training (the teacher is the only supervision); evaluate the student with ``compound compare``."""
-        return run_sync(self.acompile(program, trainset))
+    def compile(self, program: Module, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
+        """The program answered by a distilled student. ``valset`` is not used (the teacher is the only
+        supervision); evaluate the student with ``compound compare``. ``metric`` is used only for a program
+        of several steps (or ``method="knn"``): only the teacher's runs that pass it give lessons."""
+        return run_sync(self.acompile(program, trainset, metric=metric))
 
-    async def acompile(self, program: Predict, trainset: list[dict[str, Any]]) -> Predict:
-        if not isinstance(program, Predict):
-            raise ConfigurationError(f"Distill compiles a single Predict step, not {type(program).__name__}")
+    async def acompile(self, program: Module, trainset: list[dict[str, Any]], *, metric: Any = None) -> Module:
+        if not isinstance(program, Predict) or self.method != "lora":  # one student per step (``program``)
+            from compound.optimize.distill.program import distill_program
+
+            return await distill_program(self, program, trainset, metric)
         out = Path(self.out)
         out.mkdir(parents=True, exist_ok=True)
         inputs = [program_inputs(program, r) for r in trainset]
