@@ -273,14 +273,18 @@ async def _stages(
 
 
 def _embed(run: _Run, priors: Costs, probe: int = 64) -> tuple[Any, float]:
-    """Every row's embedding: a first chunk (the embedder's loading included) at the priors' forecast,
-    the rest at the rate that chunk measured; ``_Refused`` where the allowance cannot pay."""
+    """Every row's embedding: the embedder loaded (a one-time cost, measured apart), a first chunk at the
+    priors' forecast, the rest at the rate that chunk measured; ``_Refused`` where the allowance cannot pay.
+    (The loading once counted in the first chunk's rate, which made a 2,000-row job "too short to teach"
+    whenever the embedder was not yet loaded in the process.)"""
     import numpy as np
 
     head = min(probe, run.n)
-    with run.local(priors.embed_load + head * priors.embed, "embedding a first chunk of rows") as spent:
+    with run.local(priors.embed_load + priors.embed, "loading the embedder"):
+        embed_texts(run.texts[:1])  # loads it once per process; this row is embedded again below
+    with run.local(head * priors.embed, "embedding a first chunk of rows") as spent:
         first = embed_texts(run.texts[:head])
-    rate = spent[1] / head  # the loading included: an over-estimate for the rest
+    rate = spent[1] / head
     if head == run.n:
         return first, rate
     with run.local((run.n - head) * rate, "embedding the other rows") as spent:
