@@ -105,6 +105,22 @@ def read_table(path: str | Path, sheet: str | None = None, **options: Any) -> An
     return open_table(path, sheet=sheet, **options)[0]
 
 
+def read_rows(path: str | Path) -> Any:
+    """Labelled rows from a file: JSON Lines (``.jsonl``/``.ndjson``: one object a line) or any table
+    ``read_table`` reads. Raises ``TableError`` naming the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return read_table(path)
+    if not path.is_file():
+        raise TableError(f"{path}: no such file; check the path")
+    try:
+        return pd.read_json(path, lines=True)
+    except ValueError as e:
+        raise TableError(f"{path}: not JSON Lines (one JSON object a line): {e}") from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
