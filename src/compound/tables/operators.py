@@ -181,9 +181,9 @@ def _examples(
     missing = [c for c in [*cols, column] if c not in examples.columns]
     if missing:
         raise TableError(
-            f"{where}: no column {', '.join(map(repr, missing))}; the examples need the input columns "
-            f"({', '.join(map(repr, cols))}; choose them with --input-columns) and a {column!r} column with each "
-            f"row's label; its columns are: {', '.join(map(str, examples.columns))}"
+            f"{where}: no column {', '.join(repr(c) for c in missing)}; the examples need the input columns "
+            f"({', '.join(repr(c) for c in cols)}; choose them with --input-columns) and a {column!r} column with "
+            f"each row's label; its columns are: {', '.join(str(c) for c in examples.columns)}"
         )
     gold = examples[column].tolist()
     rows = [(f"example row {p + 1}", text, gold[p]) for p, text in row_tasks(examples, cols)]
