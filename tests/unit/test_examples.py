@@ -16,6 +16,7 @@ from compound.core.concurrency import run_sync
 from compound.core.usage import track_usage
 from compound.optimize.examples import GOLD_STAGE, MIN_EXAMPLES, Examples, ExamplesError, check_examples, repeats
 from compound.optimize.labels import label_step
+from compound.optimize.planner import Costs
 from compound.optimize.staged import labelled_step, plan_and_answer, summary_line
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify
@@ -24,7 +25,7 @@ SITE = Path(__file__).parent / "examples_site"
 sys.path.insert(0, str(SITE))
 import examples_fakes as fakes  # noqa: E402
 
-from .test_staged import CHEAP  # noqa: E402  # local work's priors when it costs little (hashed embeddings)
+CHEAP = Costs(**fakes.CHEAP_PRIORS)
 
 
 @pytest.fixture(autouse=True)
@@ -185,3 +186,48 @@ def test_bad_examples_are_refused_naming_the_row_and_the_fix():
 
 def test_examples_weigh_as_much_as_the_teacher_labels_within_bounds():
     assert repeats(30, 0) == 1 and repeats(30, 300) == 8 and repeats(30, 90) == 3 and repeats(0, 90) == 0
+
+
+def cli_env():
+    src = Path(compound.__file__).resolve().parents[1]
+    return {"PYTHONPATH": f"{src}:{SITE}", "EXAMPLES_FAKES": "1", "COLUMNS": "400"}
+
+
+def test_table_classify_auto_with_examples_warns_of_a_weak_teacher_through_the_console_script(compound_cli, tmp_path):
+    data = fakes.rows(1000)
+    pd.DataFrame({"id": range(len(data)), "text": [t for t, _ in data]}).to_csv(tmp_path / "news.csv", index=False)
+    gold_rows = fakes.rows(60, seed=5, start=20_000)
+    pd.DataFrame({"text": [t for t, _ in gold_rows], "topic": [g for _, g in gold_rows]}).to_csv(
+        tmp_path / "gold.csv", index=False
+    )
+    args = ["table", "classify", tmp_path / "news.csv", "-c", "topic", "--labels", ",".join(fakes.LABELS),
+            "--input-columns", "text", "--auto", "--examples", tmp_path / "gold.csv", "--model", "weak-teacher",
+            "--no-progress"]  # fmt: skip
+    proc = compound_cli(*args, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "examples: 60 from" in out and "30 train the students, 30 held out" in out
+    assert "the teacher's accuracy on the held-out examples: 0." in out and "the teacher is weak:" in out
+    assert "Give more examples" in out and "embedding student:" in out
+    written = pd.read_csv(tmp_path / "news.classify.csv")
+    got = sum(a == g for a, (_, g) in zip(written["topic"], data, strict=True)) / len(data)
+    weak = sum(fakes.weakly(t) == g for t, g in data) / len(data)
+    assert weak == pytest.approx(0.6, abs=0.01) and got > weak + 0.2  # the students beat their teacher
+
+
+def test_table_classify_auto_takes_labelled_rows_of_the_input_through_the_console_script(compound_cli, tmp_path):
+    data = fakes.rows(240, seed=2)
+    labelled = set(random.Random(4).sample(range(len(data)), 40))
+    frame = pd.DataFrame({"text": [t for t, _ in data], "gold": [g if i in labelled else "" for i, (_, g) in
+                                                                  enumerate(data)]})  # fmt: skip
+    frame.to_csv(tmp_path / "news.csv", index=False)
+    args = ["table", "classify", tmp_path / "news.csv", "-c", "topic", "--labels", ",".join(fakes.LABELS),
+            "--auto", "--label-column", "gold", "--model", "weak-teacher", "--no-progress"]  # fmt: skip
+    proc = compound_cli(*args, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "examples: 40 from the input's label column 'gold'" in out and "40 are rows of the job" in out
+    assert "example (gold) 40" in out
+    written = pd.read_csv(tmp_path / "news.classify.csv")
+    assert all(written["topic"][i] == data[i][1] for i in labelled)
+    assert list(written.columns) == ["text", "gold", "topic"]

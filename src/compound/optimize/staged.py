@@ -287,8 +287,9 @@ async def _stages(
         return
     priors = costs or PRIORS
     run.allowance = Allowance(run.n, run.cpu_per_label, run.slack)
-    if run.gold:
-        stop = await _measure_teacher(run, target)
+    if run.gold:  # room is kept for embedding the rows: a measurement with no student after it is wasted
+        reserve = priors.embed_load + len(run.texts) * priors.embed + priors.fit_load
+        stop = await _measure_teacher(run, target, reserve)
         if stop:
             report["plan"] = stop
             return
@@ -493,19 +494,23 @@ async def _lora(run: _Run, lora: Any, leaves: list[int]) -> None:
     run.reaching = [i for (_, x), i in zip(answers, hold, strict=False) if x < threshold.value]
 
 
-async def _measure_teacher(run: _Run, target: float | None) -> str | None:
+async def _measure_teacher(run: _Run, target: float | None, reserve: float) -> str | None:
     """With examples: the training examples among the job's rows are answered by their gold labels (banked:
     they never reach the teacher); the teacher answers the held-out examples, its accuracy on them is
     measured and sets the target (unless ``target`` is given) and whether its labels train the students.
     Its answers on held-out examples among the job's rows cost what the large model alone pays for those
-    rows; on the others they are spent from the allowance. A reason to stop, or None."""
+    rows; on the others they are spent from the allowance, and start only where it could still pay for
+    ``reserve`` (embedding the rows) after them. A reason to stop, or None."""
     assert run.allowance is not None
     run.allowance.bank(sum(1 for i in run.gold_train if i < run.n))
     inside = [i for i in run.gold_hold if i < run.n]
     outside = [i for i in run.gold_hold if i >= run.n]
     try:
         what = f"the teacher's answers on {len(outside)} held-out examples that are not rows of the job"
-        with run.spend(len(outside) * run.cpu_per_label, what):
+        forecast = len(outside) * run.cpu_per_label
+        if outside and not run.allowance.fits(forecast + reserve, what + ", then embedding the rows"):
+            raise _Refused(run.allowance.refused[-1])
+        with run.spend(forecast, what):
             asked = outside + inside
             run.teacher_gold = dict(zip(asked, await run.ask(asked), strict=True))
     except _Refused as why:
@@ -523,8 +528,8 @@ async def _measure_teacher(run: _Run, target: float | None) -> str | None:
     goal = min(MAX_TARGET, max(0.01, accuracy)) if target is None else target
     run.teacher_teaches = accuracy >= WEAK
     # a weak teacher's agreement is worth nothing; a strong one's is worth more than too few held-out examples
-    run.against_gold = target is not None or not run.teacher_teaches or len(run.gold_hold) >= 2 * min_points(
-        goal, run.delta
+    run.against_gold = (
+        target is not None or not run.teacher_teaches or len(run.gold_hold) >= 2 * min_points(goal, run.delta)
     )
     if run.against_gold:
         run.target = goal
@@ -605,15 +610,24 @@ PRIOR_LABELS = 0.12
 
 
 async def forecast_before(
-    texts: Sequence[str], teacher: LLMStage, *, probe: int = 8, slack: float = SLACK, seed: int = 0
+    texts: Sequence[str],
+    teacher: LLMStage,
+    *,
+    probe: int = 8,
+    slack: float = SLACK,
+    examples: Examples | None = None,
+    seed: int = 0,
 ) -> tuple[Forecast, dict[str, Any]]:
     """The forecast a user sees before a run: the teacher labels ``probe`` rows of the first round the run
     will label (the same seeded draw: with the response cache on, the run does not pay for them again) and
     a first chunk of rows is embedded, both measured; the stages' shares are ``PRIOR_SHARES``. A job whose
-    measured allowance cannot pay for embedding its rows is forecast as the teacher alone."""
+    measured allowance cannot pay for embedding its rows is forecast as the teacher alone. With ``examples``,
+    the teacher's answers on the held-out ones that are not rows of the job are a one-time cost."""
     uniq = list(dict.fromkeys(texts))
-    run = _Run(uniq, teacher, 0.95, 0.1, slack, seed)
-    order = list(range(run.n))
+    run = _Run(list(uniq), teacher, 0.95, 0.1, slack, seed)
+    if examples is not None:
+        run.add_examples(examples)
+    order = run.unlabelled()
     run.rng.shuffle(order)
     with track_usage("auto: forecast probe") as used:
         await run.label(order[: min(probe, run.n)], [])
@@ -626,10 +640,13 @@ async def forecast_before(
     embed = spent[1] / head
     costs = Costs(teacher=run.cpu_per_label, embed=embed, embed_load=0.0, fit_load=PRIORS.fit_load)
     stages: tuple[StagePlan, ...] = ()
-    if run.allowance.fits(run.n * embed + PRIORS.fit_load, "embedding the rows"):
+    measure = sum(1 for i in run.gold_hold if i >= run.n) * run.cpu_per_label
+    if run.allowance.fits(measure + len(run.texts) * embed + PRIORS.fit_load, "embedding the rows"):
         labels = PRIOR_LABELS * run.n
         encoder = labels / 2 * 3 * PRIORS.encoder_train  # half the labels train it, 3 epochs
-        stages = (StagePlan("embedding student", PRIORS.fit_load, embed, PRIOR_SHARES["embedding student"]),)
+        if measure:
+            stages = (StagePlan("teacher on the held-out examples", measure, 0.0, 0.0),)
+        stages += (StagePlan("embedding student", PRIORS.fit_load, embed, PRIOR_SHARES["embedding student"]),)
         if pays(run.n * PRIOR_SHARES["fine-tuned encoder"] * run.cpu_per_label, encoder):
             stages += (
                 StagePlan("fine-tuned encoder", encoder, PRIORS.encoder_infer, PRIOR_SHARES["fine-tuned encoder"]),

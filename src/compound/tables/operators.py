@@ -140,13 +140,13 @@ def classify_forecast(
 ) -> tuple[Any, dict[str, Any]]:
     """What ``classify(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
     (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured). The
-    examples, if any, are checked first (the forecast does not count the teacher's answers on them)."""
+    examples, if any, are checked first, and the teacher's answers on those it will be asked are counted."""
     from compound.core.concurrency import run_sync
     from compound.optimize.staged import forecast_before
 
     cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns, label_column)
-    _examples(df, cols, column, labels, examples, label_column, "auto")
-    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text)))
+    gold = _examples(df, cols, column, labels, examples, label_column, "auto")
+    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text), examples=gold))
 
 
 def _examples(
@@ -172,21 +172,19 @@ def _examples(
         gold = df[label_column].tolist()
         rows = [(f"row {p + 1}", text, gold[p]) for p, text in row_tasks(df, cols, filled)]
         return check_examples(rows, labels, where, repeats_allowed=True)
-    where = "the examples"
-    if isinstance(examples, str | Path):
-        where = str(examples)
-        examples = read_rows(examples)
-    if not hasattr(examples, "columns"):
-        raise TableError(f"examples must be a DataFrame or a file path, not {type(examples).__name__}")
-    missing = [c for c in [*cols, column] if c not in examples.columns]
+    where = str(examples) if isinstance(examples, str | Path) else "the examples"
+    frame: Any = read_rows(examples) if isinstance(examples, str | Path) else examples
+    if not hasattr(frame, "columns"):
+        raise TableError(f"examples must be a DataFrame or a file path, not {type(frame).__name__}")
+    missing = [c for c in [*cols, column] if c not in frame.columns]
     if missing:
         raise TableError(
             f"{where}: no column {', '.join(repr(c) for c in missing)}; the examples need the input columns "
             f"({', '.join(repr(c) for c in cols)}; choose them with --input-columns) and a {column!r} column with "
-            f"each row's label; its columns are: {', '.join(str(c) for c in examples.columns)}"
+            f"each row's label; its columns are: {', '.join(str(c) for c in frame.columns)}"
         )
-    gold = examples[column].tolist()
-    rows = [(f"example row {p + 1}", text, gold[p]) for p, text in row_tasks(examples, cols)]
+    gold = frame[column].tolist()
+    rows = [(f"example row {p + 1}", text, gold[p]) for p, text in row_tasks(frame, cols)]
     return check_examples(rows, labels, where)
 
 

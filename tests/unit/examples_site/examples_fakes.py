@@ -60,6 +60,10 @@ def teacher(label_of, name: str, cpu_s: float = CPU_S) -> compound.ScriptedBacke
     return compound.ScriptedBackend(reply, model=name, latency_s=LATENCY_S)
 
 
+#: local work's priors where it costs little (hashed embeddings; scikit-learn imported once)
+CHEAP_PRIORS = dict(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.2)
+
+
 def hashed_embed(texts, model_path=None):
     """Unit-length hashed bags of words (numbers left out), counted as local work as the real embedder is."""
     from compound.core.usage import local_work
@@ -74,8 +78,13 @@ def hashed_embed(texts, model_path=None):
 
 
 def register() -> None:
+    import sklearn.cluster  # noqa: F401  # imported before any measured work, as the cheap priors assume
+    import sklearn.linear_model  # noqa: F401
+
     import compound.optimize.staged as staged
+    from compound.optimize.planner import Costs
 
     staged.embed_texts = hashed_embed
+    staged.PRIORS = Costs(**CHEAP_PRIORS)
     compound.register_model("topic-teacher", teacher(truth, "topic-teacher"))
     compound.register_model("weak-teacher", teacher(weakly, "weak-teacher"))
