@@ -79,7 +79,7 @@ def test_examples_on_extract_say_it_has_no_auto(relio_cli, relio_clean_error, tm
 def test_an_awkward_but_valid_file_is_read_as_meant(relio_cli, tmp_path, job):
     rows = [r.replace(",", ", ") for r in lines(30)]  # ' sport': a label padded with a space
     (tmp_path / "gold.csv").write_bytes(("\ufefftext,topic\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
-    proc = relio_cli(*job, "--auto", "--examples", "gold.csv")
+    proc = relio_cli(*job, "--auto", "--examples", "gold.csv", timeout=300)  # the forecast loads the embedder
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert "examples: 30 from" in out and "15 train the students, 15 held out" in out

@@ -231,3 +231,21 @@ def test_table_classify_auto_takes_labelled_rows_of_the_input_through_the_consol
     written = pd.read_csv(tmp_path / "news.classify.csv")
     assert all(written["topic"][i] == data[i][1] for i in labelled)
     assert list(written.columns) == ["text", "gold", "topic"]
+
+
+def test_the_forecast_before_the_run_counts_the_teachers_answers_on_the_examples(tmp_path):
+    from compound.tables.operators import classify_forecast
+
+    df = pd.DataFrame({"text": [t for t, _ in fakes.rows(1500)]})
+    gold_rows = pd.DataFrame([{"text": t, "topic": g} for t, g in fakes.rows(40, seed=9, start=5000)])
+    with compound.context(cache=False):
+        forecast, record = classify_forecast(
+            df, "topic", fakes.LABELS, input_columns=["text"], model=weak_teacher(), examples=gold_rows
+        )
+    stages = {s.name: s for s in forecast.stages}
+    measured = stages["teacher on the held-out examples"]
+    assert measured.one_time == pytest.approx(20 * forecast.costs.teacher) and measured.share == 0
+    assert "embedding student" in stages
+    bad = gold_rows.assign(topic="politics")
+    with pytest.raises(ExamplesError, match="politics"):  # checked before the teacher is asked anything
+        classify_forecast(df, "topic", fakes.LABELS, input_columns=["text"], model=weak_teacher(), examples=bad)

@@ -84,7 +84,8 @@ def table(
     target: float | None = typer.Option(
         None,
         help="--auto: the agreement the student's answers must show (classify: with the model's labels, "
-        "default 0.95; impute: with the complete rows, default 0.9)",
+        "default 0.95, or with --examples accuracy on them, default the model's own; impute: with the complete "
+        "rows, default 0.9)",
         callback=number(above=0, at_most=1),
     ),
     delta: float | None = typer.Option(

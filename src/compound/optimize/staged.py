@@ -511,8 +511,8 @@ async def _measure_teacher(run: _Run, target: float | None, reserve: float) -> s
         if outside and not run.allowance.fits(forecast + reserve, what + ", then embedding the rows"):
             raise _Refused(run.allowance.refused[-1])
         with run.spend(forecast, what):
-            asked = outside + inside
-            run.teacher_gold = dict(zip(asked, await run.ask(asked), strict=True))
+            run.teacher_gold = dict(zip(outside, await run.ask(outside), strict=True))
+        run.teacher_gold.update(zip(inside, await run.ask(inside), strict=True))  # the baseline pays these
     except _Refused as why:
         run.against_gold = target is not None
         if target is None:
