@@ -26,7 +26,7 @@ def compare(
     target: float | None = typer.Option(
         None,
         help="agreement a cascade must reach (default: the large model's accuracy on the calibration rows); "
-        "auto's stages: agreement with the large model (default 0.95)",
+        "auto's stages: agreement with the large model (default 0.9)",
         callback=FRACTION,
     ),
     delta: float = typer.Option(

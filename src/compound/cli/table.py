@@ -84,7 +84,8 @@ def table(
     target: float | None = typer.Option(
         None,
         help="--auto: the agreement the student's answers must show (classify: with the model's labels, "
-        "default 0.95; impute: with the complete rows, default 0.9)",
+        "default 0.9, or with --examples accuracy on them, default the model's own; impute: with the complete "
+        "rows, default 0.9)",
         callback=number(above=0, at_most=1),
     ),
     delta: float | None = typer.Option(
@@ -97,6 +98,19 @@ def table(
     ),
     delimiter: str | None = typer.Option(None, help="CSV: the field separator (default: ',' and, for .tsv, tab)"),
     sheet: str | None = typer.Option(None, help="Excel: the sheet to process (default: the first)"),
+    examples: Path | None = typer.Option(
+        None,
+        "--examples",
+        help="classify --auto: labelled rows (CSV, Excel, Parquet or JSON Lines; the input columns and a --column "
+        "column of labels; 20 at least): the students are certified against them and the model's accuracy on "
+        "them is measured",
+    ),
+    label_column: str | None = typer.Option(
+        None,
+        "--label-column",
+        help="classify --auto: a column of the input whose filled cells are labels: those rows are the examples "
+        "(and their answers are their own labels)",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="classify --auto: print the forecast (large model alone vs auto) and stop"
     ),
@@ -154,6 +168,8 @@ def table(
         "precision": precision,
         "block_k": block_k,
         "context_tokens": context_tokens,
+        "examples": str(examples) if examples else None,
+        "label_column": label_column,
     }
     if resume is None:
         if op is None or input is None:

@@ -85,6 +85,12 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
     auto = "auto" if spec.get("auto") else None
     if auto and op not in ("classify", "impute"):
         raise ConfigurationError(f"--auto applies to classify and impute, not {op}")
+    gold = {k: spec[k] for k in ("examples", "label_column") if spec.get(k)}
+    if gold and (op != "classify" or not auto):
+        given = " and ".join(f"--{k.replace('_', '-')}" for k in gold)
+        raise ConfigurationError(
+            f"{given} teach classify --auto's students (extract has no --auto yet): use them with classify --auto"
+        )
     if op == "classify":
         return OPERATORS[op](
             df,
@@ -95,6 +101,7 @@ def build_op(spec: dict[str, Any], df: Any) -> Any:
             model=model,
             program=auto,
             **_guarantee(spec),
+            **gold,
         )
     if op == "extract":
         return OPERATORS[op](
@@ -188,6 +195,8 @@ def auto_forecast(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         instruction=spec.get("instruction"),
         input_columns=spec.get("input_columns"),
         model=spec.get("model"),
+        examples=spec.get("examples"),
+        label_column=spec.get("label_column"),
     )
 
 
@@ -210,7 +219,8 @@ def _digest(path: str) -> str:
 
 
 def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**spec, **{k: str(Path(spec[k]).resolve()) for k in ("input", "out", "right") if spec.get(k)}}
+    paths = ("input", "out", "right", "examples")
+    return {**spec, **{k: str(Path(spec[k]).resolve()) for k in paths if spec.get(k)}}
 
 
 def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str, Any] | None) -> None:
@@ -225,7 +235,7 @@ def _check_resume_options(job_id: str, job_spec: dict[str, Any], given: dict[str
 
 
 #: the spec's options that name existing columns
-_COLUMN_OPTIONS = ("source", "by")
+_COLUMN_OPTIONS = ("source", "by", "label_column")
 
 
 def resolve_column_names(spec: dict[str, Any], df: Any) -> dict[str, Any]:

@@ -48,21 +48,16 @@ from compound.program.module import Module
 from compound.program.rows import is_missing, render_row
 from compound.routing.cascade import Cascade, LLMStage
 from compound.strategies.sampling import SelfConsistency
-from compound.tables.io import JSON_LINE, read_json_lines, read_table, require_columns
+from compound.tables.io import JSON_LINE, read_rows, require_columns
 from compound.tables.jobs import aprocess_table
 from compound.tables.operators import classify
 
 
 def load_labelled(path: str | Path, input_col: str, label_col: str) -> Any:
-    import pandas as pd
-
     path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):  # a bad line is refused by its number
-        df = pd.DataFrame([row for _, row in read_json_lines(path)])
-        if df.empty:
-            raise ConfigurationError(f"{path}: no rows; the file must have {JSON_LINE}")
-    else:
-        df = read_table(path)
+    df = read_rows(path)  # a bad JSON line is refused by its number
+    if df.empty:
+        raise ConfigurationError(f"{path}: no rows; the file must have {JSON_LINE}")
     require_columns(df, [input_col, label_col], str(path))
     df = df[~(df[input_col].map(is_missing) | df[label_col].map(is_missing))].copy()  # unlabelled rows
     df[label_col] = df[label_col].astype(str)

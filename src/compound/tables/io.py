@@ -145,6 +145,17 @@ def read_json_lines(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def read_rows(path: str | Path) -> Any:
+    """Labelled rows from a file: JSON Lines (``.jsonl``/``.ndjson``: one object a line) or any table
+    ``read_table`` reads. Raises ``TableError`` naming the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return read_table(path)
+    return pd.DataFrame([row for _, row in read_json_lines(path)])
+
+
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True

@@ -18,7 +18,7 @@ from compound.core.fingerprint import fingerprint
 from compound.models.typed import model_with
 from compound.program.module import Module
 from compound.program.predict import Predict, Signature
-from compound.program.rows import RowInput, render_row, render_values
+from compound.program.rows import RowInput, is_missing, render_row, render_values
 from compound.tables.io import TableError, check_column_types, missing_cells, require_columns
 
 #: a row whose reply never parsed carries this key in its output, with the reason
@@ -88,20 +88,39 @@ def _teacher(labels: list[str], column: str, model: Any, text: str) -> Any:
 
 
 def _staged(
-    texts: list[str], labels: list[str], column: str, model: Any, text: str, target: float | None, delta: float
+    texts: list[str],
+    labels: list[str],
+    column: str,
+    model: Any,
+    text: str,
+    target: float | None,
+    delta: float,
+    examples: Any = None,
 ) -> Any:
     from compound.optimize.staged import plan_classify
 
-    return plan_classify(texts, labels, field=column, model=model, instruction=text, target=target, delta=delta)
+    return plan_classify(
+        texts, labels, field=column, model=model, instruction=text, target=target, delta=delta, examples=examples
+    )
 
 
 def _classify_rows(
-    df: Any, column: str, labels: list[str], instruction: str | None, input_columns: list[str] | None
+    df: Any,
+    column: str,
+    labels: list[str],
+    instruction: str | None,
+    input_columns: list[str] | None,
+    label_column: str | None = None,
 ) -> tuple[list[str], str, list[tuple[int, str]]]:
     """(input columns, instruction, (row position, rendered row) per row) of a classify operation."""
     if len(labels) < 2:
         raise TableError("classify needs at least two labels")
-    cols = _inputs(df, input_columns, exclude=[column])
+    if label_column is not None and label_column in (input_columns or []):
+        raise TableError(
+            f"the label column {label_column!r} is among the input columns: the model and the students would read "
+            "the answer; leave it out of --input-columns"
+        )
+    cols = _inputs(df, input_columns, exclude=[column, *([label_column] if label_column else [])])
     text = instruction or f"Classify the row: choose the {column} from: {', '.join(labels)}."
     return cols, text, row_tasks(df, cols)
 
@@ -114,14 +133,57 @@ def classify_forecast(
     instruction: str | None = None,
     input_columns: list[str] | None = None,
     model: Any = None,
+    examples: Any = None,
+    label_column: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """What ``classify(..., program="auto")`` is forecast to cost on ``df``, and the large model alone
-    (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured)."""
+    (``compound.optimize.staged.forecast_before``: a few teacher labels and embeddings are measured). The
+    examples, if any, are checked first, and the teacher's answers on those it will be asked are counted."""
     from compound.core.concurrency import run_sync
     from compound.optimize.staged import forecast_before
 
-    _, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
-    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text)))
+    cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns, label_column)
+    gold = _examples(df, cols, column, labels, examples, label_column, "auto")
+    return run_sync(forecast_before([t for _, t in tasks], _teacher(labels, column, model, text), examples=gold))
+
+
+def _examples(
+    df: Any, cols: list[str], column: str, labels: list[str], examples: Any, label_column: str | None, program: Any
+) -> Any:
+    """``classify``'s gold examples (``optimize.examples.Examples``) from ``examples`` or ``label_column``,
+    checked; None when neither is given."""
+    from pathlib import Path
+
+    from compound.optimize.examples import check_examples
+    from compound.tables.io import read_rows
+
+    if examples is None and label_column is None:
+        return None
+    if program != "auto":
+        raise TableError('examples teach auto\'s students: add program="auto" (on the command line, --auto)')
+    if examples is not None and label_column is not None:
+        raise TableError("give the examples once: a file of them, or a label column of the input, not both")
+    if label_column is not None:
+        require_columns(df, [label_column])
+        where = f"the input's label column {label_column!r}"
+        filled = [p for p, v in enumerate(df[label_column].tolist()) if not is_missing(v)]
+        gold = df[label_column].tolist()
+        rows = [(f"row {p + 1}", text, gold[p]) for p, text in row_tasks(df, cols, filled)]
+        return check_examples(rows, labels, where, repeats_allowed=True)
+    where = str(examples) if isinstance(examples, str | Path) else "the examples"
+    frame: Any = read_rows(examples) if isinstance(examples, str | Path) else examples
+    if not hasattr(frame, "columns"):
+        raise TableError(f"examples must be a DataFrame or a file path, not {type(frame).__name__}")
+    missing = [c for c in [*cols, column] if c not in frame.columns]
+    if missing:
+        raise TableError(
+            f"{where}: no column {', '.join(repr(c) for c in missing)}; the examples need the input columns "
+            f"({', '.join(repr(c) for c in cols)}; choose them with --input-columns) and a {column!r} column with "
+            f"each row's label; its columns are: {', '.join(str(c) for c in frame.columns)}"
+        )
+    gold = frame[column].tolist()
+    rows = [(f"example row {p + 1}", text, gold[p]) for p, text in row_tasks(frame, cols)]
+    return check_examples(rows, labels, where)
 
 
 def _auto(make: Callable[[], Any]) -> tuple[Module, dict[str, Any]]:
@@ -190,19 +252,30 @@ def classify(
     program: Module | str | None = None,
     target: float | None = None,
     delta: float = 0.1,
+    examples: Any = None,
+    label_column: str | None = None,
 ) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row.
 
     ``program="auto"``: the large model (or ``model``) labels rows of the job in rounds and teaches the
     students that pay for this job's length, each answering the rows it is certified for (see
     ``compound.optimize.staged``): with probability at least ``1 - delta``, a stage's answers agree with
-    the model's at ``target`` (default 0.95) or better, and the job never costs more than 1.05x the model
-    alone (``compound.optimize.planner``)."""
-    cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns)
+    the model's at ``target`` (default 0.9 without examples) or better, and the job never costs more than 1.05x the model
+    alone (``compound.optimize.planner``).
+
+    With ``examples`` (a DataFrame, or a CSV, Excel, Parquet or JSON Lines file, holding the input columns
+    and a ``column`` of gold labels; 20 rows at least) or ``label_column`` (a column of ``df`` whose filled
+    cells are gold labels: those rows are the examples, and their answers are their own labels), the
+    target is accuracy on gold: by default the model's own accuracy on the held-out half of the examples,
+    which is measured and reported, so a student that beats the model is certified to answer rows
+    (``compound.optimize.examples``)."""
+    cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns, label_column)
     out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     setup: dict[str, Any] = {}
+    gold = _examples(df, cols, column, labels, examples, label_column, program)
     if program == "auto":
-        program, setup = _auto(lambda: _staged([t for _, t in tasks], labels, column, model, text, target, delta))
+        texts = [t for _, t in tasks]
+        program, setup = _auto(lambda: _staged(texts, labels, column, model, text, target, delta, gold))
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
     return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)
