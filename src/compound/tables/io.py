@@ -107,7 +107,7 @@ def read_table(path: str | Path, sheet: str | None = None, **options: Any) -> An
 
 
 #: what a line of a JSON Lines file must look like, as the errors say
-JSON_LINE = 'one JSON object per line, e.g. {"text": "...", "label": "..."}'
+JSON_LINE = 'JSON Lines: one JSON object per line, e.g. {"text": "...", "label": "..."}'
 ARRAY = " (one JSON array? write each element on a line of its own)"
 
 
