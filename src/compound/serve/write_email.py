@@ -94,17 +94,27 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z][A-Za-z'\-]*|\d[\d:.,/\-]*", text)
 
 
+def title_case(words: list[str]) -> bool:
+    """Most words capitalised ("Team Lunch Update"): there a capital letter says nothing of a name."""
+    letters = [w for w in words if w[0].isalpha()]
+    return len(letters) >= 2 and sum(w[0].isupper() for w in letters) > len(letters) / 2
+
+
 def invented_facts(draft: EmailDraft, box: str) -> list[str]:
-    """Numbers, date words and names in the draft that the box does not contain."""
+    """Numbers, date words and names in the draft that the box does not contain. A name is a capitalised
+    word that does not start its sentence, except in a title-cased line (a subject such as "Team Lunch
+    Update"), where numbers and date words are still checked but capitals are not taken for names."""
     known = {w.lower().strip(".,") for w in _words(box)}
     found = []
     for text in (draft.subject, draft.greeting, draft.body):
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
-            for i, w in enumerate(_words(sentence)):
+            words = _words(sentence)
+            titled = title_case(words)
+            for i, w in enumerate(words):
                 low = w.lower().strip(".,")
                 is_number = w[0].isdigit()
                 is_date = low in DATE_WORDS
-                is_name = w[0].isupper() and i > 0 and low not in COMMON
+                is_name = w[0].isupper() and i > 0 and low not in COMMON and not titled
                 if (is_number or is_date or is_name) and low not in known and low not in found:
                     found.append(low)
     return found
