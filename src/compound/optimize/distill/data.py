@@ -132,8 +132,12 @@ async def synthesize(
 
 
 # --- training examples ----------------------------------------------------------------------------------
-def student_program(program: Predict, model: Any) -> Predict:
-    """The student: the program's signature with no instructions and no demos, answered by ``model``."""
+def student_program(program: Predict, model: Any, keep_prompt: bool = False) -> Predict:
+    """The student: the program's signature with no instructions and no demos, answered by ``model``; or,
+    with ``keep_prompt``, the program itself (its instructions, demos, requirements and strategy) answered
+    by ``model``, for a student that is served where the program's own prompt is sent (the Write page)."""
+    if keep_prompt:
+        return program.with_(model=model, name=f"student({program.step_name})")
     return Predict(
         program.signature,
         instructions="",

@@ -70,6 +70,7 @@ class Distill:
     progress: bool = True
     check_prompts: int = 4  # greedy replies recorded in the training process, to check the GGUF against
     merge: bool = True  # serve the adapter merged into the base (checked first; see ``merged``)
+    keep_prompt: bool = False  # train on the program's own prompt (instructions, demos), not the bare one
 
     def compile(self, program: Predict, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
         """The program answered by a distilled student. ``valset`` and ``metric`` are not used for
@@ -92,7 +93,12 @@ class Distill:
         with track_usage("distill.filter") as filter_usage:
             await self.filter.decide(rows, teacher.requirements)
         stats = write_decisions(rows, out / "examples.jsonl")
-        examples = training_examples(student_program(program, self.student), rows)
+        examples = training_examples(student_program(program, self.student, self.keep_prompt), rows)
+        if not examples:
+            raise ConfigurationError(
+                f"the filter kept none of the teacher's {len(rows)} answers, so there is nothing to train on; "
+                f"{out / 'examples.jsonl'} says why each was dropped"
+            )
         balanced = None
         if (field_name := class_field(program)) is not None and self.max_repeat != 1:
             examples, balanced = balance(examples, field_name, self.max_repeat)
@@ -103,6 +109,7 @@ class Distill:
             "base": self.student,
             "adapter": "adapter.gguf",
             "adapter_sha256": fit["adapter_sha256"],
+            "prompt": "program" if self.keep_prompt else "bare",
             "merged": fit["merged"],
             "teacher": getattr(teacher.model, "model_id", teacher.model),
             "program": {
@@ -126,7 +133,7 @@ class Distill:
             "train": fit["train"],
         }
         record["model"] = served_spec(out, record)
-        student = student_program(program, record["model"])
+        student = student_program(program, record["model"], self.keep_prompt)
         student.save(out / "student.program.json")
         write_json(record, out / "student.json")
         return student
@@ -205,7 +212,7 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
             f"the student in {folder} was trained for another task ({record['program']}), not {task}; "
             "pass the program (labels, fields) it was distilled for"
         )
-    return student_program(program, served_spec(folder, record)), record
+    return student_program(program, served_spec(folder, record), record.get("prompt") == "program"), record
 
 
 def check_export(folder: str | Path, base: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
