@@ -173,13 +173,15 @@ def email_writer_command(
     from dataclasses import replace
 
     from compound.core.settings import configure
-    from compound.serve.email_writer import EmailWriterRecipe, default_train, report_path
-    from compound.serve.write_email import distilled_writer_path
+    from compound.serve.email_writer import EmailWriterRecipe, default_train
+    from compound.serve.write_email import distilled_writer_path, report_path
 
     console = err
     if threads is not None:
         configure(n_threads=threads)
-    cfg = replace(default_train(), epochs=epochs, rank=rank, alpha=2.0 * rank, max_steps=max_steps, threads=threads, seed=seed)
+    cfg = replace(
+        default_train(), epochs=epochs, rank=rank, alpha=2.0 * rank, max_steps=max_steps, threads=threads, seed=seed
+    )
     recipe = EmailWriterRecipe(
         boxes=boxes, held_out=held_out, teacher=teacher, student=student, judge=judge, seed=seed, train=cfg, work=work
     )

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from compound.core.concurrency import gather
+from compound.core.errors import OutputParseError
 from compound.core.progress import Progress
 from compound.optimize.distill.data import dedupe
 
@@ -96,6 +97,7 @@ async def invent_boxes(teacher: Any, count: int, seed: int = 0, progress: bool =
     plan = draws(seed)[: 2 * count + 10]
     kept: list[dict[str, Any]] = []
     bar = Progress(progress, "inventing boxes", count, unit="boxes")
+    written = [0]
 
     async def one(i: int, recipient: str, topic: str, tone: str) -> dict[str, Any] | None:
         prompt = PROMPT.format(recipient=recipient, topic=topic, tone=tone)
@@ -103,21 +105,26 @@ async def invent_boxes(teacher: Any, count: int, seed: int = 0, progress: bool =
             reply = await acall_typed(
                 InventedBox, prompt, model=teacher, temperature=0.8, sample_index=i, max_tokens=80
             )
-        except Exception:  # noqa: BLE001  (a reply that never parsed is a box not made: the next draw replaces it)
+        except OutputParseError:  # a reply that never parsed is a box not made: a later draw replaces it
             return None
         box = " ".join(reply.value.box.split()).strip(" '\"")
         if not (3 <= len(box) and len(box.split()) <= MAX_WORDS):
             return None
+        written[0] += 1  # boxes written so far, before near-copies are dropped at the end of the round
+        bar.update(done=min(count, len(kept) + written[0]))
         return {"box": box, "recipient": recipient, "topic": topic, "tone": tone}
 
     try:
         start = 0
         while len(kept) < count and start < len(plan):
             chunk = plan[start : start + max(1, count - len(kept))]
+            written[0] = 0
             made = await gather(one(start + j, *combo) for j, combo in enumerate(chunk))
             start += len(chunk)
             fresh = [m for m in made if m is not None]
-            new = [fresh[i] for i in dedupe([{"box": m["box"]} for m in fresh], [{"box": k["box"]} for k in kept], SIMILAR)]
+            new = [
+                fresh[i] for i in dedupe([{"box": m["box"]} for m in fresh], [{"box": k["box"]} for k in kept], SIMILAR)
+            ]
             kept += new[: count - len(kept)]
             bar.update(done=len(kept))
     finally:

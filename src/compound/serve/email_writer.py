@@ -24,7 +24,6 @@ redoes only what was not finished. Nothing is installed until every step has fin
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -42,10 +41,8 @@ from compound.optimize.distill.pipeline import input_digest
 from compound.optimize.distill.report import write_json
 from compound.optimize.distill.train import TrainConfig
 from compound.serve.email_boxes import invent_boxes
-from compound.serve.write_email import WriteEmail, distilled_writer_path
+from compound.serve.write_email import REPORT_FORMAT, REPORT_VERSION, WriteEmail, distilled_writer_path, report_path
 
-REPORT_FORMAT = "compound.email_writer"
-REPORT_VERSION = 1
 CRITERION = (
     "The email is a good draft of the box: it is addressed to the box's recipient, says what the box asks "
     "in the box's tone, reads naturally, and adds nothing the box does not say."
@@ -57,10 +54,6 @@ DRAFT_ATTEMPTS = 1.3  # mean Repair attempts per draft
 DECODE_S_PER_GB, PROMPT_S_PER_GB = 0.12, 0.02
 TRAIN_S_PER_GB_TOKEN = 0.3  # forward + backward on CPU torch, fp32
 KEEP_SHARE = 0.8  # of teacher drafts, for the forecast
-
-
-def report_path() -> Path:
-    return distilled_writer_path().with_suffix(".json")
 
 
 def default_train() -> TrainConfig:
@@ -99,9 +92,7 @@ class EmailWriterRecipe:
 
     def check(self) -> None:
         if self.boxes < 1 or self.held_out < 1:
-            raise ConfigurationError(
-                f"--boxes ({self.boxes}) and --held-out ({self.held_out}) must each be at least 1"
-            )
+            raise ConfigurationError(f"--boxes ({self.boxes}) and --held-out ({self.held_out}) must each be at least 1")
 
     # --- the forecast -----------------------------------------------------------------------------------
     def forecast(self) -> dict[str, Any]:
@@ -203,7 +194,9 @@ class EmailWriterRecipe:
             },
             "data": record["data"],
             "merged": record["merged"],
-            "train": {k: record["train"][k] for k in ("steps", "total_steps", "stopped", "cpu_s") if k in record["train"]}
+            "train": {
+                k: record["train"][k] for k in ("steps", "total_steps", "stopped", "cpu_s") if k in record["train"]
+            }
             | {"final_loss": (record["train"].get("losses") or [None])[-1], "config": asdict(self.train)},
             "cost": {"boxes_cpu_s": box_usage.total.cpu_s, **record["cost"]},
             "evaluation": evaluation,
@@ -291,12 +284,3 @@ def install(work: Path, record: dict[str, Any]) -> str | None:
     finally:
         tmp.unlink(missing_ok=True)
     return str(target)
-
-
-def read_report() -> dict[str, Any] | None:
-    """The installed writer's report, or None (none installed, or unreadable)."""
-    try:
-        report = json.loads(report_path().read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return report if report.get("format") == REPORT_FORMAT else None

@@ -22,6 +22,7 @@ the chosen draft was chosen. The same program is ``examples/write_email.py`` and
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,28 @@ class EmailDraft(BaseModel):
 
 
 def distilled_writer_path() -> Path:
-    """Where a distilled, merged email writer (a GGUF) is picked up. No command makes one yet: a model
-    distilled with ``compound distill`` and merged may be put here."""
+    """Where a distilled, merged email writer (a GGUF) is picked up: ``compound distill email-writer``
+    installs one here (``compound.serve.email_writer``), with its report beside it (``report_path``)."""
     return get_settings().home / "students" / "email-writer" / "email-writer.gguf"
+
+
+REPORT_FORMAT = "compound.email_writer"
+REPORT_VERSION = 1
+
+
+def report_path() -> Path:
+    """The installed writer's report (format ``compound.email_writer``), beside its GGUF."""
+    return distilled_writer_path().with_suffix(".json")
+
+
+def read_report() -> dict[str, Any] | None:
+    """The installed writer's report, or None (none installed, unreadable, or of another format)."""
+    try:
+        report = json.loads(report_path().read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    ok = isinstance(report, dict) and report.get("format") == REPORT_FORMAT
+    return report if ok and report.get("version", 0) <= REPORT_VERSION else None
 
 
 def writer_model() -> str:
@@ -170,3 +190,20 @@ class WriteEmail(Predict):
     def backend(self) -> Backend:
         """The program's model, or the best email writer installed (``writer_model``)."""
         return get_model(self.model if self.model is not None else writer_model())
+
+
+def writer_label(program: Predict) -> str:
+    """How the page names the model that drafts: for a ``WriteEmail`` that picked the distilled writer,
+    the writer with its base, teacher and score (from its report); else the model's id."""
+    if not (
+        isinstance(program, WriteEmail) and program.model is None and writer_model() == str(distilled_writer_path())
+    ):
+        return program.backend().model_id
+    report = read_report()
+    if report is None:
+        return f"the distilled email writer ({distilled_writer_path()})"
+    evaluation = report["evaluation"]
+    return (
+        f"the distilled email writer: {report['student']} taught by {report['teacher']} "
+        f"(passed the checks on {evaluation['student']['checks_passed']}/{evaluation['boxes']} held-out boxes)"
+    )

@@ -6,8 +6,8 @@ test). Registered as ``ew-teacher``, ``ew-student`` (the base name) and ``ew-jud
   for a 'brief' box (a five-word body: the length check fails, every Repair attempt too);
 - the judge rejects, as a filter, any draft of an 'urgent' box; as a pairwise judge it always answers
   "A" (a pure position bias, which judging both orders must cancel);
-- the student (what the fake training installs) drafts like the teacher but signs a 'firm' email with an
-  invented name, so the no-invented-facts check fails on those boxes.
+- the student (what the fake training installs) drafts like the teacher but writes an invented name into a
+  'firm' email, so the no-invented-facts check fails on those boxes.
 """
 
 import hashlib
@@ -22,9 +22,11 @@ LATENCY_S = {"ew-teacher": 0.03, "ew-student": 0.01, "ew-judge": 0.02}
 
 
 def _box_of(request) -> str:
-    text = request.messages[-1].content
-    found = re.search(r"box[\"']?\s*[:=]\s*[\"']?([^\"'\n}]+)", text)
-    return found.group(1).strip() if found else text
+    """The box from the program's first user message (a Repair turn comes after it)."""
+    for m in request.messages:
+        if m.role == "user" and m.content.startswith("box: "):
+            return m.content.removeprefix("box: ").strip()
+    return request.messages[-1].content
 
 
 def draft(box: str, invent: bool) -> dict:
@@ -34,10 +36,11 @@ def draft(box: str, invent: bool) -> dict:
         f"I am writing about this: {box}. I wanted you to have the details as soon as possible, "
         "and please tell me if anything is unclear or if you need more from me."
     )
+    if invent and "firm" in box:
+        body += " My colleague Bob will follow up."
     if "brief" in box:
         body = "Quick note about this."
-    sign = "Best regards, Bob Hartley" if invent and "firm" in box else "Best regards,"
-    return {"subject": "A quick note", "greeting": f"Hi {name},", "body": body, "sign_off": sign}
+    return {"subject": "A quick note", "greeting": f"Hi {name},", "body": body, "sign_off": "Best regards,"}
 
 
 def writer(invent: bool):
@@ -92,7 +95,12 @@ def fake_training(trained: list) -> None:
         }
         steps = max(1, len(examples) // cfg.batch_size)
         train = {"steps": steps, "total_steps": steps, "stopped": "done", "cpu_s": 3.0, "losses": [2.0, 1.0]}
-        return {"adapter_sha256": file_sha256(out / "adapter.gguf"), "merged": merged, "merge_cpu_s": 1.0, "train": train}
+        return {
+            "adapter_sha256": file_sha256(out / "adapter.gguf"),
+            "merged": merged,
+            "merge_cpu_s": 1.0,
+            "train": train,
+        }
 
     pipeline.fit_student = fit_student
 
