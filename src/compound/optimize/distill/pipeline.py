@@ -91,7 +91,7 @@ class Distill:
             flags = [False] * len(inputs) + [True] * len(synthetic)
             rows = await label(teacher, inputs + synthetic, self.samples, flags, self.progress)
         with track_usage("distill.filter") as filter_usage:
-            await self.filter.decide(rows, teacher.requirements)
+            await self.filter.decide(rows, teacher.requirements, self.progress)
         stats = write_decisions(rows, out / "examples.jsonl")
         examples = training_examples(student_program(program, self.student, self.keep_prompt), rows)
         if not examples:
