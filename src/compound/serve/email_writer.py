@@ -220,7 +220,8 @@ class EmailWriterRecipe:
             total = usage.total
             return {
                 "passed": result.passed,
-                "attempts": result.calls,
+                "attempts": len(result.candidates),  # Repair's drafts
+                "calls": result.calls,
                 "value": None if result.value is None else result.value.model_dump(),
                 "failed": [v.reason for v in result.best.validations if not v.passed],
                 "cpu_s": total.cpu_s,
