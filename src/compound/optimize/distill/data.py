@@ -9,7 +9,8 @@ Guarantees:
 - synthetic inputs are marked ``synthetic: true``; near-copies (of each other or of real inputs, by
   word-set Jaccard similarity) are dropped;
 - a training example is the exact chat the student program will send (its schema note and rendered
-  inputs, no instructions and no demos) plus the teacher's reply as compact JSON;
+  inputs, no instructions and no demos; or, with ``keep_prompt``, the program's own prompt, for a student
+  served where the program sends it) plus the teacher's reply as compact JSON;
 - ``balance`` only repeats examples (never invents or drops one): a label the teacher gave less often is
   repeated, in order, until it has as many examples as the most common label or ``max_repeat`` times its
   own count, whichever is fewer; the counts before and after are returned for the record.

@@ -7,7 +7,9 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
    synthetic inputs where there are fewer than ``min_rows``;
 2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
 3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
-4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
+4. LoRA training, resumable (``checkpoints/``), within the step and second budgets, on the student's
+   prompt: the bare one (schema note and inputs), or with ``keep_prompt`` the program's own (recorded as
+   ``prompt``; ``load_student`` serves the student with the prompt it learned);
 5. export to ``adapter.gguf``; ``export_check.json`` holds the trained model's greedy replies and logits,
    for ``check_export``;
 6. (``merge=True``) the adapter merged into the base weights as ``model.gguf``, served instead of the
