@@ -41,16 +41,8 @@ def fakes(isolated_home):
 
 
 def recipe(home, boxes=30, held_out=12, **changes):
-    return ew.EmailWriterRecipe(
-        boxes=boxes,
-        held_out=held_out,
-        teacher="ew-teacher",
-        student="smollm2-135m",
-        judge="ew-judge",
-        work=home / "work",
-        progress=False,
-        **changes,
-    )
+    settings = {"teacher": "ew-teacher", "student": "smollm2-135m", "judge": "ew-judge", "progress": False}
+    return ew.EmailWriterRecipe(boxes=boxes, held_out=held_out, work=home / "work", **(settings | changes))
 
 
 def tone(box: str) -> str:
@@ -231,3 +223,22 @@ def test_the_command_forecasts_runs_reports_and_installs(compound_cli, isolated_
 
     bare = compound_cli("distill", env=env)
     assert bare.returncode != 0 and "compound distill email-writer" in bare.stderr and "Traceback" not in bare.stderr
+
+
+def test_a_judge_that_rejects_every_draft_stops_before_training_and_installs_nothing(fakes):
+    no = json.dumps({"reason": "not good enough", "passed": False})
+    compound.register_model("ew-reject", compound.ScriptedBackend([no], model="ew-reject", latency_s=0.01))
+    with pytest.raises(compound.ConfigurationError, match="the filter kept none of the teacher's 6 answers"):
+        recipe(fakes.home, boxes=6, held_out=2, judge="ew-reject").run()
+    assert fakes.trained == [] and not distilled_writer_path().exists()
+    saved = (fakes.home / "work" / "examples.jsonl").read_text().splitlines()
+    assert len(saved) == 6 and all("not good enough" in json.loads(line)["reason"] for line in saved)
+
+
+def test_a_student_trained_on_the_programs_prompt_is_loaded_with_it(fakes):
+    from compound.optimize.distill.pipeline import load_student
+
+    recipe(fakes.home, boxes=8, held_out=2).run()
+    student, record = load_student(WriteEmail(), fakes.home / "work")
+    assert record["prompt"] == "program" and student.instructions == INSTRUCTIONS
+    assert isinstance(student, WriteEmail) and student.model == str((fakes.home / "work" / "model.gguf").resolve())
