@@ -136,7 +136,7 @@ def test_the_recipe_filters_trains_on_the_programs_prompt_evaluates_and_installs
     assert ev["teacher"]["cpu_s_per_draft"] >= 0 and ev["student"]["tokens_per_draft"] > 0
 
     installed = distilled_writer_path()
-    assert report["installed"] == str(installed)
+    assert report["installed"] == str(installed) and report["scored_model"] == str((work / "model.gguf").resolve())
     assert installed.read_bytes() == (work / "model.gguf").read_bytes()
     assert not [p for p in installed.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
     saved = json.loads(installed.with_suffix(".json").read_text())
@@ -155,17 +155,18 @@ def test_a_rerun_resumes_from_the_cache_and_changes_nothing(fakes):
     assert second["data"] == first["data"]
 
 
-def test_a_merge_that_is_not_served_is_not_installed_and_the_page_keeps_its_writer(fakes, tmp_path):
+def test_install_replaces_the_writer_in_one_rename_and_needs_a_merged_model(fakes, tmp_path):
     target = distilled_writer_path()
     target.parent.mkdir(parents=True)
     target.write_bytes(b"the writer installed before")
     work = tmp_path / "w"
     work.mkdir()
-    (work / "model.gguf").write_bytes(b"a merge that answered otherwise")
-    assert ew.install(work, {"merged": {"file": "model.gguf", "served": False}}) is None
+    (work / "model.gguf").write_bytes(b"the new merged writer")
+    assert ew.install(work, {"merged": None}) is None  # trained without merging: nothing for the page
     assert target.read_bytes() == b"the writer installed before"
-    assert ew.install(work, {"merged": {"file": "model.gguf", "served": True}}) == str(target)
-    assert target.read_bytes() == b"a merge that answered otherwise"
+    assert ew.install(work, {"merged": {"file": "model.gguf", "served": False}}) == str(target)
+    assert target.read_bytes() == b"the new merged writer"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary file left
 
 
 def test_the_forecast_counts_the_calls_of_each_step(isolated_home):

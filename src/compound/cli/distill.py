@@ -217,4 +217,9 @@ def email_writer_command(
     if report["installed"]:
         out(f"installed {report['installed']}: the Write page drafts with it; report {report_path()}")
     else:
-        out(f"not installed: the merged model answered otherwise than its adapter (see {report_path()})")
+        out(f"not installed: the student has no merged model (see {report_path()})")
+    check = (report.get("merged") or {}).get("check")
+    if check:
+        out(
+            f"the merged model answered {check['same']}/{check['prompts']} training prompts as its adapter did (greedy)"
+        )

@@ -9,10 +9,12 @@ Steps, each through compound's own mechanisms:
 3. the distill pipeline's filter keeps the drafts that pass every requirement and that an ``LLMJudge``
    accepts (``CRITERION``); ``examples.jsonl`` in the work folder says why each was kept or dropped;
 4. the pipeline trains a LoRA student on the program's own prompt (``keep_prompt``: the page sends it),
-   merges it into the base and checks the merge;
-5. the student and the teacher draft every held-out box through ``WriteEmail``: the share whose draft
-   passes the checks, the CPU seconds per draft (physical plus cached: a resumed run reports what the
-   drafts cost), and the judge's pairwise preference (``control.preference``: both orders);
+   merges it into the base and checks the merge against the adapter (recorded as ``merged.check``);
+5. the merged student (the very file that will be installed) and the teacher draft every held-out box
+   through ``WriteEmail``: the share whose draft passes the checks, the CPU seconds per draft (physical
+   plus cached: a resumed run reports what the drafts cost), and the judge's pairwise preference
+   (``control.preference``: both orders). The merged model is scored itself, so the figures hold for
+   what the page serves even where its greedy replies differ from the adapter's at near ties;
 6. the merged model is installed where the page looks (``distilled_writer_path``) by a copy to a
    temporary name and a rename, so the page never sees half a file; then the report is written beside it
    (``email-writer.json``, format ``compound.email_writer`` v1).
@@ -174,7 +176,9 @@ class EmailWriterRecipe:
         )
         student = await job.acompile(teacher, [{"box": b["box"]} for b in trained])
         record = read_record(self.work_dir)
-        evaluation = await self.evaluate(held, teacher, WriteEmail(model=student.model))
+        merged = self.work_dir / record["merged"]["file"] if record.get("merged") else None
+        scored = str(merged.resolve()) if merged is not None else student.model
+        evaluation = await self.evaluate(held, teacher, WriteEmail(model=scored))
         installed = install(self.work_dir, record)
         report = {
             "format": REPORT_FORMAT,
@@ -185,6 +189,7 @@ class EmailWriterRecipe:
             "criterion": CRITERION,
             "seed": self.seed,
             "installed": installed,
+            "scored_model": scored,
             "boxes": {
                 "asked": self.boxes + self.held_out,
                 "invented": len(boxes),
@@ -272,10 +277,9 @@ class EmailWriterRecipe:
 
 def install(work: Path, record: dict[str, Any]) -> str | None:
     """Copy the work folder's merged model to ``distilled_writer_path()`` (temporary name, then a rename).
-    None when the merge was not served (it answered otherwise than the adapter): the page then keeps its
-    current writer and the report says why."""
+    None when the student has no merged model (the page serves only a single GGUF file)."""
     merged = record.get("merged") or {}
-    if not merged.get("served"):
+    if not merged.get("file"):
         return None
     target = distilled_writer_path()
     target.parent.mkdir(parents=True, exist_ok=True)
