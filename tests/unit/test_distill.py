@@ -340,3 +340,11 @@ def test_export_check_measures_logit_noise_argmax_and_the_adapters_effect(tmp_pa
     assert half["max_diff"] == pytest.approx(7.5, abs=0.3) and half["effect_scale"] == pytest.approx(0.5, abs=0.1)
     unloaded = run(0.0)  # the adapter is not applied
     assert unloaded["argmax_differs"] == 1 and abs(unloaded["effect_scale"]) < 0.1 and not unloaded["same"]
+
+
+def test_filtering_shows_its_progress(capsys):
+    """The filter (long with a judge) says how far it is, as labelling does."""
+    program = classifier(["spam", "ham"], "teacher")
+    rows = asyncio.run(label(as_teacher(program, teacher_backend()), [{"row": f"text: win {i}"} for i in range(3)]))
+    asyncio.run(Filter(min_agreement=1.0).decide(rows, progress=True))
+    assert "filtering: 3/3" in capsys.readouterr().err and all(r.decision["kept"] for r in rows)

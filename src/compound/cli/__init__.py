@@ -23,7 +23,7 @@ app = typer.Typer(
 # the order here is the order of ``compound --help``
 app.add_typer(models.app, name="models")
 app.add_typer(traces.app, name="traces")
-app.command("distill")(distill.distill_command)
+app.add_typer(distill.app, name="distill")
 serve.register(app)
 app.command("doctor")(doctor.doctor)
 app.command()(ask.ask)

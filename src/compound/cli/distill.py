@@ -1,4 +1,6 @@
-"""``compound distill``: a classification student from unlabelled rows of a JSON Lines file.
+"""``compound distill``: a classification student from unlabelled rows of a JSON Lines file, and
+``compound distill email-writer``: the Write page's email writer distilled into the small model
+(``compound.serve.email_writer``).
 
 Only the ``--input`` column is read (a gold label column, if the file has one, is never looked at). The
 ``--rows`` rows are taken from the *end* of the same seeded shuffle whose *start* ``compound compare``
@@ -46,10 +48,15 @@ def unseen_order(n: int, seed: int) -> list[int]:
     return order
 
 
+app = typer.Typer(pretty_exceptions_enable=False)
+
+
+@app.callback(invoke_without_command=True)
 def distill_command(
-    data: Path = typer.Option(..., "--data", help="JSON Lines file; only the --input column is read"),
-    input_col: str = typer.Option(..., "--input", help="the column the model reads"),
-    labels: str = typer.Option(..., help="comma-separated labels, e.g. spam,'not spam'"),
+    ctx: typer.Context,
+    data: Path | None = typer.Option(None, "--data", help="JSON Lines file; only the --input column is read"),
+    input_col: str | None = typer.Option(None, "--input", help="the column the model reads"),
+    labels: str | None = typer.Option(None, help="comma-separated labels, e.g. spam,'not spam'"),
     teacher: str = typer.Option(Settings.large, help="the teacher model"),
     student: str = typer.Option(Settings.small, help="the embedded base model to fine-tune"),
     rows: int = typer.Option(500, help="rows the teacher labels (taken from the end of the seeded shuffle)"),
@@ -71,7 +78,15 @@ def distill_command(
     seed: int = typer.Option(0, help="the shuffle seed (the same as compare's --seed)"),
 ) -> None:
     """Distill a student: the teacher labels rows, a filter keeps the sure ones, a LoRA adapter is trained
-    on CPU and written as GGUF for llama.cpp. Re-run the same command to resume a killed training."""
+    on CPU and written as GGUF for llama.cpp. Re-run the same command to resume a killed training.
+    ``compound distill email-writer`` distils the Write page's email writer instead."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None or input_col is None or labels is None:
+        raise ConfigurationError(
+            "compound distill needs --data, --input and --labels (a classification student), "
+            "or a recipe: compound distill email-writer"
+        )
     from compound.optimize.distill.filter import Filter
     from compound.optimize.distill.pipeline import Distill
     from compound.optimize.distill.train import TrainConfig
@@ -134,3 +149,77 @@ def distill_command(
     console.print(
         f"evaluate: compound compare --data {data} --input {input_col} --label LABEL --configs small,student:{out},large"
     )
+
+
+@app.command("email-writer")
+def email_writer_command(
+    boxes: int = typer.Option(300, help="training boxes the teacher invents and drafts"),
+    held_out: int = typer.Option(20, help="boxes kept apart to score the student against its teacher"),
+    teacher: str = typer.Option(Settings.large, help="the model that invents boxes and drafts the emails"),
+    student: str = typer.Option(Settings.small, help="the embedded base model to fine-tune"),
+    judge: str | None = typer.Option(None, help="the model that filters drafts and compares them (default: teacher)"),
+    epochs: float = typer.Option(3.0),
+    rank: int = typer.Option(8),
+    max_steps: int | None = typer.Option(None, help="budget: optimizer steps"),
+    threads: int | None = typer.Option(None, help="CPU threads for the models and for training (default: all)"),
+    seed: int = typer.Option(0, help="the seed of the (recipient, topic, tone) draws and of training"),
+    work: Path | None = typer.Option(None, help="work folder (default: <home>/students/email-writer/work)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the forecast of calls and CPU; run nothing"),
+) -> None:
+    """Distil the Write page's email writer: the teacher invents short boxes and drafts them, the program's
+    checks and a judge keep the good drafts, the small model learns them with LoRA and is installed merged
+    where the page picks it up. Re-run the same command to resume: finished model calls come from the
+    cache and training from its checkpoint."""
+    from dataclasses import replace
+
+    from compound.core.settings import configure
+    from compound.serve.email_writer import EmailWriterRecipe, default_train
+    from compound.serve.write_email import distilled_writer_path, report_path
+
+    console = err
+    if threads is not None:
+        configure(n_threads=threads)
+    cfg = replace(
+        default_train(), epochs=epochs, rank=rank, alpha=2.0 * rank, max_steps=max_steps, threads=threads, seed=seed
+    )
+    recipe = EmailWriterRecipe(
+        boxes=boxes, held_out=held_out, teacher=teacher, student=student, judge=judge, seed=seed, train=cfg, work=work
+    )
+    if dry_run:
+        plan = recipe.forecast()
+        out = typer.echo
+        out(f"forecast: {plan['calls']} model calls, about {plan['cpu_s'] / 3600:.1f} CPU hours ({plan['note']})")
+        for row in plan["steps"]:
+            out(f"  {row['step']}: {row['calls']:.0f} calls, about {row['cpu_s'] / 60:.0f} CPU min")
+        out(f"would install {distilled_writer_path()} and its report {report_path()}")
+        return
+    console.print(
+        f"teacher {recipe.teacher_model} invents {boxes} + {held_out} boxes and drafts them; judge "
+        f"{recipe.judge_model}; student {recipe.student_base}; work folder {recipe.work_dir}"
+    )
+    report = recipe.run()
+    ev = report["evaluation"]
+    t, s, pref = ev["teacher"], ev["student"], ev["judge_preference"]
+    out = typer.echo
+    out(
+        f"kept {report['data']['kept']}/{report['data']['rows']} teacher drafts; trained "
+        f"{report['train']['steps']}/{report['train']['total_steps']} steps, final loss {report['train']['final_loss']}"
+    )
+    out(
+        f"on {ev['boxes']} held-out boxes: checks passed teacher {t['checks_passed']}/{ev['boxes']}, "
+        f"student {s['checks_passed']}/{ev['boxes']}; judge preference for the student {pref['student_score']:.2f} "
+        f"(0.5 = alike; wins {pref['student_wins']}, split or tie {pref['ties_or_split']}, losses {pref['teacher_wins']})"
+    )
+    out(
+        f"CPU s per draft: teacher {t['cpu_s_per_draft']:.2f}, student {s['cpu_s_per_draft']:.2f}; "
+        f"one-time CPU s: {sum(report['cost'].values()):.0f}"
+    )
+    if report["installed"]:
+        out(f"installed {report['installed']}: the Write page drafts with it; report {report_path()}")
+    else:
+        out(f"not installed: the student has no merged model (see {report_path()})")
+    check = (report.get("merged") or {}).get("check")
+    if check:
+        out(
+            f"the merged model answered {check['same']}/{check['prompts']} training prompts as its adapter did (greedy)"
+        )

@@ -174,7 +174,11 @@ def mount_ui(app: FastAPI, reports: list[str]) -> None:
 
     def writer(served: Served) -> str:
         program = served.program
-        return program.backend().model_id if isinstance(program, Predict) else "its program's model"
+        if not isinstance(program, Predict):
+            return "its program's model"
+        from compound.serve.write_email import writer_label
+
+        return writer_label(program)
 
     @app.get("/ui/write", include_in_schema=False)
     async def ui_write(request: Request) -> HTMLResponse:

@@ -22,6 +22,7 @@ the chosen draft was chosen. The same program is ``examples/write_email.py`` and
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,28 @@ class EmailDraft(BaseModel):
 
 
 def distilled_writer_path() -> Path:
-    """Where a distilled, merged email writer (a GGUF) is picked up. No command makes one yet: a model
-    distilled with ``compound distill`` and merged may be put here."""
+    """Where a distilled, merged email writer (a GGUF) is picked up: ``compound distill email-writer``
+    installs one here (``compound.serve.email_writer``), with its report beside it (``report_path``)."""
     return get_settings().home / "students" / "email-writer" / "email-writer.gguf"
+
+
+REPORT_FORMAT = "compound.email_writer"
+REPORT_VERSION = 1
+
+
+def report_path() -> Path:
+    """The installed writer's report (format ``compound.email_writer``), beside its GGUF."""
+    return distilled_writer_path().with_suffix(".json")
+
+
+def read_report() -> dict[str, Any] | None:
+    """The installed writer's report, or None (none installed, unreadable, or of another format)."""
+    try:
+        report = json.loads(report_path().read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    ok = isinstance(report, dict) and report.get("format") == REPORT_FORMAT
+    return report if ok and report.get("version", 0) <= REPORT_VERSION else None
 
 
 def writer_model() -> str:
@@ -94,17 +114,27 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z][A-Za-z'\-]*|\d[\d:.,/\-]*", text)
 
 
+def title_case(words: list[str]) -> bool:
+    """Most words capitalised ("Team Lunch Update"): there a capital letter says nothing of a name."""
+    letters = [w for w in words if w[0].isalpha()]
+    return len(letters) >= 2 and sum(w[0].isupper() for w in letters) > len(letters) / 2
+
+
 def invented_facts(draft: EmailDraft, box: str) -> list[str]:
-    """Numbers, date words and names in the draft that the box does not contain."""
+    """Numbers, date words and names in the draft that the box does not contain. A name is a capitalised
+    word that does not start its sentence, except in a title-cased line (a subject such as "Team Lunch
+    Update"), where numbers and date words are still checked but capitals are not taken for names."""
     known = {w.lower().strip(".,") for w in _words(box)}
     found = []
     for text in (draft.subject, draft.greeting, draft.body):
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
-            for i, w in enumerate(_words(sentence)):
+            words = _words(sentence)
+            titled = title_case(words)
+            for i, w in enumerate(words):
                 low = w.lower().strip(".,")
                 is_number = w[0].isdigit()
                 is_date = low in DATE_WORDS
-                is_name = w[0].isupper() and i > 0 and low not in COMMON
+                is_name = w[0].isupper() and i > 0 and low not in COMMON and not titled
                 if (is_number or is_date or is_name) and low not in known and low not in found:
                     found.append(low)
     return found
@@ -160,3 +190,20 @@ class WriteEmail(Predict):
     def backend(self) -> Backend:
         """The program's model, or the best email writer installed (``writer_model``)."""
         return get_model(self.model if self.model is not None else writer_model())
+
+
+def writer_label(program: Predict) -> str:
+    """How the page names the model that drafts: for a ``WriteEmail`` that picked the distilled writer,
+    the writer with its base, teacher and score (from its report); else the model's id."""
+    if not (
+        isinstance(program, WriteEmail) and program.model is None and writer_model() == str(distilled_writer_path())
+    ):
+        return program.backend().model_id
+    report = read_report()
+    if report is None:
+        return f"the distilled email writer ({distilled_writer_path()})"
+    evaluation = report["evaluation"]
+    return (
+        f"the distilled email writer: {report['student']} taught by {report['teacher']} "
+        f"(passed the checks on {evaluation['student']['checks_passed']}/{evaluation['boxes']} held-out boxes)"
+    )

@@ -9,7 +9,8 @@ Guarantees:
 - synthetic inputs are marked ``synthetic: true``; near-copies (of each other or of real inputs, by
   word-set Jaccard similarity) are dropped;
 - a training example is the exact chat the student program will send (its schema note and rendered
-  inputs, no instructions and no demos) plus the teacher's reply as compact JSON;
+  inputs, no instructions and no demos; or, with ``keep_prompt``, the program's own prompt, for a student
+  served where the program sends it) plus the teacher's reply as compact JSON;
 - ``balance`` only repeats examples (never invents or drops one): a label the teacher gave less often is
   repeated, in order, until it has as many examples as the most common label or ``max_repeat`` times its
   own count, whichever is fewer; the counts before and after are returned for the record.
@@ -132,8 +133,12 @@ async def synthesize(
 
 
 # --- training examples ----------------------------------------------------------------------------------
-def student_program(program: Predict, model: Any) -> Predict:
-    """The student: the program's signature with no instructions and no demos, answered by ``model``."""
+def student_program(program: Predict, model: Any, keep_prompt: bool = False) -> Predict:
+    """The student: the program's signature with no instructions and no demos, answered by ``model``; or,
+    with ``keep_prompt``, the program itself (its instructions, demos, requirements and strategy) answered
+    by ``model``, for a student that is served where the program's own prompt is sent (the Write page)."""
+    if keep_prompt:
+        return program.with_(model=model, name=f"student({program.step_name})")
     return Predict(
         program.signature,
         instructions="",

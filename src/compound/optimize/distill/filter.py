@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from compound.control.requirements import MUST, LLMJudge, Requirement, validate_all
+from compound.core.progress import Progress
 from compound.optimize.distill.data import Labelled
 
 DEFAULT_CRITERION = "The output is a correct answer for these inputs."
@@ -39,9 +40,13 @@ class Filter:
             reqs.append(LLMJudge(self.criterion, model=self.judge, level=MUST))
         return reqs
 
-    async def decide(self, rows: list[Labelled], program_requirements: Sequence[Requirement] = ()) -> list[Labelled]:
-        """Set each row's ``decision`` (kept, reason, agreement, validations) and return the rows."""
+    async def decide(
+        self, rows: list[Labelled], program_requirements: Sequence[Requirement] = (), progress: bool = False
+    ) -> list[Labelled]:
+        """Set each row's ``decision`` (kept, reason, agreement, validations) and return the rows.
+        ``progress``: a bar with the rows decided and the ETA (a judge makes this step long)."""
         reqs = self.checks(list(program_requirements))
+        bar = Progress(progress, "filtering", len(rows), unit="rows")
 
         async def one(row: Labelled) -> None:
             greedy = row.greedy
@@ -73,7 +78,14 @@ class Filter:
                 ]
                 row.decision = {**decision, "kept": True, "reason": "; ".join(why)}
 
-        await asyncio.gather(*(one(r) for r in rows))
+        async def counted(row: Labelled) -> None:
+            await one(row)
+            bar.update()
+
+        try:
+            await asyncio.gather(*(counted(r) for r in rows))
+        finally:
+            bar.stop()
         return rows
 
 

@@ -10,7 +10,9 @@ the student (a LoRA adapter on the embedded base, served by llama.cpp). Steps, e
    synthetic inputs where there are fewer than ``min_rows``;
 2. the filter keeps what the teacher is sure of; ``examples.jsonl`` holds every row and the reason;
 3. labels the teacher gave less often are oversampled (``max_repeat``; recorded as ``data.balance``);
-4. LoRA training, resumable (``checkpoints/``), within the step and second budgets;
+4. LoRA training, resumable (``checkpoints/``), within the step and second budgets, on the student's
+   prompt: the bare one (schema note and inputs), or with ``keep_prompt`` the program's own (recorded as
+   ``prompt``; ``load_student`` serves the student with the prompt it learned);
 5. export to ``adapter.gguf``; ``export_check.json`` holds the trained model's greedy replies and logits,
    for ``check_export``;
 6. (``merge=True``) the adapter merged into the base weights as ``model.gguf``, served instead of the
@@ -77,6 +79,7 @@ class Distill:
     method: str = "lora"  # "lora": a fine-tuned student per step; "knn": per step, the nearest lessons as demos
     k: int = 4  # method="knn": the lessons shown per input
     demo_chars: int = 400  # method="knn": a lesson's long inputs are cut to this many characters
+    keep_prompt: bool = False  # train on the program's own prompt (instructions, demos), not the bare one
 
     def compile(self, program: Module, trainset: list[dict[str, Any]], valset: Any = None, *, metric: Any = None):
         """The program answered by a distilled student. ``valset`` is not used (the teacher is the only
@@ -100,9 +103,14 @@ class Distill:
             flags = [False] * len(inputs) + [True] * len(synthetic)
             rows = await label(teacher, inputs + synthetic, self.samples, flags, self.progress)
         with track_usage("distill.filter") as filter_usage:
-            await self.filter.decide(rows, teacher.requirements)
+            await self.filter.decide(rows, teacher.requirements, self.progress)
         stats = write_decisions(rows, out / "examples.jsonl")
-        examples = training_examples(student_program(program, self.student), rows)
+        examples = training_examples(student_program(program, self.student, self.keep_prompt), rows)
+        if not examples:
+            raise ConfigurationError(
+                f"the filter kept none of the teacher's {len(rows)} answers, so there is nothing to train on; "
+                f"{out / 'examples.jsonl'} says why each was dropped"
+            )
         balanced = None
         if (field_name := class_field(program)) is not None and self.max_repeat != 1:
             examples, balanced = balance(examples, field_name, self.max_repeat)
@@ -113,6 +121,7 @@ class Distill:
             "base": self.student,
             "adapter": "adapter.gguf",
             "adapter_sha256": fit["adapter_sha256"],
+            "prompt": "program" if self.keep_prompt else "bare",
             "merged": fit["merged"],
             "teacher": getattr(teacher.model, "model_id", teacher.model),
             "program": {
@@ -136,7 +145,7 @@ class Distill:
             "train": fit["train"],
         }
         record["model"] = served_spec(out, record)
-        student = student_program(program, record["model"])
+        student = student_program(program, record["model"], self.keep_prompt)
         student.save(out / "student.program.json")
         write_json(record, out / "student.json")
         return student
@@ -215,7 +224,7 @@ def load_student(program: Predict, folder: str | Path) -> tuple[Predict, dict[st
             f"the student in {folder} was trained for another task ({record['program']}), not {task}; "
             "pass the program (labels, fields) it was distilled for"
         )
-    return student_program(program, served_spec(folder, record)), record
+    return student_program(program, served_spec(folder, record), record.get("prompt") == "program"), record
 
 
 def check_export(folder: str | Path, base: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
