@@ -133,7 +133,7 @@ def invented_facts(draft: EmailDraft, box: str) -> list[str]:
             for i, w in enumerate(words):
                 low = w.lower().strip(".,")
                 is_number = w[0].isdigit()
-                is_date = low in DATE_WORDS
+                is_date = low in DATE_WORDS and w[0].isupper()  # not the verb 'may' or 'march'
                 is_name = w[0].isupper() and i > 0 and low not in COMMON and not titled
                 if (is_number or is_date or is_name) and low not in known and low not in found:
                     found.append(low)

@@ -27,3 +27,10 @@ def test_names_numbers_and_dates_from_outside_the_box_are_still_found():
     ]
     # a sentence with one capitalised word in the middle is not title case: the name is found
     assert invented_facts(draft("Lunch", "I asked Maria about the lunch on Friday."), box) == ["maria"]
+
+
+def test_may_and_march_in_lower_case_are_verbs_not_months():
+    box = "Tom, I can't make it to the gym tomorrow, apologetic"
+    body = "I can't make it to the gym tomorrow. I apologize for any trouble this may cause; we march on."
+    assert invented_facts(draft("Gym tomorrow", body, "Hi Tom,"), box) == []
+    assert invented_facts(draft("Gym tomorrow", "See you in May, Tom.", "Hi Tom,"), box) == ["may"]
