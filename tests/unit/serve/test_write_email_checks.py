@@ -34,3 +34,9 @@ def test_may_and_march_in_lower_case_are_verbs_not_months():
     body = "I can't make it to the gym tomorrow. I apologize for any trouble this may cause; we march on."
     assert invented_facts(draft("Gym tomorrow", body, "Hi Tom,"), box) == []
     assert invented_facts(draft("Gym tomorrow", "See you in May, Tom.", "Hi Tom,"), box) == ["may"]
+
+
+def test_a_name_in_the_greeting_is_checked_though_the_greeting_is_two_capitalised_words():
+    box = "landlord, the kitchen tap is leaking again, polite but firm"
+    body = "The kitchen tap is leaking again. Please have it fixed this week."
+    assert invented_facts(draft("Kitchen Tap Leaking", body, "Hi John,"), box) == ["john"]
