@@ -12,7 +12,10 @@ def test_a_title_cased_subject_is_not_taken_for_names():
     body = "I wanted to let you know that our team lunch has moved to Friday. See you there."
     assert invented_facts(draft("Team Lunch Update", body), box) == []
     assert (
-        invented_facts(draft("Quick Reminder About The Report", "The report is due. Thanks a lot."), "report due") == []
+        invented_facts(
+            draft("Quick Reminder About The Report", "The report is due. Thanks a lot.", "Hi team,"), "report due"
+        )
+        == []
     )
 
 
