@@ -122,14 +122,15 @@ def title_case(words: list[str]) -> bool:
 
 def invented_facts(draft: EmailDraft, box: str) -> list[str]:
     """Numbers, date words and names in the draft that the box does not contain. A name is a capitalised
-    word that does not start its sentence, except in a title-cased line (a subject such as "Team Lunch
-    Update"), where numbers and date words are still checked but capitals are not taken for names."""
+    word that does not start its sentence, except in a title-cased subject ("Team Lunch Update"), where
+    numbers and date words are still checked but capitals are not taken for names (a name in such a subject
+    goes unseen; the greeting and the body are always checked)."""
     known = {w.lower().strip(".,") for w in _words(box)}
     found = []
     for text in (draft.subject, draft.greeting, draft.body):
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
             words = _words(sentence)
-            titled = title_case(words)
+            titled = text is draft.subject and title_case(words)  # "Hi John," is not a title
             for i, w in enumerate(words):
                 low = w.lower().strip(".,")
                 is_number = w[0].isdigit()

@@ -12,7 +12,10 @@ def test_a_title_cased_subject_is_not_taken_for_names():
     body = "I wanted to let you know that our team lunch has moved to Friday. See you there."
     assert invented_facts(draft("Team Lunch Update", body), box) == []
     assert (
-        invented_facts(draft("Quick Reminder About The Report", "The report is due. Thanks a lot."), "report due") == []
+        invented_facts(
+            draft("Quick Reminder About The Report", "The report is due. Thanks a lot.", "Hi team,"), "report due"
+        )
+        == []
     )
 
 
@@ -34,3 +37,9 @@ def test_may_and_march_in_lower_case_are_verbs_not_months():
     body = "I can't make it to the gym tomorrow. I apologize for any trouble this may cause; we march on."
     assert invented_facts(draft("Gym tomorrow", body, "Hi Tom,"), box) == []
     assert invented_facts(draft("Gym tomorrow", "See you in May, Tom.", "Hi Tom,"), box) == ["may"]
+
+
+def test_a_name_in_the_greeting_is_checked_though_the_greeting_is_two_capitalised_words():
+    box = "landlord, the kitchen tap is leaking again, polite but firm"
+    body = "The kitchen tap is leaking again. Please have it fixed this week."
+    assert invented_facts(draft("Kitchen Tap Leaking", body, "Hi John,"), box) == ["john"]
