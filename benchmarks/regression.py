@@ -59,11 +59,12 @@ def phase(rows: int, calls: int) -> dict:
 
     Only names that every compared tree exports are used (``compound.call_typed``,
     ``compound.process_table``, ``compound.tables.classify``, ``compound.ScriptedBackend``)."""
+    from pydantic import BaseModel
+    from table_throughput import LABELS, make_rows
+
     import compound
     import compound.tables
     from compound.store.sqlite import flush_all
-    from pydantic import BaseModel
-    from table_throughput import LABELS, make_rows
 
     class Answer(BaseModel):
         answer: str
