@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,8 @@ def phase(rows: int, calls: int) -> dict:
     class Answer(BaseModel):
         answer: str
 
+    # as in a terminal, whatever started the harness: Ctrl-C is Python's (a background job ignores it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     compound.configure(home=tempfile.mkdtemp(prefix="regression-"), max_concurrency=1)
     out: dict = {"compound": compound.__file__}
 
