@@ -330,6 +330,8 @@ def settle(plan: list[tuple[Budget, _Reservation]], usage: Usage | None, result:
     """Replace a call's reservations (one per request it sent, in every budget) with what it really
     used (``None`` if it failed and used nothing), keep its result once per budget, and wake the calls
     waiting for room."""
+    if not plan:  # no budget was open: every call made outside one comes here
+        return
     shared = [(b, r) for b, r in plan if isinstance(b, SharedBudget)]
     for b in dict.fromkeys(b for b, _ in shared):
         b._settle_there([r for s, r in shared if s is b], usage)

@@ -14,13 +14,30 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class _Boxed:
+    """A coroutine's result, kept where ``repr`` does not reach it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+async def _boxed(coro: Coroutine[Any, Any, T]) -> _Boxed:
+    return _Boxed(await coro)
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from sync code, even when the caller is itself inside an event loop
-    (a notebook, say): then it runs on a helper thread that carries the caller's context."""
+    (a notebook, say): then it runs on a helper thread that carries the caller's context.
+
+    The result comes back boxed: on the main thread ``asyncio.run`` restores its Ctrl-C handler through
+    ``signal``, which formats the handler's ``repr`` and with it the finished task's result (a whole
+    ``TableRun``, frame included, twice per call)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(_boxed(coro)).value
     result: dict[str, Any] = {}
     ctx = contextvars.copy_context()
 

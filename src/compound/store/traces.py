@@ -63,7 +63,7 @@ class Span:
             self.started,
             self.ended,
             self.status,
-            json.dumps(attrs, default=_json_default),
+            _encode_attrs(attrs),
         )
 
 
@@ -76,6 +76,11 @@ def _json_default(o: Any) -> Any:
         return float(o)
     except (TypeError, ValueError):
         return repr(o)
+
+
+#: ``json.dumps(attrs, default=_json_default)`` without building an encoder per span (``json.dumps``
+#: reuses its own only when called with no options)
+_encode_attrs = json.JSONEncoder(default=_json_default).encode
 
 
 class TraceStore(SQLiteStore):
@@ -144,17 +149,28 @@ class SpanSink(Protocol):
     def write(self, span: Span) -> None: ...
 
 
-def sinks() -> list[SpanSink]:
-    """The sinks of the current settings: SQLite when tracing is on, plus OTLP when an endpoint is set."""
-    settings = get_settings()
-    if not settings.trace:
-        return []
-    out: list[SpanSink] = [trace_store(settings.trace_path)]
-    if settings.otlp_endpoint:
-        from compound.store.otel import otel_sink
+#: the settings last asked for their sinks, and those sinks (every span asks)
+_last_sinks: tuple[Any, tuple[SpanSink, ...]] | None = None
 
-        out.append(otel_sink(settings.otlp_endpoint))
-    return out
+
+def sinks() -> tuple[SpanSink, ...]:
+    """The sinks of the current settings: SQLite when tracing is on, plus OTLP when an endpoint is set.
+    Settings are frozen and a store is never let go, so the sinks of the settings last asked are kept."""
+    global _last_sinks
+    settings = get_settings()
+    last = _last_sinks
+    if last is not None and last[0] is settings:
+        return last[1]
+    out: list[SpanSink] = []
+    if settings.trace:
+        out.append(trace_store(settings.trace_path))
+        if settings.otlp_endpoint:
+            from compound.store.otel import otel_sink
+
+            out.append(otel_sink(settings.otlp_endpoint))
+    found = tuple(out)
+    _last_sinks = (settings, found)
+    return found
 
 
 def record(span: Span) -> None:

@@ -313,6 +313,8 @@ async def _process(op, df, job_id, spec, progress, runner, finish) -> TableRun:
             store.commit(job_id, finished)
         advance(from_cache)
 
+        decoded: dict[str, dict[str, Any]] = {}  # output JSON -> its value: rows sharing a label share it
+
         def done(rows: list[FinishedRow]) -> None:
             """Commit finished rows (one transaction), cache those that parsed, and show them."""
             if job_id is not None:
@@ -320,7 +322,10 @@ async def _process(op, df, job_id, spec, progress, runner, finish) -> TableRun:
             if use_cache:  # a failure is not cached: a later run (another model, say) tries again
                 store.remember([(r.key, r.output, r.usage) for r in rows if not r.failed])
             for r in rows:
-                outputs[r.key] = json.loads(r.output)
+                value = decoded.get(r.output)
+                if value is None:
+                    value = decoded[r.output] = json.loads(r.output)
+                outputs[r.key] = value
                 advance(todo[r.key])
 
         failures: list[BaseException] = []

@@ -64,6 +64,10 @@ class FinishedRow:
     failed: bool  # its reply never parsed (not cached: a later run may try again)
 
 
+#: ``json.dumps(value, default=str)`` without building an encoder per row
+_encode_output = json.JSONEncoder(default=str).encode
+
+
 async def compute_row(program: Any, text: str, columns: list[str]) -> tuple[str, bool]:
     """One row input's output JSON, and whether its reply never parsed. A reply that never parses or a
     row too long for the model leaves the row's cells empty with the reason; any other error is raised
@@ -75,7 +79,7 @@ async def compute_row(program: Any, text: str, columns: list[str]) -> tuple[str,
         value, failed = {}, {ERROR_KEY: f"{e.errors} (raw reply: {e.raw_text[:200]!r})"}
     except ContextLengthError as e:  # this row is too long for the model: the same, for this row
         value, failed = {}, {ERROR_KEY: str(e)}
-    return json.dumps({**_value_dict(value, columns), **(failed or {})}, default=str), failed is not None
+    return _encode_output({**_value_dict(value, columns), **(failed or {})}), failed is not None
 
 
 class LocalRunner(Runner):

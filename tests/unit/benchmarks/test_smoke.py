@@ -32,6 +32,7 @@ SMOKE: dict[str, list[list[str]]] = {
     "table_throughput.py": [[]],
     "grammar_cost.py": [[]],
     "overhead.py": [[]],
+    "regression.py": [["--base", "HEAD"]],  # this checkout against its own last commit
     "serve.py": [[]],
     "engine.py": [[]],
     "dialects.py": [[]],
