@@ -444,7 +444,9 @@ def test_labelled_json_lines_name_the_bad_line_and_keep_unlabelled_rows_out(tmp_
     path.write_text('{"text": "hello", "label": "a"}\n\n{"text": "bye"}\n{"text": "ok", "label": 1}\n')
     assert load_labelled(path, "text", "label").values.tolist() == [["hello", "a"], ["ok", "1"]]
     path.write_text('{"text": "hello", "label": "a"}\n\n{"text": "bye", "label": "b",}\n')
-    with pytest.raises(TableError, match=r"d.jsonl line 3: not JSON .*; the file must have JSON Lines: one JSON object per line"):
+    with pytest.raises(
+        TableError, match=r"d.jsonl line 3: not JSON .*; the file must have JSON Lines: one JSON object per line"
+    ):
         load_labelled(path, "text", "label")
     path.write_text('[{"text": "hello", "label": "a"}]\n')
     with pytest.raises(TableError, match=r"line 1: a JSON list, not an object \(one JSON array\?"):

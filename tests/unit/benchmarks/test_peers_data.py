@@ -54,7 +54,10 @@ def test_numeric_labels_are_labels_and_positive_and_claim_can_be_given(tmp_path)
 
 
 BAD = [
-    (["text,label", "hello,x"], r"line 1: not JSON \(Expecting value\); the file must have JSON Lines: one JSON object per line"),
+    (
+        ["text,label", "hello,x"],
+        r"line 1: not JSON \(Expecting value\); the file must have JSON Lines: one JSON object per line",
+    ),
     (['[{"text": "a", "label": "x"}]'], r"line 1: a JSON list, not an object \(one JSON array\?"),
     ([{"text": "a", "label": "x"}, "42"], r"line 2: a JSON int, not an object"),
     ([{"text": "a", "label": "x"}, "", {"text": "b"}], r'line 3: no "label" \(its keys: "text"\); every line needs'),
