@@ -178,7 +178,7 @@ class EmailWriterRecipe:
         student = await job.acompile(teacher, [{"box": b["box"]} for b in trained])
         record = read_record(self.work_dir)
         merged = self.work_dir / record["merged"]["file"] if record.get("merged") else None
-        scored = str(merged.resolve()) if merged is not None else student.model
+        scored = str(merged.resolve()) if merged is not None else getattr(student, "model", None)  # one Predict
         evaluation = await self.evaluate(held, teacher, WriteEmail(model=scored))
         installed = install(self.work_dir, record)
         report = {
