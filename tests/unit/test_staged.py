@@ -107,6 +107,26 @@ def test_a_job_long_enough_to_pay_is_taught_and_costs_a_fraction():
     assert len({r.messages[-1].content for r in model.requests}) == len(model.requests)  # no row asked twice
 
 
+def test_loading_the_embedder_is_a_one_time_cost_not_charged_to_every_row(monkeypatch):
+    """The first call of a process loads the embedder (2 to 4 CPU s for MiniLM). Counted in the first
+    chunk's per-row rate and extrapolated to every row, it once made a 2,000-row job 'too short to teach'."""
+    import compound.optimize.staged as staged
+
+    hashed, loaded = staged.embed_texts, []
+
+    def embed(texts, model_path=None):
+        if not loaded:  # loading the model, once per process, as the real embedder does
+            loaded.append(True)
+            burn(0.6)
+        return hashed(texts)
+
+    monkeypatch.setattr(staged, "embed_texts", embed)
+    texts = rows(800)
+    program, report, answers, total = run(texts, teacher(0.03, noise=50), encoder=False, costs=CHEAP, target=0.9)
+    assert report["plan"] == "taught: embedding student", report["allowance"]["refused"]
+    assert total <= 1.05 * len(texts) * report["teacher_cpu_per_row"] + 0.05
+
+
 def test_the_allowance_refuses_work_past_the_bound_and_counts_banked_rows():
     a = Allowance(rows=1000, teacher_cpu=1.0, slack=0.05)
     assert a.limit == 50 and a.fits(50, "x") and not a.fits(50.5, "y")
