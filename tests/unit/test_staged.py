@@ -117,11 +117,11 @@ def test_loading_the_embedder_is_a_one_time_cost_not_charged_to_every_row(monkey
     def embed(texts, model_path=None):
         if not loaded:  # loading the model, once per process, as the real embedder does
             loaded.append(True)
-            burn(0.6)
+            burn(0.3)
         return hashed(texts)
 
     monkeypatch.setattr(staged, "embed_texts", embed)
-    texts = rows(800)
+    texts = rows(1200)
     program, report, answers, total = run(texts, teacher(0.03, noise=50), encoder=False, costs=CHEAP, target=0.9)
     assert report["plan"] == "taught: embedding student", report["allowance"]["refused"]
     assert total <= 1.05 * len(texts) * report["teacher_cpu_per_row"] + 0.05
