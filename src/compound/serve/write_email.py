@@ -127,10 +127,10 @@ def invented_facts(draft: EmailDraft, box: str) -> list[str]:
     goes unseen; the greeting and the body are always checked)."""
     known = {w.lower().strip(".,") for w in _words(box)}
     found = []
-    for text in (draft.subject, draft.greeting, draft.body):
+    for is_subject, text in ((True, draft.subject), (False, draft.greeting), (False, draft.body)):
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
             words = _words(sentence)
-            titled = text is draft.subject and title_case(words)  # "Hi John," is not a title
+            titled = is_subject and title_case(words)  # "Hi John," is not a title
             for i, w in enumerate(words):
                 low = w.lower().strip(".,")
                 is_number = w[0].isdigit()
