@@ -4,8 +4,10 @@ the forecast. The teacher is a scripted backend that burns real CPU per call (wh
 import json
 import math
 import random
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ import pytest
 import compound
 from compound import ScriptedBackend
 from compound.core.concurrency import run_sync
-from compound.core.usage import local_work, track_usage
+from compound.core.usage import track_usage
 from compound.optimize.auto import summary_line
 from compound.optimize.auto_lora import LoraStudent
 from compound.optimize.labels import label_step
@@ -24,6 +26,9 @@ from compound.optimize.students.active import choose, margins
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify
 
+sys.path.insert(0, str(Path(__file__).parent / "examples_site"))
+import examples_fakes as fakes  # noqa: E402  # the hashed embeddings test_examples uses too
+
 POS, NEG = ["great", "lovely", "superb", "fine"], ["awful", "dull", "poor", "bad"]
 #: local work costs little here (hashed embeddings; scikit-learn already imported): priors that say so
 CHEAP = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.2)
@@ -31,16 +36,7 @@ CHEAP = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.2)
 
 @pytest.fixture(autouse=True)
 def hashed_embeddings(monkeypatch):
-    def embed(texts, model_path=None):
-        out = np.zeros((len(texts), 64), dtype="float32")
-        for i, t in enumerate(texts):
-            for w in t.split():
-                if not w.isdigit():
-                    out[i, sum(map(ord, w)) % 64] += 1.0
-        with local_work():  # counted, as the real embedder's is
-            return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-    monkeypatch.setattr("compound.optimize.staged.embed_texts", embed)
+    monkeypatch.setattr("compound.optimize.staged.embed_texts", fakes.hashed_embed)
     import sklearn.cluster  # noqa: F401  # imported once, before any measured job
     import sklearn.linear_model  # noqa: F401
 
