@@ -13,6 +13,8 @@ the response cache computes each teacher label once across sizes). Per job:
   (stated in the table: ``large_measured_rows``).
 - **auto**: ``classify(..., program="auto")`` then the job (``optimize.staged``): the one-time usage
   (labels, embeddings, training, predictions) plus the job's usage. No gold is given to ``auto``.
+``--plans N`` runs ``auto`` N times per job with plan seeds 0..N-1 (the rows it labels and holds out differ;
+the data and the large model's figures do not) and reports the spread of its CPU ratio and points.
 ``points`` compares the two on the same rows (those the large model was measured on); ``auto_acc`` is
 ``auto``'s accuracy on all N rows. Run it in a fresh ``COMPOUND_HOME``: cached replies count at the CPU they
 cost when computed, so a cache filled on a loaded machine would inflate both sides.
@@ -124,8 +126,10 @@ def instruction(labels: list[str]) -> str:
     return f"Classify the row: choose the label from: {', '.join(labels)}."  # classify's, for the cache
 
 
-def auto(df: Any, labels: list[str], model: Any, target: float | None, paired: int) -> dict[str, Any]:
-    op = classify(df[["text"]], "label", labels, input_columns=["text"], model=model, program="auto", target=target)
+def auto(df: Any, labels: list[str], model: Any, target: float | None, paired: int, seed: int) -> dict[str, Any]:
+    op = classify(
+        df[["text"]], "label", labels, input_columns=["text"], model=model, program="auto", target=target, seed=seed
+    )
     one_time = op.setup["one_time"]["cpu_s"]
     result = process_table(op, df[["text"]])
     job = cpu(result.usage)
@@ -153,8 +157,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for data in sorted({r["data"] for r in rows}):
-        mine = [r for r in rows if r["data"] == data]
-        ax.plot([r["rows"] for r in mine], [r["x_large"] for r in mine], marker="o", label=data)
+        sizes = sorted({r["rows"] for r in rows if r["data"] == data})
+        means = [
+            sum(r["x_large"] for r in mine) / len(mine)
+            for mine in ([r for r in rows if (r["data"], r["rows"]) == (data, n)] for n in sizes)
+        ]
+        ax.plot(sizes, means, marker="o", label=data)  # the mean over plan seeds
     ax.axhline(1.05, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("job rows")
@@ -172,7 +180,10 @@ def main() -> None:
     p.add_argument(
         "--target", type=float, default=None, help="auto's agreement target (default: classify's; smoke 0.9)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the data's shuffle")
+    p.add_argument(
+        "--plans", type=int, default=1, help="auto runs per job, with plan seeds 0..N-1 (how much a plan varies)"
+    )
     p.add_argument("--teacher-cpu", type=float, default=0.02, help="--smoke: CPU s per scripted call")
     p.add_argument("--plot", type=Path, help="write the plot of CPU ratio by job length here")
     args = p.parse_args()
@@ -204,33 +215,62 @@ def main() -> None:
         for n in sizes:
             job = df.head(n).reset_index(drop=True)
             large = large_alone(job, labels, model, args.large_sample)
-            got = auto(job, labels, model, args.target, large["rows"])
             large_total = large["cpu_s_per_row"] * len(job)
-            details[f"{name}/{n}"] = {"plan": got["plan"], **got.pop("setup")}
-            rows.append(
-                {
-                    "data": name,
-                    "rows": len(job),
-                    "large_cpu_s": large_total,
-                    "large_measured_rows": large["rows"],
-                    "large_acc": large["accuracy"],
-                    "auto_cpu_s": got["total_cpu_s"],
-                    "auto_one_time": got["one_time_cpu_s"],
-                    "x_large": got["total_cpu_s"] / large_total,
-                    "auto_acc": got["accuracy"],
-                    "auto_acc_paired": got["accuracy_paired"],
-                    "points": 100 * (got["accuracy_paired"] - large["accuracy"]),
-                    "shares": ", ".join(f"{k} {v:.2f}" for k, v in got["shares"].items() if v),
-                    "forecast_err": got["forecast_err"],
-                }
-            )
+            for plan_seed in range(args.plans):
+                got = auto(job, labels, model, args.target, large["rows"], plan_seed)
+                key = f"{name}/{n}" + (f"/plan{plan_seed}" if args.plans > 1 else "")
+                details[key] = {"plan": got["plan"], **got.pop("setup")}
+                rows.append(row(name, job, large, large_total, got, plan_seed))
     if args.plot:
         plot(rows, args.plot)
-    summary = {"smoke": args.smoke, "sizes": sizes, "large_sample": args.large_sample, "seed": args.seed}
+    summary: dict[str, Any] = {
+        "smoke": args.smoke,
+        "sizes": sizes,
+        "large_sample": args.large_sample,
+        "seed": args.seed,
+        "plans": args.plans,
+    }
+    if args.plans > 1:
+        summary["spread"] = spread(rows)
     report("auto at job scale: total CPU and accuracy, large model alone vs auto", rows, summary, args.json)
     if args.json:
         saved = json.loads(args.json.read_text())
         args.json.write_text(json.dumps({**saved, "details": details}, indent=2, default=str))
+
+
+def row(name: str, job: Any, large: dict[str, Any], large_total: float, got: dict[str, Any], plan: int) -> dict:
+    return {
+        "data": name,
+        "rows": len(job),
+        "plan_seed": plan,
+        "large_cpu_s": large_total,
+        "large_measured_rows": large["rows"],
+        "large_acc": large["accuracy"],
+        "auto_cpu_s": got["total_cpu_s"],
+        "auto_one_time": got["one_time_cpu_s"],
+        "x_large": got["total_cpu_s"] / large_total,
+        "auto_acc": got["accuracy"],
+        "auto_acc_paired": got["accuracy_paired"],
+        "points": 100 * (got["accuracy_paired"] - large["accuracy"]),
+        "shares": ", ".join(f"{k} {v:.2f}" for k, v in got["shares"].items() if v),
+        "forecast_err": got["forecast_err"],
+    }
+
+
+def spread(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per job, over its plan seeds: the mean, lowest and highest CPU ratio and points."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys((r["data"], r["rows"]) for r in rows):
+        mine = [r for r in rows if (r["data"], r["rows"]) == key]
+        out[f"{key[0]}/{key[1]}"] = {
+            k: {
+                "mean": sum(r[k] for r in mine) / len(mine),
+                "min": min(r[k] for r in mine),
+                "max": max(r[k] for r in mine),
+            }
+            for k in ("x_large", "points")
+        }
+    return out
 
 
 if __name__ == "__main__":

@@ -228,3 +228,19 @@ def test_the_lora_stage_is_trained_only_when_its_forecast_pays_and_then_answers_
     )
     assert not report["stages"]["lora student"]["picked"] and "too short" in report["stages"]["lora student"]["skipped"]
     assert "lora student" not in report["rows_by_stage"] or report["rows_by_stage"]["lora student"] == 0
+
+
+def test_classify_auto_seed_fixes_the_rows_labelled_and_another_seed_draws_others():
+    texts = rows(120, seed=5)
+    df = pd.DataFrame({"text": texts})
+
+    def labelled(seed):
+        model = teacher(0.001)
+        with compound.context(cache=False):
+            classify(df, "label", ["pos", "neg"], input_columns=["text"], model=model, program="auto", seed=seed)
+        return {r.messages[-1].content for r in model.requests}  # the rows the teacher labelled while planning
+
+    first = labelled(0)
+    assert len(first) >= 32
+    assert labelled(0) == first
+    assert labelled(1) != first

@@ -96,11 +96,20 @@ def _staged(
     target: float | None,
     delta: float,
     examples: Any = None,
+    seed: int = 0,
 ) -> Any:
     from compound.optimize.staged import plan_classify
 
     return plan_classify(
-        texts, labels, field=column, model=model, instruction=text, target=target, delta=delta, examples=examples
+        texts,
+        labels,
+        field=column,
+        model=model,
+        instruction=text,
+        target=target,
+        delta=delta,
+        examples=examples,
+        seed=seed,
     )
 
 
@@ -254,6 +263,7 @@ def classify(
     delta: float = 0.1,
     examples: Any = None,
     label_column: str | None = None,
+    seed: int = 0,
 ) -> TableOp:
     """A new column ``column`` holding one of ``labels`` per row.
 
@@ -268,14 +278,15 @@ def classify(
     cells are gold labels: those rows are the examples, and their answers are their own labels), the
     target is accuracy on gold: by default the model's own accuracy on the held-out half of the examples,
     which is measured and reported, so a student that beats the model is certified to answer rows
-    (``compound.optimize.examples``)."""
+    (``compound.optimize.examples``). ``seed`` fixes ``auto``'s random draws (the rows labelled, the
+    hold-out): the same seed plans the same way on the same rows; other seeds show how much a plan varies."""
     cols, text, tasks = _classify_rows(df, column, labels, instruction, input_columns, label_column)
     out = model_with("Label", {column: (Literal[tuple(labels)], ...)})  # type: ignore[valid-type]
     setup: dict[str, Any] = {}
     gold = _examples(df, cols, column, labels, examples, label_column, program)
     if program == "auto":
         texts = [t for _, t in tasks]
-        program, setup = _auto(lambda: _staged(texts, labels, column, model, text, target, delta, gold))
+        program, setup = _auto(lambda: _staged(texts, labels, column, model, text, target, delta, gold, seed))
     step = _step(out, text, model, _program(program))
     spec = {"op": "classify", "column": column, "labels": labels, "instruction": text, "input_columns": cols}
     return TableOp("classify", step, [column], tasks, _assign([column]), spec, setup)
