@@ -37,6 +37,13 @@ def test_the_encoder_student_learns_within_its_cap_and_leaves_the_shared_embedde
     assert all(0.0 <= c <= 1.0 for _, c in answers)
     assert np.allclose(embed_texts(["a fixed probe sentence"]), before)  # its own copy was trained
 
+    # the probe measures one batch, set-up included: not less than what training paid per example, and it
+    # keeps nothing (the trained student above is another object; a probed one is untrained)
+    probed = EncoderClassifier(settings=EncoderSettings(batch_size=8))
+    per_example = probed.probe([t for t, _ in train], [y for _, y in train])
+    assert per_example >= 0.5 * record["cpu_s_per_example"] and not probed.trained
+    assert np.allclose(embed_texts(["a fixed probe sentence"]), before)
+
     cap = 1.5 * record["cpu_s"]  # room for about three epochs
     capped = EncoderClassifier(settings=EncoderSettings(epochs=50.0, batch_size=8))
     record = capped.fit([t for t, _ in train], [y for _, y in train], cpu_cap=cap)

@@ -230,6 +230,49 @@ def test_the_lora_stage_is_trained_only_when_its_forecast_pays_and_then_answers_
     assert "lora student" not in report["rows_by_stage"] or report["rows_by_stage"]["lora student"] == 0
 
 
+class ScriptedEncoder:
+    """The fine-tuned encoder's interface: its one-batch probe burns ``per_example`` CPU s for each of the
+    batch's examples; trained, it knows the parity rule (as a fine-tuned encoder could)."""
+
+    def __init__(self, per_example):
+        from compound.optimize.students.encoder import EncoderSettings
+
+        self.settings = EncoderSettings()
+        self.per_example, self.probed, self.trained_on = per_example, 0, 0
+
+    def probe(self, texts, labels):
+        size = min(len(texts), self.settings.batch_size)
+        burn(self.per_example * size)
+        self.probed += 1
+        return self.per_example
+
+    def fit(self, texts, labels, cpu_cap=None):
+        self.trained_on = len(texts)
+        return {"cpu_s": 0.0, "cpu_s_per_example": self.per_example, "examples": len(texts)}
+
+    def predict(self, texts):
+        return [(code_truth(t), 0.99) for t in texts]
+
+
+def test_the_encoder_is_trained_on_the_cost_its_probe_measures_not_on_the_prior():
+    texts = code_rows(1000)
+    # the prior says 0.3 CPU s per example and epoch: about 300 CPU s for these labels, which the 20 CPU s of
+    # this job's allowance refuse; measured on one batch it costs 1e-4, and it is trained
+    cheap = ScriptedEncoder(1e-4)
+    costs = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.2, encoder_train=0.3)
+    program, report, answers, total = run(texts, code_teacher(0.02), encoder=cheap, costs=costs, target=0.9)
+    stage = report["stages"]["fine-tuned encoder"]
+    assert cheap.probed == 1 and cheap.trained_on > 0 and stage["probe_cpu_s_per_example"] == pytest.approx(1e-4)
+    assert stage["certified"] and report["rows_by_stage"]["fine-tuned encoder"] > 0.2 * len(texts)
+    assert total <= 1.05 * len(texts) * report["teacher_cpu_per_row"]
+
+    costly = ScriptedEncoder(0.05)  # measured dear: its training would cost more than the rows it could save
+    program, report, answers, total = run(texts, code_teacher(0.02), encoder=costly, costs=costs, target=0.9)
+    stage = report["stages"]["fine-tuned encoder"]
+    assert costly.probed == 1 and costly.trained_on == 0 and "does not pay" in stage["skipped"]
+    assert stage["forecast_cost_cpu_s"] > stage["forecast_saving_cpu_s"]
+
+
 def test_classify_auto_seed_fixes_the_rows_labelled_and_another_seed_draws_others():
     texts = rows(120, seed=5)
     df = pd.DataFrame({"text": texts})

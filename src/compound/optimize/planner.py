@@ -42,7 +42,8 @@ class Costs:
     embed_load: float = 4.0  # loading the embedder once (MiniLM on 2 cores: 2 to 4 CPU s)
     fit_load: float = 1.5  # importing scikit-learn and the first fit of the embedding student
     # the fine-tuned MiniLM on Rotten Tomatoes snippets (128 tokens, batch 16), measured on a loaded 2-core
-    # machine: 0.30 CPU s per example and epoch, 0.032 CPU s per row answered
+    # machine: 0.30 CPU s per example and epoch, 0.032 CPU s per row answered. Priors only: ``staged``
+    # measures one training batch on the job before it decides (0.05 on Stack Overflow titles, quiet)
     encoder_infer: float = 0.03  # one row through the fine-tuned encoder
     encoder_train: float = 0.3  # one training example, one epoch, forward and backward
     lora_infer_ratio: float = 0.2  # the LoRA student's CPU per row / the teacher's

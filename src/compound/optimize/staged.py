@@ -19,8 +19,9 @@ every row once, and never cost more than the large model alone (``optimize.plann
    label cap, or when the allowance would be passed. The student of the last round is the one deployed
    and certified (no choice among rounds, which would weaken the guarantee).
 4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
-   leaves is ``payback`` times its cost and the cost fits the allowance: trained on ``T`` under a hard
-   CPU cap, certified on the hold-out rows that reach it (those the first stage leaves), same test.
+   leaves is ``payback`` times its cost and the cost fits the allowance (its cost per training example
+   measured on one batch of ``T`` first, not a prior): trained on ``T`` under a hard CPU cap, certified on
+   the hold-out rows that reach it (those the first stage leaves), same test.
 5. **LoRA student** of the small model (``optimize.auto_lora``), on long jobs only: when its own
    decision (the saving on the rows still left, at its measured CPU ratio, against its training cost,
    ``payback`` times) says it pays and its forecast fits the allowance; trained on ``T``, certified on the
@@ -445,16 +446,22 @@ async def _encoder(run: _Run, encoder: Any, costs: Costs, leaves: list[int], pay
     assert run.allowance is not None
     encoder = encoder or EncoderClassifier()
     hold = run.reaching
-    infer = (len(hold) + len(leaves)) * costs.encoder_infer
     texts, labels = run.training()
-    cost = len(texts) * encoder.settings.epochs * costs.encoder_train + infer
-    saving = len(leaves) * ENCODER_PRIOR * costs.teacher
-    record: dict[str, Any] = {"forecast_cost_cpu_s": round(cost, 1), "forecast_saving_cpu_s": round(saving, 1),
-                              "hold_out_reaching": len(hold), "rows_reaching": len(leaves), "certified": False}  # fmt: skip
+    record: dict[str, Any] = {"hold_out_reaching": len(hold), "rows_reaching": len(leaves), "certified": False}
     run.report["stages"]["fine-tuned encoder"] = record
     if len(hold) < min_points(run.target, run.delta):
         record["skipped"] = f"{len(hold)} hold-out rows reach it: too few to certify it at any agreement"
         return
+    # its cost per training example measured on one batch of this job's rows (the prior was 6x off on short
+    # texts, and refused a stage that fitted); an answer costs about half a training example (no backward pass)
+    probe = encoder.settings.batch_size * costs.encoder_train
+    with run.local(probe, "measuring the fine-tuned encoder's training on one batch"):
+        per_example = encoder.probe([run.texts[i] for i in texts], labels)
+    infer = (len(hold) + len(leaves)) * per_example / 2
+    cost = len(texts) * encoder.settings.epochs * per_example + infer
+    saving = len(leaves) * ENCODER_PRIOR * costs.teacher
+    record.update(forecast_cost_cpu_s=round(cost, 1), forecast_saving_cpu_s=round(saving, 1),
+                  probe_cpu_s_per_example=round(per_example, 4))  # fmt: skip
     if not pays(saving, cost, payback):
         record["skipped"] = f"does not pay: saving {saving:.0f} < {payback:g} x cost {cost:.0f} CPU s"
         return

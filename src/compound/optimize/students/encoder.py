@@ -60,50 +60,26 @@ class EncoderClassifier:
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], cpu_cap: float | None = None) -> dict[str, Any]:
         """Train on ``(texts, labels)`` within ``cpu_cap`` CPU s; returns (and keeps) the training record."""
-        if len(set(labels)) < 2:
-            raise InputError("the encoder student needs at least two distinct labels to learn from")
         import numpy as np
-        import torch
-
-        from compound.retrieval.dense import load_embedder
 
         s = self.settings
         with local_work() as spent:
             c0 = time.process_time()
-            torch.manual_seed(s.seed)
-            self.model = copy.deepcopy(load_embedder(self.embedder))
-            self.model.max_seq_length = s.max_length
-            self.labels = sorted({str(v) for v in labels})
-            y = torch.tensor([self.labels.index(str(v)) for v in labels])
-            width = (
-                getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-            )()
-            self.head = torch.nn.Linear(width, len(self.labels))
-            counts = np.bincount(y.numpy(), minlength=len(self.labels)).astype(float)
-            weight = torch.tensor(len(y) / (len(self.labels) * np.maximum(counts, 1.0)), dtype=torch.float32)
-            loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-            optimizer = torch.optim.AdamW(
-                [{"params": self.model.parameters(), "lr": s.lr}, {"params": self.head.parameters(), "lr": s.head_lr}]
-            )
+            y, step = self._start(labels)
             rng = np.random.default_rng(s.seed)
             steps = max(1, round(s.epochs * len(texts) / s.batch_size))
             order: list[int] = []
-            self.model.train()
             done, stopped, per_batch = 0, None, None
-            for step in range(steps):
+            for k in range(steps):
                 if len(order) < s.batch_size:
                     order += rng.permutation(len(texts)).tolist()
                 batch, order = order[: s.batch_size], order[s.batch_size :]
                 used = time.process_time() - c0
                 if cpu_cap is not None and per_batch is not None and used + per_batch > cpu_cap:
-                    stopped = f"CPU cap {cpu_cap:.1f} s reached after {step} of {steps} batches"
+                    stopped = f"CPU cap {cpu_cap:.1f} s reached after {k} of {steps} batches"
                     break
                 b0 = time.process_time()
-                logits = self.head(self._features([texts[i] for i in batch]))
-                loss = loss_fn(logits, y[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                step([texts[i] for i in batch], y[batch])
                 took = time.process_time() - b0
                 per_batch = took if per_batch is None else 0.8 * per_batch + 0.2 * took
                 done += len(batch)
@@ -118,6 +94,51 @@ class EncoderClassifier:
             "settings": s.__dict__,
         }
         return self.record
+
+    def probe(self, texts: Sequence[str], labels: Sequence[str]) -> float:
+        """CPU s per training example, measured on one batch of ``(texts, labels)`` with everything ``fit``
+        sets up first (so a little above what ``fit`` then pays per example); nothing it trained is kept."""
+        size = min(len(texts), self.settings.batch_size)
+        with local_work() as spent:
+            y, step = self._start(labels)
+            step(list(texts[:size]), y[:size])
+        self.model = self.head = None
+        self.labels = []
+        return spent[1] / max(1, size)
+
+    def _start(self, labels: Sequence[str]) -> tuple[Any, Any]:
+        """A fresh copy of the encoder and a new head for ``labels`` (in training mode): the label indices
+        and the training step, ``step(texts, y)`` (class-balanced cross-entropy, AdamW at two rates)."""
+        if len(set(labels)) < 2:
+            raise InputError("the encoder student needs at least two distinct labels to learn from")
+        import numpy as np
+        import torch
+
+        from compound.retrieval.dense import load_embedder
+
+        s = self.settings
+        torch.manual_seed(s.seed)
+        self.model = copy.deepcopy(load_embedder(self.embedder))
+        self.model.max_seq_length = s.max_length
+        self.labels = sorted({str(v) for v in labels})
+        y = torch.tensor([self.labels.index(str(v)) for v in labels])
+        width = (getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension)()
+        self.head = torch.nn.Linear(width, len(self.labels))
+        counts = np.bincount(y.numpy(), minlength=len(self.labels)).astype(float)
+        weight = torch.tensor(len(y) / (len(self.labels) * np.maximum(counts, 1.0)), dtype=torch.float32)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        optimizer = torch.optim.AdamW(
+            [{"params": self.model.parameters(), "lr": s.lr}, {"params": self.head.parameters(), "lr": s.head_lr}]
+        )
+        self.model.train()
+
+        def step(texts: list[str], target: Any) -> None:
+            loss = loss_fn(self.head(self._features(texts)), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        return y, step
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> Any:
         """Rows x labels softmax probabilities (numpy), in batches, counted as local work."""
