@@ -113,6 +113,7 @@ class KeyStore(SQLiteStore):
     """Verifies keys and keeps each key's daily usage."""
 
     KIND = "serve key store"
+    LINGER_S = 0.005  # each key's usage of the day is no derived data: keep the window a kill loses small
     VERSION = 1
     SCHEMA = """
     CREATE TABLE key_usage (key TEXT NOT NULL, day TEXT NOT NULL, calls INTEGER NOT NULL,

@@ -1,9 +1,14 @@
 """One way to use SQLite here: a connection per thread, WAL journal, a versioned schema, and a
 background writer that batches inserts so the hot path of a model call never waits on the disk.
 
-Writes are queued and committed by one writer thread within a few milliseconds, in batches of
-whatever accumulated meanwhile. Every read of a store flushes it first, and the queue is flushed at exit, so
-readers see every write that was made before they asked.
+Queued writes are committed by one writer thread within the store's ``LINGER_S`` of the first write of
+a batch (50 ms for derived data: the response cache, traces, the row cache), in batches of whatever
+accumulated meanwhile, one transaction per batch: a burst of small writes (a table job's cache entries and
+spans) costs SQLite a few large commits rather than many small ones. Every read of a store flushes it first
+(a flush cuts the wait short), and the queue is flushed at exit, so readers see every write that was made
+before they asked. A process killed outright loses the queued writes not yet committed (about its last
+``LINGER_S`` of them); what must survive a crash (a table job's finished rows and status) is never queued:
+it is committed on the caller's thread before the call returns.
 
 A file that cannot be used is never written to and never silently replaced: a damaged file (random
 bytes, truncated), a SQLite file holding other tables, a newer schema, a read-only file or a home folder
@@ -42,15 +47,23 @@ class BatchWriter:
     """Runs queued ``(sql, params-or-callable)`` writes on its own thread, one transaction per batch.
 
     ``put`` appends to a deque and wakes the writer only when it sleeps, so a burst of writes costs the
-    hot path one append each (no lock, no thread hand-off per write)."""
+    hot path one append each (no lock, no thread hand-off per write). Once woken, the writer lets a batch
+    gather for ``linger_s`` (or until a ``flush`` asks for it) before it commits: larger transactions
+    cost SQLite far less per row (each commit rewrites the pages it touched), and the writer wakes less
+    often to compete with the hot path for the interpreter."""
 
-    LINGER_S = 0.005
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection], on_written: Callable[[list], None] | None = None):
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_written: Callable[[list], None] | None = None,
+        linger_s: float = 0.05,
+    ):
         self._connect = connect
+        self.linger_s = linger_s
         self._on_written = on_written
         self._items: deque[tuple[str | None, Any]] = deque()
         self._wake = threading.Event()
+        self._hurry = threading.Event()  # set by flush: commit now, do not let the batch gather
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None
@@ -71,6 +84,7 @@ class BatchWriter:
         if self._thread is not None:
             done = threading.Event()
             self._items.append((None, done))  # a marker: set once everything before it is written
+            self._hurry.set()
             self._wake.set()
             done.wait()
         if self.error is not None:
@@ -82,7 +96,8 @@ class BatchWriter:
         while True:
             self._wake.wait()
             self._wake.clear()
-            time.sleep(self.LINGER_S)  # let a batch gather: fewer wake-ups and GIL hand-offs on the hot path
+            self._hurry.wait(self.linger_s)  # let a batch gather, unless a flush waits for it
+            self._hurry.clear()  # (a flush's marker is queued before it sets this: the drain below finds it)
             while self._items:
                 batch: list[tuple[str, Any]] = []
                 markers: list[threading.Event] = []
@@ -138,6 +153,8 @@ class SQLiteStore:
     SCHEMA: str = ""
     VERSION: int = 1
     KIND: str = "store"
+    #: how long queued writes may wait to be committed in one batch (a process killed outright loses them)
+    LINGER_S: float = 0.05
     _open: dict[tuple[type, str], SQLiteStore] = {}
     _open_lock = threading.Lock()
 
@@ -160,7 +177,7 @@ class SQLiteStore:
         self._init_lock = threading.Lock()
         self._ready = False
         self._generation = 0  # bumped when the file is moved aside: every thread then reconnects
-        self.writer = BatchWriter(self.connect, self._written)
+        self.writer = BatchWriter(self.connect, self._written, self.LINGER_S)
         self.connect()  # check the file now, on the caller's thread, not later on the writer's
 
     #: True for stores of derived data only (the cache): a damaged or foreign file is moved aside
