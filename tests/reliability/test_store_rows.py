@@ -135,6 +135,46 @@ def test_a_damaged_row_cache_entry_is_recomputed_with_a_warning(tmp_path, relio_
         assert [r[2] for r in list(csv.reader(f))[1:]] == [f"R(r{i})" for i in range(6)]
 
 
+ROW_CACHE_DAMAGE = {
+    **{f"output {name}": ("output", damage) for name, damage in DAMAGE.items()},
+    **{f"usage {name}": ("usage", damage) for name, damage in DAMAGE.items()},
+    "usage whose calls are text": ("usage", lambda good: json.dumps({**json.loads(good), "calls": "many"})),
+    "usage whose cost is null": ("usage", lambda good: json.dumps({**json.loads(good), "cost_usd": None})),
+    "two objects in one usage": ("usage", lambda good: f"{good},{good}"),
+}
+
+
+@pytest.mark.parametrize("column, damage", ROW_CACHE_DAMAGE.values(), ids=ROW_CACHE_DAMAGE.keys())
+def test_one_damaged_row_cache_entry_among_good_ones_is_skipped_and_only_it(tmp_path, relio_fake, column, damage):
+    """The cached rows of a re-run are decoded together: one bad entry is found, moved aside and computed
+    again (its reply from the response cache), and the five good ones are still served from the row cache,
+    with their usage counted."""
+    write_rows(tmp_path / "in.csv")
+    run_file_job(spec(tmp_path, job="a"), progress=False)
+    store = job_store()
+    store.writer.flush()
+    key, good = store.read().execute(f"SELECT key, {column} FROM row_cache ORDER BY key LIMIT 1").fetchone()
+    corrupt(store.path, f"UPDATE row_cache SET {column}=? WHERE key=?", (damage(good), key))
+    with pytest.warns(RuntimeWarning, match="row_cache"):
+        result, out = run_file_job({**spec(tmp_path, job="b"), "out": str(tmp_path / "b.csv")}, progress=False)
+    assert (result.computed, result.from_cache) == (1, 5)
+    assert result.usage.cached.calls == 6  # five from the row cache, the damaged row's call from the responses
+    with open(out, newline="") as f:
+        assert [r[2] for r in list(csv.reader(f))[1:]] == [f"R(r{i})" for i in range(6)]
+    aside = store.path.with_name("tables.sqlite.damaged-rows.jsonl")
+    assert key in aside.read_text()
+
+
+def test_a_row_cache_entry_with_whitespace_around_its_json_is_served(tmp_path, relio_fake):
+    write_rows(tmp_path / "in.csv")
+    run_file_job(spec(tmp_path, job="a"), progress=False)
+    store = job_store()
+    store.writer.flush()
+    corrupt(store.path, "UPDATE row_cache SET output=' ' || output || char(10), usage=char(9) || usage || ' '")
+    result, _ = run_file_job({**spec(tmp_path, job="b"), "out": str(tmp_path / "b.csv")}, progress=False)
+    assert (result.computed, result.from_cache) == (0, 6) and result.usage.cached.calls == 6
+
+
 def test_a_row_key_with_quotes_is_quoted_in_the_fix(isolated_home):
     store = job_store()
     error = store.bad_row("jobs", {"id": "it's"}, "spec", "cut short")

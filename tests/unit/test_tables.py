@@ -60,6 +60,27 @@ def test_a_row_computed_from_cached_replies_still_counts_what_they_cost_when_ser
     assert third.usage.cached.calls == 3 and third.usage.total.total_tokens == first.usage.total.total_tokens > 0
 
 
+def test_a_cached_rerun_counts_exactly_the_usage_the_first_run_recorded():
+    """The row cache's usages are added up together (``Usage.sum_dicts``): the same sum, to the last bit of
+    every float, as adding each row's ``Usage`` in turn."""
+    model = ScriptedBackend(sentiment, latency_s=0.002)
+    op = ops.classify(REVIEWS, "sentiment", ["positive", "negative"], input_columns=["review"], model=model)
+    process_table(op, REVIEWS)
+    store = job_store()
+    store.writer.flush()
+    rows = [json.loads(u) for (u,) in store.read().execute("SELECT usage FROM row_cache")]
+    one_by_one = compound.Usage()
+    for row in rows:
+        one_by_one.add(compound.Usage.from_dict(row))
+    assert compound.Usage.sum_dicts(rows) == one_by_one and one_by_one.wall_s > 0 and one_by_one.energy_estimated
+    again = process_table(op, REVIEWS)
+    cached = again.usage.cached  # (its rows may come in another order: the float sums to rounding)
+    assert again.from_cache == 4 and cached.to_dict() == pytest.approx(one_by_one.to_dict(), rel=1e-12)
+    with pytest.raises(TypeError):
+        compound.Usage.sum_dicts([*rows, {"calls": "two"}])
+    assert compound.Usage.sum_dicts([]) == compound.Usage()
+
+
 def test_impute_fills_only_missing_cells_with_examples():
     df = pd.DataFrame({"mass": [3000, 5000, 3100, 5200, 4900], "sex": ["female", "male", None, "male", None]})
 

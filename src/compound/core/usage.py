@@ -77,6 +77,17 @@ class Usage:
     def from_dict(cls, d: dict[str, Any]) -> Usage:
         return cls(**{k: v for k, v in d.items() if k in _USAGE_FIELDS})
 
+    @classmethod
+    def sum_dicts(cls, ds: list[dict[str, Any]]) -> Usage:
+        """The sum of many usages given as dicts (``to_dict``'s), added in order as ``add`` would, without
+        a ``Usage`` per item (a cached re-run adds one per row). A value that does not add raises
+        ``TypeError``."""
+        total = cls()
+        for name in _SUMMED:
+            setattr(total, name, sum((d.get(name, 0) for d in ds), getattr(total, name)))
+        total.energy_estimated = any(d.get("energy_estimated", False) for d in ds)
+        return total
+
 
 def sum_usage(usages: Iterable[Usage]) -> Usage:
     """The sum of many usages (of generations, candidates, rows)."""
@@ -87,6 +98,8 @@ def sum_usage(usages: Iterable[Usage]) -> Usage:
 
 
 _USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
+#: the fields that add up (``energy_estimated`` is an "any")
+_SUMMED = tuple(f.name for f in fields(Usage) if f.name != "energy_estimated")
 
 
 class UsageTracker:

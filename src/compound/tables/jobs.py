@@ -104,33 +104,42 @@ class JobStore(SQLiteStore):
             conn.execute("BEGIN")
             conn.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?)", [(job_id, *item) for item in items])
 
-    def cached(self, keys: list[str]) -> dict[str, tuple[str, str, dict[str, Any], Usage]]:
-        """The row cache's entries for ``keys``, as stored and decoded: (output JSON, usage JSON, output,
-        usage). Rows sharing an output (a label) share its decoded dict. An entry that does not decode is
-        skipped (see ``skip_row``)."""
-        out: dict[str, tuple[str, str, dict[str, Any], Usage]] = {}
-        conn = self.read()
-        damaged = []
+    def cached(self, keys: list[str]) -> tuple[dict[str, tuple[str, str, dict[str, Any]]], Usage]:
+        """The row cache's entries for ``keys`` as stored, with the output decoded: (output JSON, usage JSON,
+        output); and the sum of their usages. Rows sharing an output (a label) share its decoded dict. An
+        entry that does not decode (an output or usage that is not a JSON object, a usage whose values do
+        not add up) is skipped (see ``skip_row``)."""
+        out: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        usages: list[tuple[str, dict[str, Any]]] = []
+        damaged: list[tuple[str, str]] = []
         outputs: dict[str, dict[str, Any]] = {}  # decode each output text once
+        conn = self.read()
         for i in range(0, len(keys), 900):
             chunk = keys[i : i + 900]
             q = f"SELECT key, output, usage FROM row_cache WHERE key IN ({','.join('?' * len(chunk))})"
             for k, o, u in conn.execute(q, chunk):
-                try:  # json.loads inline, not self.decode: this loop serves every cached row of a re-run
+                try:  # _json_object, not self.decode: this loop serves every cached row of a re-run
                     value = outputs.get(o)
                     if value is None:
-                        value = outputs[o] = json.loads(o)
-                        if not isinstance(value, dict):
-                            raise TypeError(f"the output is a {type(value).__name__}, not an object")
-                    usage = Usage.from_dict(json.loads(u))
-                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
-                    error = self.bad_row("row_cache", {"key": k}, "output or usage", f"{type(e).__name__}: {e}")
-                    damaged.append((k, error))
+                        value = outputs[o] = _json_object(o)
+                    usages.append((k, _json_object(u)))
+                except (ValueError, TypeError, RecursionError) as e:
+                    damaged.append((k, f"{type(e).__name__}: {e}"))
                     continue
-                out[k] = (o, u, value, usage)
-        for k, e in damaged:
-            self.skip_row("row_cache", {"key": k}, e)
-        return out
+                out[k] = (o, u, value)
+        try:
+            total = Usage.sum_dicts([u for _, u in usages])
+        except TypeError:  # some usage holds a value that does not add: find it, row by row
+            total = Usage()
+            for k, u in usages:
+                try:
+                    total = total + Usage.from_dict(u)  # (not add: a value that fails leaves total as it was)
+                except TypeError as e:
+                    damaged.append((k, f"{type(e).__name__}: {e}"))
+                    del out[k]
+        for k, why in damaged:
+            self.skip_row("row_cache", {"key": k}, self.bad_row("row_cache", {"key": k}, "output or usage", why))
+        return out, total
 
     def remember(self, items: list[tuple[str, str, str]]) -> None:
         for item in items:
@@ -179,6 +188,24 @@ class TableRun:
     notes: list[str] = field(default_factory=list)  # what a caller should tell the user (an input that changed)
     setup: dict[str, Any] | None = None  # what building the op learned and spent once (``--auto``)
     report: dict[str, Any] | None = None  # what an operator over several rows did (``StagedOp.report``)
+
+
+#: ``json.loads`` without its two whitespace scans (stored JSON has none around it)
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object ``text`` holds; ``ValueError`` (or ``TypeError`` for a text that is no string) if it
+    holds anything else, or is not JSON."""
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        value, end = json.loads(text), len(text)  # JSON with whitespace around it decodes; damage raises
+    if end != len(text):
+        value = json.loads(text)  # whitespace after it, or more data (raises)
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON object was stored, it holds {type(value).__name__}")
+    return value
 
 
 def _input_key(fingerprint: str, text: str) -> str:
@@ -286,7 +313,7 @@ async def _process(op, df, job_id, spec, progress, runner, finish) -> TableRun:
             if key not in outputs:
                 todo[key] = todo.get(key, 0) + 1
         use_cache = get_settings().cache
-        hits = store.cached(list(todo)) if use_cache else {}
+        hits, saved_usage = store.cached(list(todo)) if use_cache else ({}, Usage())
         bar = Progress(
             progress,
             "rows",
@@ -299,18 +326,14 @@ async def _process(op, df, job_id, spec, progress, runner, finish) -> TableRun:
         def advance(rows: int) -> None:  # the bar, with the cost and energy spent so far
             bar.update(advance=rows, cost=tracker.physical.cost_usd, energy=tracker.physical.energy_j)
 
-        finished: list[tuple[str, str, str]] = []
         from_cache = 0  # rows
-        saved_usage = Usage()
-        for key, (out_json, usage_json, value, usage) in hits.items():
-            saved_usage.add(usage)
+        for key, (_, _, value) in hits.items():
             outputs[key] = value
-            finished.append((key, out_json, usage_json))
             from_cache += todo.pop(key)
         for t in active_trackers():
             t.record(saved_usage, cached=True)
-        if job_id is not None and finished:
-            store.commit(job_id, finished)
+        if job_id is not None and hits:
+            store.commit(job_id, [(key, out_json, usage_json) for key, (out_json, usage_json, _) in hits.items()])
         advance(from_cache)
 
         decoded: dict[str, dict[str, Any]] = {}  # output JSON -> its value: rows sharing a label share it
