@@ -84,7 +84,7 @@ class Usage:
         ``TypeError``."""
         total = cls()
         for name in _SUMMED:
-            setattr(total, name, sum((d.get(name, 0) for d in ds), getattr(total, name)))
+            setattr(total, name, sum([d.get(name, 0) for d in ds], getattr(total, name)))
         total.energy_estimated = any(d.get("energy_estimated", False) for d in ds)
         return total
 
