@@ -118,6 +118,24 @@ def test_requirements_the_strategy_checked_are_not_run_again_by_the_filter():
     assert [v["requirement"] for v in row.decision["validations"]] == ["short answer", "letters only"]
 
 
+def test_a_rubric_judge_in_the_filter_keeps_the_levels_at_or_above_pass_at():
+    program = Predict("question -> answer", strategy=RejectionSampling(1))
+    teacher = ScriptedBackend(lambda r: json.dumps({"answer": r.messages[-1].content[-1] * 3}), latency_s=0.01)
+    grades = {"a": 5, "b": 4, "c": 3}  # the judge grades the answer "aaa" at 5, "bbb" at 4, "ccc" at 3
+
+    def judge(request):
+        answer = request.messages[-1].content.split('"answer":"')[1][0]
+        return json.dumps({"reason": f"grade of {answer}", "score": grades[answer]})
+
+    rubric = ("off", "poor", "usable", "good", "excellent")
+    grader = ScriptedBackend(judge, model="grader", latency_s=0.01)
+    rows = asyncio.run(label(as_teacher(program, teacher), [{"question": q} for q in "abc"], samples=1))
+    asyncio.run(Filter(judge=grader, criterion="a good answer", rubric=rubric, pass_at=4).decide(rows))
+    assert [r.decision["kept"] for r in rows] == [True, True, False]
+    assert rows[2].decision["reason"] == "level 3/5: grade of c"
+    assert rows[0].decision["validations"][0]["score"] == 1.0
+
+
 def test_the_teacher_answers_as_the_program_does_repair_included():
     """With a Repair strategy, the answer the student learns is the repaired one the program returns."""
     program = Predict(

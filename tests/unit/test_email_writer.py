@@ -227,7 +227,7 @@ def test_the_command_forecasts_runs_reports_and_installs(compound_cli, isolated_
 
 
 def test_a_judge_that_rejects_every_draft_stops_before_training_and_installs_nothing(fakes):
-    no = json.dumps({"reason": "not good enough", "passed": False})
+    no = json.dumps({"reason": "not good enough", "score": 2})
     compound.register_model("ew-reject", compound.ScriptedBackend([no], model="ew-reject", latency_s=0.01))
     with pytest.raises(compound.ConfigurationError, match="the filter kept none of the teacher's 6 answers"):
         recipe(fakes.home, boxes=6, held_out=2, judge="ew-reject").run()

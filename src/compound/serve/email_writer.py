@@ -7,7 +7,7 @@ Steps, each through compound's own mechanisms:
    first ``held_out`` are kept for evaluation and never drafted for training;
 2. the teacher drafts each training box through ``WriteEmail`` (its ``Repair`` strategy and checks);
 3. the distill pipeline's filter keeps the drafts that pass every requirement and that an ``LLMJudge``
-   accepts (``CRITERION``); ``examples.jsonl`` in the work folder says why each was kept or dropped;
+   grades at ``PASS_AT`` or above on ``RUBRIC`` (levels 1 to 5 of ``CRITERION``, the reason first); ``examples.jsonl`` in the work folder says why each was kept or dropped;
 4. the pipeline trains a LoRA student on the program's own prompt (``keep_prompt``: the page sends it),
    merges it into the base and checks the merge against the adapter (recorded as ``merged.check``);
 5. the merged student (the very file that will be installed) and the teacher draft every held-out box
@@ -46,9 +46,23 @@ from compound.serve.email_boxes import invent_boxes
 from compound.serve.write_email import REPORT_FORMAT, REPORT_VERSION, WriteEmail, distilled_writer_path, report_path
 
 CRITERION = (
-    "The email is a good draft of the box: it is addressed to the box's recipient, says what the box asks "
-    "in the box's tone, reads naturally, and adds nothing the box does not say."
+    "The email is a good draft of the box: written to the box's recipient, it says what the box asks in the "
+    "box's tone, reads naturally, and states no fact (a name, date, number, place or promise) the box does not give."
 )
+#: the filter's judge grades each draft on these levels (worst first) and keeps level 3 and above: a usable
+#: draft. Each level describes a draft, so the judge says where a draft lies rather than whether it is
+#: flawless (a yes/no question on the whole criterion was answered "no" for nearly every draft)
+RUBRIC = (
+    "not a draft of this box: it is about something else, or it is not an email",
+    "a draft that gets the box's main point wrong, is written to someone other than the box's recipient, or "
+    "states facts the box does not give (names, dates, numbers, places, promises)",
+    "a usable draft with one clear flaw: part of what the box asks is missing, or the tone is not the box's tone",
+    "a good draft: written to the box's recipient, it says what the box asks in the box's tone; only small "
+    "flaws of wording or stock phrases such as 'I hope this email finds you well'",
+    "an excellent draft: written to the box's recipient, it says exactly what the box asks in the box's tone, "
+    "naturally and briefly, adding nothing but an email's polite framing",
+)
+PASS_AT = 3
 
 # A rough forecast (the dry run): tokens per call (prompt, reply), and CPU seconds per token per GB of model
 # file on one core, as measured for qwen2.5-coder-1.5b on a shared 2-core machine (prompt 0.004, decode 0.062)
@@ -168,7 +182,7 @@ class EmailWriterRecipe:
             student=self.student_base,
             out=self.work_dir,
             samples=1,
-            filter=Filter(1.0, self.judge_model, CRITERION),
+            filter=Filter(1.0, self.judge_model, CRITERION, rubric=RUBRIC, pass_at=PASS_AT),
             max_repeat=1,
             train=self.train,
             progress=self.progress,
@@ -188,6 +202,7 @@ class EmailWriterRecipe:
             "student": self.student_base,
             "judge": self.judge_model,
             "criterion": CRITERION,
+            "rubric": {"levels": list(RUBRIC), "pass_at": PASS_AT},
             "seed": self.seed,
             "installed": installed,
             "scored_model": scored,

@@ -4,8 +4,9 @@ test). Registered as ``ew-teacher``, ``ew-student`` (the base name) and ``ew-jud
 
 - the teacher invents the box ``<name>, <topic>, <tone>`` for each draw; it drafts a clean email, except
   for a 'brief' box (a five-word body: the length check fails, every Repair attempt too);
-- the judge rejects, as a filter, any draft of an 'urgent' box; as a pairwise judge it always answers
-  "A" (a pure position bias, which judging both orders must cancel);
+- the judge grades, as a filter, a draft of an 'urgent' box at level 2 of the rubric (rejected) and any
+  other at level 4; as a pairwise judge it always answers "A" (a pure position bias, which judging both
+  orders must cancel);
 - the student (what the fake training installs) drafts like the teacher but writes an invented name into a
   'firm' email, so the no-invented-facts check fails on those boxes.
 """
@@ -61,7 +62,7 @@ def judge(request) -> str:
         return json.dumps({"reason": "A reads better.", "better": "A"})
     inputs = text.split("Output to judge:")[0]
     ok = "urgent" not in inputs
-    return json.dumps({"reason": "fits the box" if ok else "too calm for an urgent box", "passed": ok})
+    return json.dumps({"reason": "fits the box" if ok else "too calm for an urgent box", "score": 4 if ok else 2})
 
 
 def register() -> None:

@@ -3,7 +3,8 @@
 Any combination of three signals decides, and every row gets a decision with its reason:
 - **agreement**: the share of the teacher's samples whose value equals the greedy one must reach
   ``min_agreement``;
-- **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict;
+- **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict: yes or no, or with a
+  ``rubric`` a level from 1 to 5 that passes at ``pass_at`` or above;
 - **requirements**: the program's own requirements, at MUST level, must pass (a requirement the program's
   strategy already validated on the teacher's answer is not run again: its validation is reused).
 
@@ -33,11 +34,13 @@ class Filter:
     judge: Any = None  # a model spec or Backend: adds an LLMJudge with ``criterion``
     criterion: str = DEFAULT_CRITERION
     use_requirements: bool = True
+    rubric: Sequence[str] | None = None  # five levels, worst first: the judge grades instead of yes/no
+    pass_at: int = 3  # the lowest rubric level kept
 
     def checks(self, program_requirements: list[Requirement]) -> list[Requirement]:
         reqs = [r for r in program_requirements if r.level == MUST] if self.use_requirements else []
         if self.judge is not None:
-            reqs.append(LLMJudge(self.criterion, model=self.judge, level=MUST))
+            reqs.append(LLMJudge(self.criterion, self.judge, MUST, self.rubric, self.pass_at))
         return reqs
 
     async def decide(
