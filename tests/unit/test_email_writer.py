@@ -109,8 +109,8 @@ def test_the_recipe_filters_trains_on_the_programs_prompt_evaluates_and_installs
         assert d["kept"] == (box_tone not in ("brief", "urgent")), d
         if box_tone == "brief":
             assert "the body has 4 words" in d["reason"]
-        if box_tone == "urgent":
-            assert "too calm for an urgent box" in d["reason"]
+        if box_tone == "urgent":  # graded at level 2 of the rubric: below its pass_at (3)
+            assert d["reason"] == "level 2/5: too calm for an urgent box"
     kept = [d for d in decisions if d["kept"]]
     assert kept and report["data"]["kept"] == len(kept)
     (examples,) = fakes.trained
@@ -141,6 +141,7 @@ def test_the_recipe_filters_trains_on_the_programs_prompt_evaluates_and_installs
     assert not [p for p in installed.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
     saved = json.loads(installed.with_suffix(".json").read_text())
     assert saved["format"] == "compound.email_writer" and saved["version"] == 1
+    assert saved["rubric"] == {"levels": list(ew.RUBRIC), "pass_at": 3}
     assert saved["evaluation"]["student"] == ev["student"]
     assert writer_model() == str(installed)  # the page's writer is now the student
 

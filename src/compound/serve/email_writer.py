@@ -66,7 +66,7 @@ PASS_AT = 3
 
 # A rough forecast (the dry run): tokens per call (prompt, reply), and CPU seconds per token per GB of model
 # file on one core, as measured for qwen2.5-coder-1.5b on a shared 2-core machine (prompt 0.004, decode 0.062)
-TOKENS = {"box": (165, 25), "draft": (200, 100), "judge": (320, 60), "pair": (480, 60)}
+TOKENS = {"box": (165, 25), "draft": (200, 100), "judge": (470, 70), "pair": (480, 60)}  # judge: with the rubric
 DRAFT_ATTEMPTS = 1.3  # mean Repair attempts per draft
 DECODE_S_PER_GB, PROMPT_S_PER_GB = 0.065, 0.005
 TRAIN_S_PER_GB_TOKEN = 0.06  # forward + backward on CPU torch, fp32 (smollm2-135m: 0.0055 s a token)
