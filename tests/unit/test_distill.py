@@ -118,22 +118,32 @@ def test_requirements_the_strategy_checked_are_not_run_again_by_the_filter():
     assert [v["requirement"] for v in row.decision["validations"]] == ["short answer", "letters only"]
 
 
-def test_a_rubric_judge_in_the_filter_keeps_the_levels_at_or_above_pass_at():
+def test_a_pairwise_judge_drops_only_the_outputs_it_ranks_below_another_rows_in_both_orders():
+    """The decision rule: each output against the next row's (a control) for its own inputs, both orders;
+    dropped when the share of verdicts it wins (a tie a half) is below ``min_preference`` (0.5)."""
     program = Predict("question -> answer", strategy=RejectionSampling(1))
     teacher = ScriptedBackend(lambda r: json.dumps({"answer": r.messages[-1].content[-1] * 3}), latency_s=0.01)
-    grades = {"a": 5, "b": 4, "c": 3}  # the judge grades the answer "aaa" at 5, "bbb" at 4, "ccc" at 3
 
-    def judge(request):
-        answer = request.messages[-1].content.split('"answer":"')[1][0]
-        return json.dumps({"reason": f"grade of {answer}", "score": grades[answer]})
+    def judge(request):  # for question "a": prefers the control; "b": position A; "c": its own answer
+        text = request.messages[-1].content
+        question = text.split("'question': '")[1][0]
+        own_first = f'"answer":"{question * 3}"' in text.split("Output B:")[0]
+        better = {"a": "B" if own_first else "A", "b": "A", "c": "A" if own_first else "B"}[question]
+        return json.dumps({"reason": f"judged {question}", "better": better})
 
-    rubric = ("off", "poor", "usable", "good", "excellent")
-    grader = ScriptedBackend(judge, model="grader", latency_s=0.01)
+    grader = ScriptedBackend(judge, model="pair-judge", latency_s=0.01)
     rows = asyncio.run(label(as_teacher(program, teacher), [{"question": q} for q in "abc"], samples=1))
-    asyncio.run(Filter(judge=grader, criterion="a good answer", rubric=rubric, pass_at=4).decide(rows))
-    assert [r.decision["kept"] for r in rows] == [True, True, False]
-    assert rows[2].decision["reason"] == "level 3/5: grade of c"
-    assert rows[0].decision["validations"][0]["score"] == 1.0
+    asyncio.run(Filter(judge=grader, criterion="the better answer", pairwise=True).decide(rows))
+    assert [r.decision["kept"] for r in rows] == [False, True, True]
+    assert [r.decision["validations"][-1]["score"] for r in rows] == [0.0, 0.5, 1.0]
+    assert "{'question': 'b'} (a control), this output won 0 of 2 orders and lost 2" in rows[0].decision["reason"]
+    assert len(grader.requests) == 6  # two orders a row
+    strict = Filter(judge=grader, criterion="the better answer", pairwise=True, min_preference=0.75)
+    asyncio.run(strict.decide(rows))
+    assert [r.decision["kept"] for r in rows] == [False, False, True]  # a split no longer suffices
+    (alone,) = asyncio.run(label(as_teacher(program, teacher), [{"question": "a"}], samples=1))
+    asyncio.run(Filter(judge=grader, pairwise=True).decide([alone]))
+    assert alone.decision["kept"] and "no other row's output to compare with" in alone.decision["reason"]
 
 
 def test_the_teacher_answers_as_the_program_does_repair_included():

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from compound.core.errors import ConfigurationError, InputTypeError
+from compound.core.errors import InputTypeError
 
 
 class Level(StrEnum):
@@ -135,44 +135,12 @@ class Verdict(BaseModel):
     passed: bool
 
 
-class Grade(BaseModel):
-    """A graded verdict: the reason first (the model reasons before it commits), then a level of the rubric."""
-
-    reason: str = Field(max_length=600)
-    score: Literal[1, 2, 3, 4, 5]
-
-
-#: what a rubric's levels are, worst first
-SCALE = (1, 2, 3, 4, 5)
-
-
 class LLMJudge(Requirement):
-    """A model judges the output against a criterion, giving its reason first and its verdict after.
+    """A model judges the output against a criterion and gives a reason first, then a verdict."""
 
-    Without a ``rubric`` the verdict is yes or no. With one (five level descriptions, worst first, for the
-    scores 1 to 5) the model grades the output on those levels and the output passes at ``pass_at`` or
-    above; ``Validation.score`` is the level scaled to [0, 1]. A graded rubric is the sturdier choice for a
-    small judge: a yes/no question about a criterion of several parts is failed by any part a strict
-    reader can fault, while levels that describe concrete outputs say where "good enough" lies."""
-
-    def __init__(
-        self,
-        criterion: str,
-        model: Any = None,
-        level: Level = SHOULD,
-        rubric: Sequence[str] | None = None,
-        pass_at: int = 3,
-    ) -> None:
+    def __init__(self, criterion: str, model: Any = None, level: Level = SHOULD) -> None:
         super().__init__(criterion, level)
         self.model = model
-        if rubric is not None and len(rubric) != len(SCALE):
-            raise ConfigurationError(
-                f"a rubric has {len(SCALE)} levels, worst first (scores 1 to {len(SCALE)}); got {len(rubric)}"
-            )
-        if pass_at not in SCALE:
-            raise ConfigurationError(f"pass_at must be one of the scores {SCALE}, not {pass_at!r}")
-        self.rubric = None if rubric is None else tuple(rubric)
-        self.pass_at = pass_at
 
     def validate(self, value: Any, inputs: dict[str, Any]) -> Validation:
         from compound.core.concurrency import run_sync
@@ -183,30 +151,11 @@ class LLMJudge(Requirement):
         from compound.models.typed import acall_typed
 
         shown = value.model_dump_json() if isinstance(value, BaseModel) else str(value)
-        case = f"Criterion: {self.description}\n\nInputs: {inputs}\n\nOutput to judge: {shown}\n\n"
-        if self.rubric is None:
-            prompt = case + "Does the output meet the criterion?"
-            verdict = await acall_typed(
-                Verdict, prompt, model=self.model, instructions="You are a strict reviewer.", max_tokens=200
-            )
-            return self.result(verdict.value.passed, verdict.value.reason)
-        levels = "\n".join(f"{score}: {text}" for score, text in zip(SCALE, self.rubric, strict=True))
-        prompt = (
-            f"{case}Rubric (the level that fits the output best):\n{levels}\n\n"
-            "Say briefly what the output does well and what it does badly, then give its level (1 to 5)."
+        prompt = f"Criterion: {self.description}\n\nInputs: {inputs}\n\nOutput to judge: {shown}\n\nDoes the output meet the criterion?"
+        verdict = await acall_typed(
+            Verdict, prompt, model=self.model, instructions="You are a strict reviewer.", max_tokens=200
         )
-        grade = (await acall_typed(Grade, prompt, model=self.model, instructions=GRADER, max_tokens=250)).value
-        return self.result(
-            grade.score >= self.pass_at, f"level {grade.score}/{len(SCALE)}: {grade.reason}", self.scaled(grade.score)
-        )
-
-    @staticmethod
-    def scaled(score: int) -> float:
-        """A rubric level as a score in [0, 1] (1 is 0.0, the top level 1.0)."""
-        return (score - SCALE[0]) / (SCALE[-1] - SCALE[0])
-
-
-GRADER = "You are a fair reviewer: grade what the output does, by the rubric's levels, not by its length."
+        return self.result(verdict.value.passed, verdict.value.reason)
 
 
 def as_requirement(r: Any) -> Requirement:

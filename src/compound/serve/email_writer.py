@@ -6,8 +6,9 @@ Steps, each through compound's own mechanisms:
 1. the teacher invents short boxes for seeded (recipient, topic, tone) draws (``email_boxes``); the
    first ``held_out`` are kept for evaluation and never drafted for training;
 2. the teacher drafts each training box through ``WriteEmail`` (its ``Repair`` strategy and checks);
-3. the distill pipeline's filter keeps the drafts that pass every requirement and that an ``LLMJudge``
-   grades at ``PASS_AT`` or above on ``RUBRIC`` (levels 1 to 5 of ``CRITERION``, the reason first); ``examples.jsonl`` in the work folder says why each was kept or dropped;
+3. the distill pipeline's filter keeps the drafts that pass every requirement and that the judge does not
+   rank below a control, the teacher's draft of another box, for their own box (``CRITERION``, pairwise in
+   both orders, ``MIN_PREFERENCE``); ``examples.jsonl`` in the work folder says why each was kept or dropped;
 4. the pipeline trains a LoRA student on the program's own prompt (``keep_prompt``: the page sends it),
    merges it into the base and checks the merge against the adapter (recorded as ``merged.check``);
 5. the merged student (the very file that will be installed) and the teacher draft every held-out box
@@ -49,24 +50,15 @@ CRITERION = (
     "The email is a good draft of the box: written to the box's recipient, it says what the box asks in the "
     "box's tone, reads naturally, and states no fact (a name, date, number, place or promise) the box does not give."
 )
-#: the filter's judge grades each draft on these levels (worst first) and keeps level 3 and above: a usable
-#: draft. Each level describes a draft, so the judge says where a draft lies rather than whether it is
-#: flawless (a yes/no question on the whole criterion was answered "no" for nearly every draft)
-RUBRIC = (
-    "not a draft of this box: it is about something else, or it is not an email",
-    "a draft that gets the box's main point wrong, is written to someone other than the box's recipient, or "
-    "states facts the box does not give (names, dates, numbers, places, promises)",
-    "a usable draft with one clear flaw: part of what the box asks is missing, or the tone is not the box's tone",
-    "a good draft: written to the box's recipient, it says what the box asks in the box's tone; only small "
-    "flaws of wording or stock phrases such as 'I hope this email finds you well'",
-    "an excellent draft: written to the box's recipient, it says exactly what the box asks in the box's tone, "
-    "naturally and briefly, adding nothing but an email's polite framing",
-)
-PASS_AT = 3
+#: the filter's judge compares each draft with a control, the teacher's draft of another box, for the draft's
+#: own box, in both orders; a draft is dropped when the control wins (preference below 0.5). The 1.5B teacher
+#: asked for a verdict or a grade on one draft answered by copying the criterion: "no" for every draft at
+#: first, then "5/5" for drafts of other boxes (docs/distillation.md); a comparison it can make
+MIN_PREFERENCE = 0.5
 
 # A rough forecast (the dry run): tokens per call (prompt, reply), and CPU seconds per token per GB of model
 # file on one core, as measured for qwen2.5-coder-1.5b on a shared 2-core machine (prompt 0.004, decode 0.062)
-TOKENS = {"box": (165, 25), "draft": (200, 100), "judge": (470, 70), "pair": (480, 60)}  # judge: with the rubric
+TOKENS = {"box": (165, 25), "draft": (200, 100), "judge": (960, 120), "pair": (480, 60)}  # judge: two orders
 DRAFT_ATTEMPTS = 1.3  # mean Repair attempts per draft
 DECODE_S_PER_GB, PROMPT_S_PER_GB = 0.065, 0.005
 TRAIN_S_PER_GB_TOKEN = 0.06  # forward + backward on CPU torch, fp32 (smollm2-135m: 0.0055 s a token)
@@ -182,7 +174,7 @@ class EmailWriterRecipe:
             student=self.student_base,
             out=self.work_dir,
             samples=1,
-            filter=Filter(1.0, self.judge_model, CRITERION, rubric=RUBRIC, pass_at=PASS_AT),
+            filter=Filter(1.0, self.judge_model, CRITERION, pairwise=True, min_preference=MIN_PREFERENCE),
             max_repeat=1,
             train=self.train,
             progress=self.progress,
@@ -202,7 +194,7 @@ class EmailWriterRecipe:
             "student": self.student_base,
             "judge": self.judge_model,
             "criterion": CRITERION,
-            "rubric": {"levels": list(RUBRIC), "pass_at": PASS_AT},
+            "filter_judge": {"pairwise": "against another box's draft, both orders", "min_preference": MIN_PREFERENCE},
             "seed": self.seed,
             "installed": installed,
             "scored_model": scored,

@@ -4,9 +4,9 @@ test). Registered as ``ew-teacher``, ``ew-student`` (the base name) and ``ew-jud
 
 - the teacher invents the box ``<name>, <topic>, <tone>`` for each draw; it drafts a clean email, except
   for a 'brief' box (a five-word body: the length check fails, every Repair attempt too);
-- the judge grades, as a filter, a draft of an 'urgent' box at level 2 of the rubric (rejected) and any
-  other at level 4; as a pairwise judge it always answers "A" (a pure position bias, which judging both
-  orders must cancel);
+- the judge (pairwise, as the filter's and the evaluation's judges are) prefers, for an 'urgent' box, the
+  filter's control (another box's draft) to the box's own draft, so the filter drops every 'urgent' draft;
+  otherwise it always answers "A" (a pure position bias, which judging both orders must cancel);
 - the student (what the fake training installs) drafts like the teacher but writes an invented name into a
   'firm' email, so the no-invented-facts check fails on those boxes.
 """
@@ -57,12 +57,14 @@ def writer(invent: bool):
 
 
 def judge(request) -> str:
+    """Pairwise only. For an 'urgent' box it prefers the output that is not a draft of it (the filter's
+    control: a draft quotes its own box); otherwise, and wherever both outputs quote the box, "A"."""
     text = request.messages[-1].content
-    if "Output A:" in text:
-        return json.dumps({"reason": "A reads better.", "better": "A"})
-    inputs = text.split("Output to judge:")[0]
-    ok = "urgent" not in inputs
-    return json.dumps({"reason": "fits the box" if ok else "too calm for an urgent box", "score": 4 if ok else 2})
+    box = re.search(r"Inputs: \{'box': '(.*?)'\}", text).group(1)
+    a, b = text.split("Output A:")[1].split("Output B:")
+    if "urgent" in box and (box in a) != (box in b):
+        return json.dumps({"reason": "too calm for an urgent box", "better": "B" if box in a else "A"})
+    return json.dumps({"reason": "A reads better.", "better": "A"})
 
 
 def register() -> None:

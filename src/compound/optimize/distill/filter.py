@@ -3,8 +3,12 @@
 Any combination of three signals decides, and every row gets a decision with its reason:
 - **agreement**: the share of the teacher's samples whose value equals the greedy one must reach
   ``min_agreement``;
-- **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict: yes or no, or with a
-  ``rubric`` a level from 1 to 5 that passes at ``pass_at`` or above;
+- **judge**: an ``LLMJudge`` (a model, a criterion) gives a reason and a verdict; or, with ``pairwise``, the
+  judge compares each output with a control, the output of another row, for this row's inputs, in both
+  orders (``control.preference``), and the row is kept unless the control wins: its ``score`` (the share
+  of the two verdicts won by the row's own output, a tie a half) must reach ``min_preference`` (0.5: a
+  judge that favours a position, or cannot tell, drops nothing; one that prefers another row's output
+  for these inputs in both orders drops the row);
 - **requirements**: the program's own requirements, at MUST level, must pass (a requirement the program's
   strategy already validated on the teacher's answer is not run again: its validation is reused).
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compound.control.requirements import MUST, LLMJudge, Requirement, validate_all
+from compound.control.requirements import MUST, LLMJudge, Requirement, Validation, validate_all
 from compound.core.progress import Progress
 from compound.optimize.distill.data import Labelled
 
@@ -34,13 +38,13 @@ class Filter:
     judge: Any = None  # a model spec or Backend: adds an LLMJudge with ``criterion``
     criterion: str = DEFAULT_CRITERION
     use_requirements: bool = True
-    rubric: Sequence[str] | None = None  # five levels, worst first: the judge grades instead of yes/no
-    pass_at: int = 3  # the lowest rubric level kept
+    pairwise: bool = False  # the judge compares each output with another row's (see the module docstring)
+    min_preference: float = 0.5
 
     def checks(self, program_requirements: list[Requirement]) -> list[Requirement]:
         reqs = [r for r in program_requirements if r.level == MUST] if self.use_requirements else []
-        if self.judge is not None:
-            reqs.append(LLMJudge(self.criterion, self.judge, MUST, self.rubric, self.pass_at))
+        if self.judge is not None and not self.pairwise:
+            reqs.append(LLMJudge(self.criterion, model=self.judge, level=MUST))
         return reqs
 
     async def decide(
@@ -49,6 +53,7 @@ class Filter:
         """Set each row's ``decision`` (kept, reason, agreement, validations) and return the rows.
         ``progress``: a bar with the rows decided and the ETA (a judge makes this step long)."""
         reqs = self.checks(list(program_requirements))
+        controls = _controls(rows) if self.pairwise else {}
         bar = Progress(progress, "filtering", len(rows), unit="rows")
 
         async def one(row: Labelled) -> None:
@@ -71,6 +76,8 @@ class Filter:
             fresh = await validate_all([r for r in reqs if r.description not in known], greedy.value, row.inputs)
             found = iter(fresh)
             validations = [known[r.description] if r.description in known else next(found) for r in reqs]
+            if self.pairwise and self.judge is not None and all(v.passed for v in validations):
+                validations.append(await self._versus_control(row, controls.get(id(row))))
             decision["validations"] = [v.to_dict() for v in validations]
             failed = [v for v in validations if not v.passed]
             if failed:
@@ -90,6 +97,34 @@ class Filter:
         finally:
             bar.stop()
         return rows
+
+    async def _versus_control(self, row: Labelled, control: Labelled | None) -> Validation:
+        """The pairwise judge's validation of ``row``'s output against ``control``'s, for ``row``'s inputs."""
+        from compound.control.preference import prefer
+
+        if control is None:
+            return Validation(self.criterion, MUST, True, 0.5, "no other row's output to compare with: not judged")
+        got = await prefer(self.criterion, row.inputs, row.greedy.value, control.greedy.value, model=self.judge)
+        won = sum(v == "first" for v in got["verdicts"])
+        lost = sum(v == "second" for v in got["verdicts"])
+        reason = (
+            f"against the output for {control.inputs} (a control), this output won {won} of 2 orders and lost "
+            f"{lost}: preference {got['score']:g}, {'at least' if got['score'] >= self.min_preference else 'below'} "
+            f"{self.min_preference:g}"
+        )
+        return Validation(self.criterion, MUST, got["score"] >= self.min_preference, got["score"], reason)
+
+
+def _controls(rows: list[Labelled]) -> dict[int, Labelled]:
+    """Each parsed row's control: the next parsed row (cyclically) whose inputs differ from its own."""
+    parsed = [r for r in rows if r.greedy.error is None]
+    out: dict[int, Labelled] = {}
+    for i, row in enumerate(parsed):
+        others = (parsed[(i + k) % len(parsed)] for k in range(1, len(parsed)))
+        control = next((o for o in others if o.inputs != row.inputs), None)
+        if control is not None:
+            out[id(row)] = control
+    return out
 
 
 def write_decisions(rows: list[Labelled], path: Path) -> dict[str, int]:
