@@ -21,7 +21,7 @@ CLI = Path(sys.executable).with_name("compound")
 def test_the_recipe_installs_a_student_the_write_program_drafts_with(tmp_path):
     home = get_settings().home  # the test's own (tests/conftest.py): the embedded models resolve as in any home
     env = {**os.environ, "COMPOUND_HOME": str(home)}
-    # the default judge (the teacher) grades each draft on the recipe's rubric: it must keep some of them
+    # the default judge (the teacher) compares each draft with another box's: it must keep some of them
     args = ["distill", "email-writer", "--boxes", "6", "--held-out", "2", "--epochs", "1", "--threads", "1"]
     done = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=env, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
