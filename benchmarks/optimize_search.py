@@ -148,7 +148,9 @@ def main() -> None:
     )
     report("forecast of the search against what it spent", rows, summary, args.json)
     if args.json:
-        args.json.write_text(json.dumps({**json.loads(args.json.read_text()), "configs": found["rows"]}, indent=2))
+        saved = {**json.loads(args.json.read_text()), "configs": found["rows"]}
+        saved.update(forecast_configs=planned["configs"], per_row=planned["per_row"], probe_rows=planned["probe_rows"])
+        args.json.write_text(json.dumps(saved, indent=2))
 
 
 def _hashed_embeddings(texts: list[str], model_path: Any = None) -> Any:

@@ -171,8 +171,8 @@ def test_cli_forecasts_then_searches_saves_the_program_and_reports_an_unreachabl
     assert "forecast of the search: 540 calls" in dry.stdout and "less 180 calls its own cache" in dry.stdout
     assert not (tmp_path / "optimized.json").exists()
     spent = json.loads((tmp_path / "dry.json").read_text())
-    # 1 warm-up row per model, then 3 rows of each model and strategy: 3 x (1 + 3 x (1 + 3))
-    assert "rows" not in spent and spent["forecast"]["probe_spent"]["calls"] == 39
+    # 1 warm-up row and 3 measured rows of each model and strategy: 3 models x 4 rows x (1 + 3 votes)
+    assert "rows" not in spent and spent["forecast"]["probe_spent"]["calls"] == 48
 
     save = tmp_path / "optimized.json"
     done = compound_cli(*base, "--target", "0.75", "--save", save, "--json", tmp_path / "run.json", env=env)

@@ -10,13 +10,15 @@ accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on 
 Guarantees:
 
 - ``forecast`` runs before anything else is spent, and builds every figure from measured rows, never
-  from a prior: after one warm-up row per model (whose call pays the model's loading, a one-time cost),
-  it scores ``probe`` rows (spare rows, neither learned from nor evaluated on, where the data has enough;
-  else evaluation rows, each shape its own while they last, since a local model keeps the prompts it read)
-  with each model and strategy as the search will run them (a voteN's
-  N calls, a repair's retries, as they happen), and again with demos in the prompt where an optimizer
-  adds them (a ``KNNFewShot`` probe, whose per-row embedding is counted as local CPU; its index of the
-  training rows is built once, here, and kept on disk for the search). Each configuration's search
+  from a prior. For each model and strategy (a "shape"), and again with demos in the prompt where an
+  optimizer adds them, it scores one warm-up row, which pays what the search pays once per configuration
+  (loading the model, reading the prompt's fixed part that later rows reuse), then ``probe`` measured
+  rows, as the search will run them (a voteN's
+  N calls, a repair's retries, as they happen; demos from a ``KNNFewShot`` probe, whose per-row
+  embedding is counted as local CPU and whose index of the training rows is built once, here, and kept on
+  disk for the search). The rows are spare rows, neither learned from nor evaluated on, where the data has
+  enough, else evaluation rows; each shape reads rows of its own while they last, since a local model
+  keeps the prompts it read. Each configuration's search
   (optimizer compile plus evaluation) and job (``job_rows`` rows) is its shape's measured per-row usage
   (calls, tokens, CPU seconds, dollars, joules) times its rows. ``BootstrapFewShot``'s compile is
   forecast from ``BootstrapFewShot.forecast``'s runs (the teacher's on the large model with the same
@@ -279,20 +281,20 @@ async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[st
         raise ConfigurationError(f"--probe must be between 1 and {len(pool) - 1} (the evaluation rows less one)")
     cache = get_settings().cache
     shapes = sorted({s for c in configs for s in _shapes(c)} | (_first_call_shapes(configs) if cache else set()))
-    warm, n = pool.iloc[:1], len(pool)
+    n = len(pool)
     measured: dict[str, dict[str, float]] = {}
     with configured(cache=False), track_usage("forecast") as spent:
-        for model in sorted({m for m, _, _ in shapes}):  # a model's first call loads it: a one-time cost
-            config = Config(model)
-            await score(build(config, task), warm, task.input_col, task.label_col, task.labels)
         for k, shape in enumerate(shapes):
             # each shape reads rows of its own (while there are enough): a model keeps the prompts it read,
             # so a row another shape of it read would be cheaper now than in the search
-            start = 1 + (k * probe) % (n - probe)
-            rows = pool.iloc[start : start + probe]
+            start = (k * (probe + 1)) % (n - probe)
+            warm, rows = pool.iloc[start : start + 1], pool.iloc[start + 1 : start + probe + 1]
             model, strategy, demos = shape
             config = Config(model, strategy, "knn" if demos else "none")
             program = await _learn(config, build(config, task), task)  # the knn index: built once, kept on disk
+            # the warm-up row pays what the search pays once per configuration: loading the model (its first
+            # shape) and reading the prompt's fixed part (instructions, schema), which later rows reuse
+            await score(program, warm, task.input_col, task.label_col, task.labels)
             with track_usage(_shape_name(shape)) as one:
                 await score(program, rows, task.input_col, task.label_col, task.labels)
             measured[_shape_name(shape)] = _scaled(one.total.to_dict(), 1 / len(rows))
