@@ -120,7 +120,7 @@ class Task:
     target: float
     delta: float
     job_rows: int
-    #: up to 64 rows neither learned from nor evaluated on, where the forecast measures (may be empty)
+    #: up to 128 rows neither learned from nor evaluated on, where the forecast measures (may be empty)
     spare: Any = None
 
     @classmethod
@@ -163,7 +163,7 @@ class Task:
             target,
             delta,
             job_rows if job_rows is not None else len(df),
-            df.iloc[order[evaluate + train : evaluate + train + 64]].reset_index(drop=True),
+            df.iloc[order[evaluate + train : evaluate + train + 128]].reset_index(drop=True),
         )
 
     def examples(self) -> list[dict[str, Any]]:
