@@ -68,7 +68,8 @@ def main() -> None:
     p.add_argument("--optimizers", default="none,knn")
     p.add_argument("--evaluate", type=int, default=60)
     p.add_argument("--train", type=int, default=20)
-    p.add_argument("--probe", type=int, default=2)
+    p.add_argument("--probe", type=int, default=3)
+    p.add_argument("--poll", type=int, help="llama.cpp's polling level (0: no spinning; default llama.cpp's 50)")
     p.add_argument("--cost", default="cpu_s", choices=["cpu_s", "usd", "joules"])
     args = p.parse_args()
 
@@ -93,21 +94,23 @@ def main() -> None:
     )
     names = [x.split(",") for x in (args.models, args.strategies, args.optimizers)]
     configs = s.configurations(*names)
-    from compound.core.settings import configured
-
-    with configured(cache=False):  # every scored answer a fresh call, as the forecast assumes
-        planned = run_sync(s.forecast(task, configs, args.probe))
-        found = run_sync(s.search(task, configs, planned, cost))
+    if args.poll is not None:
+        compound.configure(poll=args.poll)
+    # the cache is on, as in `compound optimize`: run with a fresh COMPOUND_HOME, or earlier runs' replies
+    # are answered from the cache (the forecast does not count them; it counts the search's hits on its own calls)
+    planned = run_sync(s.forecast(task, configs, args.probe))
+    found = run_sync(s.search(task, configs, planned, cost))
     probe = planned["probe_spent"]
     rows = []
     for m in s.MEASURES:
-        searched = found["spent"][m] - probe[m]
-        forecast = planned["search"][m]
+        searched, forecast = found["spent"][m], planned["search"][m]
         rows.append(
             {
                 "measure": m,
                 "forecast": forecast,
                 "spent": searched,
+                "cached forecast": planned["cached"][m],
+                "cached": found["cached"][m],
                 "probe": probe[m],
                 "spent / forecast": searched / forecast if forecast else float("nan"),
             }
@@ -123,7 +126,12 @@ def main() -> None:
         "chosen": found["chosen"] or f"none (best {best.get('config')})",
         f"chosen {per_row}": best.get(per_row, float("nan")),
         f"large {per_row}": large[per_row] if large else float("nan"),
+        "chosen accuracy": best.get("accuracy", float("nan")),
         "chosen accuracy bound": best.get("accuracy_lower", float("nan")),
+        "large accuracy": large["accuracy"] if large else float("nan"),
+        "chosen / large cost": best.get(per_row, float("nan")) / large[per_row] if large else float("nan"),
+        "data": str(args.data) if args.data else "scripted",
+        "poll": args.poll,
         "calls within 25%": abs(rows[0]["spent / forecast"] - 1) <= 0.25,
         f"{cost} within 25%": abs(
             rows[s.MEASURES.index({"usd": "cost_usd", "joules": "energy_j"}.get(cost, cost))]["spent / forecast"] - 1
@@ -140,7 +148,9 @@ def main() -> None:
     )
     report("forecast of the search against what it spent", rows, summary, args.json)
     if args.json:
-        args.json.write_text(json.dumps({**json.loads(args.json.read_text()), "configs": found["rows"]}, indent=2))
+        saved = {**json.loads(args.json.read_text()), "configs": found["rows"]}
+        saved.update(forecast_configs=planned["configs"], per_row=planned["per_row"], probe_rows=planned["probe_rows"])
+        args.json.write_text(json.dumps(saved, indent=2))
 
 
 def _hashed_embeddings(texts: list[str], model_path: Any = None) -> Any:

@@ -90,3 +90,21 @@ def test_the_flash_attention_choice_reaches_the_engine_and_keeps_its_own_cache(m
     for backend in (default, off, on):
         backend._load()
     assert [config.flash_attn for _, config in loaded] == [None, False, True]
+
+
+def test_the_polling_level_reaches_the_engine_when_it_loads_and_is_checked(monkeypatch):
+    import pytest
+
+    from compound.core.errors import ConfigurationError
+    from compound.core.settings import configured
+    from compound.models import llama_cpp
+
+    loaded = []
+    monkeypatch.setattr(llama_cpp, "open_engine", lambda name, config: loaded.append(config) or Closed())
+    LlamaCppBackend("smollm2-135m")._load()
+    with configured(poll=0):  # read when the model loads; replies do not change, so neither does the cache
+        quiet = LlamaCppBackend("smollm2-135m")
+        quiet._load()
+    assert [c.poll for c in loaded] == [None, 0] and quiet.model_id == "llama_cpp:smollm2-135m"
+    with pytest.raises(ConfigurationError, match="poll must be between 0 and 100"), configured(poll=101):
+        pass

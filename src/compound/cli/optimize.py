@@ -50,7 +50,7 @@ def optimize(
     train: int = typer.Option(40, help="other rows the optimizers learn from", callback=SIZE),
     job_rows: int | None = typer.Option(None, help="rows of the job to forecast (default: the file's)", callback=COUNT),
     probe: int = typer.Option(
-        2, help="rows each model answers to measure its cost before the forecast", callback=COUNT
+        3, help="rows each model and strategy answers to measure its cost before the forecast", callback=COUNT
     ),
     max_calls: int | None = typer.Option(None, help="the most model calls the search may make", callback=COUNT),
     max_usd: float | None = typer.Option(None, help="the most dollars the search may spend", callback=number(above=0)),
@@ -91,12 +91,20 @@ def optimize(
         for r in planned["configs"]
     ]
     console.print(
-        text_table(table, f"forecast from {planned['probe_rows']} measured rows per model (job: {task.job_rows} rows)")
+        text_table(
+            table,
+            f"forecast from {planned['probe_rows']} measured rows per model and strategy (job: {task.job_rows} rows)",
+        )
     )
     total = _fmt(planned["search"])
+    hits = round(planned["cached"]["calls"])
     console.print(
-        "forecast of the search: " + ", ".join(f"{v} {k}" for k, v in total.items()) + " (measuring it spent "
-        f"{planned['probe_spent']['calls']} calls)",
+        "forecast of the search: "
+        + ", ".join(f"{v} {k}" for k, v in total.items())
+        + (f", less {hits} calls its own cache will answer" if hits else "")
+        + f" (measuring it spent {planned['probe_spent']['calls']} calls and "
+        f"{planned['probe_spent']['cpu_s']:.2f} CPU-s, loading the models included; "
+        "replies cached by earlier runs are not forecast)",
         highlight=False,
     )
     if max_calls is not None and total["calls"] > max_calls:
@@ -117,7 +125,13 @@ def optimize(
                 )
             )
         spent = _fmt(found["spent"])
-        console.print("the search spent: " + ", ".join(f"{v} {k}" for k, v in spent.items()), highlight=False)
+        cached = found["cached"]["calls"]
+        console.print(
+            "the search spent: "
+            + ", ".join(f"{v} {k}" for k, v in spent.items())
+            + (f"; {cached} more calls were answered from the cache" if cached else ""),
+            highlight=False,
+        )
         if found["stopped"]:
             console.print(f"stopped early: {found['stopped']}", highlight=False)
     if json_out is not None:

@@ -58,6 +58,10 @@ class Settings:
     n_ctx: int = 4096
     # llama.cpp's flash attention: None is the engine's default (xllamacpp: on; llama-cpp-python: off)
     flash_attn: bool | None = None
+    # how hard llama.cpp's threads poll for work between steps (0 to 100; None is llama.cpp's 50): polling
+    # threads spin on the CPU, so on a loaded machine they count CPU seconds that computed nothing; 0 makes
+    # CPU seconds measure the work alone (xllamacpp only)
+    poll: int | None = None
     # money: model name -> Price; models not listed cost nothing (local models)
     prices: Mapping[str, Price] = field(default_factory=dict)
     # energy estimates where nothing is measured: watts per busy core, joules per remote token
@@ -98,6 +102,8 @@ def _checked(base: Settings, changes: dict[str, Any]) -> Settings:
         changes["prices"] = {k: v if isinstance(v, Price) else Price(**v) for k, v in dict(changes["prices"]).items()}
     if changes.get("max_concurrency", 1) < 1:
         raise ConfigurationError("max_concurrency must be at least 1")
+    if changes.get("poll") is not None and not 0 <= changes["poll"] <= 100:
+        raise ConfigurationError(f"poll must be between 0 and 100 (llama.cpp's polling level), got {changes['poll']}")
     return replace(base, **changes)
 
 

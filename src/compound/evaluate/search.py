@@ -9,18 +9,27 @@ accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on 
 
 Guarantees:
 
-- ``forecast`` runs before anything else is spent: it measures a few calls of each model (``probe`` rows,
-  after one warm-up row whose call pays the model's loading)
-  and states, per configuration and in total, the calls, tokens, CPU seconds, dollars and joules of the
-  search (optimizer compile plus evaluation) and of the job (``job_rows`` rows with each configuration).
-  Its own calls are counted in what the search spent. The forecast assumes one call per row for
-  ``single`` and ``repair`` (a repair retries only a reply that fails its checks) and N for ``voteN``;
-  ``BootstrapFewShot`` forecasts its runs with ``BootstrapFewShot.forecast``; ``KNNFewShot`` makes no
-  model call (its embeddings count as local CPU in what is spent, not in the forecast). A configuration
-  with an optimizer is forecast from a call measured with demos in its prompt (a ``KNNFewShot`` probe),
-  since demos multiply a short prompt's tokens. Which demo set ``BootstrapFewShot`` keeps (none, or
-  ``max_demos``) is known only after it compiled, so its evaluation and job are forecast halfway between
-  a call without demos and one with them.
+- ``forecast`` runs before anything else is spent, and builds every figure from measured rows, never
+  from a prior. For each model and strategy (a "shape"), and again with demos in the prompt where an
+  optimizer adds them, it scores one warm-up row, which pays what the search pays once per configuration
+  (loading the model, reading the prompt's fixed part that later rows reuse), then ``probe`` measured
+  rows, as the search will run them (a voteN's
+  N calls, a repair's retries, as they happen; demos from a ``KNNFewShot`` probe, whose per-row
+  embedding is counted as local CPU and whose index of the training rows is built once, here, and kept on
+  disk for the search). The rows are spare rows, neither learned from nor evaluated on, where the data has
+  enough, else evaluation rows; each shape reads rows of its own while they last, since a local model
+  keeps the prompts it read. Each configuration's search
+  (optimizer compile plus evaluation) and job (``job_rows`` rows) is its shape's measured per-row usage
+  (calls, tokens, CPU seconds, dollars, joules) times its rows. ``BootstrapFewShot``'s compile is
+  forecast from ``BootstrapFewShot.forecast``'s runs (the teacher's on the large model with the same
+  strategy, then its candidate demo sets); which demo set it keeps is known only after it compiled, so its
+  evaluation and job are forecast halfway between the shape without demos and the one with them.
+- The cache: the probe runs with the response cache off (it reads and writes nothing), so the search
+  computes its rows again. With the cache on, the forecast counts the hits the search will make on its
+  own calls (``_forecast_cache_hits``: a single call, a vote's greedy candidate and a repair's first
+  attempt on the same prompt are one request, computed by the first such configuration to run) and states
+  them under ``cached``; replies cached by an earlier run are not forecast. The search's ``spent`` is what
+  it computed, ``cached`` what its cache hits stood for, ``probe_spent`` the forecast's own measuring.
 - The learned configurations learn on the training rows only; every configuration is scored on the
   evaluation rows, which nothing learns from.
 - The caller's ``compound.budget`` caps the search: when it runs out, the search stops, and the result
@@ -39,8 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from compound.core.errors import BudgetExceededError, ConfigurationError
-from compound.core.settings import get_settings
-from compound.core.usage import Usage, track_usage
+from compound.core.settings import configured, get_settings
+from compound.core.usage import track_usage
 from compound.evaluate.compare import score
 from compound.evaluate.report import mark_dominated
 from compound.optimize.bootstrap import BootstrapFewShot
@@ -111,6 +120,8 @@ class Task:
     target: float
     delta: float
     job_rows: int
+    #: up to 128 rows neither learned from nor evaluated on, where the forecast measures (may be empty)
+    spare: Any = None
 
     @classmethod
     def split(
@@ -152,6 +163,7 @@ class Task:
             target,
             delta,
             job_rows if job_rows is not None else len(df),
+            df.iloc[order[evaluate + train : evaluate + train + 128]].reset_index(drop=True),
         )
 
     def examples(self) -> list[dict[str, Any]]:
@@ -197,58 +209,125 @@ async def _learn(config: Config, program: Module, task: Task) -> Module:
     return program
 
 
-def _scaled(per_call: dict[str, float], calls: float) -> dict[str, float]:
-    return {k: per_call[k] * calls for k in MEASURES}
+def _scaled(per_row: dict[str, float], rows: float) -> dict[str, float]:
+    return {k: per_row[k] * rows for k in MEASURES}
 
 
-def _per_call(u: Usage) -> dict[str, float]:
-    d = u.to_dict()
-    return {k: d[k] / max(u.calls, 1) for k in MEASURES}
+Shape = tuple[str, str, bool]
 
 
-async def forecast(task: Task, configs: list[Config], probe: int = 2) -> dict[str, Any]:
-    """Measure ``probe`` calls of each model (with demos too where an optimizer will add them), then
-    forecast the search and the job (module docstring)."""
+def _shape_name(shape: Shape) -> str:
+    model, strategy, demos = shape
+    return "+".join(p for p in (model, strategy, "demos" if demos else "") if p not in ("single", ""))
+
+
+def _shapes(c: Config) -> list[Shape]:
+    """What a configuration's cost is forecast from: its model and strategy without demos, and with demos
+    where an optimizer adds them; ``boot``'s teacher runs the same program on the large model."""
+    if c.optimizer == "none":
+        return [(c.model, c.strategy, False)]
+    if c.optimizer == "knn":
+        return [(c.model, c.strategy, True)]
+    return [(c.model, c.strategy, False), (c.model, c.strategy, True), ("large", c.strategy, False)]
+
+
+def _sharing(configs: list[Config]) -> dict[tuple[str, str], list[int]]:
+    """Configurations (by index) whose every row's first call is the same request: one model, no
+    optimizer or ``knn``'s demos, any strategy (a single call, a vote's greedy candidate and a repair's
+    first attempt are one request)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(configs):
+        if c.optimizer in ("none", "knn") and not c.model.startswith("student:"):
+            groups.setdefault((c.model, c.optimizer), []).append(i)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+def _first_call_shapes(configs: list[Config]) -> set[Shape]:
+    return {(model, "single", optimizer == "knn") for model, optimizer in _sharing(configs)}
+
+
+def _forecast_cache_hits(
+    configs: list[Config], rows_out: list[dict[str, Any]], measured: dict[str, dict[str, float]], rows: int
+) -> None:
+    """With the response cache on, only the first configuration of a ``_sharing`` group to run computes each
+    row's first call; the others read it from the cache: their forecast drops it, under ``cached``.
+
+    A vote's cached greedy candidate saves its calls, tokens and dollars, but of its CPU (and joules) only
+    what one more sample costs, ``(vote - single) / (N - 1)`` as measured: its other samples still read the
+    prompt, which the greedy call would have read for them."""
+    for (model, optimizer), members in _sharing(configs).items():
+        single = measured[_shape_name((model, "single", optimizer == "knn"))]
+        for i in sorted(members, key=lambda i: rows_out[i]["search"]["cpu_s"])[1:]:
+            c, out = configs[i], rows_out[i]
+            saved = dict(single)
+            if c.calls_per_row > 1:
+                vote = measured[_shape_name(_shapes(c)[0])]
+                for k in ("cpu_s", "energy_j"):
+                    saved[k] = min(max((vote[k] - single[k]) / (c.calls_per_row - 1), 0.0), single[k])
+            out["cached"] = _scaled(saved, rows)
+            out["search"] = {k: out["search"][k] - out["cached"][k] for k in MEASURES}
+
+
+async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[str, Any]:
+    """Measure ``probe`` rows of each model and strategy (with demos too where an optimizer adds them),
+    with the response cache off, then forecast the search and the job (module docstring)."""
     if any(c.optimizer == "boot" for c in configs) and len(task.train) < 2:
         raise ConfigurationError("the boot optimizer needs at least 2 training rows (--train)")
     if any(c.optimizer == "knn" for c in configs) and len(task.train) < 1:
         raise ConfigurationError("the knn optimizer needs training rows (--train); or search --optimizers none")
-    models = {c.model for c in configs} | ({"large"} if any(c.optimizer == "boot" for c in configs) else set())
-    with_demos = {c.model for c in configs if c.optimizer != "none"}
-    warm, rows = task.evaluate.iloc[:1], task.evaluate.iloc[1 : probe + 1]
+    # the rows it measures on: spare rows where there are enough, so that no row of the search was read before
+    pool = task.spare if task.spare is not None and len(task.spare) > probe else task.evaluate
+    if probe < 1 or probe + 1 > len(pool):
+        raise ConfigurationError(f"--probe must be between 1 and {len(pool) - 1} (the evaluation rows less one)")
+    cache = get_settings().cache
+    shapes = sorted({s for c in configs for s in _shapes(c)} | (_first_call_shapes(configs) if cache else set()))
+    n = len(pool)
     measured: dict[str, dict[str, float]] = {}
-    with track_usage("forecast") as spent:
-        for m, demos in sorted([(m, False) for m in models] + [(m, True) for m in with_demos]):
-            config = Config(m, optimizer="knn" if demos else "none")
-            program = await _learn(config, build(config, task), task)
-            if not demos:  # the model's first call loads it: a one-time cost, not a call's
-                await score(program, warm, task.input_col, task.label_col, task.labels)
-            with track_usage(m) as one:
+    with configured(cache=False), track_usage("forecast") as spent:
+        for k, shape in enumerate(shapes):
+            # each shape reads rows of its own (while there are enough): a model keeps the prompts it read,
+            # so a row another shape of it read would be cheaper now than in the search
+            start = (k * (probe + 1)) % (n - probe)
+            warm, rows = pool.iloc[start : start + 1], pool.iloc[start + 1 : start + probe + 1]
+            model, strategy, demos = shape
+            config = Config(model, strategy, "knn" if demos else "none")
+            program = await _learn(config, build(config, task), task)  # the knn index: built once, kept on disk
+            # the warm-up row pays what the search pays once per configuration: loading the model (its first
+            # shape) and reading the prompt's fixed part (instructions, schema), which later rows reuse
+            await score(program, warm, task.input_col, task.label_col, task.labels)
+            with track_usage(_shape_name(shape)) as one:
                 await score(program, rows, task.input_col, task.label_col, task.labels)
-            measured[f"{m}+demos" if demos else m] = _per_call(one.total)
+            measured[_shape_name(shape)] = _scaled(one.total.to_dict(), 1 / len(rows))
     rows_out = []
     for c in configs:
-        bare, demos = measured[c.model], measured.get(f"{c.model}+demos", {})
-        per_call = {"none": bare, "knn": demos, "boot": {k: (bare[k] + demos.get(k, 0)) / 2 for k in MEASURES}}
-        per_call = per_call[c.optimizer]
-        evaluation = _scaled(per_call, len(task.evaluate) * c.calls_per_row)
+        bare = measured.get(_shape_name((c.model, c.strategy, False)), {})
+        demos = measured.get(_shape_name((c.model, c.strategy, True)), {})
+        per_row = {
+            "none": bare,
+            "knn": demos,
+            "boot": {k: (bare.get(k, 0) + demos.get(k, 0)) / 2 for k in MEASURES},
+        }[c.optimizer]
+        evaluation = _scaled(per_row, len(task.evaluate))
         learning = dict.fromkeys(MEASURES, 0.0)
         if c.optimizer == "boot":  # the teacher's runs, then one demo set without demos and the rest with
             train, val = _boot_split(task.examples())
             f = _bootstrap().forecast(build(c, task), train, val)
             parts = [
-                _scaled(measured["large"], f["teacher_runs"]),
-                _scaled(bare, len(val) * c.calls_per_row),
-                _scaled(demos, (f["scoring_runs"] - len(val)) * c.calls_per_row),
+                _scaled(measured[_shape_name(("large", c.strategy, False))], f["teacher_runs"]),
+                _scaled(bare, len(val)),
+                _scaled(demos, f["scoring_runs"] - len(val)),
             ]
             learning = {k: sum(p[k] for p in parts) for k in MEASURES}
         search = {k: evaluation[k] + learning[k] for k in MEASURES}
-        job = _scaled(per_call, task.job_rows * c.calls_per_row)
+        job = _scaled(per_row, task.job_rows)
         rows_out.append({"config": c.name, "search": search, "job": job})
+    if cache:
+        _forecast_cache_hits(configs, rows_out, measured, len(task.evaluate))
     total = {k: sum(r["search"][k] for r in rows_out) for k in MEASURES}
     return {
-        "probe_rows": len(rows),
-        "per_call": measured,
+        "probe_rows": probe,
+        "cached": {k: sum(r.get("cached", {}).get(k, 0.0) for r in rows_out) for k in MEASURES},
+        "per_row": measured,
         "configs": rows_out,
         "search": total,
         "probe_spent": spent.total.to_dict(),
@@ -263,7 +342,10 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         raise ConfigurationError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
     key = COSTS[cost]
     measure = {"cpu_s": "cpu_s", "usd": "cost_usd", "joules": "energy_j"}[cost]
-    forecast_of = {r["config"]: r["search"][measure] for r in planned["configs"]}
+    # the forecast without cache hits: the configuration the forecast let compute a shared first call runs first
+    forecast_of = {
+        r["config"]: r["search"][measure] + r.get("cached", {}).get(measure, 0.0) for r in planned["configs"]
+    }
     order = sorted(configs, key=lambda c: forecast_of[c.name])
     n = len(task.evaluate)
     rows: list[dict[str, Any]] = []
@@ -306,10 +388,6 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         best = min(meeting, key=lambda r: (r[key], -r["accuracy_lower"]))
     else:
         best = max(rows, key=lambda r: (r["accuracy_lower"], -r[key]), default=None)
-    total = spent.total.to_dict()
-    for k, v in planned["probe_spent"].items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            total[k] = total.get(k, 0) + v
     return {
         "target": task.target,
         "delta": task.delta,
@@ -321,8 +399,10 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         "best": best,
         "met": bool(meeting),
         "stopped": stopped,
-        "spent": total,
+        "spent": spent.physical.to_dict(),
+        "cached": spent.cached.to_dict(),
         "forecast": planned["search"],
+        "probe_spent": planned["probe_spent"],
         "program": programs.get(best["config"]) if best else None,
     }
 

@@ -121,6 +121,7 @@ class LlamaCppBackend(Backend):
             lora=tuple((a.path, a.scale) for a in self.lora),
             logits_all=self.logits_all,
             flash_attn=self.flash_attn,
+            poll=settings.poll,
         )
         engine = open_engine(self.engine_name, config)
         # free the model while the interpreter is whole; native finalizers can fail noisily at teardown

@@ -8,6 +8,7 @@ small model is wrong on every fifth message, the medium on every tenth, the larg
 
 import json
 import re
+import time
 
 import compound
 
@@ -47,3 +48,53 @@ def register() -> None:
         large="opt-large",
         prices={name: {"input_per_mtok": p, "output_per_mtok": p} for name, p in PRICES.items()},
     )
+
+
+# ---- models that spend CPU as a local llama.cpp model does -------------------------------------------------
+
+#: CPU seconds per prompt token read, per token generated, and to load (on the first call)
+CPU_COST = {"opt-small": (0.0002, 0.001, 0.1), "opt-medium": (0.0004, 0.002, 0.2), "opt-large": (0.001, 0.004, 0.4)}
+
+
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+class LocalFake(compound.ScriptedBackend):
+    """A scripted classifier that spends CPU as llama.cpp does: on one thread, one call at a time, loading
+    on its first call, reading each prompt token it has not read before (a prompt it read once is kept, as
+    llama.cpp's prompt cache keeps it) and generating each reply token."""
+
+    blocking = True
+    serialize = True
+
+    KEPT = 16  # the prompts kept (llama.cpp keeps the slot's last prompt and a few more in host memory)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(answer(name), model=name)
+        self.per_prompt_token, self.per_token, self.load_s = CPU_COST[name]
+        self.read: list[str] = []
+        self.loaded = False
+
+    def _generate(self, request):
+        completion = self._reply(request)
+        prompt = json.dumps([m.content for m in request.messages])
+        cpu = 0.0 if prompt in self.read else completion.prompt_tokens * self.per_prompt_token
+        if not self.loaded:
+            cpu += self.load_s
+            self.loaded = True
+        self.read = [p for p in self.read if p != prompt][-self.KEPT + 1 :] + [prompt]
+        burn(cpu + completion.completion_tokens * self.per_token)
+        return completion
+
+
+def register_local() -> dict:
+    """Register the CPU-spending ``LocalFake`` models in place of the scripted ones; return them by name."""
+    models = {name: LocalFake(name) for name in PRICES}
+    for name, backend in models.items():
+        compound.register_model(name, backend)
+    compound.configure(small="opt-small", medium="opt-medium", large="opt-large", prices={})
+    return models

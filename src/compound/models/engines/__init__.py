@@ -54,6 +54,8 @@ class EngineConfig:
     logits_all: bool = False
     #: llama.cpp's flash attention: True or False, or None for the engine's own default
     flash_attn: bool | None = None
+    #: llama.cpp's polling level for its threads (0 to 100), or None for the engine's default
+    poll: int | None = None
 
 
 def sampling(request: dict[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,8 @@ class XLlamaCppEngine(Engine):
         params.cpuparams.n_threads = config.n_threads
         params.cpuparams_batch.n_threads = config.n_threads
         params.warmup = False
+        if config.poll is not None:
+            params.cpuparams.poll = params.cpuparams_batch.poll = config.poll
         if config.flash_attn is not None:
             params.flash_attn_type = 1 if config.flash_attn else 0  # -1, llama.cpp's "auto", turns it on for CPUs
         params.verbosity = 3 if engine_log_enabled() else -1
