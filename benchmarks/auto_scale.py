@@ -186,7 +186,12 @@ def main() -> None:
     )
     p.add_argument("--teacher-cpu", type=float, default=0.02, help="--smoke: CPU s per scripted call")
     p.add_argument("--plot", type=Path, help="write the plot of CPU ratio by job length here")
+    p.add_argument("--poll", type=int, help="llama.cpp's polling level (0: no spinning; default llama.cpp's 50)")
     args = p.parse_args()
+    if args.poll is not None:  # spinning threads count CPU seconds on a loaded machine
+        import compound
+
+        compound.configure(poll=args.poll)
     sets: list[tuple[str, Any, Any]] = []
     if args.smoke:
         import compound.optimize.staged as staged
@@ -195,6 +200,7 @@ def main() -> None:
         staged.embed_texts = hashed_embeddings  # type: ignore[attr-defined]  # the smoke's stated stand-in
         staged.PRIORS = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.3)  # what the stand-in costs
         import sklearn.cluster  # noqa: F401  # imported before any job: a real job pays this once too
+        import sklearn.feature_extraction.text  # noqa: F401
         import sklearn.linear_model  # noqa: F401
 
         sizes = [min(s, 400) for s in args.sizes[:2]] if args.sizes != [200, 2000, 10000] else [100, 400]
@@ -229,6 +235,7 @@ def main() -> None:
         "large_sample": args.large_sample,
         "seed": args.seed,
         "plans": args.plans,
+        "poll": args.poll,
     }
     if args.plans > 1:
         summary["spread"] = spread(rows)

@@ -121,6 +121,7 @@ def test_compare_auto_reports_the_stages_the_planner_trained_and_their_share(fak
     import time
 
     import sklearn.cluster  # noqa: F401  # imported once, before the measured job (as in test_staged)
+    import sklearn.feature_extraction.text  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
     def burning(request):

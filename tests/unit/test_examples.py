@@ -32,6 +32,7 @@ CHEAP = Costs(**fakes.CHEAP_PRIORS)
 def hashed_embeddings(monkeypatch):
     monkeypatch.setattr("compound.optimize.staged.embed_texts", fakes.hashed_embed)
     import sklearn.cluster  # noqa: F401  # imported once, before any measured job
+    import sklearn.feature_extraction.text  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
 

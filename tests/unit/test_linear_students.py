@@ -150,3 +150,24 @@ def test_a_saved_cascade_with_a_malformed_student_is_refused_and_nothing_is_load
     head["coef"] = [[float("nan")] * 7, [0.0] * 7]  # json.loads reads NaN
     with pytest.raises(ConfigurationError, match="finite number"):
         untouched.load_state(json.loads(json.dumps(state)), "auto.json")
+
+
+def test_a_sparse_head_fits_only_the_columns_rows_use_and_answers_as_a_full_fit():
+    """Sparse features (character n-grams: 32,768 hashed columns, a few hundred used by a round's rows) are
+    fitted on the used columns only, which an L2 penalty leaves at the very optimum of the full fit."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    dense, y = noisy_task(1, 300, dim=8)
+    grams = sparse.random(300, 5000, density=0.002, random_state=1, format="csr")
+    x = sparse.hstack([sparse.csr_matrix(dense), grams], format="csr")
+    student = Points(x)
+    train = [str(i) for i in rng.choice(300, 120, replace=False)]
+    student.fit(train, [y[int(i)] for i in train])
+    rows = [int(t) for t in train]
+    full = LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000).fit(x[rows], y[rows])
+    unused = np.flatnonzero(x[rows].getnnz(axis=0) == 0)
+    assert len(unused) > 3500 and not np.asarray(student.heads[0]["coef"])[:, unused].any()
+    ours = student._probabilities(x)
+    assert np.allclose(ours, full.predict_proba(x), atol=1e-6)

@@ -38,7 +38,13 @@ CHEAP = Costs(teacher=0.0, embed=1e-4, embed_load=0.01, fit_load=0.2)
 def hashed_embeddings(monkeypatch):
     monkeypatch.setattr("compound.optimize.staged.embed_texts", fakes.hashed_embed)
     import sklearn.cluster  # noqa: F401  # imported once, before any measured job
+    import sklearn.feature_extraction.text  # noqa: F401
     import sklearn.linear_model  # noqa: F401
+
+    # the first stage reads the hashed words alone in these miniature jobs, which are built on what a bag of
+    # words can and cannot learn (character n-grams learn "code N"'s parity from its last digit); the tests
+    # of the n-grams turn them on
+    monkeypatch.setattr("compound.optimize.staged.CHAR_NGRAMS", False)
 
 
 def burn(cpu_s):
@@ -287,3 +293,38 @@ def test_classify_auto_seed_fixes_the_rows_labelled_and_another_seed_draws_other
     assert len(first) >= 32
     assert labelled(0) == first
     assert labelled(1) != first
+
+
+def stem_rows(n, seed=0):
+    """Rows whose label is a word's stem inside a token of its own ("python417"): every token is new to a
+    bag of words, while the stem's character n-grams repeat."""
+    rng = random.Random(seed)
+    return [f"asked {i}: {rng.choice(['python', 'ruby'])}{rng.randrange(10**6)} {i}" for i in range(n)]
+
+
+def stem_teacher(cpu_s):
+    return ScriptedBackend(
+        lambda r: (burn(cpu_s), json.dumps({"label": "py" if "python" in r.messages[-1].content else "rb"}))[1],
+        model=f"stem-teacher-{cpu_s}",
+    )
+
+
+def test_the_first_stage_reads_character_ngrams_where_the_words_cannot_decide(monkeypatch):
+    texts = stem_rows(1000)
+    truth = ["py" if "python" in t else "rb" for t in texts]
+
+    def taught(ngrams):
+        monkeypatch.setattr("compound.optimize.staged.CHAR_NGRAMS", ngrams)
+        step = labelled_step(label_step(["py", "rb"], stem_teacher(0.03), "label"), "label")
+        with compound.context(cache=False), track_usage() as used:
+            program, report = run_sync(plan_and_answer(texts, step, encoder=False, costs=CHEAP, target=0.9))
+            answers = [program(row=t)["label"] for t in texts]
+        assert used.total.cpu_s <= 1.05 * len(texts) * report["teacher_cpu_per_row"] + 0.05
+        return report, answers
+
+    report, answers = taught(False)  # the hashed words alone: nothing to learn
+    assert report["rows_by_stage"].get("embedding student", 0) == 0
+    report, answers = taught(True)
+    assert report["rows_by_stage"]["embedding student"] > 0.5 * len(texts)
+    assert sum(a == b for a, b in zip(answers, truth, strict=True)) / len(texts) >= 0.97
+

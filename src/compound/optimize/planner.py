@@ -40,6 +40,7 @@ class Costs:
     teacher: float  # one teacher call (a labelled or escalated row)
     embed: float = 0.01  # embedding one row (the first stage's features)
     embed_load: float = 4.0  # loading the embedder once (MiniLM on 2 cores: 2 to 4 CPU s)
+    ngrams: float = 0.0003  # one row's character n-grams (before measured on a first chunk: 0.0001 on titles)
     fit_load: float = 1.5  # importing scikit-learn and the first fit of the embedding student
     # the fine-tuned MiniLM on Rotten Tomatoes snippets (128 tokens, batch 16), measured on a loaded 2-core
     # machine: 0.30 CPU s per example and epoch, 0.032 CPU s per row answered. Priors only: ``staged``

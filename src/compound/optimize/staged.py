@@ -11,9 +11,9 @@ every row once, and never cost more than the large model alone (``optimize.plann
 3. **Embedding student, in rounds.** Each round the teacher labels more rows: half drawn at random into
    the *hold-out* ``H``, half chosen by the active sampler (``students.active``: the least certain row of
    each k-means cluster under the current student) into the *training set* ``T``. The student (a
-   logistic regression over the embeddings, ``students.embedding``) learns on ``T`` only and is certified on
-   ``H`` only, with the fixed-sequence Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random
-   draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
+   logistic regression over the embeddings and the rows' character n-grams, ``students.embedding`` and
+   ``students.ngrams``) learns on ``T`` only and is certified on ``H`` only, with the fixed-sequence
+   Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
    ``target`` or better) is exact, although ``T`` is biased towards hard rows. Rounds stop when the last
    one banked fewer rows than it labelled while its student is certified (labels no longer pay), at the
    label cap, or when the allowance would be passed. The student of the last round is the one deployed
@@ -54,6 +54,7 @@ from compound.core.usage import local_work, track_usage
 from compound.optimize.examples import GOLD_STAGE, MAX_TARGET, WEAK, Examples, repeats, standard_error
 from compound.optimize.planner import SLACK, Allowance, Costs, Forecast, StagePlan, pays
 from compound.optimize.students.embedding import PrecomputedEmbeddings, embed_texts
+from compound.optimize.students.ngrams import char_ngrams, ngram_counts, tf_idf
 from compound.program.module import Module
 from compound.program.predict import Predict
 from compound.routing.calibrate import Threshold, learn_threshold, min_points
@@ -69,6 +70,9 @@ TARGET = 0.9
 START = 0.25
 #: per-row priors for local work before it is measured on the job (the teacher's cost is always measured)
 PRIORS = Costs(teacher=0.0)
+#: whether the first stage reads each row's character n-grams beside its embedding (``students.ngrams``: on
+#: 2,000 Stack Overflow titles they doubled the rows it was certified for; on sentiment they changed little)
+CHAR_NGRAMS = True
 #: the share of rows a fine-tuned encoder is expected to answer of those the first stage leaves, before
 #: it is measured (used only to decide whether to train it)
 ENCODER_PRIOR = 0.5
@@ -306,10 +310,14 @@ async def _stages(
     )
     try:
         vectors, embed_cost = _embed(run, priors)
+        ngrams = None
+        if CHAR_NGRAMS:
+            ngrams, ngram_cost = _ngrams(run, priors)
+            embed_cost += ngram_cost
     except _Refused:
         report["plan"] = too_short
         return
-    student = PrecomputedEmbeddings(vectors)
+    student = PrecomputedEmbeddings(vectors, ngrams)
     cap = min(max_labels, max(first, int(label_cap * run.n)))
     step = max(16, min(200, run.n // 25))
     threshold, probs = await _rounds(run, student, cap, step, priors.fit_load)
@@ -348,25 +356,42 @@ async def _stages(
     report["plan"] = "taught: " + (", ".join(taught) if taught else "no stage could be certified")
 
 
-def _embed(run: _Run, priors: Costs, probe: int = 64) -> tuple[Any, float]:
-    """Every row's embedding: the embedder loaded (a one-time cost, measured apart), a first chunk at the
-    priors' forecast, the rest at the rate that chunk measured; ``_Refused`` where the allowance cannot pay.
+def _embed(run: _Run, priors: Costs) -> tuple[Any, float]:
+    """Every row's embedding: the embedder loaded (a one-time cost, measured apart), then ``_chunked``.
     (The loading once counted in the first chunk's rate, which made a 2,000-row job "too short to teach"
     whenever the embedder was not yet loaded in the process.)"""
     import numpy as np
 
-    rows = len(run.texts)  # the job's rows and the examples that are not among them
-    head = min(probe, rows)
     with run.local(priors.embed_load + priors.embed, "loading the embedder"):
         embed_texts(run.texts[:1])  # loads it once per process; this row is embedded again below
-    with run.local(head * priors.embed, "embedding a first chunk of rows") as spent:
-        first = embed_texts(run.texts[:head])
+    parts, rate = _chunked(run, embed_texts, priors.embed, "embedding")
+    return np.vstack(parts), rate
+
+
+def _ngrams(run: _Run, priors: Costs) -> tuple[Any, float]:
+    """Every row's character n-grams (``students.ngrams``), by ``_chunked``, then weighed by TF-IDF."""
+    from scipy import sparse
+
+    parts, rate = _chunked(run, ngram_counts, priors.ngrams, "character n-grams")
+    with run.local(0.0, "weighing the character n-grams") as spent:  # a pass over the counts: counted, not gated
+        weighed = tf_idf(sparse.vstack(parts, format="csr"))
+    return weighed, rate + spent[1] / len(run.texts)
+
+
+def _chunked(run: _Run, compute: Any, prior: float, what: str, probe: int = 64) -> tuple[list[Any], float]:
+    """``compute`` over every row (the job's rows and the examples that are not among them): a first chunk
+    at ``prior`` CPU s a row, the rest at the rate that chunk measured; the parts, and the CPU per row
+    of the last; ``_Refused`` where the allowance cannot pay."""
+    rows = len(run.texts)
+    head = min(probe, rows)
+    with run.local(head * prior, f"{what} of a first chunk of rows") as spent:
+        parts = [compute(run.texts[:head])]
     rate = spent[1] / head
-    if head == rows:
-        return first, rate
-    with run.local((rows - head) * rate, "embedding the other rows") as spent:
-        rest = embed_texts(run.texts[head:])
-    return np.vstack([first, rest]), spent[1] / (rows - head)
+    if head < rows:
+        with run.local((rows - head) * rate, f"{what} of the other rows") as spent:
+            parts.append(compute(run.texts[head:]))
+        rate = spent[1] / (rows - head)
+    return parts, rate
 
 
 async def _rounds(
@@ -652,6 +677,8 @@ async def forecast_before(
         head = min(64, run.n)
         with local_work() as spent:
             embed_texts(uniq[:head])
+            if CHAR_NGRAMS:
+                char_ngrams(uniq[:head])
     calls = max(1, len(run.labels))
     usd = used.total.cost_usd / calls if used.total.cost_usd else None
     embed = spent[1] / head

@@ -79,6 +79,7 @@ def hashed_embed(texts, model_path=None):
 
 def register() -> None:
     import sklearn.cluster  # noqa: F401  # imported before any measured work, as the cheap priors assume
+    import sklearn.feature_extraction.text  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
     import compound.optimize.staged as staged

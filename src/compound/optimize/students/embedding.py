@@ -65,14 +65,22 @@ class EmbeddingClassifier(LinearClassifier):
 
 class PrecomputedEmbeddings(EmbeddingClassifier):
     """The embedding student over embeddings computed once; rows are given by their index in ``vectors``
-    (``auto``'s label rounds refit it many times on one embedding pass)."""
+    (``auto``'s label rounds refit it many times on one embedding pass). ``extra``: more features per row
+    (a sparse matrix, ``students.ngrams.char_ngrams``), appended to the embedding; ``vectors`` alone stay
+    what rows are clustered by (``students.active``)."""
 
-    def __init__(self, vectors: Any) -> None:
+    def __init__(self, vectors: Any, extra: Any = None) -> None:
         super().__init__()
         self.vectors = vectors
+        self.extra = extra
 
     def features(self, texts: Any) -> Any:
-        return self.vectors[list(texts)]
+        rows = list(texts)
+        if self.extra is None:
+            return self.vectors[rows]
+        from scipy import sparse
+
+        return sparse.hstack([sparse.csr_matrix(self.vectors[rows]), self.extra[rows]], format="csr")
 
     def probabilities(self, rows: Sequence[int]) -> Any:
         """Rows x labels probabilities of the deployed heads (averaged), counted as local work."""

@@ -17,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -101,15 +102,26 @@ class LinearClassifier:
     def _head(self, x: Any, labels: Sequence[str]) -> dict[str, list[Any]]:
         """A logistic regression on (x, labels), one coefficient row per label of ``self.labels``."""
         import numpy as np
+        from scipy import sparse
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=self.C, max_iter=5000, class_weight=self.class_weight).fit(x, list(labels))
+        width, used = x.shape[1], None
+        if sparse.issparse(x):  # fit on the columns some row uses: the L2 penalty keeps the others at 0 exactly
+            used = np.flatnonzero(x.getnnz(axis=0))
+            x = x[:, used]
+        with warnings.catch_warnings():  # a first round has few rows per label; sklearn warns it may be regression
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
+            clf = LogisticRegression(C=self.C, max_iter=5000, class_weight=self.class_weight).fit(x, list(labels))
         classes = [str(c) for c in clf.classes_]
         coef, intercept = np.asarray(clf.coef_), np.asarray(clf.intercept_)
+        if used is not None:
+            full = np.zeros((coef.shape[0], width))
+            full[:, used] = coef
+            coef = full
         if len(classes) == 2:  # sklearn keeps one row for two classes: one per label
             coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
         rows = {c: (coef[i].tolist(), float(intercept[i])) for i, c in enumerate(classes)}
-        zero = [0.0] * x.shape[1]
+        zero = [0.0] * width
         return {
             "coef": [rows[c][0] if c in rows else zero for c in self.labels],
             "intercept": [rows[c][1] if c in rows else ABSENT for c in self.labels],
