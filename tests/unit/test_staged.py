@@ -21,7 +21,7 @@ from compound.optimize.auto import summary_line
 from compound.optimize.auto_lora import LoraStudent
 from compound.optimize.labels import label_step
 from compound.optimize.planner import Allowance, Costs, Forecast, StagePlan, pays
-from compound.optimize.staged import labelled_step, plan_and_answer
+from compound.optimize.staged import _stop, labelled_step, plan_and_answer
 from compound.optimize.students.active import choose, margins
 from compound.tables.jobs import process_table
 from compound.tables.operators import classify
@@ -328,3 +328,18 @@ def test_the_first_stage_reads_character_ngrams_where_the_words_cannot_decide(mo
     assert report["rows_by_stage"]["embedding student"] > 0.5 * len(texts)
     assert sum(a == b for a, b in zip(answers, truth, strict=True)) / len(texts) >= 0.97
 
+
+def test_label_rounds_stop_on_a_plateau_and_go_on_through_a_dip_of_the_certificate():
+    def rounds(*banked, hold_out=200):
+        return [{"banked": b, "hold_out": hold_out, "threshold": {"value": 0.3 if b else None}} for b in banked]
+
+    # (the gain is measured from the best round before the last)
+    assert "labels no longer pay" in _stop(rounds(0, 900, 950), 50, 80, 44, 600, room=True)
+    assert _stop(rounds(0, 900, 1000), 100, 80, 44, 600, room=True) is None  # it paid: one more
+    # banked fewer than the best round: the certificate's noise, not the labels; the lesser student would be
+    # the one deployed, so labelling goes on while the cap leaves room
+    assert _stop(rounds(0, 1100, 540), -560, 80, 44, 600, room=True) is None
+    assert _stop(rounds(0, 1100, 540), -560, 80, 44, 600, room=False) == "label cap 600 reached"
+    assert _stop(rounds(0, 900, 0), -900, 80, 44, 600, room=True) is None  # certified for nothing: go on
+    assert _stop(rounds(0, 900, 950, hold_out=40), 50, 80, 44, 600, room=True) is None  # too few to judge
+    assert _stop(rounds(900, 950), 50, 80, 44, 600, room=True) is None  # the first rounds always go on

@@ -15,8 +15,9 @@ every row once, and never cost more than the large model alone (``optimize.plann
    ``students.ngrams``) learns on ``T`` only and is certified on ``H`` only, with the fixed-sequence
    Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
    ``target`` or better) is exact, although ``T`` is biased towards hard rows. Rounds stop when the last
-   one banked fewer rows than it labelled while its student is certified (labels no longer pay), at the
-   label cap, or when the allowance would be passed. The student of the last round is the one deployed
+   one banked more rows than the best round before it, but fewer more than it labelled, while its student
+   is certified (labels no longer pay; a round below the best is the certificate's noise, and labelling
+   goes on), at the label cap, or when the allowance would be passed. The student of the last round is the one deployed
    and certified (no choice among rounds, which would weaken the guarantee).
 4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
    leaves is ``payback`` times its cost and the cost fits the allowance (its cost per training example
@@ -403,7 +404,7 @@ async def _rounds(
 
     rounds = run.report["rounds"]
     need = min_points(run.target, run.delta)  # hold-out rows below which nothing can be certified
-    banked_before, forecast = 0, fit_load
+    best_share, forecast = 0.0, fit_load
     threshold, probs = Threshold(math.inf, run.target, run.delta, 0, 0.0, 0.0), None
     while True:
         try:
@@ -423,20 +424,17 @@ async def _rounds(
         threshold, probs, forecast = new_threshold, new_probs, 1.5 * spent[1]
         rounds.append({"labelled": len(run.labels), "hold_out": len(run.cert), "banked": banked,
                        "threshold": threshold.to_dict()})  # fmt: skip
-        gained = banked - banked_before
-        # a round pays when it banks more rows than it labels (labels of rows the student would have
-        # answered are the only labels that cost anything: the others would have gone to the teacher)
-        certified = math.isfinite(threshold.value)
         if not run.teacher_teaches:
             rounds[-1]["stop"] = "the teacher is weak: its labels do not train the students, more would not help"
             break
-        if certified and len(run.cert) >= 2 * need and len(rounds) > 2 and gained < step:
-            rounds[-1]["stop"] = f"the last round banked {gained} rows for {step} labels: labels no longer pay"
+        room = len(run.labels) + step <= cap and len(pool) > step
+        # the gain over the best round before: rows banked beyond what its share of the pool would bank
+        # (the pool shrinks by the labels of each round, so raw counts fall even where nothing changed)
+        stop = _stop(rounds, round(banked - best_share * len(pool)), step, 2 * need, cap, room)
+        if stop:
+            rounds[-1]["stop"] = stop
             break
-        if len(run.labels) + step > cap or len(pool) <= step:
-            rounds[-1]["stop"] = f"label cap {cap} reached"
-            break
-        banked_before = banked
+        best_share = max(best_share, banked / max(1, len(pool)))
         try:
             with run.local(forecast, "choosing the next rows"):
                 hold = [] if run.against_gold else _draw(run, pool, step // 2)  # certified on the examples
@@ -448,6 +446,27 @@ async def _rounds(
             break
         await run.label(hold, train)
     return threshold, probs
+
+
+def _stop(
+    rounds: list[dict[str, Any]], gained: int, step: int, hold_out_needed: int, cap: int, room: bool
+) -> str | None:
+    """Why the label rounds stop after the last of ``rounds`` (None: they go on). ``gained``: the rows it
+    banked beyond what the best round before it would have banked of the same pool (its share of it). A round pays when it banks more rows than it labels (``step``;
+    labels of rows the student would have answered are the only labels that cost anything: the others
+    would have gone to the teacher), so the rounds stop once a certified round (the third or later, on a
+    hold-out of at least ``hold_out_needed`` rows) gains fewer. A round that banks fewer rows than the best
+    one is not that: a student learns no less from more labels, while the test on a few hundred hold-out
+    rows certifies a share that varies by half from one round to the next, so a dip is the certificate's
+    noise, and stopping there would deploy the lesser student (the last round's, as the guarantee requires);
+    labelling goes on. ``room``: whether another round fits under the label ``cap``."""
+    last = rounds[-1]
+    certified = last["threshold"]["value"] is not None
+    if certified and last["hold_out"] >= hold_out_needed and len(rounds) > 2 and 0 <= gained < step:
+        return f"the last round banked {gained} rows beyond the best before it, for {step} labels: labels no longer pay"
+    if not room:
+        return f"label cap {cap} reached"
+    return None
 
 
 def _bank(
