@@ -98,7 +98,7 @@ def main() -> None:
         compound.configure(poll=args.poll)
     # the cache is on, as in `compound optimize`: run with a fresh COMPOUND_HOME, or earlier runs' replies
     # are answered from the cache (the forecast does not count them; it counts the search's hits on its own calls)
-    planned = run_sync(s.forecast(task, configs, args.probe))
+    planned = run_sync(s.forecast(task, configs, args.probe, cost))
     found = run_sync(s.search(task, configs, planned, cost))
     probe = planned["probe_spent"]
     rows = []

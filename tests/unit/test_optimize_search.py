@@ -156,6 +156,106 @@ def test_the_callers_budget_stops_the_search_and_keeps_what_was_scored(fakes):
     assert found["spent"]["calls"] <= 100  # the budget caps the calls that reach a model
 
 
+# ---- proxy: the embedding student in front of the model ------------------------------------------------------
+
+
+@pytest.fixture
+def student(monkeypatch):
+    """The stand-in embedder (``optimize_fakes.embedder``), at ``cpu_s`` per text (default 4 ms)."""
+
+    def use(cpu_s=0.004):
+        monkeypatch.setattr("compound.optimize.students.embedding.embed_texts", _fakes().embedder(cpu_s))
+
+    use()
+    return use
+
+
+def easy_task(fakes, target, easy=0.4, **kw):
+    """200 rows, on 40% of which the words give the label away; 60 to learn from, 60 to evaluate."""
+    df = pd.DataFrame(fakes.rows(200, easy=easy))
+    return s.Task.split(df, "text", "label", target=target, delta=0.05, **{"evaluate": 60, "train": 60, **kw})
+
+
+def test_a_certified_student_in_front_of_the_large_model_is_chosen_when_cheaper_and_within_the_target(
+    fakes, student, tmp_path
+):
+    t = easy_task(fakes, target=0.8)
+    configs = s.configurations(["small", "large"], ["single"], ["none", "proxy"])
+    planned = run_sync(s.forecast(t, configs, cost="usd"))
+    proxy = planned["proxy"]
+    # learned on the 60 training rows only, out of fold: the kept answers are right at 0.8 with confidence 0.95
+    assert proxy["train_rows"] == 60 and proxy["threshold"]["bound"] >= 0.8
+    assert 0.4 <= proxy["escalated"] <= 0.8 and proxy["threshold"]["accepted"] == round(60 * (1 - proxy["escalated"]))
+    assert proxy["fit"]["cpu_s"] >= 60 * 0.004 and planned["per_row"]["student"]["cpu_s"] >= 0.004
+    found = run_sync(s.search(t, configs, planned, cost="usd"))
+    rows = {r["config"]: r for r in found["rows"]}
+    front, large = rows["large+proxy"], rows["large"]
+    assert found["met"] and found["chosen"] == "large+proxy"
+    assert front["accuracy_lower"] == pytest.approx(lower_bound(round(front["accuracy"] * 60), 60, 0.05))
+    assert front["accuracy_lower"] >= 0.8
+    # the model is paid only for the rows the student escalates: the share the cross-fit forecast
+    assert front["calls_per_row"] == front["escalated"] == pytest.approx(proxy["escalated"], abs=0.15)
+    assert front["usd_per_row"] < 0.8 * large["usd_per_row"] and front["one_time_cpu_s"] > 0
+    # in front of the small model (wrong on every 4th row) the student is just as sure, but the rows it
+    # escalates keep the cascade's accuracy bound under the target: not chosen
+    assert rows["small+proxy"]["escalated"] == front["escalated"] and not rows["small+proxy"]["meets_target"]
+    # the forecast: each configuration's calls (computed or from the cache) and the whole search's dollars
+    forecast = {r["config"]: r["search"]["calls"] + r.get("cached", {}).get("calls", 0) for r in planned["configs"]}
+    for name, row in rows.items():
+        assert forecast[name] == pytest.approx(row["calls_per_row"] * 60, rel=0.25), name
+    assert found["spent"]["calls"] == planned["search"]["calls"] == 120  # the cache: each row once per model
+    assert found["spent"]["cost_usd"] == pytest.approx(planned["search"]["cost_usd"], rel=0.25)
+
+    # the saved program is versioned JSON; it loads into the configuration's program and answers as it did
+    path = found["program"].save(tmp_path / "chosen.json")
+    state = json.loads(path.read_text())
+    assert state["class"] == "compound.routing.cascade:Cascade" and state["parameters"]["proxies"]["proxy"]["heads"]
+    loaded = s.build(s.Config("large", "single", "proxy"), t).load_state(state, str(path))
+    texts = [f"text: {x}" for x in t.evaluate["text"][:12]]
+    assert [loaded(row=x)["label"] for x in texts] == [found["program"](row=x)["label"] for x in texts]
+    assert loaded.answered_by["proxy"] > 0  # the student answered some rows without the model
+
+
+def test_a_student_that_costs_more_than_the_calls_it_saves_is_not_chosen(local, student):
+    # 15 ms of CPU per row for the student: more than the small model's call, less than the large model's
+    student(0.015)
+    t = easy_task(_fakes(), target=0.6)
+    configs = s.configurations(["small", "large"], ["single"], ["none", "proxy"])
+    with configured(cache=False):
+        planned = run_sync(s.forecast(t, configs))
+        found = run_sync(s.search(t, configs, planned))
+    rows = {r["config"]: r for r in found["rows"]}
+    assert rows["small"]["meets_target"] and rows["small+proxy"]["meets_target"]
+    assert rows["small+proxy"]["cpu_s_per_row"] > rows["small"]["cpu_s_per_row"]
+    assert found["chosen"] == "small"
+    assert rows["large+proxy"]["cpu_s_per_row"] < rows["large"]["cpu_s_per_row"]
+    # the forecast said so too, from the measured student and models, and covered the search's CPU
+    per_row = {r["config"]: r["job"]["cpu_s"] / t.job_rows for r in planned["configs"]}
+    assert per_row["small+proxy"] > per_row["small"] and per_row["large+proxy"] < per_row["large"]
+    assert found["spent"]["cpu_s"] == pytest.approx(planned["search"]["cpu_s"], rel=0.25)
+    assert found["spent"]["calls"] == pytest.approx(planned["search"]["calls"], rel=0.25)
+
+
+def test_a_student_certified_for_no_row_is_never_asked_and_the_model_alone_is_chosen(fakes, student):
+    t = easy_task(fakes, target=0.8, easy=0.0)  # the words say nothing: no confidence the test can certify
+    configs = s.configurations(["large"], ["single"], ["none", "proxy"])
+    planned = run_sync(s.forecast(t, configs, cost="usd"))
+    assert planned["proxy"]["escalated"] == 1.0 and planned["proxy"]["threshold"]["value"] is None
+    assert planned["per_row"]["student"]["cpu_s"] == 0  # never asked, so nothing to measure per row
+    found = run_sync(s.search(t, configs, planned, cost="usd"))
+    rows = {r["config"]: r for r in found["rows"]}
+    assert rows["large+proxy"]["escalated"] == 1.0 and rows["large+proxy"]["calls_per_row"] == 1.0
+    assert rows["large+proxy"]["usd_per_row"] == rows["large"]["usd_per_row"]
+    assert found["chosen"] == "large"  # as cheap per row, as accurate, and nothing to learn
+
+
+def test_a_proxy_needs_training_rows_of_two_labels(fakes, student):
+    df = pd.DataFrame(fakes.rows(200, easy=0.4))
+    t = s.Task.split(df, "text", "label", target=0.8, evaluate=60, train=1)
+    with pytest.raises(ConfigurationError, match="at least two labels"):
+        run_sync(s.forecast(t, s.configurations(["large"], ["single"], ["proxy"])))
+
+
 # ---- the command, through the console script -------------------------------------------------------------
 
 

@@ -45,7 +45,9 @@ def optimize(
         "small,medium,large", help="comma-separated: small, medium, large, a model id, student:DIR"
     ),
     strategies: str = typer.Option("single,vote3,repair", help="comma-separated: single, voteN, repair"),
-    optimizers: str = typer.Option("none,knn,boot", help="comma-separated: none, knn, boot"),
+    optimizers: str = typer.Option(
+        "none,knn,boot", help="comma-separated: none, knn, boot, proxy (a local student in front of the model)"
+    ),
     evaluate: int = typer.Option(100, help="rows each configuration is scored on", callback=COUNT),
     train: int = typer.Option(40, help="other rows the optimizers learn from", callback=SIZE),
     job_rows: int | None = typer.Option(None, help="rows of the job to forecast (default: the file's)", callback=COUNT),
@@ -85,7 +87,7 @@ def optimize(
     configs = s.configurations(_names(models), _names(strategies), _names(optimizers))
     limits = {"calls": max_calls, "cost_usd": max_usd}
     with compound.budget(**limits):
-        planned = run_sync(s.forecast(task, configs, probe))
+        planned = run_sync(s.forecast(task, configs, probe, cost))
     table = [
         {"config": r["config"], **_fmt(r["search"]), **{f"job_{k}": v for k, v in _fmt(r["job"]).items()}}
         for r in planned["configs"]

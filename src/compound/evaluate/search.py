@@ -3,7 +3,7 @@
 A configuration is a model (a role of the settings, ``small``/``medium``/``large``, a model id, or a
 distilled ``student:DIR``), a strategy (``single``, ``voteN`` for self-consistency over N samples,
 ``repair``) and an optimizer (``none``, ``knn`` for ``KNNFewShot``, ``boot`` for ``BootstrapFewShot`` with
-the large model as teacher). ``search`` tries each on the same held-out rows and keeps the cheapest whose
+the large model as teacher, ``proxy`` for a local student in front of the model). ``search`` tries each on the same held-out rows and keeps the cheapest whose
 accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on its accuracy
 (``routing.calibrate.lower_bound``, failure probability ``delta``) must be at least ``target``.
 
@@ -24,24 +24,43 @@ Guarantees:
   forecast from ``BootstrapFewShot.forecast``'s runs (the teacher's on the large model with the same
   strategy, then its candidate demo sets); which demo set it keeps is known only after it compiled, so its
   evaluation and job are forecast halfway between the shape without demos and the one with them.
+- ``proxy`` is a ``routing.cascade.Cascade``: the embedding student (``optimize.students.stage.ProxyStage``,
+  the one ``auto`` uses) answers the rows it is sure of, the configuration's model and strategy the rest.
+  The student learns on the training rows only, cross-fitted (``ClassifierStage.cross_fit``: every
+  training row is answered by fold models that did not see it, and those fold models are what is
+  deployed). Its threshold is learned on those out-of-fold answers against the rows' labels with the
+  fixed-sequence Clopper-Pearson test (``routing.calibrate.learn_threshold``) at the search's ``target``
+  and ``delta``, the first threshold tested accepting a quarter of the rows (``optimize.auto.START``):
+  with probability at least ``1 - delta`` the answers it keeps are right at ``target`` or better, so the
+  cascade meets the target where its model does on the rows it escalates. Like every configuration it is
+  judged only by its own accuracy bound on the evaluation rows. A student certified for nothing is never
+  asked (the cascade's rule), and the configuration then costs what its model does. The forecast fits the
+  student once on the training rows (measured: embedding and fitting, local CPU), which gives the share
+  of rows it escalates (the training rows below its threshold, out of fold), and measures its per-row
+  answer (one embedding and the heads) on ``probe`` rows; the configuration's per-row cost is that answer
+  plus the escalated share times its model's measured shape, its search that times the evaluation rows
+  plus the fit, which the search does again for each ``proxy`` configuration.
 - The cache: the probe runs with the response cache off (it reads and writes nothing), so the search
   computes its rows again. With the cache on, the forecast counts the hits the search will make on its
   own calls (``_forecast_cache_hits``: a single call, a vote's greedy candidate and a repair's first
-  attempt on the same prompt are one request, computed by the first such configuration to run) and states
+  attempt on the same prompt are one request, computed by the first such configuration to run; a ``proxy`` configuration sends its model the same
+  request for the rows it escalates, which are the same rows for every ``proxy`` configuration, as each
+  fits the same student on the same rows) and states
   them under ``cached``; replies cached by an earlier run are not forecast. The search's ``spent`` is what
   it computed, ``cached`` what its cache hits stood for, ``probe_spent`` the forecast's own measuring.
 - The learned configurations learn on the training rows only; every configuration is scored on the
   evaluation rows, which nothing learns from.
 - The caller's ``compound.budget`` caps the search: when it runs out, the search stops, and the result
   says so and holds what was scored until then.
-- The result always names the best configuration found and its cost, and says whether it meets the
-  target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row, and
+- The result always names the best configuration found and its cost per row (a tie goes to the higher
+  bound, then to the smaller one-time cost), and says whether it meets the target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row, and
   ``dominated_by`` names, for every other one, the best configuration that does
   (``evaluate.report.mark_dominated``, the same test ``compound compare`` uses).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -52,23 +71,28 @@ from compound.core.settings import configured, get_settings
 from compound.core.usage import track_usage
 from compound.evaluate.compare import score
 from compound.evaluate.report import mark_dominated
+from compound.optimize.auto import START
 from compound.optimize.bootstrap import BootstrapFewShot
 from compound.optimize.knn import KNNFewShot
 from compound.optimize.labels import FIELD, classifier
+from compound.optimize.students.stage import ProxyStage
 from compound.program.module import Module
 from compound.program.rows import render_row
-from compound.routing.calibrate import lower_bound
+from compound.routing.calibrate import Threshold, lower_bound
+from compound.routing.cascade import Cascade, LLMStage
 from compound.strategies.repair import Repair
 from compound.strategies.sampling import SelfConsistency
 from compound.tables.jobs import JobStopped
 
 ROLES = ("small", "medium", "large")
 STRATEGIES = ("single", "repair", "voteN")
-OPTIMIZERS = ("none", "knn", "boot")
+OPTIMIZERS = ("none", "knn", "boot", "proxy")
 #: the usage fields a forecast states, as ``Usage.to_dict`` names them
 MEASURES = ("calls", "total_tokens", "cpu_s", "cost_usd", "energy_j")
 #: what "cheapest" can mean: a per-row column of the result
 COSTS = {"cpu_s": "cpu_s_per_row", "usd": "usd_per_row", "joules": "joules_per_row"}
+#: the usage field each cost sums
+MEASURE = {"cpu_s": "cpu_s", "usd": "cost_usd", "joules": "energy_j"}
 
 
 @dataclass(frozen=True)
@@ -177,7 +201,9 @@ def _model(name: str) -> str:
 
 
 def build(config: Config, task: Task) -> Module:
-    """The configuration's program before any optimizer runs (a student refuses the rows it was taught on)."""
+    """The configuration's program before any optimizer runs (a student refuses the rows it was taught on);
+    a ``proxy`` configuration's is its cascade with the student not yet fitted (so never asked). A saved
+    program loads into it: ``build(config, task).load_state(state)``."""
     labels = task.labels
     if config.model.startswith("student:"):
         from compound.optimize.distill.student import student_classifier
@@ -189,7 +215,10 @@ def build(config: Config, task: Task) -> Module:
         strategy = Repair(attempts=2)
     elif config.calls_per_row > 1:
         strategy = SelfConsistency(config.calls_per_row)
-    return classifier(labels, _model(config.model), strategy, name=config.name)
+    if config.optimizer != "proxy":
+        return classifier(labels, _model(config.model), strategy, name=config.name)
+    step = classifier(labels, _model(config.model), strategy, name=config.model)
+    return Cascade([ProxyStage("proxy"), LLMStage(step, FIELD, config.model)], FIELD, name=config.name)
 
 
 def _bootstrap() -> BootstrapFewShot:
@@ -202,6 +231,12 @@ def _boot_split(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
 
 
 async def _learn(config: Config, program: Module, task: Task) -> Module:
+    if isinstance(program, Cascade):  # proxy: the student's fold models and threshold (module docstring)
+        examples = task.examples()
+        texts, gold = [e["row"] for e in examples], [e[FIELD] for e in examples]
+        oof = {0: program.stages[0].cross_fit(texts, gold)}
+        await program.calibrate(texts, gold, target=task.target, delta=task.delta, answers=oof, start=START)
+        return program
     if config.optimizer == "knn":
         return await KNNFewShot(k=4).acompile(program, task.examples())
     if config.optimizer == "boot":
@@ -223,8 +258,9 @@ def _shape_name(shape: Shape) -> str:
 
 def _shapes(c: Config) -> list[Shape]:
     """What a configuration's cost is forecast from: its model and strategy without demos, and with demos
-    where an optimizer adds them; ``boot``'s teacher runs the same program on the large model."""
-    if c.optimizer == "none":
+    where an optimizer adds them; ``boot``'s teacher runs the same program on the large model; ``proxy``'s
+    model answers as without it (on the rows the student escalates)."""
+    if c.optimizer in ("none", "proxy"):
         return [(c.model, c.strategy, False)]
     if c.optimizer == "knn":
         return [(c.model, c.strategy, True)]
@@ -233,12 +269,12 @@ def _shapes(c: Config) -> list[Shape]:
 
 def _sharing(configs: list[Config]) -> dict[tuple[str, str], list[int]]:
     """Configurations (by index) whose every row's first call is the same request: one model, no
-    optimizer or ``knn``'s demos, any strategy (a single call, a vote's greedy candidate and a repair's
-    first attempt are one request)."""
+    optimizer (or ``proxy``, on the rows it escalates) or ``knn``'s demos, any strategy (a single call, a
+    vote's greedy candidate and a repair's first attempt are one request)."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i, c in enumerate(configs):
-        if c.optimizer in ("none", "knn") and not c.model.startswith("student:"):
-            groups.setdefault((c.model, c.optimizer), []).append(i)
+        if c.optimizer in ("none", "knn", "proxy") and not c.model.startswith("student:"):
+            groups.setdefault((c.model, "knn" if c.optimizer == "knn" else "none"), []).append(i)
     return {k: v for k, v in groups.items() if len(v) > 1}
 
 
@@ -247,34 +283,56 @@ def _first_call_shapes(configs: list[Config]) -> set[Shape]:
 
 
 def _forecast_cache_hits(
-    configs: list[Config], rows_out: list[dict[str, Any]], measured: dict[str, dict[str, float]], rows: int
+    configs: list[Config],
+    rows_out: list[dict[str, Any]],
+    measured: dict[str, dict[str, float]],
+    rows: int,
+    escalated: float,
+    measure: str,
 ) -> None:
     """With the response cache on, only the first configuration of a ``_sharing`` group to run computes each
-    row's first call; the others read it from the cache: their forecast drops it, under ``cached``.
+    row's first call; the others read it from the cache: their forecast drops it, under ``cached``. A
+    ``proxy`` configuration calls its model on the ``escalated`` share of the rows only, the same rows for
+    every ``proxy`` configuration: it finds in the cache the share an earlier member of its group computed,
+    and computes for a later one only the share it had not. The search runs them cheapest forecast first, by
+    its cost ``measure``.
 
     A vote's cached greedy candidate saves its calls, tokens and dollars, but of its CPU (and joules) only
     what one more sample costs, ``(vote - single) / (N - 1)`` as measured: its other samples still read the
     prompt, which the greedy call would have read for them."""
     for (model, optimizer), members in _sharing(configs).items():
         single = measured[_shape_name((model, "single", optimizer == "knn"))]
-        for i in sorted(members, key=lambda i: rows_out[i]["search"]["cpu_s"])[1:]:
+        computed = 0.0  # the share of rows whose first call an earlier member computed
+        for i in sorted(members, key=lambda i: rows_out[i]["search"][measure]):
             c, out = configs[i], rows_out[i]
-            saved = dict(single)
+            share = escalated if c.optimizer == "proxy" else 1.0
+            hit, computed = min(share, computed), max(share, computed)
+            if hit <= 0:
+                continue
+            saved = _scaled(single, hit)
             if c.calls_per_row > 1:
                 vote = measured[_shape_name(_shapes(c)[0])]
                 for k in ("cpu_s", "energy_j"):
-                    saved[k] = min(max((vote[k] - single[k]) / (c.calls_per_row - 1), 0.0), single[k])
+                    saved[k] = hit * min(max((vote[k] - single[k]) / (c.calls_per_row - 1), 0.0), single[k])
             out["cached"] = _scaled(saved, rows)
             out["search"] = {k: out["search"][k] - out["cached"][k] for k in MEASURES}
 
 
-async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[str, Any]:
+async def forecast(task: Task, configs: list[Config], probe: int = 3, cost: str = "cpu_s") -> dict[str, Any]:
     """Measure ``probe`` rows of each model and strategy (with demos too where an optimizer adds them),
-    with the response cache off, then forecast the search and the job (module docstring)."""
+    with the response cache off, then forecast the search and the job (module docstring); ``cost`` is the
+    search's (``COSTS``), which orders its configurations and so which of them computes a shared call."""
+    if cost not in COSTS:
+        raise ConfigurationError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
     if any(c.optimizer == "boot" for c in configs) and len(task.train) < 2:
         raise ConfigurationError("the boot optimizer needs at least 2 training rows (--train)")
     if any(c.optimizer == "knn" for c in configs) and len(task.train) < 1:
         raise ConfigurationError("the knn optimizer needs training rows (--train); or search --optimizers none")
+    if any(c.optimizer == "proxy" for c in configs) and task.train[task.label_col].astype(str).nunique() < 2:
+        raise ConfigurationError(
+            "the proxy optimizer's student learns from the training rows, which need at least two labels: "
+            "raise --train, or search without proxy"
+        )
     # the rows it measures on: spare rows where there are enough, so that no row of the search was read before
     pool = task.spare if task.spare is not None and len(task.spare) > probe else task.evaluate
     if probe < 1 or probe + 1 > len(pool):
@@ -298,17 +356,25 @@ async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[st
             with track_usage(_shape_name(shape)) as one:
                 await score(program, rows, task.input_col, task.label_col, task.labels)
             measured[_shape_name(shape)] = _scaled(one.total.to_dict(), 1 / len(rows))
+        proxy = next((c for c in configs if c.optimizer == "proxy"), None)
+        student = await _measure_student(proxy, task, pool, probe, measured) if proxy else None
+    escalated = student["escalated"] if student else 1.0
     rows_out = []
     for c in configs:
         bare = measured.get(_shape_name((c.model, c.strategy, False)), {})
         demos = measured.get(_shape_name((c.model, c.strategy, True)), {})
-        per_row = {
-            "none": bare,
-            "knn": demos,
-            "boot": {k: (bare.get(k, 0) + demos.get(k, 0)) / 2 for k in MEASURES},
-        }[c.optimizer]
+        if c.optimizer == "proxy":  # the student on every row, the model on the rows it escalates
+            per_row = {k: measured["student"][k] + escalated * bare.get(k, 0) for k in MEASURES}
+        else:
+            per_row = {
+                "none": bare,
+                "knn": demos,
+                "boot": {k: (bare.get(k, 0) + demos.get(k, 0)) / 2 for k in MEASURES},
+            }[c.optimizer]
         evaluation = _scaled(per_row, len(task.evaluate))
         learning = dict.fromkeys(MEASURES, 0.0)
+        if student and c.optimizer == "proxy":  # the search fits the student again for each configuration
+            learning = {k: student["fit"][k] for k in MEASURES}
         if c.optimizer == "boot":  # the teacher's runs, then one demo set without demos and the rest with
             train, val = _boot_split(task.examples())
             f = _bootstrap().forecast(build(c, task), train, val)
@@ -322,7 +388,7 @@ async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[st
         job = _scaled(per_row, task.job_rows)
         rows_out.append({"config": c.name, "search": search, "job": job})
     if cache:
-        _forecast_cache_hits(configs, rows_out, measured, len(task.evaluate))
+        _forecast_cache_hits(configs, rows_out, measured, len(task.evaluate), escalated, MEASURE[cost])
     total = {k: sum(r["search"][k] for r in rows_out) for k in MEASURES}
     return {
         "probe_rows": probe,
@@ -332,6 +398,39 @@ async def forecast(task: Task, configs: list[Config], probe: int = 3) -> dict[st
         "search": total,
         "probe_spent": spent.total.to_dict(),
         "job_rows": task.job_rows,
+        "proxy": student,
+    }
+
+
+async def _measure_student(
+    config: Config, task: Task, pool: Any, probe: int, measured: dict[str, Any]
+) -> dict[str, Any]:
+    """Fit ``proxy``'s student on the training rows as the search will, measuring the fit, and, where it is
+    certified for any rows, its answer to one row at a time (as the cascade asks it) on ``probe`` rows after
+    a warm-up row (``measured["student"]``); say the share of rows it escalates (module docstring). A
+    warm-up fit on one training row of each label first pays what the process pays once (loading the
+    embedder, importing scikit-learn), which the search's fits do not pay again."""
+    first = {e[FIELD]: e["row"] for e in reversed(task.examples())}
+    ProxyStage("warm-up").fit(list(first.values()), list(first))
+    with track_usage("proxy: fit") as fit:
+        cascade = await _learn(config, build(config, task), task)
+    assert isinstance(cascade, Cascade)
+    threshold: Threshold = cascade.thresholds[0]
+    certified = math.isfinite(threshold.value)
+    measured["student"] = dict.fromkeys(MEASURES, 0.0)  # a student certified for nothing is never asked
+    if certified:
+        stage = cascade.stages[0]
+        texts = [render_row(r, [task.input_col]) for _, r in pool.iloc[: probe + 1].iterrows()]
+        await stage.answer(texts[:1])
+        with track_usage("proxy: student") as one:
+            for text in texts[1:]:
+                await stage.answer([text])
+        measured["student"] = _scaled(one.total.to_dict(), 1 / probe)
+    return {
+        "threshold": threshold.to_dict(),
+        "escalated": 1 - threshold.accepted / len(task.train) if certified else 1.0,
+        "fit": fit.total.to_dict(),
+        "train_rows": len(task.train),
     }
 
 
@@ -341,7 +440,7 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
     if cost not in COSTS:
         raise ConfigurationError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
     key = COSTS[cost]
-    measure = {"cpu_s": "cpu_s", "usd": "cost_usd", "joules": "energy_j"}[cost]
+    measure = MEASURE[cost]
     # the forecast without cache hits: the configuration the forecast let compute a shared first call runs first
     forecast_of = {
         r["config"]: r["search"][measure] + r.get("cached", {}).get(measure, 0.0) for r in planned["configs"]
@@ -365,6 +464,9 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
                 break
             correct = round(accuracy * n)
             programs[c.name] = program
+            escalated = None  # proxy: the share of the rows it answered this run that its model answered
+            if isinstance(program, Cascade) and sum(program.answered_by.values()):
+                escalated = program.answered_by[program.stages[-1].name] / sum(program.answered_by.values())
             rows.append(
                 {
                     "config": c.name,
@@ -378,6 +480,7 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
                     "joules_per_row": used.energy_j / n,
                     "calls_per_row": used.calls / n,
                     "one_time_cpu_s": learning.total.cpu_s,
+                    "escalated": escalated,
                 }
             )
     mark_dominated(rows, "accuracy", key)
@@ -385,7 +488,8 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         row["meets_target"] = row["accuracy_lower"] >= task.target
     meeting = [r for r in rows if r["meets_target"]]
     if meeting:
-        best = min(meeting, key=lambda r: (r[key], -r["accuracy_lower"]))
+        # at equal cost per row and bound, the configuration with less to learn (a proxy certified for no row)
+        best = min(meeting, key=lambda r: (r[key], -r["accuracy_lower"], r["one_time_cpu_s"]))
     else:
         best = max(rows, key=lambda r: (r["accuracy_lower"], -r[key]), default=None)
     return {

@@ -171,10 +171,12 @@ class Cascade(Module):
         target: float = 0.95,
         delta: float = 0.05,
         answers: dict[int, list[tuple[str, float]]] | None = None,
+        start: float = 0.0,
     ) -> list[Threshold]:
         """Learn every stage's threshold on ``texts``. ``reference`` holds gold labels; without it the last
         stage labels the sample (no gold needed). ``answers`` may give a stage's answers already computed
-        (out-of-fold answers of a cross-fitted proxy)."""
+        (out-of-fold answers of a cross-fitted proxy). ``start``: the share of the sample the first
+        threshold tested accepts (``routing.calibrate.learn_threshold``)."""
         if reference is None:
             reference = [label for label, _ in await self.stages[-1].answer(texts)]
         self.thresholds = []
@@ -183,7 +185,11 @@ class Cascade(Module):
             got = given if given is not None else await stage.answer(texts)
             self.thresholds.append(
                 learn_threshold(
-                    [c for _, c in got], [a == r for (a, _), r in zip(got, reference, strict=False)], target, delta
+                    [c for _, c in got],
+                    [a == r for (a, _), r in zip(got, reference, strict=False)],
+                    target,
+                    delta,
+                    start=start,
                 )
             )
         return self.thresholds

@@ -2,8 +2,10 @@
 ``opt-small``, ``opt-medium`` and ``opt-large`` and set as the settings' small, medium and large models.
 
 The rows are ``msg <i> ...``; the right label is ``spam`` when ``i`` is a multiple of 3, else ``ham``. The
-small model is wrong on every fifth message, the medium on every tenth, the large never; each is priced
+small model is wrong on every fourth message, the medium on every tenth, the large never; each is priced
 (dollars per million tokens) and answers after a realistic latency, so a cheaper model is really cheaper.
+On an ``easy`` share of the rows the words give the label away, to the embedding student too
+(``embedder``: a bag of the rows' words, without the numbers, that spends CPU as an embedder does).
 """
 
 import json
@@ -21,8 +23,40 @@ def gold(i: int) -> str:
     return "spam" if i % 3 == 0 else "ham"
 
 
-def rows(n: int) -> list[dict]:
-    return [{"text": f"msg {i} about things", "label": gold(i)} for i in range(n)]
+def _words(i: int, easy: float) -> str:
+    if (i * 7919) % 100 >= easy * 100:  # a fixed pseudo-random share of the rows
+        return "about things"
+    return "win cash prize now" if gold(i) == "spam" else "see you at lunch"
+
+
+def rows(n: int, easy: float = 0.0) -> list[dict]:
+    return [{"text": f"msg {i} {_words(i, easy)}", "label": gold(i)} for i in range(n)]
+
+
+def embedder(cpu_s: float = 0.004):
+    """A stand-in for the sentence embedder (no torch): unit-length hashed bags of a text's words, numbers
+    left out (so the student learns from the words only), spending ``cpu_s`` of CPU per text, counted as
+    local work as the embedder's is."""
+    import numpy as np
+
+    from compound.core.usage import local_work
+
+    def embed(texts, model_path=None):
+        out = np.zeros((len(texts), 64), dtype="float32")
+        with local_work():
+            for i, t in enumerate(texts):
+                burn(cpu_s)
+                for w in (w for w in t.split() if w.isalpha()):
+                    out[i, sum(map(ord, w)) % 64] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    return embed
+
+
+def patch_embeddings() -> None:
+    from compound.optimize.students import embedding
+
+    embedding.embed_texts = embedder()
 
 
 def answer(name: str):
@@ -70,6 +104,7 @@ class LocalFake(compound.ScriptedBackend):
 
     blocking = True
     serialize = True
+    process_clock = True  # measured with the process clock, as llama.cpp is (so a student's is not mixed in)
 
     KEPT = 16  # the prompts kept (llama.cpp keeps the slot's last prompt and a few more in host memory)
 

@@ -1,4 +1,5 @@
-"""On the PYTHONPATH of ``compound optimize``'s CLI test subprocess: registers the scripted models."""
+"""On the PYTHONPATH of ``compound optimize``'s CLI test subprocess: registers the scripted models and the
+stand-in embedder."""
 
 import os
 
@@ -6,3 +7,4 @@ if os.environ.get("OPTIMIZE_FAKES") == "1":
     import optimize_fakes
 
     optimize_fakes.register()
+    optimize_fakes.patch_embeddings()
