@@ -11,7 +11,8 @@ table sets, per measure (calls, tokens, CPU seconds, dollars, joules), the forec
 what the search spent, the probe apart (a one-time cost of the forecast itself), and their ratio. The
 summary names the chosen configuration and its per-row cost beside the large model's. ``--smoke`` runs
 priced scripted small, medium and large models with latency (wrong on every 4th, 10th and no row) on
-synthetic rows: it checks the machinery, not a model.
+synthetic rows: it checks the machinery, not a model. ``--optimizers`` may name ``proxy`` (the embedding
+student in front of each model); the smoke run adds it, with a hashed bag of words for the embedding.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def main() -> None:
     p.add_argument("--delta", type=float, default=0.05)
     p.add_argument("--models", default="small,medium,large")
     p.add_argument("--strategies", default="single,vote3")
-    p.add_argument("--optimizers", default="none,knn")
+    p.add_argument("--optimizers", default="none,knn", help="comma-separated: none, knn, boot, proxy")
     p.add_argument("--evaluate", type=int, default=60)
     p.add_argument("--train", type=int, default=20)
     p.add_argument("--probe", type=int, default=3)
@@ -83,6 +84,7 @@ def main() -> None:
         from compound.optimize.students import embedding
 
         embedding.embed_texts = _hashed_embeddings  # no torch in the smoke run
+        args.optimizers = ",".join(dict.fromkeys([*args.optimizers.split(","), "proxy"]))
     elif args.data is None:
         raise SystemExit("give --data (labelled rows) or --smoke")
     else:
@@ -130,6 +132,8 @@ def main() -> None:
         "chosen accuracy bound": best.get("accuracy_lower", float("nan")),
         "large accuracy": large["accuracy"] if large else float("nan"),
         "chosen / large cost": best.get(per_row, float("nan")) / large[per_row] if large else float("nan"),
+        "chosen one-time cpu_s": best.get("one_time_cpu_s", float("nan")),
+        "proxy escalated (forecast)": planned["proxy"]["escalated"] if planned["proxy"] else float("nan"),
         "data": str(args.data) if args.data else "scripted",
         "poll": args.poll,
         "calls within 25%": abs(rows[0]["spent / forecast"] - 1) <= 0.25,
@@ -142,7 +146,7 @@ def main() -> None:
 
     from compound.evaluate.report import text_table
 
-    keep = ("config", "accuracy", "accuracy_lower", per_row, "calls_per_row", "meets_target", "pareto")
+    keep = ("config", "accuracy", "accuracy_lower", per_row, "calls_per_row", "escalated", "meets_target", "pareto")
     Console().print(
         text_table([{k: r[k] for k in keep} for r in found["rows"]], "configurations, cheapest forecast first")
     )
@@ -150,6 +154,7 @@ def main() -> None:
     if args.json:
         saved = {**json.loads(args.json.read_text()), "configs": found["rows"]}
         saved.update(forecast_configs=planned["configs"], per_row=planned["per_row"], probe_rows=planned["probe_rows"])
+        saved.update(proxy=planned["proxy"], argv=sys.argv[1:])
         args.json.write_text(json.dumps(saved, indent=2))
 
 

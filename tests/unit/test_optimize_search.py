@@ -3,6 +3,7 @@ models (tests/unit/optimize_site/optimize_fakes.py: wrong on every 4th, every 10
 and 10 dollars per million tokens; 10 to 40 ms a call)."""
 
 import json
+import math
 import os
 import runpy
 from pathlib import Path
@@ -287,3 +288,27 @@ def test_cli_forecasts_then_searches_saves_the_program_and_reports_an_unreachabl
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "no configuration reached accuracy 0.9" in failed.stderr and "the best was medium" in failed.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_searches_a_student_in_front_of_the_model_and_saves_the_cascade(compound_cli, tmp_path, student):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(_fakes().rows(200, easy=0.4)).to_csv(data, index=False)
+    env = {"OPTIMIZE_FAKES": "1", "PYTHONPATH": os.pathsep.join([str(SITE), os.environ.get("PYTHONPATH", "")])}
+    save = tmp_path / "chosen.json"
+    done = compound_cli(
+        *["optimize", "--data", data, "--input", "text", "--label", "label", "--evaluate", "60", "--train", "60"],
+        *["--models", "large", "--strategies", "single", "--optimizers", "none,proxy", "--cost", "usd"],
+        *["--target", "0.8", "--save", save, "--json", tmp_path / "run.json"],
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "large+proxy" in done.stdout and "chose large+proxy" in done.stdout
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert 0 < result["proxy"]["escalated"] < 1 and result["proxy"]["threshold"]["bound"] >= 0.8
+    rows = {r["config"]: r for r in result["rows"]}
+    assert rows["large+proxy"]["calls_per_row"] < 1
+    assert rows["large+proxy"]["usd_per_row"] < rows["large"]["usd_per_row"]
+    # the saved cascade loads into the configuration's program, in another process than the one that saved it
+    t = s.Task.split(pd.read_csv(data), "text", "label", target=0.8, evaluate=60, train=60)
+    program = s.build(s.Config("large", "single", "proxy"), t).load_state(json.loads(save.read_text()), str(save))
+    assert math.isfinite(program.thresholds[0].value) and program.stages[0].classifier.trained

@@ -234,7 +234,9 @@ async def _learn(config: Config, program: Module, task: Task) -> Module:
     if isinstance(program, Cascade):  # proxy: the student's fold models and threshold (module docstring)
         examples = task.examples()
         texts, gold = [e["row"] for e in examples], [e[FIELD] for e in examples]
-        oof = {0: program.stages[0].cross_fit(texts, gold)}
+        student = program.stages[0]
+        assert isinstance(student, ProxyStage)
+        oof = {0: student.cross_fit(texts, gold)}
         await program.calibrate(texts, gold, target=task.target, delta=task.delta, answers=oof, start=START)
         return program
     if config.optimizer == "knn":
@@ -294,27 +296,32 @@ def _forecast_cache_hits(
     row's first call; the others read it from the cache: their forecast drops it, under ``cached``. A
     ``proxy`` configuration calls its model on the ``escalated`` share of the rows only, the same rows for
     every ``proxy`` configuration: it finds in the cache the share an earlier member of its group computed,
-    and computes for a later one only the share it had not. The search runs them cheapest forecast first, by
-    its cost ``measure``.
+    and computes for a later one only the share it had not; where the earlier member has its strategy
+    (``large`` before ``large+proxy``), every call of those rows is cached, not only the first. The search
+    runs them cheapest forecast first, by its cost ``measure``.
 
     A vote's cached greedy candidate saves its calls, tokens and dollars, but of its CPU (and joules) only
     what one more sample costs, ``(vote - single) / (N - 1)`` as measured: its other samples still read the
     prompt, which the greedy call would have read for them."""
     for (model, optimizer), members in _sharing(configs).items():
         single = measured[_shape_name((model, "single", optimizer == "knn"))]
-        computed = 0.0  # the share of rows whose first call an earlier member computed
+        first = 0.0  # the share of rows whose first call an earlier member computed
+        whole: dict[str, float] = {}  # by strategy: the share of rows whose every call an earlier member computed
         for i in sorted(members, key=lambda i: rows_out[i]["search"][measure]):
             c, out = configs[i], rows_out[i]
             share = escalated if c.optimizer == "proxy" else 1.0
-            hit, computed = min(share, computed), max(share, computed)
-            if hit <= 0:
+            every = min(share, whole.get(c.strategy, 0.0))
+            only_first = min(share, first) - every
+            first, whole[c.strategy] = max(share, first), max(share, whole.get(c.strategy, 0.0))
+            if every + only_first <= 0:
                 continue
-            saved = _scaled(single, hit)
+            saved = dict(single)
             if c.calls_per_row > 1:
                 vote = measured[_shape_name(_shapes(c)[0])]
                 for k in ("cpu_s", "energy_j"):
-                    saved[k] = hit * min(max((vote[k] - single[k]) / (c.calls_per_row - 1), 0.0), single[k])
-            out["cached"] = _scaled(saved, rows)
+                    saved[k] = min(max((vote[k] - single[k]) / (c.calls_per_row - 1), 0.0), single[k])
+            shape = measured[_shape_name(_shapes(c)[0])]
+            out["cached"] = {k: (every * shape[k] + only_first * saved[k]) * rows for k in MEASURES}
             out["search"] = {k: out["search"][k] - out["cached"][k] for k in MEASURES}
 
 
@@ -507,6 +514,7 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         "cached": spent.cached.to_dict(),
         "forecast": planned["search"],
         "probe_spent": planned["probe_spent"],
+        "proxy": planned.get("proxy"),  # the student's threshold, fit and forecast share of rows escalated
         "program": programs.get(best["config"]) if best else None,
     }
 
