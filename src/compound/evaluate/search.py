@@ -3,9 +3,10 @@
 A configuration is a model (a role of the settings, ``small``/``medium``/``large``, a model id, or a
 distilled ``student:DIR``), a strategy (``single``, ``voteN`` for self-consistency over N samples,
 ``repair``) and an optimizer (``none``, ``knn`` for ``KNNFewShot``, ``boot`` for ``BootstrapFewShot`` with
-the large model as teacher, ``proxy`` for a local student in front of the model). ``search`` tries each on the same held-out rows and keeps the cheapest whose
-accuracy *with confidence* meets the target: the Clopper-Pearson lower bound on its accuracy
-(``routing.calibrate.lower_bound``, failure probability ``delta``) must be at least ``target``.
+the large model as teacher, ``proxy`` for a local student in front of the model). ``search`` tries each
+on the same held-out rows and keeps the cheapest whose accuracy *with confidence* meets the target: the
+Clopper-Pearson lower bound on its accuracy (``routing.calibrate.lower_bound``, failure probability
+``delta``) must be at least ``target``.
 
 Guarantees:
 
@@ -43,19 +44,20 @@ Guarantees:
 - The cache: the probe runs with the response cache off (it reads and writes nothing), so the search
   computes its rows again. With the cache on, the forecast counts the hits the search will make on its
   own calls (``_forecast_cache_hits``: a single call, a vote's greedy candidate and a repair's first
-  attempt on the same prompt are one request, computed by the first such configuration to run; a ``proxy`` configuration sends its model the same
-  request for the rows it escalates, which are the same rows for every ``proxy`` configuration, as each
-  fits the same student on the same rows) and states
-  them under ``cached``; replies cached by an earlier run are not forecast. The search's ``spent`` is what
+  attempt on the same prompt are one request, computed by the first such configuration to run; a
+  ``proxy`` configuration sends its model the same requests for the rows it escalates, which are the same
+  rows for every ``proxy`` configuration, as each fits the same student on the same rows) and states them
+  under ``cached``; replies cached by an earlier run are not forecast. The search's ``spent`` is what
   it computed, ``cached`` what its cache hits stood for, ``probe_spent`` the forecast's own measuring.
 - The learned configurations learn on the training rows only; every configuration is scored on the
   evaluation rows, which nothing learns from.
 - The caller's ``compound.budget`` caps the search: when it runs out, the search stops, and the result
   says so and holds what was scored until then.
 - The result always names the best configuration found and its cost per row (a tie goes to the higher
-  bound, then to the smaller one-time cost), and says whether it meets the target; ``pareto`` marks the configurations no other beats on both accuracy and cost per row, and
-  ``dominated_by`` names, for every other one, the best configuration that does
-  (``evaluate.report.mark_dominated``, the same test ``compound compare`` uses).
+  bound, then to the smaller one-time cost), and says whether it meets the target; ``pareto`` marks the
+  configurations no other beats on both accuracy and cost per row, and ``dominated_by`` names, for every
+  other one, the best configuration that does (``evaluate.report.mark_dominated``, the same test
+  ``compound compare`` uses).
 """
 
 from __future__ import annotations
