@@ -72,7 +72,7 @@ START = 0.25
 #: per-row priors for local work before it is measured on the job (the teacher's cost is always measured)
 PRIORS = Costs(teacher=0.0)
 #: whether the first stage reads each row's character n-grams beside its embedding (``students.ngrams``: on
-#: 2,000 Stack Overflow titles they doubled the rows it was certified for; on sentiment they changed little)
+#: 2,000 Stack Overflow titles its share of the rows went from 23-53% to 58-64%; on sentiment, no change)
 CHAR_NGRAMS = True
 #: the share of rows a fine-tuned encoder is expected to answer of those the first stage leaves, before
 #: it is measured (used only to decide whether to train it)
