@@ -32,8 +32,9 @@ def ngram_counts(texts: Sequence[str]) -> Any:
     from sklearn.feature_extraction.text import HashingVectorizer
 
     with local_work():
+        raw: Any = None  # counts: ``tf_idf`` weighs and normalises them (the stubs allow only a norm's name)
         return HashingVectorizer(
-            analyzer="char_wb", ngram_range=NGRAMS, n_features=FEATURES, alternate_sign=False, norm=None
+            analyzer="char_wb", ngram_range=NGRAMS, n_features=FEATURES, alternate_sign=False, norm=raw
         ).transform(list(texts))
 
 
