@@ -283,6 +283,8 @@ def test_cli_forecasts_then_searches_saves_the_program_and_reports_an_unreachabl
     assert "opt-medium" in json.dumps(state)
     result = json.loads((tmp_path / "run.json").read_text())
     assert [r["config"] for r in result["rows"] if r["pareto"]] == ["small", "medium", "large"]
+    # the whole forecast is kept beside what was spent (the search's part once overwrote it)
+    assert result["forecast"]["probe_spent"]["calls"] == 48 and result["forecast"]["search"]["calls"] == 540
 
     failed = compound_cli(*base, "--models", "small,medium", "--target", "0.9", "--save", tmp_path / "x.json", env=env)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
