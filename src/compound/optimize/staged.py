@@ -13,12 +13,13 @@ every row once, and never cost more than the large model alone (``optimize.plann
    each k-means cluster under the current student) into the *training set* ``T``. The student (a
    logistic regression over the embeddings and the rows' character n-grams, ``students.embedding`` and
    ``students.ngrams``) learns on ``T`` only and is certified on ``H`` only, with the fixed-sequence
-   Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random draw, so the guarantee (with probability ``1 - delta`` the answers it keeps agree with the teacher at
-   ``target`` or better) is exact, although ``T`` is biased towards hard rows. Rounds stop when the last
-   one banked more rows than the best round before it, but fewer more than it labelled, while its student
-   is certified (labels no longer pay; a round below the best is the certificate's noise, and labelling
-   goes on), at the label cap, or when the allowance would be passed. The student of the last round is the one deployed
-   and certified (no choice among rounds, which would weaken the guarantee).
+   Clopper-Pearson test of ``routing.calibrate``: ``H`` is a random draw, so the guarantee (with
+   probability ``1 - delta`` the answers it keeps agree with the teacher at ``target`` or better) is
+   exact, although ``T`` is biased towards hard rows. Rounds stop when the last one banked more rows than
+   the best round before it, but fewer more than it labelled, while its student is certified (labels no
+   longer pay; a round below the best is the certificate's noise, and labelling goes on: ``_stop``), at
+   the label cap, or when the allowance would be passed. The student of the last round is the one
+   deployed and certified (no choice among rounds, which would weaken the guarantee).
 4. **Fine-tuned encoder** (``students.encoder``), when the forecast saving on the rows the first stage
    leaves is ``payback`` times its cost and the cost fits the allowance (its cost per training example
    measured on one batch of ``T`` first, not a prior): trained on ``T`` under a hard CPU cap, certified on
@@ -452,10 +453,11 @@ def _stop(
     rounds: list[dict[str, Any]], gained: int, step: int, hold_out_needed: int, cap: int, room: bool
 ) -> str | None:
     """Why the label rounds stop after the last of ``rounds`` (None: they go on). ``gained``: the rows it
-    banked beyond what the best round before it would have banked of the same pool (its share of it). A round pays when it banks more rows than it labels (``step``;
-    labels of rows the student would have answered are the only labels that cost anything: the others
-    would have gone to the teacher), so the rounds stop once a certified round (the third or later, on a
-    hold-out of at least ``hold_out_needed`` rows) gains fewer. A round that banks fewer rows than the best
+    banked beyond what the best round before it would have banked of the same pool (its share of it). A
+    round pays when it banks more rows than it labels (``step``; labels of rows the student would have
+    answered are the only labels that cost anything: the others would have gone to the teacher), so the
+    rounds stop once a certified round (the third or later, on a hold-out of at least ``hold_out_needed``
+    rows) gains fewer. A round that banks fewer rows than the best
     one is not that: a student learns no less from more labels, while the test on a few hundred hold-out
     rows certifies a share that varies by half from one round to the next, so a dip is the certificate's
     noise, and stopping there would deploy the lesser student (the last round's, as the guarantee requires);
