@@ -72,15 +72,14 @@ class PrecomputedEmbeddings(EmbeddingClassifier):
     def __init__(self, vectors: Any, extra: Any = None) -> None:
         super().__init__()
         self.vectors = vectors
-        self.extra = extra
+        self._all: Any = vectors  # every row's features, joined once: the rounds read them many times
+        if extra is not None:
+            from scipy import sparse
+
+            self._all = sparse.hstack([sparse.csr_matrix(vectors), extra], format="csr")
 
     def features(self, texts: Any) -> Any:
-        rows = list(texts)
-        if self.extra is None:
-            return self.vectors[rows]
-        from scipy import sparse
-
-        return sparse.hstack([sparse.csr_matrix(self.vectors[rows]), self.extra[rows]], format="csr")
+        return self._all[list(texts)]
 
     def probabilities(self, rows: Sequence[int]) -> Any:
         """Rows x labels probabilities of the deployed heads (averaged), counted as local work."""
