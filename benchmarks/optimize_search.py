@@ -137,10 +137,7 @@ def main() -> None:
         "data": str(args.data) if args.data else "scripted",
         "poll": args.poll,
         "calls within 25%": abs(rows[0]["spent / forecast"] - 1) <= 0.25,
-        f"{cost} within 25%": abs(
-            rows[s.MEASURES.index({"usd": "cost_usd", "joules": "energy_j"}.get(cost, cost))]["spent / forecast"] - 1
-        )
-        <= 0.25,
+        f"{cost} within 25%": abs(rows[s.MEASURES.index(s.MEASURE[cost])]["spent / forecast"] - 1) <= 0.25,
     }
     from rich.console import Console
 

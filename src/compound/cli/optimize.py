@@ -118,7 +118,6 @@ def optimize(
         with compound.budget(**limits):
             found = run_sync(s.search(task, configs, planned, cost))
         program = found.pop("program")
-        found.pop("forecast")  # the search's part of ``planned``, which the JSON keeps whole
         result.update(found)
         rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in found["rows"]]
         if rows:

@@ -514,7 +514,6 @@ async def search(task: Task, configs: list[Config], planned: dict[str, Any], cos
         "stopped": stopped,
         "spent": spent.physical.to_dict(),
         "cached": spent.cached.to_dict(),
-        "forecast": planned["search"],
         "probe_spent": planned["probe_spent"],
         "proxy": planned.get("proxy"),  # the student's threshold, fit and forecast share of rows escalated
         "program": programs.get(best["config"]) if best else None,
